@@ -1,0 +1,83 @@
+// createApp(deps): the middleware stack, the error mapper, and every router.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { Config } from "./config.ts";
+import type { DatabaseHandle } from "./db/client.ts";
+import { PayloadTooLarge } from "./errors.ts";
+import type { Cache } from "./providers/cache.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { accessLog } from "./routes/middleware/access-log.ts";
+import { originCheck } from "./routes/middleware/origin-check.ts";
+import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
+import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
+import { authenticate, type Session } from "./routes/middleware/session.ts";
+import { workflowRoutes } from "./routes/workflows.ts";
+import type { DeliveryVerifier, JobRegistry, Jobs } from "./workflows/jobs.ts";
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export type Logger = (record: Record<string, unknown>) => void;
+
+export interface Deps {
+  config: Config;
+  kv: Deno.Kv;
+  database: DatabaseHandle;
+  cache: Cache;
+  jobs: Jobs;
+  registry: JobRegistry;
+  /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */
+  verifyDelivery?: DeliveryVerifier;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface AppEnv {
+  Variables: { deps: Deps; requestId: string; session: Session | null };
+}
+
+export const JSON_BODY_LIMIT = 1024 * 1024;
+
+export function createApp(deps: Deps) {
+  const app = new Hono<AppEnv>();
+  const trusted = [deps.config.PUBLIC_URL, ...deps.config.CORS_ORIGINS];
+
+  app.onError(errorHandler(deps.config.production));
+  app.notFound(notFoundHandler);
+
+  app.use(requestId({ limitLength: 100 }));
+  app.use(async (c, next) => {
+    c.set("deps", deps);
+    await next();
+  });
+  app.use(accessLog(deps));
+  app.use(secureHeaders());
+  if (deps.config.CORS_ORIGINS.length > 0) {
+    app.use(cors({ origin: deps.config.CORS_ORIGINS, credentials: true, maxAge: 600 }));
+  }
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: JSON_BODY_LIMIT,
+      onError: () => {
+        throw new PayloadTooLarge(JSON_BODY_LIMIT);
+      },
+    }),
+  );
+  app.use("/api/*", originCheck({ trusted }));
+  app.use("/api/*", authenticate(deps));
+  app.use("/api/*", writeRateLimit(deps));
+
+  app.route("/", healthRoutes(deps));
+  app.route("/api/auth", authRoutes(deps));
+  app.route("/workflows", workflowRoutes(deps));
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,167 @@
+// Environment → typed Config: every variable of API.md "Configuration", parsed once at start-up.
+import { z } from "zod";
+
+/** A rate written as `<count>/<n><s|m|h>`, e.g. `10/15m`. */
+export interface Rate {
+  limit: number;
+  windowSeconds: number;
+}
+
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+const rate = z.string().trim().transform((text, ctx): Rate => {
+  const match = /^(\d+)\/(\d+)([smh])$/.exec(text);
+  const limit = match ? Number(match[1]) : 0;
+  const windowSeconds = match ? Number(match[2]) * UNIT_SECONDS[match[3] as "s" | "m" | "h"] : 0;
+  if (limit < 1 || windowSeconds < 1) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected <count>/<n><s|m|h> like 10/15m, got "${text}"`,
+    });
+    return z.NEVER;
+  }
+  return { limit, windowSeconds };
+});
+
+const list = z.string().transform((text) =>
+  text.split(",").map((item) => item.trim()).filter((item) => item.length > 0)
+);
+const emailList = list.transform((items) => items.map((item) => item.toLowerCase()));
+const optional = z.string().trim().min(1).optional();
+const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const url = z.url({ protocol: /^https?$/ });
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  APP_ENV: z.enum(["development", "test", "production"]).default("development"),
+  DATA_DIR: z.string().min(1).default(".data"),
+  DENO_KV_PATH: optional,
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATABASE_WS_PROXY: optional,
+  UPSTASH_REDIS_REST_URL: url.optional(),
+  UPSTASH_REDIS_REST_TOKEN: optional,
+  QSTASH_TOKEN: optional,
+  QSTASH_URL: url.optional(),
+  QSTASH_CURRENT_SIGNING_KEY: optional,
+  QSTASH_NEXT_SIGNING_KEY: optional,
+  PUBLIC_URL: url.optional(),
+  JWT_SECRET: z.string().min(32, "must be at least 32 bytes").optional(),
+  SESSION_TTL_SECONDS: seconds(604800),
+  ADMIN_EMAILS: emailList.default([]),
+  BCRYPT_COST: z.coerce.number().int().min(10, "must be at least 10").max(15).default(10),
+  CORS_ORIGINS: list.default([]),
+  RATE_LIMIT_LOGIN: rate.default({ limit: 10, windowSeconds: 900 }),
+  RATE_LIMIT_API: rate.default({ limit: 100, windowSeconds: 900 }),
+  RESERVATION_TTL_SECONDS: seconds(600),
+  CALL_DURATION_SECONDS: seconds(180),
+  PAYMENTS_PROVIDER: z.enum(["sandbox", "paystack"]).default("sandbox"),
+  PAYMENTS_SANDBOX_SECRET: z.string().min(16).optional(),
+  PAYSTACK_SECRET_KEY: optional,
+  RESEND_API_KEY: optional,
+  MAIL_FROM: optional,
+  S3_ENDPOINT: url.optional(),
+  S3_BUCKET: optional,
+  S3_ACCESS_KEY_ID: optional,
+  S3_SECRET_ACCESS_KEY: optional,
+  S3_REGION: optional,
+});
+
+type Parsed = z.infer<typeof schema>;
+
+export type Config = Omit<Parsed, "PUBLIC_URL" | "JWT_SECRET" | "PAYMENTS_SANDBOX_SECRET"> & {
+  PUBLIC_URL: string;
+  JWT_SECRET: string;
+  PAYMENTS_SANDBOX_SECRET: string;
+  /** True when APP_ENV=production. */
+  production: boolean;
+};
+
+/** A configuration mistake; its message is one line naming the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Variables that only make sense together. */
+const GROUPS: string[][] = [
+  ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"],
+  ["QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY"],
+  ["S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"],
+];
+
+/**
+ * Parses an environment. Secrets missing outside production are taken from `generated`
+ * (main.ts persists them under DATA_DIR; tests pass fresh ones).
+ */
+export function parseConfig(
+  env: Record<string, string | undefined>,
+  generated: () => { JWT_SECRET: string; PAYMENTS_SANDBOX_SECRET: string } = randomSecrets,
+): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
+  );
+  const result = schema.safeParse(present);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const name = String(issue.path[0] ?? "environment");
+    throw new ConfigError(`${name}: ${issue.message} (got ${JSON.stringify(present[name])})`);
+  }
+  const parsed = result.data;
+  const production = parsed.APP_ENV === "production";
+  for (const group of GROUPS) {
+    const set = group.filter((name) => present[name] !== undefined);
+    if (set.length > 0 && set.length < group.length) {
+      const missing = group.filter((name) => present[name] === undefined);
+      throw new ConfigError(`${missing.join(", ")}: required together with ${set.join(", ")}`);
+    }
+  }
+  if (production && !parsed.JWT_SECRET) {
+    throw new ConfigError("JWT_SECRET: required when APP_ENV=production (at least 32 bytes)");
+  }
+  if (production && parsed.PAYMENTS_PROVIDER === "sandbox" && !parsed.PAYMENTS_SANDBOX_SECRET) {
+    throw new ConfigError("PAYMENTS_SANDBOX_SECRET: required when APP_ENV=production");
+  }
+  if (parsed.PAYMENTS_PROVIDER === "paystack" && !parsed.PAYSTACK_SECRET_KEY) {
+    throw new ConfigError("PAYSTACK_SECRET_KEY: required when PAYMENTS_PROVIDER=paystack");
+  }
+  const fallback = parsed.JWT_SECRET && parsed.PAYMENTS_SANDBOX_SECRET ? null : generated();
+  return {
+    ...parsed,
+    production,
+    PUBLIC_URL: (parsed.PUBLIC_URL ?? `http://localhost:${parsed.PORT}`).replace(/\/+$/, ""),
+    JWT_SECRET: parsed.JWT_SECRET ?? fallback!.JWT_SECRET,
+    PAYMENTS_SANDBOX_SECRET: parsed.PAYMENTS_SANDBOX_SECRET ?? fallback!.PAYMENTS_SANDBOX_SECRET,
+  };
+}
+
+function randomSecrets() {
+  return { JWT_SECRET: randomSecret(), PAYMENTS_SANDBOX_SECRET: randomSecret() };
+}
+
+export function randomSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Reads the process environment; in development, secrets that are not set are generated once
+ * into `$DATA_DIR/secrets.json` so sessions survive restarts.
+ */
+export async function loadConfig(
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): Promise<Config> {
+  const dataDir = env.DATA_DIR || ".data";
+  const file = `${dataDir}/secrets.json`;
+  let stored: { JWT_SECRET: string; PAYMENTS_SANDBOX_SECRET: string } | null = null;
+  try {
+    stored = JSON.parse(await Deno.readTextFile(file));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  let created: ReturnType<typeof randomSecrets> | null = null;
+  const config = parseConfig(env, () => stored ?? (created = randomSecrets()));
+  if (created) {
+    await Deno.mkdir(dataDir, { recursive: true });
+    await Deno.writeTextFile(file, JSON.stringify(created), { mode: 0o600 });
+  }
+  return config;
+}

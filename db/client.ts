@@ -1,0 +1,102 @@
+// The relational store: PGlite (embedded, file or memory) or Neon's serverless Pool, chosen by DATABASE_URL.
+import { PGlite } from "@electric-sql/pglite";
+import { neonConfig, Pool } from "@neondatabase/serverless";
+import { drizzle as drizzleNeon } from "drizzle-orm/neon-serverless";
+import { migrate as migrateNeon } from "drizzle-orm/neon-serverless/migrator";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import * as schema from "./schema.ts";
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface DatabaseHandle {
+  db: Database;
+  kind: "pglite" | "neon";
+  /** Where it points, without credentials (for the start-up log). */
+  description: string;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MIGRATIONS = new URL("./migrations", import.meta.url).pathname;
+/** Arbitrary constant: serialises migrations when several isolates start against one Postgres. */
+const MIGRATION_LOCK = 472_915_301;
+
+/** PGlite in `dir`, or in memory when `dir` is undefined; migrated before it is returned. */
+export async function openPglite(dir?: string): Promise<DatabaseHandle> {
+  if (dir) await Deno.mkdir(dir, { recursive: true });
+  const client = await PGlite.create(dir);
+  return await wrapPglite(client, dir ? `pglite:${dir}` : "pglite:memory");
+}
+
+/** Wraps an already created PGlite instance (tests clone a migrated template). */
+export async function wrapPglite(client: PGlite, description: string): Promise<DatabaseHandle> {
+  const db = drizzlePglite({ client, schema });
+  await migratePglite(db, { migrationsFolder: MIGRATIONS });
+  return {
+    db: db as unknown as Database,
+    kind: "pglite",
+    description,
+    ping: async () => void await client.query("select 1"),
+    close: () => client.close(),
+  };
+}
+
+export interface NeonOptions {
+  /** `host:port/path` of a WebSocket→TCP proxy, for Postgres servers that are not Neon. */
+  wsProxy?: string;
+}
+
+/** Neon's serverless driver over WebSockets (interactive transactions work through its Pool). */
+export async function openNeon(url: string, options: NeonOptions = {}): Promise<DatabaseHandle> {
+  if (options.wsProxy) {
+    const proxy = options.wsProxy.replace(/^wss?:\/\//, "");
+    neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
+    neonConfig.useSecureWebSocket = options.wsProxy.startsWith("wss://");
+    // Pipelining the startup packets only works with Neon's own cleartext-password flow.
+    neonConfig.pipelineConnect = false;
+  }
+  const pool = new Pool({ connectionString: url, max: 10 });
+  pool.on(
+    "error",
+    (error: Error) => console.error(JSON.stringify({ msg: "db pool error", error: String(error) })),
+  );
+  try {
+    const client = await pool.connect();
+    try {
+      await client.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+      await migrateNeon(drizzleNeon({ client, schema }), { migrationsFolder: MIGRATIONS });
+    } finally {
+      await client.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => {});
+      client.release();
+    }
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const target = new URL(url);
+  return {
+    db: drizzleNeon({ client: pool, schema }) as unknown as Database,
+    kind: "neon",
+    description: `neon:${target.hostname}${target.port ? `:${target.port}` : ""}${target.pathname}`,
+    ping: async () => void await pool.query("select 1"),
+    close: () => pool.end(),
+  };
+}
+
+export function openDatabase(
+  config: { DATABASE_URL?: string; DATABASE_WS_PROXY?: string; DATA_DIR: string },
+): Promise<DatabaseHandle> {
+  return config.DATABASE_URL
+    ? openNeon(config.DATABASE_URL, { wsProxy: config.DATABASE_WS_PROXY })
+    : openPglite(`${config.DATA_DIR}/pg`);
+}
+
+/** True when `error` is Postgres' unique_violation (from either driver). */
+export function isUniqueViolation(error: unknown): boolean {
+  for (let cause = error; cause; cause = (cause as { cause?: unknown }).cause) {
+    if ((cause as { code?: string }).code === "23505") return true;
+  }
+  return false;
+}

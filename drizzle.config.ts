@@ -1,0 +1,8 @@
+// drizzle-kit settings for `deno task db:generate` (writes SQL migrations into db/migrations).
+import { defineConfig } from "drizzle-kit";
+
+export default defineConfig({
+  dialect: "postgresql",
+  schema: "./db/schema.ts",
+  out: "./db/migrations",
+});

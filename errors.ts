@@ -1,0 +1,76 @@
+// The one error vocabulary: thrown anywhere, turned into problem+json once, in app.ts.
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** A failure the client can act on; `status` is its HTTP status, `type` its problem slug. */
+export class DomainError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly title: string,
+    detail: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+export class Invalid extends DomainError {
+  constructor(detail: string, errors: FieldError[] = []) {
+    super(400, "invalid-request", "Invalid request", detail, { errors });
+  }
+}
+
+export class Unauthorized extends DomainError {
+  constructor(detail = "Sign in to continue.") {
+    super(401, "unauthorized", "Unauthorized", detail);
+  }
+}
+
+export class Forbidden extends DomainError {
+  constructor(detail: string) {
+    super(403, "forbidden", "Forbidden", detail);
+  }
+}
+
+export class NotFound extends DomainError {
+  constructor(detail = "Nothing is here.") {
+    super(404, "not-found", "Not found", detail);
+  }
+}
+
+export class Conflict extends DomainError {
+  constructor(type: string, detail: string, extra: Record<string, unknown> = {}) {
+    super(409, type, "Conflict", detail, extra);
+  }
+}
+
+export class TooManyRequests extends DomainError {
+  constructor(detail: string, retryAfterSeconds: number) {
+    const retryAfter = Math.max(1, Math.ceil(retryAfterSeconds));
+    super(429, "rate-limited", "Too many requests", detail, { retryAfter }, {
+      "Retry-After": String(retryAfter),
+    });
+  }
+}
+
+export class PayloadTooLarge extends DomainError {
+  constructor(limitBytes: number) {
+    super(
+      413,
+      "payload-too-large",
+      "Payload too large",
+      `The request body exceeds ${limitBytes} bytes.`,
+    );
+  }
+}
+
+export class Unavailable extends DomainError {
+  constructor(detail: string, extra: Record<string, unknown> = {}) {
+    super(503, "unavailable", "Service unavailable", detail, extra);
+  }
+}

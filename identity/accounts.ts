@@ -1,0 +1,135 @@
+// Accounts: signup, login (rate-limited), password change, and the public shape of a user.
+import { z } from "zod";
+import type { Config } from "../config.ts";
+import type { Database } from "../db/client.ts";
+import { GENDERS, type UserRow } from "../db/schema.ts";
+import { findUserByEmail, findUserById, insertUser, setPasswordHash } from "../db/users.ts";
+import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { currentGeneration, endOtherSessions } from "../kv/sessions.ts";
+import type { Cache } from "../providers/cache.ts";
+import { decoyHash, hashPassword, verifyPassword } from "./passwords.ts";
+
+interface AccountDeps {
+  config: Config;
+  db: Database;
+  kv: Deno.Kv;
+  cache: Cache;
+  now: () => number;
+}
+
+const email = z.string().trim().toLowerCase().max(254).pipe(
+  z.email({ error: "not an email address" }),
+);
+/** bcrypt reads at most 72 bytes: a longer password would be silently truncated, so refuse it. */
+const password = z.string()
+  .min(8, "must be at least 8 characters")
+  .refine((text) => new TextEncoder().encode(text).length <= 72, "must be at most 72 bytes");
+
+export const signupInput = z.object({
+  name: z.string().trim().min(1, "must not be empty").max(100),
+  email,
+  password,
+  gender: z.enum(GENDERS).default("undisclosed"),
+});
+
+export const loginInput = z.object({
+  email: z.string().trim().toLowerCase().min(1).max(254),
+  password: z.string().min(1).max(1024),
+});
+
+export const passwordChangeInput = z.object({
+  currentPassword: z.string().min(1).max(1024),
+  newPassword: password,
+});
+
+/** The `user` object of API.md: never the password hash. */
+export function publicUser(row: UserRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    gender: row.gender,
+    role: row.role,
+    headline: row.headline,
+    bio: row.bio,
+    skills: row.skills,
+    location: row.location,
+    verifiedSkills: row.verifiedSkills,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export type PublicUser = ReturnType<typeof publicUser>;
+
+export async function signup(deps: AccountDeps, input: z.infer<typeof signupInput>) {
+  if (await findUserByEmail(deps.db, input.email)) throw emailTaken();
+  const row = await insertUser(deps.db, {
+    id: newId(deps.now()),
+    name: input.name,
+    email: input.email,
+    passwordHash: await hashPassword(input.password, deps.config.BCRYPT_COST),
+    gender: input.gender,
+    role: deps.config.ADMIN_EMAILS.includes(input.email) ? "admin" : "user",
+    createdAt: new Date(deps.now()),
+  });
+  if (!row) throw emailTaken();
+  return row;
+}
+
+function emailTaken() {
+  return new Conflict("email-taken", "An account with this email already exists.");
+}
+
+const loginKeys = (input: { email: string; ip: string }) => [
+  `login:account:${input.email}`,
+  `login:ip:${input.ip}`,
+];
+
+/**
+ * Checks credentials. Every attempt takes a slot in the per-account and per-IP windows before the
+ * password is compared (so bursts cannot slip past the limit); a success gives its slot back.
+ */
+export async function login(
+  deps: AccountDeps,
+  input: z.infer<typeof loginInput> & { ip: string },
+): Promise<UserRow> {
+  const { limit, windowSeconds } = deps.config.RATE_LIMIT_LOGIN;
+  const keys = loginKeys(input);
+  const counters = await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds)));
+  const over = counters.filter((counter) => counter.count > limit);
+  if (over.length > 0) {
+    await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds, -1)));
+    const wait = Math.max(...over.map((counter) => counter.resetInSeconds));
+    throw new TooManyRequests("Too many failed sign-in attempts. Try again later.", wait);
+  }
+  const user = await findUserByEmail(deps.db, input.email);
+  const hash = user?.passwordHash ?? await decoyHash(deps.config.BCRYPT_COST);
+  const matches = await verifyPassword(input.password, hash);
+  if (!user || !matches) throw new Unauthorized("The email or password is wrong.");
+  await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds, -1)));
+  return user;
+}
+
+export function sessionGeneration(deps: AccountDeps, userId: string) {
+  return currentGeneration(deps.kv, userId);
+}
+
+/** Changes the password and ends every session of the user except `keepJti`. */
+export async function changePassword(
+  deps: AccountDeps,
+  userId: string,
+  input: z.infer<typeof passwordChangeInput>,
+  keepJti: string,
+) {
+  const user = await findUserById(deps.db, userId);
+  if (!user) throw new Unauthorized();
+  if (!await verifyPassword(input.currentPassword, user.passwordHash)) {
+    throw new Invalid("The current password is wrong.", [
+      { path: "currentPassword", message: "does not match" },
+    ]);
+  }
+  const hash = await hashPassword(input.newPassword, deps.config.BCRYPT_COST);
+  await setPasswordHash(deps.db, userId, hash, new Date(deps.now()));
+  await endOtherSessions(deps.kv, userId, keepJti);
+}

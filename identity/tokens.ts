@@ -1,0 +1,63 @@
+// Session tokens: HS256 JWTs carrying the user id, a token id and the session generation.
+import { errors, jwtVerify, SignJWT } from "jose";
+import { newId } from "../ids.ts";
+
+export interface SessionClaims {
+  /** User id. */
+  sub: string;
+  /** Token id, revocable on its own. */
+  jti: string;
+  /** Session generation the token belongs to. */
+  gen: number;
+  /** Issued at / expires at, seconds since the epoch. */
+  iat: number;
+  exp: number;
+}
+
+export function signingKey(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}
+
+export async function issueToken(
+  key: Uint8Array,
+  session: { userId: string; generation: number },
+  now: number,
+  ttlSeconds: number,
+): Promise<{ token: string; claims: SessionClaims }> {
+  const iat = Math.floor(now / 1000);
+  const claims: SessionClaims = {
+    sub: session.userId,
+    jti: newId(now),
+    gen: session.generation,
+    iat,
+    exp: iat + ttlSeconds,
+  };
+  const token = await new SignJWT({ gen: claims.gen })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub)
+    .setJti(claims.jti)
+    .setIssuedAt(claims.iat)
+    .setExpirationTime(claims.exp)
+    .sign(key);
+  return { token, claims };
+}
+
+/** The claims of a well-signed, unexpired HS256 token; null for anything else (incl. `alg: none`). */
+export async function readToken(
+  key: Uint8Array,
+  token: string,
+  now: number,
+): Promise<SessionClaims | null> {
+  try {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: ["HS256"],
+      currentDate: new Date(now),
+      requiredClaims: ["sub", "jti", "exp", "iat"],
+    });
+    if (typeof payload.gen !== "number" || !Number.isInteger(payload.gen)) return null;
+    return payload as unknown as SessionClaims;
+  } catch (error) {
+    if (error instanceof errors.JOSEError) return null;
+    throw error;
+  }
+}

@@ -1,0 +1,100 @@
+// The cache port: recomputable values and rate-limit windows. Upstash Redis in production, KV locally.
+import { Redis } from "@upstash/redis";
+import { cacheKey } from "../kv/keys.ts";
+
+export interface Counter {
+  count: number;
+  /** Seconds until the window closes and the count starts again from zero. */
+  resetInSeconds: number;
+}
+
+export interface Cache {
+  readonly kind: "kv" | "upstash";
+  get<T>(key: string): Promise<T | null>;
+  set(key: string, value: unknown, ttlSeconds: number): Promise<void>;
+  delete(...keys: string[]): Promise<void>;
+  /** Adds `by` to a counter whose window of `windowSeconds` opens at its first increment. */
+  increment(key: string, windowSeconds: number, by?: number): Promise<Counter>;
+  ping(): Promise<void>;
+}
+
+interface Stored<T> {
+  value: T;
+  expiresAt: number;
+}
+
+/** KV-backed cache: expiry is checked on read (KV's own `expireIn` only cleans up later). */
+export function kvCache(kv: Deno.Kv, now: () => number = Date.now): Cache {
+  return {
+    kind: "kv",
+    async get<T>(key: string) {
+      const entry = await kv.get<Stored<T>>(cacheKey(key));
+      return entry.value && entry.value.expiresAt > now() ? entry.value.value : null;
+    },
+    async set(key, value, ttlSeconds) {
+      const expireIn = ttlSeconds * 1000;
+      await kv.set(cacheKey(key), { value, expiresAt: now() + expireIn }, { expireIn });
+    },
+    async delete(...keys) {
+      const atomic = kv.atomic();
+      for (const key of keys) atomic.delete(cacheKey(key));
+      await atomic.commit();
+    },
+    async increment(key, windowSeconds, by = 1) {
+      const kvKey = cacheKey(key);
+      for (;;) {
+        const entry = await kv.get<Stored<number>>(kvKey);
+        const at = now();
+        const live = entry.value && entry.value.expiresAt > at ? entry.value : null;
+        const next = {
+          value: (live?.value ?? 0) + by,
+          expiresAt: live?.expiresAt ?? at + windowSeconds * 1000,
+        };
+        const result = await kv.atomic().check(entry)
+          .set(kvKey, next, { expireIn: next.expiresAt - at })
+          .commit();
+        if (result.ok) {
+          return { count: next.value, resetInSeconds: Math.ceil((next.expiresAt - at) / 1000) };
+        }
+      }
+    },
+    async ping() {
+      await kv.get(cacheKey("ping"));
+    },
+  };
+}
+
+/** Upstash Redis over its REST API (values are JSON-serialised by the client). */
+export function upstashCache(options: { url: string; token: string }): Cache {
+  const redis = new Redis({ url: options.url, token: options.token, retry: { retries: 2 } });
+  return {
+    kind: "upstash",
+    get: <T>(key: string) => redis.get<T>(key),
+    async set(key, value, ttlSeconds) {
+      await redis.set(key, value, { ex: ttlSeconds });
+    },
+    async delete(...keys) {
+      if (keys.length > 0) await redis.del(...keys);
+    },
+    async increment(key, windowSeconds, by = 1) {
+      const [count, , ttl] = await redis.multi()
+        .incrby(key, by)
+        .expire(key, windowSeconds, "NX")
+        .ttl(key)
+        .exec<[number, number, number]>();
+      return { count, resetInSeconds: ttl > 0 ? ttl : windowSeconds };
+    },
+    async ping() {
+      await redis.ping();
+    },
+  };
+}
+
+export function openCache(
+  config: { UPSTASH_REDIS_REST_URL?: string; UPSTASH_REDIS_REST_TOKEN?: string },
+  kv: Deno.Kv,
+): Cache {
+  return config.UPSTASH_REDIS_REST_URL && config.UPSTASH_REDIS_REST_TOKEN
+    ? upstashCache({ url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN })
+    : kvCache(kv);
+}

@@ -1,0 +1,62 @@
+// Identity: signup, login, logout, me, password change (API.md "Identity").
+import { Hono } from "hono";
+import type { AppEnv, Deps } from "../app.ts";
+import { findUserById } from "../db/users.ts";
+import { Unauthorized } from "../errors.ts";
+import {
+  changePassword,
+  login,
+  loginInput,
+  passwordChangeInput,
+  publicUser,
+  sessionGeneration,
+  signup,
+  signupInput,
+} from "../identity/accounts.ts";
+import { issueToken, signingKey } from "../identity/tokens.ts";
+import { revokeToken } from "../kv/sessions.ts";
+import { clientIp } from "./middleware/client-ip.ts";
+import { clearSessionCookie, requireSession, setSessionCookie } from "./middleware/session.ts";
+import { body } from "./middleware/validate.ts";
+
+export function authRoutes(deps: Deps) {
+  const accounts = { ...deps, db: deps.database.db, now: deps.clock.now };
+  const key = signingKey(deps.config.JWT_SECRET);
+
+  async function startSession(userId: string) {
+    const generation = await sessionGeneration(accounts, userId);
+    const now = deps.clock.now();
+    return await issueToken(key, { userId, generation }, now, deps.config.SESSION_TTL_SECONDS);
+  }
+
+  return new Hono<AppEnv>()
+    .post("/signup", body(signupInput), async (c) => {
+      const user = await signup(accounts, c.req.valid("json"));
+      const { token } = await startSession(user.id);
+      setSessionCookie(c, deps, token);
+      return c.json({ user: publicUser(user), token }, 201);
+    })
+    .post("/login", body(loginInput), async (c) => {
+      const user = await login(accounts, { ...c.req.valid("json"), ip: clientIp(c) });
+      const { token } = await startSession(user.id);
+      setSessionCookie(c, deps, token);
+      return c.json({ user: publicUser(user), token });
+    })
+    .post("/logout", async (c) => {
+      const session = requireSession(c);
+      await revokeToken(deps.kv, session.jti, session.exp * 1000, deps.clock.now());
+      clearSessionCookie(c, deps);
+      return c.body(null, 204);
+    })
+    .get("/me", async (c) => {
+      const session = requireSession(c);
+      const user = await findUserById(accounts.db, session.sub);
+      if (!user) throw new Unauthorized("This account no longer exists.");
+      return c.json({ user: publicUser(user) });
+    })
+    .put("/password", body(passwordChangeInput), async (c) => {
+      const session = requireSession(c);
+      await changePassword(accounts, session.sub, c.req.valid("json"), session.jti);
+      return c.body(null, 204);
+    });
+}

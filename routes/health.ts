@@ -1,0 +1,49 @@
+// Liveness and readiness: /healthz answers while the process is up, /readyz checks each dependency.
+import { Hono } from "hono";
+import type { AppEnv, Deps } from "../app.ts";
+import { Unavailable } from "../errors.ts";
+import { readinessKey } from "../kv/keys.ts";
+
+const CHECK_TIMEOUT_MS = 3000;
+
+function withTimeout(check: () => Promise<unknown>): Promise<unknown> {
+  return Promise.race([
+    check(),
+    new Promise((_, reject) => {
+      const timer = setTimeout(() => reject(new Error("timed out")), CHECK_TIMEOUT_MS);
+      Deno.unrefTimer(timer);
+    }),
+  ]);
+}
+
+export function healthRoutes(deps: Deps) {
+  const checks: Record<string, () => Promise<unknown>> = {
+    kv: () => deps.kv.get(readinessKey()),
+    database: () => deps.database.ping(),
+    cache: () => deps.cache.ping(),
+  };
+
+  return new Hono<AppEnv>()
+    .get("/healthz", (c) => c.json({ status: "ok" }))
+    .get("/readyz", async (c) => {
+      const names = Object.keys(checks);
+      const results = await Promise.allSettled(names.map((name) => withTimeout(checks[name])));
+      const failed = names.filter((_, i) => results[i].status === "rejected");
+      if (failed.length > 0) {
+        const reasons = Object.fromEntries(
+          failed.map((name) => [
+            name,
+            String((results[names.indexOf(name)] as PromiseRejectedResult).reason),
+          ]),
+        );
+        throw new Unavailable(`Not ready: ${failed.join(", ")} unreachable.`, {
+          failed,
+          ...(deps.config.production ? {} : { reasons }),
+        });
+      }
+      return c.json({
+        status: "ready",
+        checks: Object.fromEntries(names.map((name) => [name, "ok"])),
+      });
+    });
+}

@@ -1,0 +1,87 @@
+// problem+json (RFC 9457): the one place errors become responses.
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { ZodError } from "zod";
+import { DomainError } from "../../errors.ts";
+import type { AppEnv } from "../../app.ts";
+
+export interface Problem {
+  type: string;
+  code: string;
+  title: string;
+  status: number;
+  detail: string;
+  [extra: string]: unknown;
+}
+
+export function problemResponse(problem: Problem, headers: Record<string, string> = {}) {
+  return new Response(JSON.stringify(problem), {
+    status: problem.status,
+    headers: { ...headers, "content-type": "application/problem+json" },
+  });
+}
+
+function problem(status: number, code: string, title: string, detail: string, extra = {}): Problem {
+  return { type: `/problems/${code}`, code, title, status, detail, ...extra };
+}
+
+export function zodFieldErrors(
+  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
+) {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join(".") || "(body)",
+    message: issue.message,
+  }));
+}
+
+const HTTP_TITLES: Record<number, [string, string]> = {
+  400: ["bad-request", "Bad request"],
+  401: ["unauthorized", "Unauthorized"],
+  403: ["forbidden", "Forbidden"],
+  404: ["not-found", "Not found"],
+  405: ["method-not-allowed", "Method not allowed"],
+  413: ["payload-too-large", "Payload too large"],
+  415: ["unsupported-media-type", "Unsupported media type"],
+};
+
+/** Domain errors and zod errors → their 4xx; anything else → 500 with a reference, logged. */
+export function errorHandler(production: boolean): ErrorHandler<AppEnv> {
+  return (error, c) => {
+    if (error instanceof DomainError) {
+      const body = problem(error.status, error.type, error.title, error.message, error.extra);
+      return problemResponse(body, error.headers);
+    }
+    if (error instanceof ZodError) {
+      const body = problem(400, "invalid-request", "Invalid request", "The request is invalid.", {
+        errors: zodFieldErrors(error),
+      });
+      return problemResponse(body);
+    }
+    if (error instanceof HTTPException && error.status < 500) {
+      const [code, title] = HTTP_TITLES[error.status] ?? ["bad-request", "Bad request"];
+      return problemResponse(problem(error.status, code, title, error.message || title));
+    }
+    return internalError(c, error, production);
+  };
+}
+
+function internalError(c: Context<AppEnv>, error: unknown, production: boolean) {
+  const ref = c.get("requestId") ?? crypto.randomUUID();
+  c.get("deps")?.log({
+    level: "error",
+    msg: "unhandled error",
+    ref,
+    method: c.req.method,
+    path: c.req.path,
+    error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+  });
+  const detail = production || !(error instanceof Error)
+    ? `Something went wrong on our side. Quote reference ${ref}.`
+    : `${error.message} (reference ${ref})`;
+  return problemResponse(problem(500, "internal-error", "Internal server error", detail, { ref }));
+}
+
+export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>
+  problemResponse(
+    problem(404, "not-found", "Not found", `There is no ${c.req.method} ${c.req.path}.`),
+  );

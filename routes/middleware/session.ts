@@ -1,0 +1,60 @@
+// Who is calling: a Bearer token or the `session` cookie, verified and checked against revocation.
+import type { Context, MiddlewareHandler } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import type { AppEnv, Deps } from "../../app.ts";
+import { Unauthorized } from "../../errors.ts";
+import { readToken, type SessionClaims, signingKey } from "../../identity/tokens.ts";
+import { isTokenLive } from "../../kv/sessions.ts";
+
+export const SESSION_COOKIE = "session";
+
+export interface Session extends SessionClaims {
+  via: "bearer" | "cookie";
+}
+
+/** The raw token of a request and where it came from (Bearer wins over the cookie). */
+export function presentedToken(c: Context): { token: string; via: Session["via"] } | null {
+  const header = c.req.header("authorization");
+  if (header) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return match ? { token: match[1], via: "bearer" } : null;
+  }
+  const cookie = getCookie(c, SESSION_COOKIE);
+  return cookie ? { token: cookie, via: "cookie" } : null;
+}
+
+/** Resolves a token to a live session, or null. */
+export async function sessionFromToken(deps: Deps, token: string): Promise<SessionClaims | null> {
+  const claims = await readToken(signingKey(deps.config.JWT_SECRET), token, deps.clock.now());
+  return claims && await isTokenLive(deps.kv, claims) ? claims : null;
+}
+
+/** Sets `session` (or null) for every request; routes that need a user call `requireSession`. */
+export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
+  return async function authenticate(c, next) {
+    const presented = presentedToken(c);
+    const claims = presented ? await sessionFromToken(deps, presented.token) : null;
+    c.set("session", claims && presented ? { ...claims, via: presented.via } : null);
+    await next();
+  };
+}
+
+export function requireSession(c: Context<AppEnv>): Session {
+  const session = c.get("session");
+  if (!session) throw new Unauthorized();
+  return session;
+}
+
+export function setSessionCookie(c: Context, deps: Deps, token: string) {
+  setCookie(c, SESSION_COOKIE, token, {
+    httpOnly: true,
+    sameSite: "Lax",
+    secure: deps.config.production,
+    path: "/",
+    maxAge: deps.config.SESSION_TTL_SECONDS,
+  });
+}
+
+export function clearSessionCookie(c: Context, deps: Deps) {
+  deleteCookie(c, SESSION_COOKIE, { path: "/", secure: deps.config.production });
+}
