@@ -39,7 +39,9 @@ export async function wrapPglite(client: PGlite, description: string): Promise<D
     kind: "pglite",
     description,
     ping: async () => void await client.query("select 1"),
-    close: () => client.close(),
+    close: async () => {
+      if (!client.closed) await client.close();
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 // problem+json (RFC 9457): the one place errors become responses.
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
 import { DomainError } from "../../errors.ts";
 import type { AppEnv } from "../../app.ts";
@@ -14,11 +15,15 @@ export interface Problem {
   [extra: string]: unknown;
 }
 
-export function problemResponse(problem: Problem, headers: Record<string, string> = {}) {
-  return new Response(JSON.stringify(problem), {
-    status: problem.status,
-    headers: { ...headers, "content-type": "application/problem+json" },
-  });
+/** Built through the context so headers set earlier (request id, security) are kept. */
+export function problemResponse(
+  c: Context,
+  problem: Problem,
+  headers: Record<string, string> = {},
+) {
+  for (const [name, value] of Object.entries(headers)) c.header(name, value);
+  c.header("content-type", "application/problem+json");
+  return c.body(JSON.stringify(problem), problem.status as ContentfulStatusCode);
 }
 
 function problem(status: number, code: string, title: string, detail: string, extra = {}): Problem {
@@ -49,17 +54,17 @@ export function errorHandler(production: boolean): ErrorHandler<AppEnv> {
   return (error, c) => {
     if (error instanceof DomainError) {
       const body = problem(error.status, error.type, error.title, error.message, error.extra);
-      return problemResponse(body, error.headers);
+      return problemResponse(c, body, error.headers);
     }
     if (error instanceof ZodError) {
       const body = problem(400, "invalid-request", "Invalid request", "The request is invalid.", {
         errors: zodFieldErrors(error),
       });
-      return problemResponse(body);
+      return problemResponse(c, body);
     }
     if (error instanceof HTTPException && error.status < 500) {
       const [code, title] = HTTP_TITLES[error.status] ?? ["bad-request", "Bad request"];
-      return problemResponse(problem(error.status, code, title, error.message || title));
+      return problemResponse(c, problem(error.status, code, title, error.message || title));
     }
     return internalError(c, error, production);
   };
@@ -78,10 +83,14 @@ function internalError(c: Context<AppEnv>, error: unknown, production: boolean) 
   const detail = production || !(error instanceof Error)
     ? `Something went wrong on our side. Quote reference ${ref}.`
     : `${error.message} (reference ${ref})`;
-  return problemResponse(problem(500, "internal-error", "Internal server error", detail, { ref }));
+  return problemResponse(
+    c,
+    problem(500, "internal-error", "Internal server error", detail, { ref }),
+  );
 }
 
 export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>
   problemResponse(
+    c,
     problem(404, "not-found", "Not found", `There is no ${c.req.method} ${c.req.path}.`),
   );

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig } from "../config.ts";
+
+const secrets = () => ({ JWT_SECRET: "g".repeat(64), PAYMENTS_SANDBOX_SECRET: "h".repeat(64) });
+
+Deno.test("[config] parseConfig reads defaults and rejects bad values with one clear line", async (t) => {
+  await t.step("nothing set: embedded defaults, generated development secrets", () => {
+    const config = parseConfig({}, secrets);
+    assert.equal(config.PORT, 8000);
+    assert.equal(config.APP_ENV, "development");
+    assert.equal(config.DATA_DIR, ".data");
+    assert.equal(config.PUBLIC_URL, "http://localhost:8000");
+    assert.equal(config.JWT_SECRET, "g".repeat(64));
+    assert.equal(config.DATABASE_URL, undefined);
+    assert.deepEqual(config.RATE_LIMIT_LOGIN, { limit: 10, windowSeconds: 900 });
+    assert.equal(config.BCRYPT_COST, 10);
+    assert.equal(config.RESERVATION_TTL_SECONDS, 600);
+    assert.equal(config.CALL_DURATION_SECONDS, 180);
+    assert.deepEqual(config.CORS_ORIGINS, []);
+  });
+
+  await t.step("values are typed", () => {
+    const config = parseConfig({
+      PORT: "9001",
+      ADMIN_EMAILS: " A@x.io, b@y.io ,",
+      RATE_LIMIT_API: "50/1h",
+      PUBLIC_URL: "https://convene.example/",
+    }, secrets);
+    assert.equal(config.PORT, 9001);
+    assert.deepEqual(config.ADMIN_EMAILS, ["a@x.io", "b@y.io"]);
+    assert.deepEqual(config.RATE_LIMIT_API, { limit: 50, windowSeconds: 3600 });
+    assert.equal(config.PUBLIC_URL, "https://convene.example");
+  });
+
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ PORT: "eighty" }, /^PORT: /],
+    [{ PORT: "70000" }, /^PORT: /],
+    [{ BCRYPT_COST: "8" }, /^BCRYPT_COST: must be at least 10/],
+    [{ RATE_LIMIT_LOGIN: "ten per hour" }, /^RATE_LIMIT_LOGIN: expected <count>\/<n><s\|m\|h>/],
+    [{ APP_ENV: "staging" }, /^APP_ENV: /],
+    [{ DATABASE_URL: "mysql://x" }, /^DATABASE_URL: /],
+    [{ JWT_SECRET: "short" }, /^JWT_SECRET: must be at least 32 bytes/],
+    [
+      { UPSTASH_REDIS_REST_URL: "https://r.example" },
+      /^UPSTASH_REDIS_REST_TOKEN: required together/,
+    ],
+    [{ APP_ENV: "production" }, /^JWT_SECRET: required when APP_ENV=production/],
+    [{ PAYMENTS_PROVIDER: "paystack" }, /^PAYSTACK_SECRET_KEY: required/],
+  ];
+  for (const [env, message] of bad) {
+    await t.step(`${JSON.stringify(env)} is refused`, () => {
+      assert.throws(() => parseConfig(env, secrets), (error: Error) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, message);
+        assert.equal(error.message.includes("\n"), false, "one line");
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("[config] the server refuses to start on a bad PORT or without a production JWT_SECRET", async (t) => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: "not-a-port" }, /Configuration error: PORT: /],
+    [
+      { APP_ENV: "production" },
+      /Configuration error: JWT_SECRET: required when APP_ENV=production/,
+    ],
+  ];
+  for (const [env, message] of cases) {
+    await t.step(JSON.stringify(env), async () => {
+      const dataDir = await Deno.makeTempDir();
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+        env: { ...env, DATA_DIR: dataDir, DENO_KV_PATH: ":memory:" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      await Deno.remove(dataDir, { recursive: true });
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 1);
+      assert.match(stderr, message);
+      assert.equal(stderr.trim().split("\n").length, 1, `one line, got: ${stderr}`);
+    });
+  }
+});
