@@ -64,14 +64,25 @@ export function kvCache(kv: Deno.Kv, now: () => number = Date.now): Cache {
   };
 }
 
-/** Upstash Redis over its REST API (values are JSON-serialised by the client). */
+/**
+ * Upstash Redis over its REST API. Values are JSON-encoded here: the client's own automatic
+ * deserialisation would turn a cached string such as "1234" into a number.
+ */
 export function upstashCache(options: { url: string; token: string }): Cache {
-  const redis = new Redis({ url: options.url, token: options.token, retry: { retries: 2 } });
+  const redis = new Redis({
+    url: options.url,
+    token: options.token,
+    retry: { retries: 2 },
+    automaticDeserialization: false,
+  });
   return {
     kind: "upstash",
-    get: <T>(key: string) => redis.get<T>(key),
+    async get<T>(key: string) {
+      const text = await redis.get<string>(key);
+      return text === null ? null : JSON.parse(text) as T;
+    },
     async set(key, value, ttlSeconds) {
-      await redis.set(key, value, { ex: ttlSeconds });
+      await redis.set(key, JSON.stringify(value), { ex: ttlSeconds });
     },
     async delete(...keys) {
       if (keys.length > 0) await redis.del(...keys);
