@@ -50,15 +50,18 @@ export interface NeonOptions {
   wsProxy?: string;
 }
 
+/** Routes Neon's driver through a WebSocket→TCP proxy (`host:port/path`, `ws://` by default). */
+export function useWsProxy(wsProxy: string) {
+  const proxy = wsProxy.replace(/^wss?:\/\//, "");
+  neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
+  neonConfig.useSecureWebSocket = wsProxy.startsWith("wss://");
+  // Pipelining the startup packets only works with Neon's own cleartext-password flow.
+  neonConfig.pipelineConnect = false;
+}
+
 /** Neon's serverless driver over WebSockets (interactive transactions work through its Pool). */
 export async function openNeon(url: string, options: NeonOptions = {}): Promise<DatabaseHandle> {
-  if (options.wsProxy) {
-    const proxy = options.wsProxy.replace(/^wss?:\/\//, "");
-    neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
-    neonConfig.useSecureWebSocket = options.wsProxy.startsWith("wss://");
-    // Pipelining the startup packets only works with Neon's own cleartext-password flow.
-    neonConfig.pipelineConnect = false;
-  }
+  if (options.wsProxy) useWsProxy(options.wsProxy);
   const pool = new Pool({ connectionString: url, max: 10 });
   pool.on(
     "error",

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { Pool } from "@neondatabase/serverless";
+import { openNeon, useWsProxy } from "../db/client.ts";
+import { serveWsProxy } from "../db/ws-proxy.ts";
+import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app.ts";
+import { integrationTest } from "./helpers/integration.ts";
+
+integrationTest(
+  "TEST_DATABASE_URL",
+  "[neon] the identity flow works through Neon's driver against a real Postgres",
+  async (serverUrl, t) => {
+    const server = new URL(serverUrl);
+    const proxy = serveWsProxy({ allow: [`${server.hostname}:${server.port || 5432}`] });
+    useWsProxy(proxy.address);
+    const admin = new Pool({ connectionString: serverUrl });
+    const name = `convene_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await admin.query(`create database ${name}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    try {
+      await t.step(
+        "several isolates starting at once migrate the database exactly once",
+        async () => {
+          const handles = await Promise.all([1, 2, 3].map(() => openNeon(url.href)));
+          const pool = new Pool({ connectionString: url.href });
+          const { rows } = await pool.query(
+            "select count(*)::int as n from drizzle.__drizzle_migrations",
+          );
+          await pool.end();
+          await Promise.all(handles.map((handle) => handle.close()));
+          assert.equal(rows[0].n, 1);
+        },
+      );
+
+      const database = await openNeon(url.href);
+      await using t0 = await createTestApp({ database });
+      const { http } = t0;
+      try {
+        await t.step("signup, login, me, password change, logout", async () => {
+          const account = await signUp(http);
+          const login = await http("POST", "/api/auth/login", {
+            body: { email: account.email, password: account.password },
+          });
+          assert.equal(login.status, 200);
+          const me = await http("GET", "/api/auth/me", { token: login.body.token });
+          assert.equal(me.body.user.email, account.email);
+          const changed = await http("PUT", "/api/auth/password", {
+            token: account.token,
+            body: { currentPassword: account.password, newPassword: "over-the-wire-42" },
+          });
+          assert.equal(changed.status, 204);
+          assertProblem(await http("GET", "/api/auth/me", { token: login.body.token }), 401);
+          const relogin = await http("POST", "/api/auth/login", {
+            body: { email: account.email, password: "over-the-wire-42" },
+          });
+          assert.equal(relogin.status, 200);
+          assert.equal(
+            (await http("POST", "/api/auth/logout", { token: relogin.body.token })).status,
+            204,
+          );
+          assertProblem(await http("GET", "/api/auth/me", { token: relogin.body.token }), 401);
+        });
+
+        await t.step("20 concurrent signups with one email → one account, 19 × 409", async () => {
+          const email = randomEmail();
+          const answers = await Promise.all(
+            Array.from({ length: 20 }, () =>
+              http("POST", "/api/auth/signup", {
+                body: { name: "Racer", email, password: "same-email-race" },
+              })),
+          );
+          const statuses = answers.map((answer) => answer.status);
+          assert.equal(statuses.filter((status) => status === 201).length, 1);
+          assert.equal(statuses.filter((status) => status === 409).length, 19);
+        });
+
+        await t.step("/readyz reports the database", async () => {
+          assert.equal((await http("GET", "/readyz")).status, 200);
+        });
+      } finally {
+        await database.close();
+      }
+    } finally {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+      await proxy.close();
+    }
+  },
+);
