@@ -17,9 +17,10 @@ function greetRegistry() {
   const registry = new JobRegistry().register(
     "greet",
     z.object({ name: z.string() }),
-    async (payload, job) => {
+    (payload, job) => {
       ran.push({ name: payload.name, jobId: job.id });
       wake();
+      return Promise.resolve();
     },
   );
   const until = (count: number) =>
@@ -59,10 +60,11 @@ const KEYS = { current: "sig_current_" + "c".repeat(20), next: "sig_next_" + "n"
 Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and the real Receiver accepts it", async (t) => {
   const { registry, ran } = greetRegistry();
   // The double delivers into the app, and the app publishes to the double: bind the app late.
-  let app: { request(url: string, init: RequestInit): Response | Promise<Response> } | undefined;
+  const late: { app?: { request(url: string, init: RequestInit): Response | Promise<Response> } } =
+    {};
   const double = startQstashDouble({
     currentSigningKey: KEYS.current,
-    deliver: (url, init) => app!.request(url, init),
+    deliver: (url, init) => late.app!.request(url, init),
   });
   await using t0 = await createTestApp({
     registry,
@@ -74,7 +76,7 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
         publicUrl: "http://convene.test",
       }),
   });
-  app = t0.app;
+  late.app = t0.app;
 
   try {
     await t.step("publish → signed delivery → handler runs once", async () => {
