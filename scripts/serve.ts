@@ -26,6 +26,12 @@ args.push(new URL("../main.ts", import.meta.url).pathname);
 
 const child = new Deno.Command(Deno.execPath(), { args }).spawn();
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, () => child.kill(signal));
+  Deno.addSignalListener(signal, () => {
+    child.kill(signal);
+    // The app closes KV and the database on SIGTERM, but a --watch supervisor would wait for a
+    // file change to restart it: after a grace period, SIGINT ends the supervisor too.
+    const timer = setTimeout(() => child.kill("SIGINT"), 3000);
+    child.status.finally(() => clearTimeout(timer));
+  });
 }
 Deno.exit((await child.status).code);
