@@ -61,15 +61,14 @@ export function createApp(deps: Deps) {
   if (deps.config.CORS_ORIGINS.length > 0) {
     app.use(cors({ origin: deps.config.CORS_ORIGINS, credentials: true, maxAge: 600 }));
   }
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: JSON_BODY_LIMIT,
-      onError: () => {
-        throw new PayloadTooLarge(JSON_BODY_LIMIT);
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: JSON_BODY_LIMIT,
+    onError: () => {
+      throw new PayloadTooLarge(JSON_BODY_LIMIT);
+    },
+  });
+  app.use("/api/*", limitBody);
+  app.use("/workflows/*", limitBody);
   app.use("/api/*", originCheck({ trusted }));
   app.use("/api/*", authenticate(deps));
   app.use("/api/*", writeRateLimit(deps));

@@ -14,9 +14,3 @@ export function newId(now: number = Date.now()): string {
     hex.slice(20)
   }`;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export function isId(value: string): boolean {
-  return UUID.test(value);
-}

@@ -1,5 +1,5 @@
 // Queries over users.
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Database } from "./client.ts";
 import { isUniqueViolation } from "./client.ts";
 import { type Gender, type Role, type UserRow, users } from "./schema.ts";
@@ -39,8 +39,4 @@ export async function findUserById(db: Database, id: string): Promise<UserRow | 
 
 export async function setPasswordHash(db: Database, id: string, passwordHash: string, at: Date) {
   await db.update(users).set({ passwordHash, updatedAt: at }).where(eq(users.id, id));
-}
-
-export async function pingDatabase(db: Database) {
-  await db.execute(sql`select 1`);
 }

@@ -6,7 +6,7 @@ import { GENDERS, type UserRow } from "../db/schema.ts";
 import { findUserByEmail, findUserById, insertUser, setPasswordHash } from "../db/users.ts";
 import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
 import { newId } from "../ids.ts";
-import { currentGeneration, endOtherSessions } from "../kv/sessions.ts";
+import { endOtherSessions } from "../kv/sessions.ts";
 import type { Cache } from "../providers/cache.ts";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.ts";
 
@@ -109,10 +109,6 @@ export async function login(
   if (!user || !matches) throw new Unauthorized("The email or password is wrong.");
   await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds, -1)));
   return user;
-}
-
-export function sessionGeneration(deps: AccountDeps, userId: string) {
-  return currentGeneration(deps.kv, userId);
 }
 
 /** Changes the password and ends every session of the user except `keepJti`. */

@@ -10,9 +10,6 @@ export const revokedTokenKey = (jti: string) => ["revoked_token", jti] as const;
 /** A cached value of the KV cache adapter. */
 export const cacheKey = (key: string) => ["cache", key] as const;
 
-/** A job already applied, so a redelivery is a no-op. */
-export const jobDoneKey = (jobId: string) => ["job_done", jobId] as const;
-
 /** Probe key used by /readyz. */
 export const readinessKey = () => ["readiness"] as const;
 

@@ -9,12 +9,11 @@ import {
   loginInput,
   passwordChangeInput,
   publicUser,
-  sessionGeneration,
   signup,
   signupInput,
 } from "../identity/accounts.ts";
 import { issueToken, signingKey } from "../identity/tokens.ts";
-import { revokeToken } from "../kv/sessions.ts";
+import { currentGeneration, revokeToken } from "../kv/sessions.ts";
 import { clientIp } from "./middleware/client-ip.ts";
 import { clearSessionCookie, requireSession, setSessionCookie } from "./middleware/session.ts";
 import { body } from "./middleware/validate.ts";
@@ -24,7 +23,7 @@ export function authRoutes(deps: Deps) {
   const key = signingKey(deps.config.JWT_SECRET);
 
   async function startSession(userId: string) {
-    const generation = await sessionGeneration(accounts, userId);
+    const generation = await currentGeneration(deps.kv, userId);
     const now = deps.clock.now();
     return await issueToken(key, { userId, generation }, now, deps.config.SESSION_TTL_SECONDS);
   }

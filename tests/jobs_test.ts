@@ -149,7 +149,7 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
     });
 
     await t.step(
-      "validly signed but for an unknown job → 404; not a job message → 400",
+      "validly signed but for an unknown job → 404; over 1 MB → 413; not a job message → 400",
       async () => {
         const unknownUrl = "http://convene.test/workflows/nope";
         const unknownBody = JSON.stringify({ id: "j", name: "nope", payload: {} });
@@ -159,6 +159,15 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
           unknownUrl,
         );
         assert.equal(unknown.status, 404);
+        const huge = JSON.stringify({
+          id: "j",
+          name: "greet",
+          payload: { name: "x".repeat(2 ** 21) },
+        });
+        const tooBig = await post({
+          "upstash-signature": await signDelivery(KEYS.current, url, huge),
+        }, huge);
+        assert.equal(tooBig.status, 413);
         const junk = "[1,2,3]";
         const answer = await post({
           "upstash-signature": await signDelivery(KEYS.current, url, junk),
