@@ -23,7 +23,8 @@ const config = await loadConfig().catch((error) => {
 const onDeploy = Deno.env.get("DENO_DEPLOYMENT_ID") !== undefined;
 const kvPath = config.DENO_KV_PATH ?? (onDeploy ? undefined : `${config.DATA_DIR}/kv.sqlite3`);
 if (kvPath && kvPath !== ":memory:") await Deno.mkdir(config.DATA_DIR, { recursive: true });
-if (!config.DATABASE_URL) await holdPgliteLock(config.DATA_DIR);
+/** Held open for the life of the process: closing it would release the PGlite lock. */
+const pgliteLock = config.DATABASE_URL ? null : await holdPgliteLock(config.DATA_DIR);
 
 const kv = await Deno.openKv(kvPath);
 const database = await openDatabase(config);
@@ -76,6 +77,7 @@ async function shutdown(signal: string) {
   try {
     kv.close();
     await database.close();
+    pgliteLock?.close();
   } finally {
     Deno.exit(0);
   }
@@ -101,6 +103,7 @@ async function holdPgliteLock(dataDir: string) {
     );
     Deno.exit(1);
   }
+  return file;
 }
 
 const app = createApp(deps);

@@ -59,6 +59,16 @@ Deno.test("[config] parseConfig reads defaults and rejects bad values with one c
   }
 });
 
+function denoEnv(): Record<string, string> {
+  const names = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"];
+  return Object.fromEntries(
+    names.flatMap((name) => {
+      const value = Deno.env.get(name);
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
+}
+
 Deno.test("[config] the server refuses to start on a bad PORT or without a production JWT_SECRET", async (t) => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ PORT: "not-a-port" }, /Configuration error: PORT: /],
@@ -72,7 +82,10 @@ Deno.test("[config] the server refuses to start on a bad PORT or without a produ
       const dataDir = await Deno.makeTempDir();
       const output = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
-        env: { ...env, DATA_DIR: dataDir, DENO_KV_PATH: ":memory:" },
+        // Only what Deno itself needs from the outer environment: a JWT_SECRET set there must not
+        // make the production case start.
+        clearEnv: true,
+        env: { ...denoEnv(), ...env, DATA_DIR: dataDir, DENO_KV_PATH: ":memory:" },
         stdout: "piped",
         stderr: "piped",
       }).output();
