@@ -7,16 +7,23 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "./config.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { PayloadTooLarge } from "./errors.ts";
+import type { Outbox } from "./kv/outbox.ts";
 import type { Cache } from "./providers/cache.ts";
+import type { Mailer } from "./providers/mail.ts";
+import type { Live } from "./realtime/live.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { accessLog } from "./routes/middleware/access-log.ts";
 import { originCheck } from "./routes/middleware/origin-check.ts";
 import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
+import { notificationRoutes } from "./routes/notifications.ts";
 import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
 import { authenticate, type Session } from "./routes/middleware/session.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
-import type { DeliveryVerifier, JobRegistry, Jobs } from "./workflows/jobs.ts";
+import { registerWorkflows } from "./workflows/index.ts";
+import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
+import type { DeliveryVerifier } from "./workflows/qstash.ts";
 
 export interface Clock {
   /** Milliseconds since the epoch. */
@@ -31,7 +38,13 @@ export interface Deps {
   database: DatabaseHandle;
   cache: Cache;
   jobs: Jobs;
+  /** Job handlers, filled by createApp; both job adapters deliver to it. */
   registry: JobRegistry;
+  /** Side effects written into KV commits, applied after them or by the sweep. */
+  outbox: Outbox;
+  mailer: Mailer;
+  /** Pushes to connected clients (the realtime hook). */
+  live: Live;
   /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */
   verifyDelivery?: DeliveryVerifier;
   clock: Clock;
@@ -45,6 +58,7 @@ export interface AppEnv {
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
 export function createApp(deps: Deps) {
+  registerWorkflows(deps);
   const app = new Hono<AppEnv>();
   const trusted = [deps.config.PUBLIC_URL, ...deps.config.CORS_ORIGINS];
 
@@ -75,6 +89,8 @@ export function createApp(deps: Deps) {
 
   app.route("/", healthRoutes(deps));
   app.route("/api/auth", authRoutes(deps));
+  app.route("/api/notifications", notificationRoutes(deps));
+  app.route("/api/admin", adminRoutes(deps));
   app.route("/workflows", workflowRoutes(deps));
   return app;
 }

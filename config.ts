@@ -59,6 +59,8 @@ const schema = z.object({
   PAYSTACK_SECRET_KEY: optional,
   RESEND_API_KEY: optional,
   MAIL_FROM: optional,
+  /** Resend's API base URL (tests point it at a stand-in). */
+  RESEND_API_URL: url.optional(),
   S3_ENDPOINT: url.optional(),
   S3_BUCKET: optional,
   S3_ACCESS_KEY_ID: optional,
@@ -119,6 +121,11 @@ export function parseConfig(
   }
   if (production && parsed.PAYMENTS_PROVIDER === "sandbox" && !parsed.PAYMENTS_SANDBOX_SECRET) {
     throw new ConfigError("PAYMENTS_SANDBOX_SECRET: required when APP_ENV=production");
+  }
+  if (parsed.RESEND_API_KEY && !parsed.MAIL_FROM) {
+    throw new ConfigError(
+      "MAIL_FROM: required with RESEND_API_KEY (e.g. Convene <hi@example.com>)",
+    );
   }
   if (parsed.PAYMENTS_PROVIDER === "paystack" && !parsed.PAYSTACK_SECRET_KEY) {
     throw new ConfigError("PAYSTACK_SECRET_KEY: required when PAYMENTS_PROVIDER=paystack");

@@ -2,14 +2,14 @@
 import { createApp, type Deps, type Logger } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
+import { Outbox } from "./kv/outbox.ts";
 import { openCache } from "./providers/cache.ts";
-import {
-  JobRegistry,
-  kvQueueJobs,
-  listenForJobs,
-  qstashJobs,
-  qstashVerifier,
-} from "./workflows/jobs.ts";
+import { openMailer } from "./providers/mail.ts";
+import { offline } from "./realtime/live.ts";
+import { scheduleSweeps } from "./workflows/index.ts";
+import { JobRegistry } from "./workflows/jobs.ts";
+import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
+import { qstashJobs, qstashVerifier } from "./workflows/qstash.ts";
 
 const log: Logger = (record) =>
   console.log(JSON.stringify({ time: new Date().toISOString(), ...record }));
@@ -29,7 +29,7 @@ const pgliteLock = config.DATABASE_URL ? null : await holdPgliteLock(config.DATA
 const kv = await Deno.openKv(kvPath);
 const database = await openDatabase(config);
 const cache = openCache(config, kv);
-const registry = new JobRegistry();
+const clock = { now: Date.now };
 const qstash = config.QSTASH_TOKEN && config.QSTASH_CURRENT_SIGNING_KEY &&
     config.QSTASH_NEXT_SIGNING_KEY
   ? {
@@ -47,16 +47,21 @@ const deps: Deps = {
   jobs: qstash
     ? qstashJobs({ token: qstash.token, baseUrl: config.QSTASH_URL, publicUrl: config.PUBLIC_URL })
     : kvQueueJobs(kv),
-  registry,
+  registry: new JobRegistry(),
+  outbox: new Outbox(kv, clock, log),
+  mailer: openMailer(config, kv, clock.now),
+  live: offline,
   verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
-  clock: { now: Date.now },
+  clock,
   log,
 };
+const app = createApp(deps);
 if (!qstash) {
-  listenForJobs(kv, registry, log).catch((error) =>
+  listenForJobs(deps).catch((error) =>
     log({ level: "error", msg: "job listener stopped", error: String(error) })
   );
 }
+scheduleSweeps(deps);
 
 log({
   level: "info",
@@ -68,6 +73,7 @@ log({
     database: database.description,
     cache: cache.kind === "kv" ? "kv" : "upstash-redis",
     jobs: deps.jobs.kind,
+    mail: deps.mailer.kind,
   },
 });
 
@@ -105,7 +111,5 @@ async function holdPgliteLock(dataDir: string) {
   }
   return file;
 }
-
-const app = createApp(deps);
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

@@ -3,9 +3,14 @@
 import { createApp, type Deps } from "../app.ts";
 import { parseConfig } from "../config.ts";
 import { openPglite } from "../db/client.ts";
+import { Outbox } from "../kv/outbox.ts";
 import { isTokenLive } from "../kv/sessions.ts";
 import { kvCache } from "../providers/cache.ts";
-import { JobRegistry, kvQueueJobs } from "../workflows/jobs.ts";
+import { devOutboxMailer } from "../providers/mail.ts";
+import { offline } from "../realtime/live.ts";
+import { JobRegistry } from "../workflows/jobs.ts";
+import { kvQueueJobs } from "../workflows/kv-queue.ts";
+import { benchJobs } from "./jobs.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);
@@ -44,6 +49,9 @@ const deps: Deps = {
   cache: kvCache(kv),
   jobs: kvQueueJobs(kv),
   registry: new JobRegistry(),
+  outbox: new Outbox(kv, { now: Date.now }, () => {}),
+  mailer: devOutboxMailer(kv, Date.now),
+  live: offline,
   clock: { now: Date.now },
   log: () => {},
 };
@@ -101,6 +109,8 @@ report("Deno KV (in memory)", ["raw kv.set commit", kvBaseline], [
   ],
   ["isTokenLive (getMany of 2 keys)", await throughput(() => isTokenLive(kv, claims), 8)],
 ]);
+
+await benchJobs(report);
 
 await raw.shutdown();
 await served.shutdown();

@@ -100,8 +100,18 @@ export function openDatabase(
 
 /** True when `error` is Postgres' unique_violation (from either driver). */
 export function isUniqueViolation(error: unknown): boolean {
+  return hasSqlState(error, "23505");
+}
+
+/** A row refers to one that does not exist (any more). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return hasSqlState(error, "23503");
+}
+
+/** True when the error, or one it wraps (drizzle wraps driver errors), has this SQLSTATE. */
+function hasSqlState(error: unknown, code: string): boolean {
   for (let cause = error; cause; cause = (cause as { cause?: unknown }).cause) {
-    if ((cause as { code?: string }).code === "23505") return true;
+    if ((cause as { code?: string }).code === code) return true;
   }
   return false;
 }

@@ -1,6 +1,15 @@
 // Drizzle tables: Postgres is the system of record for everything with history.
 import { sql } from "drizzle-orm";
-import { check, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import {
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
 
 export const GENDERS = ["female", "male", "nonbinary", "undisclosed"] as const;
 export const ROLES = ["user", "admin"] as const;
@@ -38,3 +47,45 @@ export const users = pgTable("users", {
 ]);
 
 export type UserRow = typeof users.$inferSelect;
+
+export const NOTIFICATION_TYPES = [
+  "follow",
+  "like",
+  "comment",
+  "connection_request",
+  "connection_accepted",
+  "message",
+  "interview",
+  "order",
+] as const;
+
+export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
+
+/**
+ * One row per (recipient, actor, type, subject): a repeat of the same event collapses into it.
+ * `createdAt` is when it last happened; `count` how many distinct events it stands for.
+ */
+export const notifications = pgTable("notifications", {
+  id: text("id").primaryKey(),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  actorId: text("actor_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  type: text("type").$type<NotificationType>().notNull(),
+  subjectId: text("subject_id").notNull(),
+  count: integer("count").notNull().default(1),
+  /** The event that last raised it: a redelivered event changes nothing. */
+  lastEventId: text("last_event_id").notNull(),
+  readAt: timestamp("read_at", { withTimezone: true, mode: "date" }),
+  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+}, (table) => [
+  uniqueIndex("notifications_collapse_idx").on(
+    table.userId,
+    table.actorId,
+    table.type,
+    table.subjectId,
+  ),
+  index("notifications_by_user_idx").on(table.userId, table.createdAt.desc(), table.id.desc()),
+  index("notifications_unread_idx").on(table.userId).where(sql`${table.readAt} is null`),
+  check("notifications_self_check", sql`${table.userId} <> ${table.actorId}`),
+]);
+
+export type NotificationRow = typeof notifications.$inferSelect;

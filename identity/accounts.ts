@@ -7,7 +7,10 @@ import { findUserByEmail, findUserById, insertUser, setPasswordHash } from "../d
 import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { endOtherSessions } from "../kv/sessions.ts";
+import type { Outbox } from "../kv/outbox.ts";
 import type { Cache } from "../providers/cache.ts";
+import { jobRecord } from "../workflows/outbox-jobs.ts";
+import { passwordChangedEmail } from "../workflows/send-email.ts";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.ts";
 
 interface AccountDeps {
@@ -15,6 +18,7 @@ interface AccountDeps {
   db: Database;
   kv: Deno.Kv;
   cache: Cache;
+  outbox: Outbox;
   now: () => number;
 }
 
@@ -111,12 +115,15 @@ export async function login(
   return user;
 }
 
-/** Changes the password and ends every session of the user except `keepJti`. */
+/**
+ * Changes the password, ends every session of the user except `keepJti`, and emails the owner
+ * (the email's outbox record is part of the commit that ends the sessions).
+ */
 export async function changePassword(
   deps: AccountDeps,
   userId: string,
   input: z.infer<typeof passwordChangeInput>,
-  keepJti: string,
+  session: { keepJti: string; ip: string },
 ) {
   const user = await findUserById(deps.db, userId);
   if (!user) throw new Unauthorized();
@@ -126,6 +133,18 @@ export async function changePassword(
     ]);
   }
   const hash = await hashPassword(input.newPassword, deps.config.BCRYPT_COST);
-  await setPasswordHash(deps.db, userId, hash, new Date(deps.now()));
-  await endOtherSessions(deps.kv, userId, keepJti);
+  const at = new Date(deps.now());
+  await setPasswordHash(deps.db, userId, hash, at);
+  const email = jobRecord(
+    deps.outbox,
+    "send-email",
+    passwordChangedEmail(user, { at, ip: session.ip }),
+  );
+  await endOtherSessions(
+    deps.kv,
+    userId,
+    session.keepJti,
+    (atomic) => deps.outbox.write(atomic, email),
+  );
+  await deps.outbox.apply(email);
 }

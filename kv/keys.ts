@@ -17,4 +17,22 @@ export const readinessKey = () => ["readiness"] as const;
 export const jobDedupeKey = (dedupeId: string) => ["job_dedupe", dedupeId] as const;
 
 /** A job message that exhausted its deliveries (KV queue `keysIfUndelivered`). */
-export const deadLetterKey = (jobId: string) => ["dead_letter", jobId] as const;
+export const deadLetterKey = (jobId: string) => [...deadLetterPrefix(), jobId] as const;
+export const deadLetterPrefix = () => ["dead_letter"] as const;
+
+/** Set when a job has run to completion: later deliveries of the same job id do nothing. */
+export const jobDoneKey = (jobId: string) => ["job_done", jobId] as const;
+
+/** Held while one delivery of a job runs, so a concurrent duplicate waits instead of running. */
+export const jobLeaseKey = (jobId: string) => ["job_lease", jobId] as const;
+
+/** How often a job has failed so far, and its last error. */
+export const jobFailureKey = (jobId: string) => ["job_failure", jobId] as const;
+
+/** A side effect decided by a commit and not yet applied (the transactional outbox). */
+export const outboxKey = (recordId: string) => [...outboxPrefix(), recordId] as const;
+export const outboxPrefix = () => ["outbox"] as const;
+
+/** An email kept by the development mail outbox instead of being sent. */
+export const devMailKey = (messageId: string) => [...devMailPrefix(), messageId] as const;
+export const devMailPrefix = () => ["dev_mail"] as const;

@@ -32,17 +32,23 @@ export async function isTokenLive(
   return token.gen >= current.generation || token.jti === current.keep;
 }
 
-/** Ends every session of the user except the token `keepJti`; returns the new generation. */
+/**
+ * Ends every session of the user except the token `keepJti`; returns the new generation.
+ * `also` adds to the same commit (e.g. the outbox record of a confirmation email).
+ */
 export async function endOtherSessions(
   kv: Deno.Kv,
   userId: string,
   keepJti: string,
+  also: (atomic: Deno.AtomicOperation) => void = () => {},
 ): Promise<number> {
   const key = sessionGenerationKey(userId);
   for (;;) {
     const entry = await kv.get<Generation>(key);
     const next = { generation: (entry.value?.generation ?? 0) + 1, keep: keepJti };
-    const result = await kv.atomic().check(entry).set(key, next).commit();
+    const atomic = kv.atomic().check(entry).set(key, next);
+    also(atomic);
+    const result = await atomic.commit();
     if (result.ok) return next.generation;
   }
 }

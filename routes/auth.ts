@@ -55,7 +55,10 @@ export function authRoutes(deps: Deps) {
     })
     .put("/password", body(passwordChangeInput), async (c) => {
       const session = requireSession(c);
-      await changePassword(accounts, session.sub, c.req.valid("json"), session.jti);
+      await changePassword(accounts, session.sub, c.req.valid("json"), {
+        keepJti: session.jti,
+        ip: clientIp(c),
+      });
       return c.body(null, 204);
     });
 }

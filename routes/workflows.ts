@@ -1,8 +1,9 @@
-// QStash deliveries: `POST /workflows/:name`, signature-checked on the raw body, then run.
+// QStash deliveries: `POST /workflows/:name`, signature-checked on the raw body, then run once.
 import { Hono } from "hono";
 import type { AppEnv, Deps } from "../app.ts";
-import { Unauthorized } from "../errors.ts";
-import { parseDelivery, workflowUrl } from "../workflows/jobs.ts";
+import { DomainError, Unauthorized, Unavailable } from "../errors.ts";
+import { JOB_RETRIES, parseDelivery, workflowUrl } from "../workflows/jobs.ts";
+import { runJob } from "../workflows/runner.ts";
 
 export function workflowRoutes(deps: Deps) {
   return new Hono<AppEnv>()
@@ -19,7 +20,14 @@ export function workflowRoutes(deps: Deps) {
         throw new Unauthorized("The Upstash-Signature does not match this delivery.");
       }
       const job = parseDelivery(name, raw);
-      await deps.registry.run(job);
-      return c.json({ ok: true, jobId: job.id });
+      // QStash counts retries from 0; the last one it will make is JOB_RETRIES.
+      const retried = Number(c.req.header("upstash-retried"));
+      const final = Number.isFinite(retried) && retried >= JOB_RETRIES;
+      const outcome = await runJob(deps, job, { final }).catch((error) => {
+        if (error instanceof DomainError) throw error;
+        // The runner logged the failure; a non-2xx answer makes QStash retry with backoff.
+        throw new Unavailable(`Job ${job.id} failed and will be retried.`, { jobId: job.id });
+      });
+      return c.json({ jobId: job.id, outcome });
     });
 }

@@ -1,64 +1,124 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import {
-  JobRegistry,
-  kvQueueJobs,
-  listenForJobs,
-  qstashJobs,
-  qstashVerifier,
-} from "../workflows/jobs.ts";
-import { assertProblem, createTestApp } from "./helpers/app.ts";
+import { type JobMessage, JobRegistry } from "../workflows/jobs.ts";
+import { kvQueueJobs, listenForJobs } from "../workflows/kv-queue.ts";
+import { qstashJobs, qstashVerifier } from "../workflows/qstash.ts";
+import { assertProblem, createTestApp, logBook, signUp, testClock } from "./helpers/app.ts";
 import { signDelivery, startQstashDouble } from "./helpers/qstash-double.ts";
 
-/** A registry with one `greet` job that records what it ran and resolves when `count` ran. */
-function greetRegistry() {
-  const ran: { name: string; jobId: string }[] = [];
-  let wake = () => {};
+/**
+ * A registry with a `greet` job whose effect is one entry in `effects` per job id (an effect
+ * applied twice shows up twice), and which fails its first `failures` runs.
+ */
+function greetRegistry(options: { failures?: number } = {}) {
+  const runs: string[] = [];
+  const effects: { name: string; jobId: string }[] = [];
+  let failuresLeft = options.failures ?? 0;
+  /** While true, greeting "Doomed" fails every time (the bug an admin fixes before a replay). */
+  const state = { doomed: true };
   const registry = new JobRegistry().register(
     "greet",
     z.object({ name: z.string() }),
     (payload, job) => {
-      ran.push({ name: payload.name, jobId: job.id });
-      wake();
+      runs.push(job.id);
+      if (failuresLeft-- > 0 || (payload.name === "Doomed" && state.doomed)) {
+        return Promise.reject(new Error(`greeting ${payload.name} failed`));
+      }
+      effects.push({ name: payload.name, jobId: job.id });
       return Promise.resolve();
     },
   );
-  const until = (count: number) =>
-    new Promise<void>((resolve) => {
-      wake = () => ran.length >= count && resolve();
-      wake();
-    });
-  return { registry, ran, until };
+  return { registry, runs, effects, state };
+}
+
+/** A bare KV queue with a listener: what main.ts runs when QStash is not configured. */
+async function kvQueue(registry: JobRegistry) {
+  const kv = await Deno.openKv(":memory:");
+  const logs = logBook();
+  const listening = listenForJobs({ kv, registry, clock: testClock(), log: logs.log });
+  return {
+    kv,
+    jobs: kvQueueJobs(kv, { backoffMs: [20, 40, 80] }),
+    logs,
+    settled: (count = 1) =>
+      logs.waitFor(
+        (record) => record.msg === "job done" || record.msg === "job dead-lettered",
+        count,
+      ),
+    async [Symbol.asyncDispose]() {
+      kv.close();
+      await listening;
+    },
+  };
 }
 
 Deno.test("[jobs] KV queue delivers enqueued jobs to their handler, and a dedupe id enqueues once", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const { registry, ran, until } = greetRegistry();
-  const listening = listenForJobs(kv, registry, () => {});
-  const jobs = kvQueueJobs(kv);
+  const { registry, effects } = greetRegistry();
+  await using queue = await kvQueue(registry);
 
-  const first = await jobs.enqueue("greet", { name: "Ada" }, { dedupeId: "greet-ada" });
-  const again = await jobs.enqueue("greet", { name: "Ada" }, { dedupeId: "greet-ada" });
-  await jobs.enqueue("greet", { name: "Grace" });
-  await until(2);
+  const first = await queue.jobs.enqueue("greet", { name: "Ada" }, { dedupeId: "greet-ada" });
+  const again = await queue.jobs.enqueue("greet", { name: "Ada" }, { dedupeId: "greet-ada" });
+  await queue.jobs.enqueue("greet", { name: "Grace" });
+  await queue.settled(2);
 
   assert.equal(again, first, "the duplicate names the job already enqueued");
-  assert.deepEqual(ran.map((job) => job.name).sort(), ["Ada", "Grace"]);
-  assert.equal(ran.find((job) => job.name === "Ada")?.jobId, first);
-  kv.close();
-  await listening;
+  assert.deepEqual(effects.map((job) => job.name).sort(), ["Ada", "Grace"]);
+  assert.equal(effects.find((job) => job.name === "Ada")?.jobId, first);
 });
 
-Deno.test("[jobs] registry refuses unknown jobs and payloads of the wrong shape", async () => {
+Deno.test("[jobs] KV queue: the same job delivered twice, even at once, has one effect", async () => {
+  const { registry, runs, effects } = greetRegistry();
+  await using queue = await kvQueue(registry);
+  const job: JobMessage = { id: crypto.randomUUID(), name: "greet", payload: { name: "Ada" } };
+  const sequential: JobMessage = {
+    id: crypto.randomUUID(),
+    name: "greet",
+    payload: { name: "Bo" },
+  };
+
+  // Redelivery as the queue does it: the very same message, twice, at the same moment.
+  await Promise.all([queue.kv.enqueue(job), queue.kv.enqueue(job)]);
+  await queue.kv.enqueue(sequential);
+  await queue.settled(2);
+  await queue.kv.enqueue(sequential);
+  await queue.logs.waitFor((record) => record.msg === "job already done", 2);
+
+  assert.deepEqual(effects.map((effect) => effect.jobId).sort(), [job.id, sequential.id].sort());
+  assert.equal(runs.filter((id) => id === job.id).length, 1, "the handler ran once");
+  assert.equal(runs.filter((id) => id === sequential.id).length, 1);
+});
+
+Deno.test("[jobs] a handler failing twice then succeeding runs three times and has one effect", async () => {
+  const { registry, runs, effects } = greetRegistry({ failures: 2 });
+  await using queue = await kvQueue(registry);
+
+  const jobId = await queue.jobs.enqueue("greet", { name: "Grace" });
+  await queue.settled();
+
+  assert.deepEqual(runs, [jobId, jobId, jobId]);
+  assert.deepEqual(effects, [{ name: "Grace", jobId }]);
+  const failures = queue.logs.records.filter((record) => record.msg === "job failed");
+  assert.deepEqual(failures.map((record) => record.attempts), [1, 2]);
+  const deadLetters = await Array.fromAsync(queue.kv.list({ prefix: ["dead_letter"] }));
+  assert.equal(deadLetters.length, 0);
+});
+
+Deno.test("[jobs] registry: unknown jobs and payloads of the wrong shape are permanent failures", async () => {
   const { registry } = greetRegistry();
-  await assert.rejects(() => registry.run({ id: "1", name: "nope", payload: {} }), /No job/);
-  await assert.rejects(() => registry.run({ id: "1", name: "greet", payload: { name: 7 } }));
+  await assert.rejects(
+    () => registry.run({ id: "1", name: "nope", payload: {} }),
+    { name: "PermanentJobError", message: /no job is called "nope"/ },
+  );
+  await assert.rejects(
+    () => registry.run({ id: "1", name: "greet", payload: { name: 7 } }),
+    { name: "PermanentJobError" },
+  );
 });
 
 const KEYS = { current: "sig_current_" + "c".repeat(20), next: "sig_next_" + "n".repeat(20) };
 
 Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and the real Receiver accepts it", async (t) => {
-  const { registry, ran } = greetRegistry();
+  const { registry, effects: ran } = greetRegistry();
   // The double delivers into the app, and the app publishes to the double: bind the app late.
   const late: { app?: { request(url: string, init: RequestInit): Response | Promise<Response> } } =
     {};
@@ -110,17 +170,20 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
 
     await t.step("unsigned → 401", async () => {
       assert.equal((await post({})).status, 401);
+      assert.equal(ran.length, 1, "the handler did not run");
     });
 
     await t.step("tampered body → 401", async () => {
       const signature = await signDelivery(KEYS.current, url, body);
       const tampered = body.replace("Mallory", "Trudy");
       assert.equal((await post({ "upstash-signature": signature }, tampered)).status, 401);
+      assert.equal(ran.length, 1, "the handler did not run");
     });
 
     await t.step("signed with a key that is neither current nor next → 401", async () => {
       const signature = await signDelivery("sig_someone_else_" + "x".repeat(20), url, body);
       assert.equal((await post({ "upstash-signature": signature })).status, 401);
+      assert.equal(ran.length, 1, "the handler did not run");
     });
 
     await t.step("signed for another URL → 401", async () => {
@@ -130,6 +193,7 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
         body,
       );
       assert.equal((await post({ "upstash-signature": signature })).status, 401);
+      assert.equal(ran.length, 1, "the handler did not run");
     });
 
     await t.step("expired signature → 401", async () => {
@@ -139,6 +203,7 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
         Date.now = realNow
       );
       assert.equal((await post({ "upstash-signature": signature })).status, 401);
+      assert.equal(ran.length, 1, "the handler did not run");
     });
 
     await t.step("signed with the next key is accepted (key rotation)", async () => {
@@ -149,7 +214,18 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
     });
 
     await t.step(
-      "validly signed but for an unknown job → 404; over 1 MB → 413; not a job message → 400",
+      "the same delivery again (QStash redelivers) → 200, and no second effect",
+      async () => {
+        const signature = await signDelivery(KEYS.current, url, body);
+        const answer = await post({ "upstash-signature": signature, "upstash-retried": "1" });
+        assert.equal(answer.status, 200);
+        assert.equal((await answer.json()).outcome, "duplicate");
+        assert.equal(ran.filter((effect) => effect.jobId === "job-1").length, 1);
+      },
+    );
+
+    await t.step(
+      "signed but for an unknown job → dead letter at once; over 1 MB → 413; not a job → 400",
       async () => {
         const unknownUrl = "http://convene.test/workflows/nope";
         const unknownBody = JSON.stringify({ id: "j", name: "nope", payload: {} });
@@ -158,7 +234,9 @@ Deno.test("[jobs] QStash: a publish reaches POST /workflows/:name signed, and th
           unknownBody,
           unknownUrl,
         );
-        assert.equal(unknown.status, 404);
+        assert.equal(unknown.status, 200, "no point in QStash retrying it");
+        assert.equal((await unknown.json()).outcome, "dead-lettered");
+        assert.equal((await t0.deps.kv.get(["dead_letter", "j"])).value !== null, true);
         const huge = JSON.stringify({
           id: "j",
           name: "greet",
@@ -190,3 +268,102 @@ Deno.test("[jobs] /workflows/:name refuses every delivery when QStash is not con
   });
   assertProblem(answer, 401);
 });
+
+/** An app whose `greet` job fails for "Doomed", on the KV queue or (with `qstash`) through the double. */
+async function appWithGreet(options: { qstash?: boolean } = {}) {
+  const greet = greetRegistry();
+  const late: { app?: { request(url: string, init: RequestInit): Response | Promise<Response> } } =
+    {};
+  const double = options.qstash
+    ? startQstashDouble({
+      currentSigningKey: KEYS.current,
+      deliver: (url, init) => late.app!.request(url, init),
+    })
+    : null;
+  const t0 = await createTestApp({
+    env: { ADMIN_EMAILS: "root@example.com" },
+    registry: greet.registry,
+    verifyDelivery: double ? qstashVerifier(KEYS) : undefined,
+    jobs: double
+      ? () =>
+        qstashJobs({
+          token: double.token,
+          baseUrl: double.baseUrl,
+          publicUrl: "http://convene.test",
+        })
+      : undefined,
+  });
+  late.app = t0.app;
+  const admin = await signUp(t0.http, { email: "root@example.com", name: "Root" });
+  const member = await signUp(t0.http);
+  return {
+    ...t0,
+    ...greet,
+    double,
+    admin,
+    member,
+    async [Symbol.asyncDispose]() {
+      await double?.close();
+      await t0[Symbol.asyncDispose]();
+    },
+  };
+}
+
+for (const adapter of ["kv-queue", "qstash"] as const) {
+  Deno.test(`[jobs] ${adapter}: a job failing every retry lands in dead letters; an admin replays it`, async (t) => {
+    await using t0 = await appWithGreet({ qstash: adapter === "qstash" });
+    const jobId = await t0.deps.jobs.enqueue("greet", { name: "Doomed" });
+    await t0.jobsSettled("greet");
+    await t0.double?.settled();
+
+    await t.step("it ran once and retried three times, then became a dead letter", async () => {
+      assert.deepEqual(t0.runs, [jobId, jobId, jobId, jobId]);
+      if (adapter === "qstash") {
+        assert.deepEqual(t0.double!.deliveries.map((d) => d.status), [503, 503, 503, 200]);
+      }
+      const list = await t0.http("GET", "/api/admin/dead-letters", { token: t0.admin.token });
+      assert.equal(list.status, 200);
+      assert.deepEqual(list.body.items.map((item: { id: string }) => item.id), [jobId]);
+      const [item] = list.body.items;
+      assert.equal(item.name, "greet");
+      assert.deepEqual(item.payload, { name: "Doomed" });
+      assert.equal(item.attempts, 4);
+      assert.match(item.lastError, /greeting Doomed failed/);
+      assert.equal(list.body.nextCursor, null);
+    });
+
+    await t.step("members get 403 and strangers 401, for listing and replaying", async () => {
+      const path = `/api/admin/dead-letters/${jobId}/replay`;
+      assertProblem(
+        await t0.http("GET", "/api/admin/dead-letters", { token: t0.member.token }),
+        403,
+      );
+      assertProblem(await t0.http("POST", path, { token: t0.member.token }), 403);
+      assertProblem(await t0.http("POST", path), 401);
+      assert.equal(t0.runs.length, 4, "nothing was replayed");
+    });
+
+    await t.step(
+      "replay after the cause is fixed: runs once, effect once, dead letter gone",
+      async () => {
+        t0.state.doomed = false;
+        const doomed = t0.effects.length;
+        const answer = await t0.http("POST", `/api/admin/dead-letters/${jobId}/replay`, {
+          token: t0.admin.token,
+        });
+        assert.equal(answer.status, 202);
+        assert.deepEqual(answer.body, { jobId, name: "greet" });
+        await t0.waitForLog((record) => record.msg === "job done" && record.jobId === jobId);
+        await t0.double?.settled();
+        assert.equal(t0.effects.length, doomed + 1);
+        assert.equal(t0.effects.at(-1)?.jobId, jobId);
+        const list = await t0.http("GET", "/api/admin/dead-letters", { token: t0.admin.token });
+        assert.deepEqual(list.body.items, []);
+        const again = await t0.http("POST", `/api/admin/dead-letters/${jobId}/replay`, {
+          token: t0.admin.token,
+        });
+        assertProblem(again, 404);
+      },
+    );
+  });
+}

@@ -2,7 +2,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AppEnv, Deps } from "../../app.ts";
-import { Unauthorized } from "../../errors.ts";
+import { findUserById } from "../../db/users.ts";
+import { Forbidden, Unauthorized } from "../../errors.ts";
 import { readToken, type SessionClaims, signingKey } from "../../identity/tokens.ts";
 import { isTokenLive } from "../../kv/sessions.ts";
 
@@ -57,4 +58,15 @@ export function setSessionCookie(c: Context, deps: Deps, token: string) {
 
 export function clearSessionCookie(c: Context, deps: Deps) {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: deps.config.production });
+}
+
+/** Admin-only routes: 401 without a session, 403 unless the stored user is an admin. */
+export function requireAdmin(deps: Deps): MiddlewareHandler<AppEnv> {
+  return async function requireAdmin(c, next) {
+    const session = requireSession(c);
+    const user = await findUserById(deps.database.db, session.sub);
+    if (!user) throw new Unauthorized("This account no longer exists.");
+    if (user.role !== "admin") throw new Forbidden("Only administrators may do this.");
+    await next();
+  };
 }

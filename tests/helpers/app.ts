@@ -3,8 +3,12 @@ import { PGlite } from "@electric-sql/pglite";
 import { createApp, type Deps } from "../../app.ts";
 import { parseConfig } from "../../config.ts";
 import { type DatabaseHandle, wrapPglite } from "../../db/client.ts";
+import { Outbox } from "../../kv/outbox.ts";
 import { type Cache, kvCache } from "../../providers/cache.ts";
-import { JobRegistry, type Jobs, kvQueueJobs } from "../../workflows/jobs.ts";
+import { type Mailer, openMailer } from "../../providers/mail.ts";
+import { offline } from "../../realtime/live.ts";
+import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
+import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
 
 let template: Promise<PGlite> | undefined;
 
@@ -34,6 +38,8 @@ export interface TestAppOptions {
   cache?: (kv: Deno.Kv, clock: TestClock) => Cache;
   jobs?: (kv: Deno.Kv) => Jobs;
   registry?: JobRegistry;
+  mailer?: (kv: Deno.Kv, clock: TestClock) => Mailer;
+  live?: Deps["live"];
   verifyDelivery?: Deps["verifyDelivery"];
 }
 
@@ -44,34 +50,79 @@ export const TEST_ENV = {
   PUBLIC_URL: "http://convene.test",
 } as const;
 
+/** Fast retries, so a failing job reaches its dead letter in well under a second. */
+export const TEST_BACKOFF_MS = [20, 40, 80];
+
 export async function createTestApp(options: TestAppOptions = {}) {
   const config = parseConfig({ ...TEST_ENV, ...options.env });
   const kv = await Deno.openKv(":memory:");
   const clock = testClock();
   const database = options.database ??
     await wrapPglite(await (await migratedTemplate()).clone() as PGlite, "pglite:clone");
-  const logs: Record<string, unknown>[] = [];
+  const logs = logBook();
+  const jobs = options.jobs ? options.jobs(kv) : kvQueueJobs(kv, { backoffMs: TEST_BACKOFF_MS });
   const deps: Deps = {
     config,
     kv,
     database,
     cache: options.cache ? options.cache(kv, clock) : kvCache(kv, clock.now),
-    jobs: options.jobs ? options.jobs(kv) : kvQueueJobs(kv),
+    jobs,
     registry: options.registry ?? new JobRegistry(),
+    outbox: new Outbox(kv, clock, logs.log),
+    mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
+    live: options.live ?? offline,
     verifyDelivery: options.verifyDelivery,
     clock,
-    log: (record) => void logs.push(record),
+    log: logs.log,
   };
   const app = createApp(deps);
+  const listening = jobs.kind === "kv-queue" ? listenForJobs(deps) : Promise.resolve();
   return {
     app,
     deps,
     clock,
-    logs,
+    logs: logs.records,
+    /** Resolves with the first log record (past or future) that matches. */
+    waitForLog: logs.waitFor,
+    /** Resolves when `count` jobs called `name` have finished (done or dead-lettered). */
+    jobsSettled: (name: string, count = 1) =>
+      logs.waitFor(
+        (record) =>
+          record.job === name && (record.msg === "job done" || record.msg === "job dead-lettered"),
+        count,
+      ),
     http: httpClient(app),
     async [Symbol.asyncDispose]() {
       kv.close();
+      await listening;
       if (!options.database) await database.close();
+    },
+  };
+}
+
+type LogRecord = Record<string, unknown>;
+
+/** Collected log records, and promises that resolve when matching records arrive (no sleeps). */
+export function logBook() {
+  const records: LogRecord[] = [];
+  const waiters = new Set<() => void>();
+  return {
+    records,
+    log(record: LogRecord) {
+      records.push(record);
+      for (const wake of waiters) wake();
+    },
+    waitFor(match: (record: LogRecord) => boolean, count = 1): Promise<LogRecord[]> {
+      return new Promise((resolve) => {
+        const wake = () => {
+          const found = records.filter(match);
+          if (found.length < count) return;
+          waiters.delete(wake);
+          resolve(found);
+        };
+        waiters.add(wake);
+        wake();
+      });
     },
   };
 }

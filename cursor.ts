@@ -1,0 +1,25 @@
+// Opaque list cursors: a keyset position, base64url-encoded JSON, validated when read back.
+import type { z } from "zod";
+import { Invalid } from "./errors.ts";
+
+export function encodeCursor(position: unknown): string {
+  const bytes = new TextEncoder().encode(JSON.stringify(position));
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Reads a cursor this server issued; anything else is a 400 naming `cursor`. */
+export function decodeCursor<S extends z.ZodType>(cursor: string, shape: S): z.infer<S> {
+  try {
+    const binary = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    const text = new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)));
+    const parsed = shape.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data;
+  } catch {
+    // fall through: not base64 or not JSON
+  }
+  throw new Invalid("The cursor is not one this server issued.", [
+    { path: "cursor", message: "unknown cursor" },
+  ]);
+}

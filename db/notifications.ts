@@ -1,0 +1,150 @@
+// Queries over notifications: record (collapsing repeats), list, count unread, mark read.
+import { and, count, desc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { newId } from "../ids.ts";
+import { type Database, isForeignKeyViolation } from "./client.ts";
+import { type NotificationRow, notifications, type NotificationType, users } from "./schema.ts";
+
+/**
+ * Types where a repeat is news (another message, another comment): it raises the collapsed
+ * notification again, unread, with its count bumped. A repeated follow or like changes nothing.
+ */
+const RESURFACING = new Set<NotificationType>(["message", "comment", "interview", "order"]);
+
+export interface NotificationEvent {
+  userId: string;
+  actorId: string;
+  type: NotificationType;
+  subjectId: string;
+  /** Identifies the event: delivering it twice has one effect. */
+  eventId: string;
+  at: Date;
+}
+
+export interface NotificationView {
+  id: string;
+  type: NotificationType;
+  actor: { id: string; name: string };
+  subjectId: string;
+  read: boolean;
+  count: number;
+  createdAt: string;
+}
+
+/**
+ * Stores an event as a notification of `userId`, collapsing it into an existing one of the same
+ * (actor, type, subject). Returns the notification when it is new or raised again; null when the
+ * event is the user's own, a repeat that changes nothing, or either user no longer exists.
+ */
+export async function recordNotification(
+  db: Database,
+  event: NotificationEvent,
+): Promise<NotificationView | null> {
+  if (event.userId === event.actorId) return null;
+  const values = {
+    id: newId(event.at.getTime()),
+    userId: event.userId,
+    actorId: event.actorId,
+    type: event.type,
+    subjectId: event.subjectId,
+    lastEventId: event.eventId,
+    createdAt: event.at,
+  };
+  const target = [
+    notifications.userId,
+    notifications.actorId,
+    notifications.type,
+    notifications.subjectId,
+  ];
+  try {
+    const insert = db.insert(notifications).values(values);
+    const [row] = RESURFACING.has(event.type)
+      ? await insert.onConflictDoUpdate({
+        target,
+        set: {
+          count: sql`${notifications.count} + 1`,
+          lastEventId: sql`excluded.last_event_id`,
+          createdAt: sql`greatest(${notifications.createdAt}, excluded.created_at)`,
+          readAt: null,
+        },
+        setWhere: sql`${notifications.lastEventId} <> excluded.last_event_id`,
+      }).returning()
+      : await insert.onConflictDoNothing({ target }).returning();
+    if (!row) return null;
+    const [actor] = await db.select({ id: users.id, name: users.name }).from(users)
+      .where(eq(users.id, row.actorId));
+    return view(row, actor);
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return null;
+    throw error;
+  }
+}
+
+function view(row: NotificationRow, actor: { id: string; name: string }): NotificationView {
+  return {
+    id: row.id,
+    type: row.type,
+    actor,
+    subjectId: row.subjectId,
+    read: row.readAt !== null,
+    count: row.count,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+const cursorShape = z.tuple([z.iso.datetime(), z.string()]);
+
+/** Newest first; the cursor is the (createdAt, id) of the last item of the previous page. */
+export async function listNotifications(
+  db: Database,
+  userId: string,
+  options: { unread: boolean; cursor?: string; limit: number },
+) {
+  const after = options.cursor ? decodeCursor(options.cursor, cursorShape) : null;
+  const afterAt = after ? new Date(after[0]) : null;
+  const rows = await db.select({ notification: notifications, actorName: users.name })
+    .from(notifications)
+    .innerJoin(users, eq(users.id, notifications.actorId))
+    .where(and(
+      eq(notifications.userId, userId),
+      options.unread ? isNull(notifications.readAt) : undefined,
+      after && afterAt
+        ? or(
+          lt(notifications.createdAt, afterAt),
+          and(eq(notifications.createdAt, afterAt), lt(notifications.id, after[1])),
+        )
+        : undefined,
+    ))
+    .orderBy(desc(notifications.createdAt), desc(notifications.id))
+    .limit(options.limit + 1);
+  const page = rows.slice(0, options.limit);
+  const last = page.at(-1)?.notification;
+  return {
+    items: page.map(({ notification, actorName }) =>
+      view(notification, { id: notification.actorId, name: actorName })
+    ),
+    nextCursor: rows.length > options.limit && last
+      ? encodeCursor([last.createdAt.toISOString(), last.id])
+      : null,
+  };
+}
+
+export async function countUnread(db: Database, userId: string): Promise<number> {
+  const [row] = await db.select({ count: count() }).from(notifications)
+    .where(and(eq(notifications.userId, userId), isNull(notifications.readAt)));
+  return row?.count ?? 0;
+}
+
+/** Marks the user's notifications read: the given ids (others' ids are ignored), or all. */
+export async function markRead(db: Database, userId: string, ids: string[] | undefined, at: Date) {
+  if (ids && ids.length === 0) return 0;
+  const updated = await db.update(notifications).set({ readAt: at })
+    .where(and(
+      eq(notifications.userId, userId),
+      isNull(notifications.readAt),
+      ids ? inArray(notifications.id, ids) : undefined,
+    ))
+    .returning({ id: notifications.id });
+  return updated.length;
+}

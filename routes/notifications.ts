@@ -1,0 +1,35 @@
+// Notifications of the signed-in user (API.md "Notifications").
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv, Deps } from "../app.ts";
+import { countUnread, listNotifications, markRead } from "../db/notifications.ts";
+import { requireSession } from "./middleware/session.ts";
+import { optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";
+
+const listQuery = pageQuery.extend({
+  unread: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+});
+
+const readInput = z.object({
+  /** Which to mark read; absent marks every notification read. */
+  ids: z.array(z.string().min(1).max(100)).max(100).optional(),
+});
+
+export function notificationRoutes(deps: Deps) {
+  const db = deps.database.db;
+  return new Hono<AppEnv>()
+    .get("/", query(listQuery), async (c) => {
+      const session = requireSession(c);
+      return c.json(await listNotifications(db, session.sub, c.req.valid("query")));
+    })
+    .get("/unread-count", async (c) => {
+      const session = requireSession(c);
+      return c.json({ count: await countUnread(db, session.sub) });
+    })
+    .post("/read", async (c) => {
+      const session = requireSession(c);
+      const { ids } = optionalJsonBody(readInput, await c.req.text());
+      await markRead(db, session.sub, ids, new Date(deps.clock.now()));
+      return c.body(null, 204);
+    });
+}

@@ -1,0 +1,18 @@
+// Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
+import type { Deps } from "../app.ts";
+import { registerNotifyJob } from "./notify.ts";
+import { registerEnqueueApplier } from "./outbox-jobs.ts";
+import { registerSendEmailJob } from "./send-email.ts";
+
+export function registerWorkflows(deps: Deps) {
+  registerNotifyJob(deps);
+  registerSendEmailJob(deps);
+  registerEnqueueApplier(deps.outbox, deps.jobs, deps.clock);
+}
+
+/** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
+export function scheduleSweeps(deps: Deps) {
+  Deno.cron("outbox sweep", "* * * * *", async () => {
+    await deps.outbox.sweep();
+  });
+}

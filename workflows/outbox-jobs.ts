@@ -1,0 +1,37 @@
+// Outbox records that enqueue a job once their commit succeeded (rule 2 of the design's
+// durable coordination): notifications, emails and delayed work decided by a KV commit.
+import { z } from "zod";
+import type { Clock } from "../app.ts";
+import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
+import type { Jobs } from "./jobs.ts";
+
+const ENQUEUE = "enqueue";
+
+const enqueuePayload = z.object({
+  name: z.string(),
+  payload: z.unknown(),
+  /** Milliseconds since the epoch: run no sooner (absolute, so a late sweep does not add delay). */
+  runAt: z.number().optional(),
+});
+
+export function registerEnqueueApplier(outbox: Outbox, jobs: Jobs, clock: Clock) {
+  // The job id is the record id: applying twice (request and sweep) still runs the job once.
+  outbox.register(ENQUEUE, enqueuePayload, async (job, record) => {
+    const delayMs = job.runAt === undefined ? 0 : job.runAt - clock.now();
+    await jobs.enqueue(job.name, job.payload, {
+      jobId: record.id,
+      dedupeId: `outbox:${record.id}`,
+      delaySeconds: Math.max(0, delayMs / 1000),
+    });
+  });
+}
+
+/** An outbox record that enqueues `name` with `payload` (at `runAt`, if given). */
+export function jobRecord(
+  outbox: Outbox,
+  name: string,
+  payload: unknown,
+  options: { runAt?: number } = {},
+): OutboxRecord {
+  return outbox.record(ENQUEUE, { name, payload, runAt: options.runAt });
+}

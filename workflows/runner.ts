@@ -1,0 +1,81 @@
+// Runs one delivery of a job for either adapter: at most one effect per job id, failures counted,
+// retried by rethrowing, and dead-lettered when retrying cannot help or retries are used up.
+import type { Clock, Logger } from "../app.ts";
+import { DomainError } from "../errors.ts";
+import { claimJob, completeJob, recordJobFailure, storeDeadLetter } from "../kv/jobs.ts";
+import { JOB_RETRIES, type JobMessage, type JobRegistry, PermanentJobError } from "./jobs.ts";
+
+export interface RunnerDeps {
+  kv: Deno.Kv;
+  registry: JobRegistry;
+  clock: Clock;
+  log: Logger;
+}
+
+export type RunOutcome = "done" | "duplicate" | "dead-lettered";
+
+/** Another delivery of the same job is running: try again later (the transport retries). */
+export class JobBusy extends DomainError {
+  constructor(jobId: string, retryInMs: number) {
+    const retryAfter = Math.max(1, Math.ceil(retryInMs / 1000));
+    super(
+      409,
+      "job-running",
+      "Conflict",
+      `Job ${jobId} is already running in another delivery.`,
+      { retryAfter },
+      { "Retry-After": String(retryAfter) },
+    );
+  }
+}
+
+/**
+ * Runs `job` unless it already ran. A failure becomes a dead letter when retrying cannot help,
+ * when `final` says the transport will not deliver it again (QStash's last retry), or when the
+ * job has failed JOB_RETRIES + 1 times (the KV queue's count; its `keysIfUndelivered` write stays
+ * as the backstop for messages that could not be delivered at all).
+ */
+export async function runJob(
+  deps: RunnerDeps,
+  job: JobMessage,
+  delivery: { final: boolean },
+): Promise<RunOutcome> {
+  const fields = { job: job.name, jobId: job.id };
+  const claim = await claimJob(deps.kv, job.id, deps.clock.now());
+  if (claim.kind === "done") {
+    deps.log({ level: "info", msg: "job already done", ...fields });
+    return "duplicate";
+  }
+  if (claim.kind === "busy") throw new JobBusy(job.id, claim.retryInMs);
+
+  try {
+    await deps.registry.run(job);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const failure = await recordJobFailure(deps.kv, job.id, message, deps.clock.now());
+    const permanent = error instanceof PermanentJobError;
+    if (permanent || delivery.final || failure.attempts > JOB_RETRIES) {
+      await storeDeadLetter(deps.kv, job);
+      deps.log({
+        level: "error",
+        msg: "job dead-lettered",
+        ...fields,
+        attempts: failure.attempts,
+        permanent,
+        error: message,
+      });
+      return "dead-lettered";
+    }
+    deps.log({
+      level: "warn",
+      msg: "job failed",
+      ...fields,
+      attempts: failure.attempts,
+      error: message,
+    });
+    throw error;
+  }
+  await completeJob(deps.kv, job.id, deps.clock.now());
+  deps.log({ level: "info", msg: "job done", ...fields });
+  return "done";
+}

@@ -1,0 +1,38 @@
+// The `send-email` job and the emails Convene sends.
+import { z } from "zod";
+import type { Deps } from "../app.ts";
+import type { MailMessage } from "../providers/mail.ts";
+
+export const emailPayload = z.object({
+  to: z.email(),
+  subject: z.string().min(1).max(300),
+  text: z.string().min(1).max(100_000),
+  html: z.string().max(200_000).optional(),
+});
+
+export function registerSendEmailJob(deps: Deps) {
+  // The job id is the message id: a redelivered job is the same email, not a second one.
+  deps.registry.register("send-email", emailPayload, (message, job) => {
+    return deps.mailer.send(message, job.id);
+  });
+}
+
+/** Sent after every password change, so an owner learns when someone else changed it. */
+export function passwordChangedEmail(
+  user: { name: string; email: string },
+  change: { at: Date; ip: string },
+): MailMessage {
+  return {
+    to: user.email,
+    subject: "Your Convene password was changed",
+    text: [
+      `Hi ${user.name},`,
+      "",
+      `The password of your Convene account was changed at ${change.at.toISOString()} ` +
+      `from the address ${change.ip}. Every other session was signed out.`,
+      "",
+      "If this was you, there is nothing to do.",
+      "If it was not, someone knows your password: contact us at once by replying to this email.",
+    ].join("\n"),
+  };
+}
