@@ -35,25 +35,34 @@ async function rawQueue(): Promise<Consumer> {
 async function adapterQueue(): Promise<Consumer> {
   const kv = await Deno.openKv(":memory:");
   const late: number[] = [];
+  const done: number[] = [];
   let wake = () => {};
   const registry = new JobRegistry().register(
     "noop",
     z.object({ dueAt: z.number() }),
     (payload) => {
       late.push(performance.now() - payload.dueAt);
-      wake();
       return Promise.resolve();
     },
   );
   const jobs = kvQueueJobs(kv);
-  const listening = listenForJobs({ kv, registry, clock: { now: Date.now }, log: () => {} });
+  // A job counts once the runner has recorded it done (after the handler returned).
+  const log = (record: Record<string, unknown>) => {
+    if (record.msg !== "job done") return;
+    done.push(0);
+    wake();
+  };
+  const listening = listenForJobs({ kv, registry, clock: { now: Date.now }, log });
   return {
     enqueue: async (_index, delayMs) => {
       await jobs.enqueue("noop", { dueAt: performance.now() + delayMs }, {
         delaySeconds: delayMs / 1000,
       });
     },
-    handled: (count) => until(count, late, (fn) => (wake = fn)),
+    handled: async (count) => {
+      await until(count, done, (fn) => (wake = fn));
+      return late;
+    },
     close: async () => {
       kv.close();
       await listening;

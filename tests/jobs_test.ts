@@ -367,3 +367,40 @@ for (const adapter of ["kv-queue", "qstash"] as const) {
     );
   });
 }
+
+Deno.test("[jobs] a payload of the wrong shape is dead-lettered at once; admins page and discard", async (t) => {
+  await using t0 = await appWithGreet();
+  const ids: string[] = [];
+  for (const name of [1, 2, 3]) ids.push(await t0.deps.jobs.enqueue("greet", { name }));
+  await t0.jobsSettled("greet", 3);
+  assert.deepEqual(t0.runs, [], "the handler never saw a bad payload");
+  const admin = { token: t0.admin.token };
+
+  await t.step("listed oldest first, two per page, each with one attempt", async () => {
+    const first = await t0.http("GET", "/api/admin/dead-letters?limit=2", admin);
+    assert.equal(first.status, 200);
+    assert.equal(first.body.items.length, 2);
+    assert.ok(first.body.nextCursor);
+    const second = await t0.http(
+      "GET",
+      `/api/admin/dead-letters?limit=2&cursor=${first.body.nextCursor}`,
+      admin,
+    );
+    assert.equal(second.body.nextCursor, null);
+    const listed = [...first.body.items, ...second.body.items];
+    assert.deepEqual(listed.map((item: { id: string }) => item.id), ids);
+    assert.deepEqual(listed.map((item: { attempts: number }) => item.attempts), [1, 1, 1]);
+    assert.match(listed[0].lastError, /payload of "greet" is invalid/);
+    assertProblem(await t0.http("GET", "/api/admin/dead-letters?cursor=%%%", admin), 400);
+  });
+
+  await t.step("DELETE discards one without running it; a second DELETE → 404", async () => {
+    const path = `/api/admin/dead-letters/${ids[0]}`;
+    assertProblem(await t0.http("DELETE", path, { token: t0.member.token }), 403);
+    assert.equal((await t0.http("DELETE", path, admin)).status, 204);
+    assertProblem(await t0.http("DELETE", path, admin), 404);
+    const left = await t0.http("GET", "/api/admin/dead-letters", admin);
+    assert.deepEqual(left.body.items.map((item: { id: string }) => item.id), ids.slice(1));
+    assert.deepEqual(t0.runs, []);
+  });
+});

@@ -7,7 +7,7 @@ import { integrationTest } from "./helpers/integration.ts";
 
 integrationTest(
   "TEST_DATABASE_URL",
-  "[neon] the identity flow works through Neon's driver against a real Postgres",
+  "[neon] identity and notifications work through Neon's driver against a real Postgres",
   async (serverUrl, t) => {
     const server = new URL(serverUrl);
     const proxy = serveWsProxy({ allow: [`${server.hostname}:${server.port || 5432}`] });
@@ -28,7 +28,12 @@ integrationTest(
           );
           await pool.end();
           await Promise.all(handles.map((handle) => handle.close()));
-          assert.equal(rows[0].n, 1);
+          const journal = JSON.parse(
+            await Deno.readTextFile(
+              new URL("../db/migrations/meta/_journal.json", import.meta.url),
+            ),
+          );
+          assert.equal(rows[0].n, journal.entries.length, "one row per migration, not per isolate");
         },
       );
 
@@ -72,6 +77,31 @@ integrationTest(
           const statuses = answers.map((answer) => answer.status);
           assert.equal(statuses.filter((status) => status === 201).length, 1);
           assert.equal(statuses.filter((status) => status === 409).length, 19);
+        });
+
+        await t.step("notifications: collapse, raise again, count and mark read", async () => {
+          const [ada, bob] = await Promise.all([signUp(http), signUp(http)]);
+          const event = { userId: ada.user.id, actorId: bob.user.id };
+          // Two likes of one post collapse; two messages in one conversation raise it again.
+          const events = [["like", "p"], ["like", "p"], ["message", "c"], ["message", "c"]];
+          for (const [index, [type, subjectId]] of events.entries()) {
+            t0.clock.advance(1000);
+            await t0.deps.jobs.enqueue("notify", { ...event, type, subjectId });
+            await t0.jobsSettled("notify", index + 1);
+          }
+          const list = await http("GET", "/api/notifications", { token: ada.token });
+          assert.deepEqual(
+            list.body.items.map((item: { type: string; count: number }) => [item.type, item.count]),
+            [["message", 2], ["like", 1]],
+          );
+          const count = await http("GET", "/api/notifications/unread-count", { token: ada.token });
+          assert.equal(count.body.count, 2);
+          assert.equal(
+            (await http("POST", "/api/notifications/read", { token: ada.token })).status,
+            204,
+          );
+          const after = await http("GET", "/api/notifications/unread-count", { token: ada.token });
+          assert.equal(after.body.count, 0);
         });
 
         await t.step("/readyz reports the database", async () => {
