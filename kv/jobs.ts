@@ -7,8 +7,12 @@ import { listPage, type PageOptions } from "./pages.ts";
 const DONE_TTL_MS = 7 * 24 * 3600 * 1000;
 /** Failure records outlive the dead letter's likely wait for an admin. */
 const FAILURE_TTL_MS = 30 * 24 * 3600 * 1000;
-/** A delivery that crashed without releasing its lease blocks duplicates this long at most. */
-export const LEASE_MS = 60_000;
+/**
+ * A delivery that crashed without releasing its lease blocks duplicates this long at most: less
+ * than the KV queue's last retry (36 s after the first attempt), so a crashed run is retried.
+ * Handlers must finish well within it.
+ */
+export const LEASE_MS = 30_000;
 
 export interface JobFailure {
   attempts: number;

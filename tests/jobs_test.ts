@@ -348,14 +348,22 @@ for (const adapter of ["kv-queue", "qstash"] as const) {
       async () => {
         t0.state.doomed = false;
         const doomed = t0.effects.length;
-        const answer = await t0.http("POST", `/api/admin/dead-letters/${jobId}/replay`, {
-          token: t0.admin.token,
-        });
-        assert.equal(answer.status, 202);
-        assert.deepEqual(answer.body, { jobId, name: "greet" });
+        // Fifty admins clicking "replay" at once: one replay, forty-nine 404s.
+        const answers = await Promise.all(
+          Array.from(
+            { length: 50 },
+            () =>
+              t0.http("POST", `/api/admin/dead-letters/${jobId}/replay`, { token: t0.admin.token }),
+          ),
+        );
+        const accepted = answers.filter((answer) => answer.status === 202);
+        assert.equal(accepted.length, 1);
+        assert.equal(answers.filter((answer) => answer.status === 404).length, 49);
+        assert.deepEqual(accepted[0].body, { jobId, name: "greet" });
         await t0.waitForLog((record) => record.msg === "job done" && record.jobId === jobId);
         await t0.double?.settled();
         assert.equal(t0.effects.length, doomed + 1);
+        assert.equal(t0.runs.length, 5, "four failed runs, one replay");
         assert.equal(t0.effects.at(-1)?.jobId, jobId);
         const list = await t0.http("GET", "/api/admin/dead-letters", { token: t0.admin.token });
         assert.deepEqual(list.body.items, []);
@@ -403,4 +411,44 @@ Deno.test("[jobs] a payload of the wrong shape is dead-lettered at once; admins 
     assert.deepEqual(left.body.items.map((item: { id: string }) => item.id), ids.slice(1));
     assert.deepEqual(t0.runs, []);
   });
+});
+
+Deno.test("[jobs] QStash: 200 simultaneous deliveries of one job run its handler once", async () => {
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const runs: string[] = [];
+  const registry = new JobRegistry().register("slow", z.object({}), async (_payload, job) => {
+    runs.push(job.id);
+    await gate; // hold the first run open while the duplicates arrive
+  });
+  await using t0 = await createTestApp({ registry, verifyDelivery: qstashVerifier(KEYS) });
+  const url = "http://convene.test/workflows/slow";
+  const body = JSON.stringify({ id: "job-slow", name: "slow", payload: {} });
+  const signature = await signDelivery(KEYS.current, url, body);
+  const deliver = () =>
+    t0.app.request(url, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", "upstash-signature": signature },
+    });
+
+  // Whichever delivery claims the job holds it open until every other one has been answered.
+  let answered = 0;
+  const answers = await Promise.all(Array.from({ length: 200 }, async () => {
+    const answer = deliver();
+    const response = await Promise.race([answer, gate.then(() => null)]);
+    if (response && ++answered === 199) release();
+    return await answer;
+  }));
+  assert.deepEqual(runs, ["job-slow"]);
+  const statuses = answers.map((answer) => answer.status);
+  assert.equal(statuses.filter((status) => status === 200).length, 1);
+  // The duplicates are told to come back later (QStash retries any non-2xx answer).
+  const busy = answers.filter((answer) => answer.status === 409);
+  assert.equal(busy.length, 199);
+  assert.ok(busy.every((answer) => Number(answer.headers.get("retry-after")) >= 1));
+  const later = await deliver();
+  assert.equal(later.status, 200);
+  assert.equal((await later.json()).outcome, "duplicate");
+  assert.deepEqual(runs, ["job-slow"]);
 });
