@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
+import { claimJob, completeJob, LEASE_MS } from "../kv/jobs.ts";
 import { type JobMessage, JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "../workflows/qstash.ts";
@@ -451,4 +452,17 @@ Deno.test("[jobs] QStash: 200 simultaneous deliveries of one job run its handler
   assert.equal(later.status, 200);
   assert.equal((await later.json()).outcome, "duplicate");
   assert.deepEqual(runs, ["job-slow"]);
+});
+
+Deno.test("[jobs] a delivery that crashed mid-run blocks duplicates only until its lease lapses", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const clock = testClock();
+  assert.deepEqual(await claimJob(kv, "job-1", clock.now()), { kind: "claimed" });
+  // The isolate dies here: no failure, no completion, the lease stays.
+  const busy = await claimJob(kv, "job-1", clock.now());
+  assert.equal(busy.kind, "busy");
+  clock.advance(LEASE_MS + 1);
+  assert.deepEqual(await claimJob(kv, "job-1", clock.now()), { kind: "claimed" });
+  await completeJob(kv, "job-1", clock.now());
+  assert.deepEqual(await claimJob(kv, "job-1", clock.now()), { kind: "done" });
 });
