@@ -122,6 +122,12 @@ export function parseConfig(
   if (production && parsed.PAYMENTS_PROVIDER === "sandbox" && !parsed.PAYMENTS_SANDBOX_SECRET) {
     throw new ConfigError("PAYMENTS_SANDBOX_SECRET: required when APP_ENV=production");
   }
+  if (present.DENO_DEPLOYMENT_ID && !parsed.QSTASH_TOKEN) {
+    throw new ConfigError(
+      "QSTASH_TOKEN: required on Deno Deploy, which has no KV queues " +
+        "(set it with QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY)",
+    );
+  }
   if (parsed.RESEND_API_KEY && !parsed.MAIL_FROM) {
     throw new ConfigError(
       "MAIL_FROM: required with RESEND_API_KEY (e.g. Convene <hi@example.com>)",

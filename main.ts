@@ -77,6 +77,13 @@ log({
   },
 });
 
+if (config.production && deps.mailer.kind === "dev-outbox") {
+  log({
+    level: "warn",
+    msg: "RESEND_API_KEY is unset: emails are kept in KV and never sent",
+  });
+}
+
 /** Closes KV and the database so container platforms can stop the process with SIGTERM. */
 async function shutdown(signal: string) {
   log({ level: "info", msg: "shutting down", signal });

@@ -46,6 +46,8 @@ Deno.test("[config] parseConfig reads defaults and rejects bad values with one c
     ],
     [{ APP_ENV: "production" }, /^JWT_SECRET: required when APP_ENV=production/],
     [{ PAYMENTS_PROVIDER: "paystack" }, /^PAYSTACK_SECRET_KEY: required/],
+    [{ RESEND_API_KEY: "re_123" }, /^MAIL_FROM: required with RESEND_API_KEY/],
+    [{ DENO_DEPLOYMENT_ID: "d1" }, /^QSTASH_TOKEN: required on Deno Deploy/],
   ];
   for (const [env, message] of bad) {
     await t.step(`${JSON.stringify(env)} is refused`, () => {
