@@ -138,13 +138,11 @@ export async function countUnread(db: Database, userId: string): Promise<number>
 
 /** Marks the user's notifications read: the given ids (others' ids are ignored), or all. */
 export async function markRead(db: Database, userId: string, ids: string[] | undefined, at: Date) {
-  if (ids && ids.length === 0) return 0;
-  const updated = await db.update(notifications).set({ readAt: at })
+  if (ids && ids.length === 0) return;
+  await db.update(notifications).set({ readAt: at })
     .where(and(
       eq(notifications.userId, userId),
       isNull(notifications.readAt),
       ids ? inArray(notifications.id, ids) : undefined,
-    ))
-    .returning({ id: notifications.id });
-  return updated.length;
+    ));
 }

@@ -113,21 +113,33 @@ async function getFailures(kv: Deno.Kv, jobIds: string[]): Promise<(JobFailure |
   return failures;
 }
 
-export async function getDeadLetter(kv: Deno.Kv, jobId: string) {
-  return await kv.get<JobMessage>(deadLetterKey(jobId));
+export interface TakenDeadLetter {
+  job: JobMessage;
+  failure: JobFailure | null;
 }
 
 /**
- * Removes a dead letter that is being replayed or discarded, and its failure count, so a replay
- * starts with a fresh set of retries. False when someone else removed it first.
+ * Takes a dead letter out to replay or discard it, with its failure count so a replay starts with
+ * fresh retries. Null when there is none, or when a concurrent caller took it first.
  */
-export async function removeDeadLetter(
-  kv: Deno.Kv,
-  entry: Deno.KvEntryMaybe<JobMessage>,
-): Promise<boolean> {
-  const result = await kv.atomic().check(entry)
-    .delete(entry.key)
-    .delete(jobFailureKey(String(entry.key.at(-1))))
+export async function takeDeadLetter(kv: Deno.Kv, jobId: string): Promise<TakenDeadLetter | null> {
+  const [letter, failure] = await kv.getMany<[JobMessage, JobFailure]>([
+    deadLetterKey(jobId),
+    jobFailureKey(jobId),
+  ]);
+  if (!letter.value) return null;
+  const taken = await kv.atomic().check(letter).check(failure)
+    .delete(letter.key)
+    .delete(failure.key)
     .commit();
-  return result.ok;
+  return taken.ok ? { job: letter.value, failure: failure.value } : null;
+}
+
+/** Puts back a dead letter whose replay could not be enqueued, failure count included. */
+export async function restoreDeadLetter(kv: Deno.Kv, taken: TakenDeadLetter) {
+  const atomic = kv.atomic().set(deadLetterKey(taken.job.id), taken.job);
+  if (taken.failure) {
+    atomic.set(jobFailureKey(taken.job.id), taken.failure, { expireIn: FAILURE_TTL_MS });
+  }
+  await atomic.commit();
 }

@@ -100,13 +100,11 @@ async function resendApp(script: number[]) {
   };
 }
 
+const HELLO = { to: "ada@example.com", subject: "Hello", text: "Hi Ada" };
+
 Deno.test("[mail] Resend: one email per job, retried with the same Idempotency-Key", async () => {
   await using t0 = await resendApp([500]);
-  const jobId = await t0.deps.jobs.enqueue("send-email", {
-    to: "ada@example.com",
-    subject: "Hello",
-    text: "Hi Ada",
-  });
+  const jobId = await t0.deps.jobs.enqueue("send-email", HELLO);
   await t0.jobsSettled("send-email");
   assert.deepEqual(t0.resend.received.map((request) => request.status), [500, 200]);
   for (const request of t0.resend.received) {
@@ -114,19 +112,15 @@ Deno.test("[mail] Resend: one email per job, retried with the same Idempotency-K
     assert.deepEqual(request.body, {
       from: "Convene <hello@convene.test>",
       to: ["ada@example.com"],
-      subject: "Hello",
-      text: "Hi Ada",
+      subject: HELLO.subject,
+      text: HELLO.text,
     });
   }
 });
 
 Deno.test("[mail] Resend refusing an email (422) dead-letters it at once, without retries", async () => {
   await using t0 = await resendApp([422]);
-  const jobId = await t0.deps.jobs.enqueue("send-email", {
-    to: "ada@example.com",
-    subject: "Hello",
-    text: "Hi Ada",
-  });
+  const jobId = await t0.deps.jobs.enqueue("send-email", HELLO);
   const [settled] = await t0.jobsSettled("send-email");
   assert.equal(settled.msg, "job dead-lettered");
   assert.equal(t0.resend.received.length, 1);

@@ -53,15 +53,15 @@ Deno.test("[outbox] a commit whose apply step never ran (a crash) is applied onc
   });
 });
 
-Deno.test("[outbox] the request's apply racing the sweep still has one effect", async () => {
+Deno.test("[outbox] 100 applies racing 20 sweeps still have one effect", async () => {
   await using t0 = await outboxApp();
   const record = t0.follow();
   await t0.deps.outbox.write(t0.deps.kv.atomic(), record).commit();
   t0.clock.advance(SWEEP_GRACE_MS + 1000);
+  // A hundred request-side applies and twenty sweeps (one per isolate, say) at the same moment.
   await Promise.all([
-    t0.deps.outbox.apply(record),
-    t0.deps.outbox.sweep(),
-    t0.deps.outbox.apply(record),
+    ...Array.from({ length: 100 }, () => t0.deps.outbox.apply(record)),
+    ...Array.from({ length: 20 }, () => t0.deps.outbox.sweep()),
   ]);
   await t0.jobsSettled("notify");
   assert.deepEqual(await t0.outboxKeys(), []);

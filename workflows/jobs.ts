@@ -54,10 +54,6 @@ export class JobRegistry {
     return this;
   }
 
-  has(name: string): boolean {
-    return this.#handlers.has(name);
-  }
-
   /** Runs a job's handler; throws when it fails (PermanentJobError when retrying cannot help). */
   async run(job: JobMessage): Promise<void> {
     const handler = this.#handlers.get(job.name);
