@@ -6,6 +6,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -36,6 +37,9 @@ export const users = pgTable("users", {
   skills: text("skills").array().notNull().default(sql`'{}'::text[]`),
   location: text("location"),
   verifiedSkills: jsonb("verified_skills").$type<VerifiedSkill[]>().notNull().default([]),
+  /** Last post, comment, like or profile edit: discovery's recency signal. */
+  lastActiveAt: timestamp("last_active_at", { withTimezone: true, mode: "date" }).notNull()
+    .defaultNow(),
   createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
 }, (table) => [
@@ -89,3 +93,115 @@ export const notifications = pgTable("notifications", {
 ]);
 
 export type NotificationRow = typeof notifications.$inferSelect;
+
+const at = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/** Who follows whom (one row per follow; following is idempotent). */
+export const follows = pgTable("follows", {
+  followerId: text("follower_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  followeeId: text("followee_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  createdAt: at("created_at").notNull(),
+}, (table) => [
+  primaryKey({ columns: [table.followerId, table.followeeId] }),
+  index("follows_by_followee_idx").on(table.followeeId, table.createdAt.desc(), table.followerId),
+  index("follows_by_follower_idx").on(table.followerId, table.createdAt.desc(), table.followeeId),
+  check("follows_self_check", sql`${table.followerId} <> ${table.followeeId}`),
+]);
+
+export const CONNECTION_STATUSES = [
+  "pending",
+  "accepted",
+  "rejected",
+  "withdrawn",
+  /** Ended by a block. */
+  "ended",
+] as const;
+
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+
+/**
+ * Connection requests as KV last decided them (KV holds the live state; this is the history and
+ * the listing). `version` orders the outbox writes: an older one never overwrites a newer one.
+ */
+export const connectionRequests = pgTable("connection_requests", {
+  id: text("id").primaryKey(),
+  fromUserId: text("from_user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  toUserId: text("to_user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  message: text("message"),
+  status: text("status").$type<ConnectionStatus>().notNull(),
+  version: integer("version").notNull(),
+  createdAt: at("created_at").notNull(),
+  updatedAt: at("updated_at").notNull(),
+}, (table) => [
+  index("connection_requests_from_idx").on(table.fromUserId, table.createdAt.desc(), table.id),
+  index("connection_requests_to_idx").on(table.toUserId, table.createdAt.desc(), table.id),
+]);
+
+/** Every transition of a connection request: who moved it, from what, to what, when. */
+export const connectionEvents = pgTable("connection_events", {
+  requestId: text("request_id").notNull(),
+  version: integer("version").notNull(),
+  actorId: text("actor_id").notNull(),
+  fromStatus: text("from_status").$type<ConnectionStatus>(),
+  toStatus: text("to_status").$type<ConnectionStatus>().notNull(),
+  at: at("at").notNull(),
+}, (table) => [primaryKey({ columns: [table.requestId, table.version] })]);
+
+/** Accepted connections, one row per direction, so "my connections" is one index range. */
+export const connections = pgTable("connections", {
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  otherId: text("other_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  requestId: text("request_id").notNull(),
+  since: at("since").notNull(),
+}, (table) => [primaryKey({ columns: [table.userId, table.otherId] })]);
+
+/** Blocks as KV decided them; read paths filter on them in both directions. */
+export const blocks = pgTable("blocks", {
+  blockerId: text("blocker_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  blockedId: text("blocked_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  createdAt: at("created_at").notNull(),
+}, (table) => [
+  primaryKey({ columns: [table.blockerId, table.blockedId] }),
+  index("blocks_by_blocked_idx").on(table.blockedId, table.blockerId),
+]);
+
+export const reports = pgTable("reports", {
+  id: text("id").primaryKey(),
+  reporterId: text("reporter_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  postId: text("post_id"),
+  reason: text("reason").notNull(),
+  createdAt: at("created_at").notNull(),
+}, (table) => [index("reports_by_time_idx").on(table.createdAt.desc(), table.id.desc())]);
+
+export const posts = pgTable("posts", {
+  id: text("id").primaryKey(),
+  authorId: text("author_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  text: text("text").notNull(),
+  mediaIds: text("media_ids").array().notNull().default(sql`'{}'::text[]`),
+  likeCount: integer("like_count").notNull().default(0),
+  commentCount: integer("comment_count").notNull().default(0),
+  createdAt: at("created_at").notNull(),
+  updatedAt: at("updated_at").notNull(),
+}, (table) => [
+  index("posts_by_author_idx").on(table.authorId, table.createdAt.desc(), table.id.desc()),
+  index("posts_by_time_idx").on(table.createdAt.desc(), table.id.desc()),
+  check("posts_like_count_check", sql`${table.likeCount} >= 0`),
+  check("posts_comment_count_check", sql`${table.commentCount} >= 0`),
+]);
+
+export type PostRow = typeof posts.$inferSelect;
+
+export const likes = pgTable("likes", {
+  postId: text("post_id").notNull().references(() => posts.id, { onDelete: "cascade" }),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  createdAt: at("created_at").notNull(),
+}, (table) => [primaryKey({ columns: [table.postId, table.userId] })]);
+
+export const comments = pgTable("comments", {
+  id: text("id").primaryKey(),
+  postId: text("post_id").notNull().references(() => posts.id, { onDelete: "cascade" }),
+  authorId: text("author_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  text: text("text").notNull(),
+  createdAt: at("created_at").notNull(),
+}, (table) => [index("comments_by_post_idx").on(table.postId, table.createdAt, table.id)]);

@@ -1,7 +1,10 @@
 // Queries over users.
-import { eq } from "drizzle-orm";
+import { and, eq, lt, or, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
 import type { Database } from "./client.ts";
 import { isUniqueViolation } from "./client.ts";
+import { notBlockedWith } from "./visibility.ts";
 import { type Gender, type Role, type UserRow, users } from "./schema.ts";
 
 export interface NewUser {
@@ -39,4 +42,84 @@ export async function findUserById(db: Database, id: string): Promise<UserRow | 
 
 export async function setPasswordHash(db: Database, id: string, passwordHash: string, at: Date) {
   await db.update(users).set({ passwordHash, updatedAt: at }).where(eq(users.id, id));
+}
+
+/** What any member may see of another: never the email, gender or role. */
+export function publicProfile(row: UserRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    headline: row.headline,
+    bio: row.bio,
+    skills: row.skills,
+    location: row.location,
+    verifiedSkills: row.verifiedSkills,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export type PublicProfile = ReturnType<typeof publicProfile>;
+
+export interface ProfilePatch {
+  name?: string;
+  headline?: string | null;
+  bio?: string | null;
+  skills?: string[];
+  location?: string | null;
+  gender?: Gender;
+}
+
+export async function updateProfile(
+  db: Database,
+  id: string,
+  patch: ProfilePatch,
+  at: Date,
+): Promise<UserRow | null> {
+  const [row] = await db.update(users).set({ ...patch, updatedAt: at, lastActiveAt: at })
+    .where(eq(users.id, id)).returning();
+  return row ?? null;
+}
+
+/** Marks the user active now (discovery ranks recently active members higher). */
+export async function touchActivity(db: Database, id: string, at: Date) {
+  await db.update(users).set({ lastActiveAt: at })
+    .where(and(eq(users.id, id), lt(users.lastActiveAt, at)));
+}
+
+/** `text` as a literal ILIKE pattern: its `%`, `_` and `\` match only themselves. */
+export function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+}
+
+const searchCursor = z.tuple([z.string(), z.string()]);
+
+/**
+ * Members whose name or one of whose skills contains `q`, as plain text (never a pattern or a
+ * regular expression of the caller's), by name; nobody blocked with the viewer.
+ */
+export async function searchUsers(
+  db: Database,
+  viewerId: string,
+  q: string,
+  page: { cursor?: string; limit: number },
+) {
+  const pattern = containsPattern(q);
+  const after = page.cursor ? decodeCursor(page.cursor, searchCursor) : null;
+  const rows = await db.select().from(users)
+    .where(and(
+      or(
+        sql`${users.name} ilike ${pattern} escape '\\'`,
+        sql`exists (select 1 from unnest(${users.skills}) as skill where skill ilike ${pattern} escape '\\')`,
+      ),
+      notBlockedWith(viewerId, users.id),
+      after ? sql`(${users.name}, ${users.id}) > (${after[0]}, ${after[1]})` : undefined,
+    ))
+    .orderBy(users.name, users.id)
+    .limit(page.limit + 1);
+  const items = rows.slice(0, page.limit);
+  const last = items.at(-1);
+  return {
+    items: items.map(publicProfile),
+    nextCursor: rows.length > page.limit && last ? encodeCursor([last.name, last.id]) : null,
+  };
 }

@@ -36,3 +36,15 @@ export const outboxPrefix = () => ["outbox"] as const;
 /** An email kept by the development mail outbox instead of being sent. */
 export const devMailKey = (messageId: string) => [...devMailPrefix(), messageId] as const;
 export const devMailPrefix = () => ["dev_mail"] as const;
+
+/** The live connection request of an unordered pair (while pending or accepted); ids sorted. */
+export const connectionPairKey = (userId: string, otherId: string) =>
+  ["connection_pair", ...[userId, otherId].sort()] as const;
+
+/** A connection request's current state and version. */
+export const connectionRequestKey = (requestId: string) =>
+  ["connection_request", requestId] as const;
+
+/** `blockerId` blocked `blockedId` (one key per direction; a pair is blocked if either exists). */
+export const blockKey = (blockerId: string, blockedId: string) =>
+  ["block", blockerId, blockedId] as const;

@@ -56,6 +56,17 @@ export class Outbox {
   }
 
   /**
+   * For a decision made outside KV (a Postgres write that already committed): stores the
+   * records in their own commit, then applies them, so a failed apply is retried by the sweep.
+   */
+  async send(...records: OutboxRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const result = await this.write(this.kv.atomic(), ...records).commit();
+    if (!result.ok) throw new Error("outbox records could not be stored");
+    await this.apply(...records);
+  }
+
+  /**
    * Applies records right after their commit succeeded. Never throws: a failure is logged and the
    * record stays for the sweep, because the decision it belongs to has already been made.
    */

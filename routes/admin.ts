@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
+import { listReports } from "../db/reports.ts";
 import { NotFound } from "../errors.ts";
 import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/jobs.ts";
 import { listDevMail } from "../providers/mail.ts";
@@ -41,6 +42,9 @@ export function adminRoutes(deps: Deps) {
         jobId: taken.job.id,
       });
       return c.body(null, 204);
+    })
+    .get("/reports", query(pageQuery), async (c) => {
+      return c.json(await listReports(deps.database.db, c.req.valid("query")));
     })
     .get("/outbox", query(pageQuery), async (c) => {
       if (deps.config.production) throw new NotFound("The mail outbox exists in development only.");

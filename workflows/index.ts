@@ -1,5 +1,6 @@
 // Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
 import type { Deps } from "../app.ts";
+import { registerGraphAppliers } from "../social/graph.ts";
 import { registerNotifyJob } from "./notify.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
 import { registerSendEmailJob } from "./send-email.ts";
@@ -8,6 +9,7 @@ export function registerWorkflows(deps: Deps) {
   registerNotifyJob(deps);
   registerSendEmailJob(deps);
   registerEnqueueApplier(deps.outbox, deps.jobs, deps.clock);
+  registerGraphAppliers(deps);
 }
 
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */

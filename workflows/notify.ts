@@ -3,7 +3,9 @@ import { z } from "zod";
 import type { Deps } from "../app.ts";
 import { recordNotification } from "../db/notifications.ts";
 import { NOTIFICATION_TYPES } from "../db/schema.ts";
+import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
 import type { Jobs } from "./jobs.ts";
+import { jobRecord } from "./outbox-jobs.ts";
 
 export const notifyPayload = z.object({
   /** The recipient. */
@@ -34,4 +36,9 @@ export function registerNotifyJob(deps: Deps) {
 export async function notify(jobs: Jobs, payload: NotifyPayload): Promise<string | null> {
   if (payload.userId === payload.actorId) return null;
   return await jobs.enqueue("notify", payload);
+}
+
+/** The outbox record that notifies `userId`, for a commit to carry; none for one's own acts. */
+export function notifyRecords(outbox: Outbox, payload: NotifyPayload): OutboxRecord[] {
+  return payload.userId === payload.actorId ? [] : [jobRecord(outbox, "notify", payload)];
 }

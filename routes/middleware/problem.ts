@@ -27,7 +27,7 @@ export function problemResponse(
 }
 
 function problem(status: number, code: string, title: string, detail: string, extra = {}): Problem {
-  return { type: `/problems/${code}`, code, title, status, detail, ...extra };
+  return { ...extra, type: `/problems/${code}`, code, title, status, detail };
 }
 
 export function zodFieldErrors(

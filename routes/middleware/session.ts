@@ -40,6 +40,18 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
   };
 }
 
+/**
+ * 401 for any request without a live session, before its input is even validated, except on
+ * the `open` paths (signing up and in).
+ */
+export function signedIn(options: { open: string[] }): MiddlewareHandler<AppEnv> {
+  const open = new Set(options.open);
+  return async function signedIn(c, next) {
+    if (!open.has(c.req.path)) requireSession(c);
+    await next();
+  };
+}
+
 export function requireSession(c: Context<AppEnv>): Session {
   const session = c.get("session");
   if (!session) throw new Unauthorized();

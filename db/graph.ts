@@ -1,0 +1,294 @@
+// The social graph in Postgres: follows, accepted connections, blocks and connection history.
+import { and, desc, eq, type InferSelectModel, lt, or, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import type { Transition } from "../kv/connections.ts";
+import type { Database } from "./client.ts";
+import { isForeignKeyViolation } from "./client.ts";
+import {
+  blocks,
+  connectionEvents,
+  connectionRequests,
+  connections,
+  type ConnectionStatus,
+  follows,
+  users,
+} from "./schema.ts";
+import { publicProfile } from "./users.ts";
+import { notBlockedWith } from "./visibility.ts";
+
+/** Follows (idempotent); true when this call created the follow. */
+export async function insertFollow(
+  db: Database,
+  followerId: string,
+  followeeId: string,
+  at: Date,
+): Promise<boolean> {
+  try {
+    const rows = await db.insert(follows).values({ followerId, followeeId, createdAt: at })
+      .onConflictDoNothing().returning({ followeeId: follows.followeeId });
+    return rows.length > 0;
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return false; // either account is gone
+    throw error;
+  }
+}
+
+/** Unfollows (idempotent); true when a follow was removed. */
+export async function deleteFollow(db: Database, followerId: string, followeeId: string) {
+  const rows = await db.delete(follows)
+    .where(and(eq(follows.followerId, followerId), eq(follows.followeeId, followeeId)))
+    .returning({ followeeId: follows.followeeId });
+  return rows.length > 0;
+}
+
+const followCursor = z.tuple([z.iso.datetime(), z.string()]);
+
+/**
+ * Followers (or followees) of `userId`, most recent follow first, without anyone blocked with
+ * the viewer. Keyset on (followed at, user id).
+ */
+export async function listFollows(
+  db: Database,
+  side: "followers" | "following",
+  userId: string,
+  viewerId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const [self, other] = side === "followers"
+    ? [follows.followeeId, follows.followerId]
+    : [follows.followerId, follows.followeeId];
+  const after = page.cursor ? decodeCursor(page.cursor, followCursor) : null;
+  const rows = await db.select({ user: users, since: follows.createdAt }).from(follows)
+    .innerJoin(users, eq(users.id, other))
+    .where(and(
+      eq(self, userId),
+      notBlockedWith(viewerId, other),
+      after
+        ? or(
+          lt(follows.createdAt, new Date(after[0])),
+          and(eq(follows.createdAt, new Date(after[0])), sql`${other} > ${after[1]}`),
+        )
+        : undefined,
+    ))
+    .orderBy(desc(follows.createdAt), other)
+    .limit(page.limit + 1);
+  const items = rows.slice(0, page.limit);
+  const last = items.at(-1);
+  return {
+    items: items.map((row) => ({
+      ...publicProfile(row.user),
+      followedAt: row.since.toISOString(),
+    })),
+    nextCursor: rows.length > page.limit && last
+      ? encodeCursor([last.since.toISOString(), last.user.id])
+      : null,
+  };
+}
+
+export async function countFollows(db: Database, userId: string) {
+  const [row] = await db.select({
+    followers: sql<
+      number
+    >`(select count(*)::int from ${follows} where ${follows.followeeId} = ${userId})`,
+    following: sql<
+      number
+    >`(select count(*)::int from ${follows} where ${follows.followerId} = ${userId})`,
+    connections: sql<
+      number
+    >`(select count(*)::int from ${connections} where ${connections.userId} = ${userId})`,
+  }).from(sql`(select 1) as one`);
+  return row;
+}
+
+export async function isFollowing(db: Database, followerId: string, followeeId: string) {
+  const rows = await db.select({ id: follows.followeeId }).from(follows)
+    .where(and(eq(follows.followerId, followerId), eq(follows.followeeId, followeeId))).limit(1);
+  return rows.length > 0;
+}
+
+/**
+ * Writes a decided connection transition: its event, the request row (never overwritten by an
+ * older version), and, when this is the newest version, the connections it makes or ends.
+ * Idempotent: applying it again changes nothing.
+ */
+export async function recordConnectionTransition(db: Database, transition: Transition) {
+  const { request } = transition;
+  const at = new Date(request.updatedAt);
+  try {
+    await db.transaction(async (tx) => {
+      await tx.insert(connectionEvents).values({
+        requestId: request.id,
+        version: request.version,
+        actorId: transition.actorId,
+        fromStatus: transition.from,
+        toStatus: request.status,
+        at,
+      }).onConflictDoNothing();
+      const newest = await tx.insert(connectionRequests).values({
+        ...request,
+        createdAt: new Date(request.createdAt),
+        updatedAt: at,
+      }).onConflictDoUpdate({
+        target: connectionRequests.id,
+        set: {
+          status: sql`excluded.status`,
+          version: sql`excluded.version`,
+          updatedAt: sql`excluded.updated_at`,
+        },
+        setWhere: sql`${connectionRequests.version} < excluded.version`,
+      }).returning({ id: connectionRequests.id });
+      if (newest.length === 0) return;
+      const pair = [
+        { userId: request.fromUserId, otherId: request.toUserId },
+        { userId: request.toUserId, otherId: request.fromUserId },
+      ];
+      if (request.status === "accepted") {
+        await tx.insert(connections)
+          .values(pair.map((row) => ({ ...row, requestId: request.id, since: at })))
+          .onConflictDoNothing();
+      } else {
+        await tx.delete(connections).where(eq(connections.requestId, request.id));
+      }
+    });
+  } catch (error) {
+    // An account deleted since: there is nothing left to record about it.
+    if (!isForeignKeyViolation(error)) throw error;
+  }
+}
+
+/**
+ * Makes Postgres agree with KV about one block: present (with the follows between the two
+ * removed) or lifted. Order-independent, so a late sweep cannot undo a newer decision.
+ */
+export async function syncBlock(
+  db: Database,
+  blockerId: string,
+  blockedId: string,
+  placedAt: Date | null,
+) {
+  const row = and(eq(blocks.blockerId, blockerId), eq(blocks.blockedId, blockedId));
+  if (!placedAt) {
+    await db.delete(blocks).where(row);
+    return;
+  }
+  try {
+    await db.transaction(async (tx) => {
+      await tx.insert(blocks).values({ blockerId, blockedId, createdAt: placedAt })
+        .onConflictDoNothing();
+      await tx.delete(follows).where(or(
+        and(eq(follows.followerId, blockerId), eq(follows.followeeId, blockedId)),
+        and(eq(follows.followerId, blockedId), eq(follows.followeeId, blockerId)),
+      ));
+    });
+  } catch (error) {
+    if (!isForeignKeyViolation(error)) throw error;
+  }
+}
+
+/** Everyone `blockerId` has blocked, most recent first. */
+export async function listBlocks(
+  db: Database,
+  blockerId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, followCursor) : null;
+  const rows = await db.select({ user: users, since: blocks.createdAt }).from(blocks)
+    .innerJoin(users, eq(users.id, blocks.blockedId))
+    .where(and(
+      eq(blocks.blockerId, blockerId),
+      after
+        ? or(
+          lt(blocks.createdAt, new Date(after[0])),
+          and(eq(blocks.createdAt, new Date(after[0])), sql`${blocks.blockedId} > ${after[1]}`),
+        )
+        : undefined,
+    ))
+    .orderBy(desc(blocks.createdAt), blocks.blockedId)
+    .limit(page.limit + 1);
+  const items = rows.slice(0, page.limit);
+  const last = items.at(-1);
+  return {
+    items: items.map((row) => ({
+      user: { id: row.user.id, name: row.user.name },
+      blockedAt: row.since.toISOString(),
+    })),
+    nextCursor: rows.length > page.limit && last
+      ? encodeCursor([last.since.toISOString(), last.user.id])
+      : null,
+  };
+}
+
+type RequestRow = InferSelectModel<typeof connectionRequests>;
+
+export function requestView(row: RequestRow | Transition["request"]) {
+  return {
+    id: row.id,
+    fromUserId: row.fromUserId,
+    toUserId: row.toUserId,
+    message: row.message,
+    status: row.status,
+    version: row.version,
+    createdAt: new Date(row.createdAt).toISOString(),
+    updatedAt: new Date(row.updatedAt).toISOString(),
+  };
+}
+
+const requestCursor = z.tuple([z.iso.datetime(), z.string()]);
+
+/** The caller's requests, sent and received, newest first (optionally one status only). */
+export async function listConnectionRequests(
+  db: Database,
+  userId: string,
+  options: {
+    status?: ConnectionStatus;
+    direction?: "sent" | "received";
+    cursor?: string;
+    limit: number;
+  },
+) {
+  const after = options.cursor ? decodeCursor(options.cursor, requestCursor) : null;
+  const mine = options.direction === "sent"
+    ? eq(connectionRequests.fromUserId, userId)
+    : options.direction === "received"
+    ? eq(connectionRequests.toUserId, userId)
+    : or(eq(connectionRequests.fromUserId, userId), eq(connectionRequests.toUserId, userId));
+  const rows = await db.select().from(connectionRequests)
+    .where(and(
+      mine,
+      options.status ? eq(connectionRequests.status, options.status) : undefined,
+      after
+        ? or(
+          lt(connectionRequests.createdAt, new Date(after[0])),
+          and(
+            eq(connectionRequests.createdAt, new Date(after[0])),
+            lt(connectionRequests.id, after[1]),
+          ),
+        )
+        : undefined,
+    ))
+    .orderBy(desc(connectionRequests.createdAt), desc(connectionRequests.id))
+    .limit(options.limit + 1);
+  const items = rows.slice(0, options.limit);
+  const last = items.at(-1);
+  return {
+    items: items.map(requestView),
+    nextCursor: rows.length > options.limit && last
+      ? encodeCursor([last.createdAt.toISOString(), last.id])
+      : null,
+  };
+}
+
+/** Who sees `authorId`'s posts in their feed: followers, connections and the author. */
+export async function feedAudience(db: Database, authorId: string): Promise<string[]> {
+  const rows = await db.execute<{ id: string }>(sql`
+    select ${follows.followerId} as id from ${follows} where ${follows.followeeId} = ${authorId}
+    union
+    select ${connections.otherId} from ${connections} where ${connections.userId} = ${authorId}`);
+  return [authorId, ...rowsOf<{ id: string }>(rows).map((row) => row.id)];
+}
+
+/** Rows of `db.execute` from either driver (both answer `{ rows }`). */
+export function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows;
+}

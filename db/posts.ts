@@ -1,0 +1,254 @@
+// Posts, likes and comments, and the feed query. Counters change in the same statement as the
+// like or comment they count, so they stay exact under any concurrency.
+import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { type Database, isForeignKeyViolation } from "./client.ts";
+import { rowsOf } from "./graph.ts";
+import { comments, connections, follows, likes, type PostRow, posts, users } from "./schema.ts";
+import { notBlockedWith } from "./visibility.ts";
+
+export interface PostView {
+  id: string;
+  author: { id: string; name: string };
+  text: string;
+  mediaIds: string[];
+  likeCount: number;
+  commentCount: number;
+  likedByMe: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+function postView(row: { post: PostRow; authorName: string; likedByMe: boolean }): PostView {
+  const { post } = row;
+  return {
+    id: post.id,
+    author: { id: post.authorId, name: row.authorName },
+    text: post.text,
+    mediaIds: post.mediaIds,
+    likeCount: post.likeCount,
+    commentCount: post.commentCount,
+    likedByMe: row.likedByMe,
+    createdAt: post.createdAt.toISOString(),
+    updatedAt: post.updatedAt.toISOString(),
+  };
+}
+
+/** Posts as `viewerId` sees them (with `likedByMe`), hiding authors blocked with the viewer. */
+function selectPosts(db: Database, viewerId: string, where: SQL | undefined) {
+  return db.select({
+    post: posts,
+    authorName: users.name,
+    likedByMe: sql<
+      boolean
+    >`exists (select 1 from ${likes} where ${likes.postId} = ${posts.id} and ${likes.userId} = ${viewerId})`,
+  }).from(posts)
+    .innerJoin(users, eq(users.id, posts.authorId))
+    .where(and(where, notBlockedWith(viewerId, posts.authorId)));
+}
+
+export async function insertPost(
+  db: Database,
+  post: { id: string; authorId: string; text: string; mediaIds: string[]; at: Date },
+): Promise<PostView> {
+  const [row] = await db.insert(posts).values({
+    id: post.id,
+    authorId: post.authorId,
+    text: post.text,
+    mediaIds: post.mediaIds,
+    createdAt: post.at,
+    updatedAt: post.at,
+  }).returning();
+  const [author] = await db.select({ name: users.name }).from(users)
+    .where(eq(users.id, post.authorId));
+  return postView({ post: row, authorName: author.name, likedByMe: false });
+}
+
+/** The post, if it exists and its author is not blocked with the viewer. */
+export async function findPost(
+  db: Database,
+  postId: string,
+  viewerId: string,
+): Promise<PostView | null> {
+  const [row] = await selectPosts(db, viewerId, eq(posts.id, postId)).limit(1);
+  return row ? postView(row) : null;
+}
+
+export async function updatePostText(db: Database, postId: string, text: string, at: Date) {
+  await db.update(posts).set({ text, updatedAt: at }).where(eq(posts.id, postId));
+}
+
+/** Deletes a post; its likes and comments go with it (foreign keys cascade). */
+export async function deletePost(db: Database, postId: string) {
+  await db.delete(posts).where(eq(posts.id, postId));
+}
+
+/**
+ * Likes (or unlikes) a post for a user, idempotently. The like row and the post's counter change
+ * in one statement, so 200 concurrent likes count 200 and 50 by one user count 1. Null when the
+ * post does not exist. `changed` is true when this call added (or removed) the like.
+ */
+export async function setLike(
+  db: Database,
+  input: { postId: string; userId: string; liked: boolean; at: Date },
+): Promise<{ likeCount: number; changed: boolean; authorId: string } | null> {
+  const change = input.liked
+    ? sql`insert into ${likes} (post_id, user_id, created_at)
+        values (${input.postId}, ${input.userId}, ${input.at.toISOString()}::timestamptz)
+        on conflict do nothing returning post_id`
+    : sql`delete from ${likes} where ${likes.postId} = ${input.postId}
+        and ${likes.userId} = ${input.userId} returning post_id`;
+  const sign = input.liked ? sql`+` : sql`-`;
+  try {
+    const result = await db.execute(sql`
+      with changed as (${change})
+      update ${posts} set like_count = like_count ${sign} (select count(*) from changed)::int
+      where ${posts.id} = ${input.postId}
+      returning like_count, author_id, (select count(*) from changed)::int as changed`);
+    const [row] = rowsOf<{ like_count: number; author_id: string; changed: number }>(result);
+    return row
+      ? { likeCount: row.like_count, changed: row.changed > 0, authorId: row.author_id }
+      : null;
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return null; // the post (or the user) is gone
+    throw error;
+  }
+}
+
+export interface CommentView {
+  id: string;
+  postId: string;
+  author: { id: string; name: string };
+  text: string;
+  createdAt: string;
+}
+
+/** Adds a comment and counts it on the post, in one statement; null when the post is gone. */
+export async function insertComment(
+  db: Database,
+  comment: { id: string; postId: string; authorId: string; text: string; at: Date },
+): Promise<{ comment: CommentView; postAuthorId: string } | null> {
+  try {
+    const result = await db.execute(sql`
+      with added as (
+        insert into ${comments} (id, post_id, author_id, text, created_at)
+        values (${comment.id}, ${comment.postId}, ${comment.authorId}, ${comment.text},
+          ${comment.at.toISOString()}::timestamptz)
+        returning id
+      )
+      update ${posts} set comment_count = comment_count + (select count(*) from added)::int
+      where ${posts.id} = ${comment.postId}
+      returning author_id, (select name from ${users} where id = ${comment.authorId}) as name`);
+    const [row] = rowsOf<{ author_id: string; name: string }>(result);
+    if (!row) return null;
+    return {
+      comment: {
+        id: comment.id,
+        postId: comment.postId,
+        author: { id: comment.authorId, name: row.name },
+        text: comment.text,
+        createdAt: comment.at.toISOString(),
+      },
+      postAuthorId: row.author_id,
+    };
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return null;
+    throw error;
+  }
+}
+
+export async function findComment(db: Database, commentId: string) {
+  const [row] = await db.select({
+    id: comments.id,
+    postId: comments.postId,
+    authorId: comments.authorId,
+    postAuthorId: posts.authorId,
+  }).from(comments).innerJoin(posts, eq(posts.id, comments.postId))
+    .where(eq(comments.id, commentId)).limit(1);
+  return row ?? null;
+}
+
+/** Deletes a comment and uncounts it, in one statement (a second delete changes nothing). */
+export async function deleteComment(db: Database, commentId: string) {
+  await db.execute(sql`
+    with removed as (delete from ${comments} where ${comments.id} = ${commentId} returning post_id)
+    update ${posts} set comment_count = comment_count - 1
+    where ${posts.id} in (select post_id from removed)`);
+}
+
+const keyset = z.tuple([z.iso.datetime(), z.string()]);
+
+/** Comments on a post, oldest first, hiding authors blocked with the viewer. */
+export async function listComments(
+  db: Database,
+  postId: string,
+  viewerId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, keyset) : null;
+  const rows = await db.select({ comment: comments, authorName: users.name }).from(comments)
+    .innerJoin(users, eq(users.id, comments.authorId))
+    .where(and(
+      eq(comments.postId, postId),
+      notBlockedWith(viewerId, comments.authorId),
+      after
+        ? sql`(${comments.createdAt}, ${comments.id}) > (${after[0]}::timestamptz, ${after[1]})`
+        : undefined,
+    ))
+    .orderBy(asc(comments.createdAt), asc(comments.id))
+    .limit(page.limit + 1);
+  const items = rows.slice(0, page.limit);
+  const last = items.at(-1)?.comment;
+  return {
+    items: items.map(({ comment, authorName }): CommentView => ({
+      id: comment.id,
+      postId: comment.postId,
+      author: { id: comment.authorId, name: authorName },
+      text: comment.text,
+      createdAt: comment.createdAt.toISOString(),
+    })),
+    nextCursor: rows.length > page.limit && last
+      ? encodeCursor([last.createdAt.toISOString(), last.id])
+      : null,
+  };
+}
+
+/**
+ * The viewer's feed: their own posts and those of people they follow or are connected with,
+ * newest first. Keyset on (createdAt, id): a page starts strictly after the previous page's
+ * last post, so posts published meanwhile (newer than the cursor) never shift later pages.
+ */
+export async function feedPage(
+  db: Database,
+  viewerId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, keyset) : null;
+  const sources = sql`${posts.authorId} in (
+    select ${viewerId}::text
+    union all select ${follows.followeeId} from ${follows} where ${follows.followerId} = ${viewerId}
+    union all select ${connections.otherId} from ${connections} where ${connections.userId} = ${viewerId})`;
+  const rows = await selectPosts(
+    db,
+    viewerId,
+    and(
+      sources,
+      after
+        ? sql`(${posts.createdAt}, ${posts.id}) < (${after[0]}::timestamptz, ${after[1]})`
+        : undefined,
+    ),
+  ).orderBy(desc(posts.createdAt), desc(posts.id)).limit(page.limit + 1);
+  const items = rows.slice(0, page.limit).map(postView);
+  const last = items.at(-1);
+  return {
+    items,
+    nextCursor: rows.length > page.limit && last ? encodeCursor([last.createdAt, last.id]) : null,
+  };
+}
+
+export async function findPostAuthor(db: Database, postId: string): Promise<string | null> {
+  const [row] = await db.select({ authorId: posts.authorId }).from(posts)
+    .where(eq(posts.id, postId)).limit(1);
+  return row?.authorId ?? null;
+}

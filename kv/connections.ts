@@ -1,0 +1,253 @@
+// Connection requests and blocks: the live state of every pair, decided by versionstamp-checked
+// KV commits. Postgres learns about each decision through the outbox records written with it.
+import { Conflict, Forbidden, NotFound } from "../errors.ts";
+import { newId } from "../ids.ts";
+import type { ConnectionStatus } from "../db/schema.ts";
+import type { Outbox, OutboxRecord } from "./outbox.ts";
+import { blockKey, connectionPairKey, connectionRequestKey } from "./keys.ts";
+
+export interface ConnectionRequest {
+  id: string;
+  fromUserId: string;
+  toUserId: string;
+  message: string | null;
+  status: ConnectionStatus;
+  /** 1 when sent; +1 on every transition. */
+  version: number;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What a pair's key holds while a request between them is pending or accepted. */
+interface LivePair {
+  requestId: string;
+}
+
+/** A decided transition: the request as it now is, and the status it left. */
+export interface Transition {
+  request: ConnectionRequest;
+  from: ConnectionStatus | null;
+  actorId: string;
+}
+
+/** The outbox records a transition must cause, written into the commit that decides it. */
+export type Effects = (transition: Transition) => OutboxRecord[];
+
+interface Coordination {
+  kv: Deno.Kv;
+  outbox: Outbox;
+  now: () => number;
+}
+
+/** Commits contended by concurrent requests are retried this often before giving up. */
+const ATTEMPTS = 20;
+
+/** Either user blocked the other. */
+export async function isBlocked(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
+  const [one, two] = await kv.getMany([blockKey(userId, otherId), blockKey(otherId, userId)]);
+  return one.value !== null || two.value !== null;
+}
+
+/**
+ * Sends a request from `fromUserId` to `toUserId`. At most one request per unordered pair is
+ * pending or accepted: when A→B and B→A race, one commit wins and every other gets 409.
+ */
+export async function sendConnectionRequest(
+  deps: Coordination,
+  input: { fromUserId: string; toUserId: string; message: string | null },
+  effects: Effects,
+): Promise<Transition> {
+  const pairKey = connectionPairKey(input.fromUserId, input.toUserId);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const [pair, blockedOne, blockedTwo] = await deps.kv.getMany<[LivePair, unknown, unknown]>([
+      pairKey,
+      blockKey(input.fromUserId, input.toUserId),
+      blockKey(input.toUserId, input.fromUserId),
+    ]);
+    if (blockedOne.value !== null || blockedTwo.value !== null) throw noSuchUser();
+    if (pair.value) throw await pairTaken(deps.kv, pair.value.requestId);
+    const now = deps.now();
+    const request: ConnectionRequest = {
+      id: newId(now),
+      ...input,
+      status: "pending",
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const transition: Transition = { request, from: null, actorId: input.fromUserId };
+    const records = effects(transition);
+    const atomic = deps.kv.atomic().check(pair, blockedOne, blockedTwo)
+      .set(pairKey, { requestId: request.id } satisfies LivePair)
+      .set(connectionRequestKey(request.id), request);
+    const result = await deps.outbox.write(atomic, ...records).commit();
+    if (!result.ok) continue;
+    await deps.outbox.apply(...records);
+    return transition;
+  }
+  throw busy();
+}
+
+const MOVES: Record<string, { by: "recipient" | "sender" }> = {
+  accepted: { by: "recipient" },
+  rejected: { by: "recipient" },
+  withdrawn: { by: "sender" },
+};
+
+/**
+ * Moves a pending request to accepted or rejected (recipient only) or withdrawn (sender only).
+ * Anyone but the two users gets 404; a request that is no longer pending gets 409.
+ */
+export async function moveConnectionRequest(
+  deps: Coordination,
+  input: { requestId: string; actorId: string; to: "accepted" | "rejected" | "withdrawn" },
+  effects: Effects,
+): Promise<Transition> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const entry = await deps.kv.get<ConnectionRequest>(connectionRequestKey(input.requestId));
+    const request = entry.value;
+    if (!request || ![request.fromUserId, request.toUserId].includes(input.actorId)) {
+      throw new NotFound("No connection request of yours has this id.");
+    }
+    const mover = MOVES[input.to].by === "recipient" ? request.toUserId : request.fromUserId;
+    if (input.actorId !== mover) {
+      throw new Forbidden(
+        MOVES[input.to].by === "recipient"
+          ? "Only the recipient may accept or reject a request."
+          : "Only the sender may withdraw a request.",
+      );
+    }
+    if (request.status !== "pending") {
+      throw new Conflict("not-pending", `This request is already ${request.status}.`, {
+        requestStatus: request.status,
+      });
+    }
+    const pairKey = connectionPairKey(request.fromUserId, request.toUserId);
+    const pair = await deps.kv.get<LivePair>(pairKey);
+    const next = {
+      ...request,
+      status: input.to,
+      version: request.version + 1,
+      updatedAt: deps.now(),
+    };
+    const transition: Transition = { request: next, from: request.status, actorId: input.actorId };
+    const records = effects(transition);
+    const atomic = deps.kv.atomic().check(entry, pair).set(entry.key, next);
+    // Accepted keeps the pair taken; a finished request frees it for a new one.
+    if (input.to !== "accepted") atomic.delete(pairKey);
+    const result = await deps.outbox.write(atomic, ...records).commit();
+    if (!result.ok) continue;
+    await deps.outbox.apply(...records);
+    return transition;
+  }
+  throw busy();
+}
+
+/**
+ * `blockerId` blocks `blockedId` (idempotent). A pending or accepted request between them ends
+ * in the same commit, so nothing can slip in between the block and the end of the connection.
+ * Returns whether this call placed the block, and the transition of the ended request, if any.
+ */
+export async function placeBlock(
+  deps: Coordination,
+  input: { blockerId: string; blockedId: string },
+  effects: { block: () => OutboxRecord[]; transition: Effects },
+): Promise<{ placed: boolean; ended: Transition | null }> {
+  const key = blockKey(input.blockerId, input.blockedId);
+  const pairKey = connectionPairKey(input.blockerId, input.blockedId);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const [block, pair] = await deps.kv.getMany<[{ at: number }, LivePair]>([key, pairKey]);
+    if (block.value) return { placed: false, ended: null };
+    const now = deps.now();
+    const atomic = deps.kv.atomic().check(block, pair).set(key, { at: now });
+    const records = effects.block();
+    let ended: Transition | null = null;
+    if (pair.value) {
+      const entry = await deps.kv.get<ConnectionRequest>(
+        connectionRequestKey(pair.value.requestId),
+      );
+      if (entry.value) {
+        const next = {
+          ...entry.value,
+          status: "ended" as const,
+          version: entry.value.version + 1,
+          updatedAt: now,
+        };
+        ended = { request: next, from: entry.value.status, actorId: input.blockerId };
+        records.push(...effects.transition(ended));
+        atomic.check(entry).set(entry.key, next);
+      }
+      atomic.delete(pairKey);
+    }
+    const result = await deps.outbox.write(atomic, ...records).commit();
+    if (!result.ok) continue;
+    await deps.outbox.apply(...records);
+    return { placed: true, ended };
+  }
+  throw busy();
+}
+
+/** Lifts a block placed by `blockerId`; false when there was none. */
+export async function liftBlock(
+  deps: Coordination,
+  input: { blockerId: string; blockedId: string },
+  effects: () => OutboxRecord[],
+): Promise<boolean> {
+  const key = blockKey(input.blockerId, input.blockedId);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const block = await deps.kv.get(key);
+    if (block.value === null) return false;
+    const records = effects();
+    const result = await deps.outbox.write(deps.kv.atomic().check(block).delete(key), ...records)
+      .commit();
+    if (!result.ok) continue;
+    await deps.outbox.apply(...records);
+    return true;
+  }
+  throw busy();
+}
+
+/** The current state of a request, for its participants only. */
+export async function readConnectionRequest(
+  kv: Deno.Kv,
+  requestId: string,
+  userId: string,
+): Promise<ConnectionRequest> {
+  const { value } = await kv.get<ConnectionRequest>(connectionRequestKey(requestId));
+  if (!value || ![value.fromUserId, value.toUserId].includes(userId)) {
+    throw new NotFound("No connection request of yours has this id.");
+  }
+  return value;
+}
+
+/** The pending or accepted request between two users, if any. */
+export async function livePairRequest(
+  kv: Deno.Kv,
+  userId: string,
+  otherId: string,
+): Promise<ConnectionRequest | null> {
+  const pair = await kv.get<LivePair>(connectionPairKey(userId, otherId));
+  if (!pair.value) return null;
+  return (await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId))).value;
+}
+
+async function pairTaken(kv: Deno.Kv, requestId: string) {
+  const { value } = await kv.get<ConnectionRequest>(connectionRequestKey(requestId));
+  const status = value?.status ?? "pending";
+  return new Conflict(
+    "connection-exists",
+    status === "accepted"
+      ? "You are already connected."
+      : "A connection request between you is already pending.",
+    { requestId, requestStatus: status, fromUserId: value?.fromUserId },
+  );
+}
+
+export function noSuchUser() {
+  return new NotFound("No member has this id.");
+}
+
+function busy() {
+  return new Conflict("busy", "This pair changed too often at once; try again.");
+}

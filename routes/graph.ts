@@ -1,0 +1,85 @@
+// Follows, connection requests, blocks and reports (API.md "Profiles, discovery, graph").
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv, Deps } from "../app.ts";
+import { listBlocks, listConnectionRequests, requestView } from "../db/graph.ts";
+import { CONNECTION_STATUSES } from "../db/schema.ts";
+import { NotFound } from "../errors.ts";
+import { readConnectionRequest } from "../kv/connections.ts";
+import {
+  answerConnection,
+  block,
+  follow,
+  requestConnection,
+  unblock,
+  unfollow,
+} from "../social/graph.ts";
+import { fileReport, reportInput } from "../social/reports.ts";
+import { requireSession } from "./middleware/session.ts";
+import { body, pageQuery, params, query } from "./middleware/validate.ts";
+import { idParam } from "./profiles.ts";
+
+const userParam = z.object({ userId: z.string().min(1).max(100) });
+
+const connectionInput = z.strictObject({
+  toUserId: z.string().min(1).max(100),
+  message: z.string().trim().max(500).optional(),
+});
+
+const connectionMove = z.strictObject({ status: z.enum(["accepted", "rejected", "withdrawn"]) });
+
+const connectionQuery = pageQuery.extend({
+  status: z.enum(CONNECTION_STATUSES).optional(),
+  direction: z.enum(["sent", "received"]).optional(),
+});
+
+export function graphRoutes(deps: Deps) {
+  return new Hono<AppEnv>()
+    .post("/follows/:userId", params(userParam), async (c) => {
+      await follow(deps, requireSession(c).sub, c.req.valid("param").userId);
+      return c.body(null, 204);
+    })
+    .delete("/follows/:userId", params(userParam), async (c) => {
+      await unfollow(deps, requireSession(c).sub, c.req.valid("param").userId);
+      return c.body(null, 204);
+    })
+    .post("/connections", body(connectionInput), async (c) => {
+      const request = await requestConnection(deps, requireSession(c).sub, c.req.valid("json"));
+      return c.json(requestView(request), 201);
+    })
+    .get("/connections", query(connectionQuery), async (c) => {
+      const session = requireSession(c);
+      return c.json(
+        await listConnectionRequests(deps.database.db, session.sub, c.req.valid("query")),
+      );
+    })
+    .get("/connections/:id", params(idParam), async (c) => {
+      const session = requireSession(c);
+      const request = await readConnectionRequest(deps.kv, c.req.valid("param").id, session.sub);
+      return c.json(requestView(request));
+    })
+    .patch("/connections/:id", params(idParam), body(connectionMove), async (c) => {
+      const session = requireSession(c);
+      const { id } = c.req.valid("param");
+      const request = await answerConnection(deps, session.sub, id, c.req.valid("json").status);
+      return c.json(requestView(request));
+    })
+    .get("/blocks", query(pageQuery), async (c) => {
+      const session = requireSession(c);
+      return c.json(await listBlocks(deps.database.db, session.sub, c.req.valid("query")));
+    })
+    .post("/blocks/:userId", params(userParam), async (c) => {
+      await block(deps, requireSession(c).sub, c.req.valid("param").userId);
+      return c.body(null, 204);
+    })
+    .delete("/blocks/:userId", params(userParam), async (c) => {
+      if (!await unblock(deps, requireSession(c).sub, c.req.valid("param").userId)) {
+        throw new NotFound("You have not blocked this member.");
+      }
+      return c.body(null, 204);
+    })
+    .post("/reports", body(reportInput), async (c) => {
+      const report = await fileReport(deps, requireSession(c).sub, c.req.valid("json"));
+      return c.json(report, 201);
+    });
+}

@@ -1,0 +1,170 @@
+// The social graph's rules: follows, connection requests and blocks, and what each one causes
+// (history in Postgres, notifications, fresh feeds and discovery) through the outbox.
+import { z } from "zod";
+import type { Deps } from "../app.ts";
+import { deleteFollow, insertFollow, recordConnectionTransition, syncBlock } from "../db/graph.ts";
+import { CONNECTION_STATUSES } from "../db/schema.ts";
+import { findUserById } from "../db/users.ts";
+import { Invalid } from "../errors.ts";
+import {
+  type Effects,
+  isBlocked,
+  liftBlock,
+  moveConnectionRequest,
+  noSuchUser,
+  placeBlock,
+  sendConnectionRequest,
+  type Transition,
+} from "../kv/connections.ts";
+import { blockKey } from "../kv/keys.ts";
+import type { OutboxRecord } from "../kv/outbox.ts";
+import { notifyRecords } from "../workflows/notify.ts";
+import { feedCache, invalidateGraphViews } from "./per-user-cache.ts";
+
+const CONNECTION_TRANSITION = "connection-transition";
+const BLOCK_SYNC = "block-sync";
+
+const transitionPayload = z.object({
+  request: z.object({
+    id: z.string(),
+    fromUserId: z.string(),
+    toUserId: z.string(),
+    message: z.string().nullable(),
+    status: z.enum(CONNECTION_STATUSES),
+    version: z.number().int(),
+    createdAt: z.number(),
+    updatedAt: z.number(),
+  }),
+  from: z.enum(CONNECTION_STATUSES).nullable(),
+  actorId: z.string(),
+});
+
+const blockPayload = z.object({ blockerId: z.string(), blockedId: z.string() });
+
+/** The outbox appliers that carry graph decisions made in KV over to Postgres and the caches. */
+export function registerGraphAppliers(deps: Deps) {
+  const db = deps.database.db;
+  deps.outbox.register(CONNECTION_TRANSITION, transitionPayload, async (transition) => {
+    await recordConnectionTransition(db, transition);
+    const { fromUserId, toUserId } = transition.request;
+    await invalidateGraphViews(deps.cache, fromUserId, toUserId);
+  });
+  deps.outbox.register(BLOCK_SYNC, blockPayload, async ({ blockerId, blockedId }) => {
+    // Read the decision now rather than trusting the record: a late sweep must not undo a lift.
+    const block = await deps.kv.get<{ at: number }>(blockKey(blockerId, blockedId));
+    await syncBlock(db, blockerId, blockedId, block.value ? new Date(block.value.at) : null);
+    await invalidateGraphViews(deps.cache, blockerId, blockedId);
+  });
+}
+
+/** The member `targetId` as `viewerId` may reach them: 404 when missing or blocked either way. */
+export async function reachableUser(deps: Deps, viewerId: string, targetId: string) {
+  const [user, blocked] = await Promise.all([
+    findUserById(deps.database.db, targetId),
+    isBlocked(deps.kv, viewerId, targetId),
+  ]);
+  if (!user || blocked) throw noSuchUser();
+  return user;
+}
+
+function notSelf(viewerId: string, targetId: string, what: string) {
+  if (viewerId === targetId) throw new Invalid(`You cannot ${what} yourself.`);
+}
+
+export async function follow(deps: Deps, followerId: string, followeeId: string) {
+  notSelf(followerId, followeeId, "follow");
+  await reachableUser(deps, followerId, followeeId);
+  const created = await insertFollow(
+    deps.database.db,
+    followerId,
+    followeeId,
+    new Date(deps.clock.now()),
+  );
+  if (!created) return;
+  await feedCache(deps.cache).invalidate(followerId);
+  await deps.outbox.send(...notifyRecords(deps.outbox, {
+    userId: followeeId,
+    actorId: followerId,
+    type: "follow",
+    subjectId: followerId,
+  }));
+}
+
+export async function unfollow(deps: Deps, followerId: string, followeeId: string) {
+  notSelf(followerId, followeeId, "unfollow");
+  if (await deleteFollow(deps.database.db, followerId, followeeId)) {
+    await feedCache(deps.cache).invalidate(followerId);
+  }
+}
+
+const coordination = (deps: Deps) => ({ kv: deps.kv, outbox: deps.outbox, now: deps.clock.now });
+
+/** History, and the notification a transition deserves, as outbox records of its commit. */
+function transitionEffects(deps: Deps): Effects {
+  return (transition: Transition): OutboxRecord[] => {
+    const { request } = transition;
+    const notice = request.status === "pending"
+      ? notifyRecords(deps.outbox, {
+        userId: request.toUserId,
+        actorId: request.fromUserId,
+        type: "connection_request",
+        subjectId: request.id,
+      })
+      : request.status === "accepted"
+      ? notifyRecords(deps.outbox, {
+        userId: request.fromUserId,
+        actorId: request.toUserId,
+        type: "connection_accepted",
+        subjectId: request.id,
+      })
+      : [];
+    return [deps.outbox.record(CONNECTION_TRANSITION, transition), ...notice];
+  };
+}
+
+export async function requestConnection(
+  deps: Deps,
+  fromUserId: string,
+  input: { toUserId: string; message?: string },
+) {
+  notSelf(fromUserId, input.toUserId, "connect with");
+  await reachableUser(deps, fromUserId, input.toUserId);
+  const { request } = await sendConnectionRequest(coordination(deps), {
+    fromUserId,
+    toUserId: input.toUserId,
+    message: input.message ?? null,
+  }, transitionEffects(deps));
+  return request;
+}
+
+export async function answerConnection(
+  deps: Deps,
+  actorId: string,
+  requestId: string,
+  to: "accepted" | "rejected" | "withdrawn",
+) {
+  const { request } = await moveConnectionRequest(
+    coordination(deps),
+    { requestId, actorId, to },
+    transitionEffects(deps),
+  );
+  return request;
+}
+
+export async function block(deps: Deps, blockerId: string, blockedId: string) {
+  notSelf(blockerId, blockedId, "block");
+  if (!await findUserById(deps.database.db, blockedId)) throw noSuchUser();
+  await placeBlock(coordination(deps), { blockerId, blockedId }, {
+    block: () => [deps.outbox.record(BLOCK_SYNC, { blockerId, blockedId })],
+    transition: transitionEffects(deps),
+  });
+}
+
+/** Lifts a block the caller placed; false when there was none. */
+export async function unblock(deps: Deps, blockerId: string, blockedId: string) {
+  return await liftBlock(
+    coordination(deps),
+    { blockerId, blockedId },
+    () => [deps.outbox.record(BLOCK_SYNC, { blockerId, blockedId })],
+  );
+}

@@ -1,0 +1,177 @@
+// Posts, likes, comments and the feed: author checks, notifications, and feeds that show a new
+// post on the audience's very next request although first pages are cached.
+import { z } from "zod";
+import type { Deps } from "../app.ts";
+import { feedAudience } from "../db/graph.ts";
+import {
+  deleteComment,
+  deletePost,
+  feedPage,
+  findComment,
+  findPost,
+  insertComment,
+  insertPost,
+  listComments,
+  type PostView,
+  setLike,
+  updatePostText,
+} from "../db/posts.ts";
+import { touchActivity } from "../db/users.ts";
+import { Forbidden, Invalid, NotFound } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { notifyRecords } from "../workflows/notify.ts";
+import { feedCache } from "./per-user-cache.ts";
+
+const text = (max: number) => z.string().trim().min(1, "must not be empty").max(max);
+
+export const postInput = z.strictObject({
+  text: text(5000),
+  mediaIds: z.array(z.string().min(1).max(100)).max(10).default([]),
+});
+
+export const postPatch = z.strictObject({ text: text(5000) });
+
+export const commentInput = z.strictObject({ text: text(2000) });
+
+export interface FeedPage {
+  items: PostView[];
+  nextCursor: string | null;
+}
+
+const at = (deps: Deps) => new Date(deps.clock.now());
+
+/** Everyone whose feed shows `authorId`'s posts sees the change on their next request. */
+async function refreshAudience(deps: Deps, authorId: string) {
+  await feedCache(deps.cache).invalidate(...await feedAudience(deps.database.db, authorId));
+}
+
+export async function createPost(
+  deps: Deps,
+  authorId: string,
+  input: z.infer<typeof postInput>,
+): Promise<PostView> {
+  if (input.mediaIds.length > 0) {
+    // No upload exists yet that a post could show, so every media id is unknown.
+    throw new Invalid("These media ids are unknown.", [
+      { path: "mediaIds", message: "no such media" },
+    ]);
+  }
+  const now = at(deps);
+  const post = await insertPost(deps.database.db, {
+    id: newId(now.getTime()),
+    authorId,
+    text: input.text,
+    mediaIds: input.mediaIds,
+    at: now,
+  });
+  await touchActivity(deps.database.db, authorId, now);
+  await refreshAudience(deps, authorId);
+  return post;
+}
+
+/** The post as the viewer may see it; 404 when missing or its author is blocked either way. */
+export async function readPost(deps: Deps, postId: string, viewerId: string): Promise<PostView> {
+  const post = await findPost(deps.database.db, postId, viewerId);
+  if (!post) throw new NotFound("No post has this id.");
+  return post;
+}
+
+async function ownPost(deps: Deps, postId: string, userId: string) {
+  const post = await readPost(deps, postId, userId);
+  if (post.author.id !== userId) throw new Forbidden("Only the author may change this post.");
+  return post;
+}
+
+export async function editPost(deps: Deps, postId: string, userId: string, newText: string) {
+  await ownPost(deps, postId, userId);
+  await updatePostText(deps.database.db, postId, newText, at(deps));
+  await refreshAudience(deps, userId);
+  return await readPost(deps, postId, userId);
+}
+
+export async function removePost(deps: Deps, postId: string, userId: string) {
+  await ownPost(deps, postId, userId);
+  await deletePost(deps.database.db, postId);
+  await refreshAudience(deps, userId);
+}
+
+/** Likes or unlikes, idempotently; the answer carries the exact count after this call. */
+export async function likePost(deps: Deps, postId: string, userId: string, liked: boolean) {
+  await readPost(deps, postId, userId);
+  const result = await setLike(deps.database.db, { postId, userId, liked, at: at(deps) });
+  if (!result) throw new NotFound("No post has this id.");
+  if (result.changed) {
+    // The liker's own cached feed shows `likedByMe`; others see counts at most two minutes old.
+    await feedCache(deps.cache).invalidate(userId);
+    if (liked) {
+      await deps.outbox.send(...notifyRecords(deps.outbox, {
+        userId: result.authorId,
+        actorId: userId,
+        type: "like",
+        subjectId: postId,
+      }));
+    }
+  }
+  return { liked, likeCount: result.likeCount };
+}
+
+export async function addComment(deps: Deps, postId: string, userId: string, body: string) {
+  await readPost(deps, postId, userId);
+  const now = at(deps);
+  const added = await insertComment(deps.database.db, {
+    id: newId(now.getTime()),
+    postId,
+    authorId: userId,
+    text: body,
+    at: now,
+  });
+  if (!added) throw new NotFound("No post has this id.");
+  await touchActivity(deps.database.db, userId, now);
+  await feedCache(deps.cache).invalidate(userId);
+  await deps.outbox.send(...notifyRecords(deps.outbox, {
+    userId: added.postAuthorId,
+    actorId: userId,
+    type: "comment",
+    subjectId: postId,
+    eventId: added.comment.id,
+  }));
+  return added.comment;
+}
+
+export async function commentsOf(
+  deps: Deps,
+  postId: string,
+  viewerId: string,
+  page: { cursor?: string; limit: number },
+) {
+  await readPost(deps, postId, viewerId);
+  return await listComments(deps.database.db, postId, viewerId, page);
+}
+
+/** The comment's author or the post's author may delete it. */
+export async function removeComment(deps: Deps, commentId: string, userId: string) {
+  const comment = await findComment(deps.database.db, commentId);
+  if (!comment) throw new NotFound("No comment has this id.");
+  await readPost(deps, comment.postId, userId);
+  if (comment.authorId !== userId && comment.postAuthorId !== userId) {
+    throw new Forbidden("Only the comment's author or the post's author may delete it.");
+  }
+  await deleteComment(deps.database.db, commentId);
+}
+
+/** A feed page; the first page comes from the cache when nothing in it has changed since. */
+export async function feed(
+  deps: Deps,
+  viewerId: string,
+  page: { cursor?: string; limit: number },
+): Promise<FeedPage & { cached: boolean }> {
+  if (page.cursor) {
+    return { ...await feedPage(deps.database.db, viewerId, page), cached: false };
+  }
+  const cache = feedCache<FeedPage>(deps.cache);
+  const { value, key } = await cache.read(viewerId, String(page.limit));
+  if (value) return { ...value, cached: true };
+  const fresh = await feedPage(deps.database.db, viewerId, page);
+  await cache.store(key, fresh);
+  return { ...fresh, cached: false };
+}
