@@ -4,6 +4,7 @@ import { openNeon, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
+import { members } from "./helpers/members.ts";
 
 integrationTest(
   "TEST_DATABASE_URL",
@@ -102,6 +103,74 @@ integrationTest(
           );
           const after = await http("GET", "/api/notifications/unread-count", { token: ada.token });
           assert.equal(after.body.count, 0);
+        });
+
+        await t.step("200 concurrent likes over a pool of 10 connections count 200", async () => {
+          const [author, ...likers] = await members(t0.deps, 201);
+          const post = await http("POST", "/api/posts", {
+            token: author.token,
+            body: { text: "concurrency on a real server" },
+          });
+          const answers = await Promise.all(
+            likers.map((liker) =>
+              http("POST", `/api/posts/${post.body.id}/like`, { token: liker.token })
+            ),
+          );
+          assert.ok(answers.every((answer) => answer.status === 200));
+          assert.deepEqual(
+            answers.map((answer) => answer.body.likeCount).sort((a, b) => a - b),
+            Array.from({ length: 200 }, (_, i) => i + 1),
+          );
+          const repeats = await Promise.all(
+            Array.from(
+              { length: 50 },
+              () => http("POST", `/api/posts/${post.body.id}/like`, { token: likers[0].token }),
+            ),
+          );
+          assert.ok(repeats.every((answer) => answer.body.likeCount === 200));
+          const comments = await Promise.all(
+            likers.slice(0, 100).map((liker) =>
+              http("POST", `/api/posts/${post.body.id}/comments`, {
+                token: liker.token,
+                body: { text: "same instant" },
+              })
+            ),
+          );
+          assert.ok(comments.every((answer) => answer.status === 201));
+          const read = await http("GET", `/api/posts/${post.body.id}`, { token: author.token });
+          assert.deepEqual([read.body.likeCount, read.body.commentCount], [200, 100]);
+        });
+
+        await t.step("connections, discovery and the feed through the driver", async () => {
+          const [a, b] = await members(t0.deps, 2);
+          await http("PATCH", "/api/profile", { token: a.token, body: { skills: ["rust"] } });
+          await http("PATCH", "/api/profile", { token: b.token, body: { skills: ["Rust"] } });
+          const peers = await http("GET", "/api/discover", { token: a.token });
+          assert.equal(peers.status, 200);
+          const found = peers.body.items.find((item: { profile: { id: string } }) =>
+            item.profile.id === b.user.id
+          );
+          assert.equal(found.explain.skills, 0.5);
+          const sent = await http("POST", "/api/connections", {
+            token: a.token,
+            body: { toUserId: b.user.id },
+          });
+          const accepted = await http("PATCH", `/api/connections/${sent.body.id}`, {
+            token: b.token,
+            body: { status: "accepted" },
+          });
+          assert.equal(accepted.body.status, "accepted");
+          const post = await http("POST", "/api/posts", { token: b.token, body: { text: "hi" } });
+          const feed = await http("GET", "/api/feed", { token: a.token });
+          assert.equal(feed.body.items[0].id, post.body.id);
+          const search = await http("GET", "/api/users?q=%25", { token: a.token });
+          assert.deepEqual(search.body.items, []);
+          // 4 earlier, 200 likes, 100 comments, the request and its acceptance: all delivered.
+          await t0.jobsSettled("notify", 306);
+          const notices = await http("GET", "/api/notifications", { token: b.token });
+          assert.deepEqual(notices.body.items.map((item: { type: string }) => item.type), [
+            "connection_request",
+          ]);
         });
 
         await t.step("/readyz reports the database", async () => {
