@@ -10,6 +10,7 @@ import { devOutboxMailer } from "../providers/mail.ts";
 import { offline } from "../realtime/live.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
+import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
@@ -111,6 +112,8 @@ report("Deno KV (in memory)", ["raw kv.set commit", kvBaseline], [
 ]);
 
 await benchJobs(report);
+
+await benchFeed();
 
 await raw.shutdown();
 await served.shutdown();

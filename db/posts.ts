@@ -225,20 +225,25 @@ export async function feedPage(
   page: { cursor?: string; limit: number },
 ) {
   const after = page.cursor ? decodeCursor(page.cursor, keyset) : null;
-  const sources = sql`${posts.authorId} in (
-    select ${viewerId}::text
-    union all select ${follows.followeeId} from ${follows} where ${follows.followerId} = ${viewerId}
-    union all select ${connections.otherId} from ${connections} where ${connections.userId} = ${viewerId})`;
-  const rows = await selectPosts(
-    db,
-    viewerId,
-    and(
-      sources,
-      after
-        ? sql`(${posts.createdAt}, ${posts.id}) < (${after[0]}::timestamptz, ${after[1]})`
-        : undefined,
-    ),
-  ).orderBy(desc(posts.createdAt), desc(posts.id)).limit(page.limit + 1);
+  const before = after
+    ? sql`and (created_at, id) < (${after[0]}::timestamptz, ${after[1]})`
+    : sql``;
+  // The newest page of each source through its own index range, then the newest of those:
+  // at most (sources × page) index entries, however many posts the sources have in total.
+  const newest = sql`${posts.id} in (
+    select page.id from (
+      select ${viewerId}::text as id
+      union select ${follows.followeeId} from ${follows} where ${follows.followerId} = ${viewerId}
+      union select ${connections.otherId} from ${connections} where ${connections.userId} = ${viewerId}
+    ) as source
+    cross join lateral (
+      select id, created_at from ${posts} where author_id = source.id ${before}
+      order by created_at desc, id desc limit ${page.limit + 1}
+    ) as page
+    where ${notBlockedWith(viewerId, sql`source.id`)}
+    order by page.created_at desc, page.id desc limit ${page.limit + 1})`;
+  const rows = await selectPosts(db, viewerId, newest)
+    .orderBy(desc(posts.createdAt), desc(posts.id));
   const items = rows.slice(0, page.limit).map(postView);
   const last = items.at(-1);
   return {

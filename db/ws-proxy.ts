@@ -26,6 +26,9 @@ export function serveWsProxy(options: WsProxyOptions) {
     let writes: Promise<unknown> = connecting;
 
     connecting.then(async (conn) => {
+      // Without this, Nagle's algorithm holds the driver's small protocol messages back for the
+      // peer's delayed ACK: ~40 ms on a multi-message query.
+      conn.setNoDelay(true);
       try {
         for await (const chunk of conn.readable) {
           if (socket.readyState !== WebSocket.OPEN) break;

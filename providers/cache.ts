@@ -11,6 +11,8 @@ export interface Counter {
 export interface Cache {
   readonly kind: "kv" | "upstash";
   get<T>(key: string): Promise<T | null>;
+  /** Several values in one round trip (null where missing), in the order of `keys`. */
+  getMany(keys: string[]): Promise<unknown[]>;
   set(key: string, value: unknown, ttlSeconds: number): Promise<void>;
   delete(...keys: string[]): Promise<void>;
   /** Adds `by` to a counter whose window of `windowSeconds` opens at its first increment. */
@@ -30,6 +32,13 @@ export function kvCache(kv: Deno.Kv, now: () => number = Date.now): Cache {
     async get<T>(key: string) {
       const entry = await kv.get<Stored<T>>(cacheKey(key));
       return entry.value && entry.value.expiresAt > now() ? entry.value.value : null;
+    },
+    async getMany(keys) {
+      const at = now();
+      const entries = await kv.getMany<Stored<unknown>[]>(keys.map(cacheKey));
+      return entries.map((entry) =>
+        entry.value && entry.value.expiresAt > at ? entry.value.value : null
+      );
     },
     async set(key, value, ttlSeconds) {
       const expireIn = ttlSeconds * 1000;
@@ -80,6 +89,11 @@ export function upstashCache(options: { url: string; token: string }): Cache {
     async get<T>(key: string) {
       const text = await redis.get<string>(key);
       return text === null ? null : JSON.parse(text) as T;
+    },
+    async getMany(keys) {
+      if (keys.length === 0) return [];
+      const texts = await redis.mget<(string | null)[]>(...keys);
+      return texts.map((text) => text === null ? null : JSON.parse(text));
     },
     async set(key, value, ttlSeconds) {
       await redis.set(key, JSON.stringify(value), { ex: ttlSeconds });

@@ -25,7 +25,12 @@ export function authRoutes(deps: Deps) {
   async function startSession(userId: string) {
     const generation = await currentGeneration(deps.kv, userId);
     const now = deps.clock.now();
-    return await issueToken(key, { userId, generation }, now, deps.config.SESSION_TTL_SECONDS);
+    return await issueToken(
+      await key,
+      { userId, generation },
+      now,
+      deps.config.SESSION_TTL_SECONDS,
+    );
   }
 
   return new Hono<AppEnv>()

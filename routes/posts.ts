@@ -59,8 +59,10 @@ export function postRoutes(deps: Deps) {
     })
     .get("/feed", query(pageQuery), async (c) => {
       const session = requireSession(c);
-      const { cached, ...page } = await feed(deps, session.sub, c.req.valid("query"));
-      c.header("X-Cache", cached ? "hit" : "miss");
-      return c.json(page);
+      const { body, cached } = await feed(deps, session.sub, c.req.valid("query"));
+      return c.body(body, 200, {
+        "content-type": "application/json",
+        "x-cache": cached ? "hit" : "miss",
+      });
     });
 }

@@ -76,15 +76,15 @@ export async function discover(
   userId: string,
   page: { cursor?: string; limit: number },
 ) {
-  const cache = discoveryCache<Ranking>(deps.cache);
-  const cached = await cache.read(userId);
-  let ranking = cached.value;
-  if (!ranking) {
-    const now = new Date(deps.clock.now());
-    const candidates = await discoveryCandidates(deps.database.db, userId, now);
-    ranking = { items: candidates.map(rank).sort(byScore), computedAt: now.toISOString() };
-    await cache.store(cached.key, ranking);
-  }
+  const { value: ranking } = await discoveryCache<Ranking>(deps.cache).through(
+    userId,
+    "",
+    async () => {
+      const now = new Date(deps.clock.now());
+      const candidates = await discoveryCandidates(deps.database.db, userId, now);
+      return { items: candidates.map(rank).sort(byScore), computedAt: now.toISOString() };
+    },
+  );
   const after = page.cursor ? decodeCursor(page.cursor, cursorShape) : null;
   const rest = after
     ? ranking.items.filter((item) =>

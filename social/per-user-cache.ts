@@ -1,6 +1,7 @@
 // Per-user cached views (feed first pages, discovery rankings) that a write can invalidate at once.
-// Each user's entries live under a version; invalidating sets a new version, so an entry computed
-// from data older than the write can never be read again, even if it is stored after the write.
+// Each entry carries the user's version it was computed under; invalidating sets a new version,
+// so an entry computed from data older than the write is never served, even if it is stored
+// after the write.
 import { newId } from "../ids.ts";
 import type { Cache } from "../providers/cache.ts";
 
@@ -9,6 +10,14 @@ const VERSION_TTL_SECONDS = 86_400;
 /** Invalidations run this many cache writes at a time. */
 const BATCH = 100;
 
+interface Entry<T> {
+  version: string;
+  value: T;
+}
+
+/** Computations in flight per cache key, so concurrent misses of one key compute it once. */
+const inflight = new WeakMap<Cache, Map<string, Promise<unknown>>>();
+
 export class PerUserCache<T> {
   constructor(
     private readonly cache: Cache,
@@ -16,15 +25,39 @@ export class PerUserCache<T> {
     readonly ttlSeconds: number,
   ) {}
 
-  /** The cached value for this user (and variant), and the key to store a fresh one under. */
-  async read(userId: string, variant = ""): Promise<{ value: T | null; key: string }> {
-    const version = await this.cache.get<string>(this.#versionKey(userId)) ?? "0";
-    const key = `${this.name}:${userId}:${version}:${variant}`;
-    return { value: await this.cache.get<T>(key), key };
-  }
-
-  async store(key: string, value: T): Promise<void> {
-    await this.cache.set(key, value, this.ttlSeconds);
+  /**
+   * The user's cached value, or `compute()`'s result, stored for next time. The version and the
+   * entry are read together; an entry stored under another version is a miss. Concurrent misses
+   * of the same entry in this isolate share one computation.
+   */
+  async through(userId: string, variant: string, compute: () => Promise<T>) {
+    const key = `${this.name}:${userId}:${variant}`;
+    const [version, entry] = await this.cache.getMany([this.#versionKey(userId), key]) as [
+      string | null,
+      Entry<T> | null,
+    ];
+    const current = version ?? "0";
+    if (entry && entry.version === current) return { value: entry.value, cached: true };
+    const running = this.#running();
+    const flightKey = `${key}:${current}`;
+    let flight = running.get(flightKey) as Promise<T> | undefined;
+    if (!flight) {
+      flight = (async () => {
+        try {
+          const value = await compute();
+          await this.cache.set(
+            key,
+            { version: current, value } satisfies Entry<T>,
+            this.ttlSeconds,
+          );
+          return value;
+        } finally {
+          running.delete(flightKey);
+        }
+      })();
+      running.set(flightKey, flight);
+    }
+    return { value: await flight, cached: false };
   }
 
   /** Whatever these users had cached is gone for their next request. */
@@ -36,6 +69,12 @@ export class PerUserCache<T> {
         ),
       );
     }
+  }
+
+  #running() {
+    let running = inflight.get(this.cache);
+    if (!running) inflight.set(this.cache, running = new Map());
+    return running;
   }
 
   #versionKey(userId: string) {

@@ -150,7 +150,7 @@ Deno.test("[auth] tokens that are expired, tampered, unsigned or foreign → 401
   await using t0 = await createTestApp();
   const { http, deps, clock } = t0;
   const account = await signUp(http);
-  const key = signingKey(deps.config.JWT_SECRET);
+  const key = await signingKey(deps.config.JWT_SECRET);
 
   await t.step("expired", async () => {
     const { token } = await issueToken(

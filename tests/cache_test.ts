@@ -21,6 +21,17 @@ async function cacheContract(t: Deno.TestContext, cache: Cache, prefix: string) 
     }
   });
 
+  await t.step("getMany answers every key in order, null where missing", async () => {
+    await cache.set(key("m1"), { page: 1 }, 60);
+    await cache.set(key("m2"), "1234", 60);
+    assert.deepEqual(await cache.getMany([key("m1"), key("none"), key("m2")]), [
+      { page: 1 },
+      null,
+      "1234",
+    ]);
+    assert.deepEqual(await cache.getMany([]), []);
+  });
+
   await t.step("delete removes keys", async () => {
     await cache.set(key("a"), 1, 60);
     await cache.set(key("b"), 2, 60);

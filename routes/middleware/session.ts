@@ -26,7 +26,11 @@ export function presentedToken(c: Context): { token: string; via: Session["via"]
 
 /** Resolves a token to a live session, or null. */
 export async function sessionFromToken(deps: Deps, token: string): Promise<SessionClaims | null> {
-  const claims = await readToken(signingKey(deps.config.JWT_SECRET), token, deps.clock.now());
+  const claims = await readToken(
+    await signingKey(deps.config.JWT_SECRET),
+    token,
+    deps.clock.now(),
+  );
   return claims && await isTokenLive(deps.kv, claims) ? claims : null;
 }
 

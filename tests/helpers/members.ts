@@ -19,7 +19,7 @@ export async function members(
   count: number,
   options: { name?: (index: number) => string; gender?: "female" | "male" } = {},
 ): Promise<Member[]> {
-  const key = signingKey(deps.config.JWT_SECRET);
+  const key = await signingKey(deps.config.JWT_SECRET);
   return await Promise.all(Array.from({ length: count }, async (_, index) => {
     const now = deps.clock.now();
     const row = await insertUser(deps.database.db, {
