@@ -22,7 +22,7 @@ import { notificationRoutes } from "./routes/notifications.ts";
 import { postRoutes } from "./routes/posts.ts";
 import { profileRoutes } from "./routes/profiles.ts";
 import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
-import { authenticate, type Session, signedIn } from "./routes/middleware/session.ts";
+import { authenticate, type Session } from "./routes/middleware/session.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { registerWorkflows } from "./workflows/index.ts";
 import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
@@ -88,7 +88,6 @@ export function createApp(deps: Deps) {
   app.use("/workflows/*", limitBody);
   app.use("/api/*", originCheck({ trusted }));
   app.use("/api/*", authenticate(deps));
-  app.use("/api/*", signedIn({ open: ["/api/auth/signup", "/api/auth/login"] }));
   app.use("/api/*", writeRateLimit(deps));
 
   app.route("/", healthRoutes(deps));

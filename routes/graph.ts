@@ -15,7 +15,7 @@ import {
   unfollow,
 } from "../social/graph.ts";
 import { fileReport, reportInput } from "../social/reports.ts";
-import { requireSession } from "./middleware/session.ts";
+import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";
 
@@ -35,6 +35,12 @@ const connectionQuery = pageQuery.extend({
 
 export function graphRoutes(deps: Deps) {
   return new Hono<AppEnv>()
+    .use("/follows/*", signedIn)
+    .use("/connections", signedIn)
+    .use("/connections/*", signedIn)
+    .use("/blocks", signedIn)
+    .use("/blocks/*", signedIn)
+    .use("/reports", signedIn)
     .post("/follows/:userId", params(userParam), async (c) => {
       await follow(deps, requireSession(c).sub, c.req.valid("param").userId);
       return c.body(null, 204);

@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
 import { countUnread, listNotifications, markRead } from "../db/notifications.ts";
-import { requireSession } from "./middleware/session.ts";
+import { requireSession, signedIn } from "./middleware/session.ts";
 import { optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";
 
 const listQuery = pageQuery.extend({
@@ -18,6 +18,7 @@ const readInput = z.object({
 export function notificationRoutes(deps: Deps) {
   const db = deps.database.db;
   return new Hono<AppEnv>()
+    .use("*", signedIn)
     .get("/", query(listQuery), async (c) => {
       const session = requireSession(c);
       return c.json(await listNotifications(db, session.sub, c.req.valid("query")));

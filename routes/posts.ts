@@ -15,12 +15,16 @@ import {
   removeComment,
   removePost,
 } from "../social/posts.ts";
-import { requireSession } from "./middleware/session.ts";
+import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";
 
 export function postRoutes(deps: Deps) {
   return new Hono<AppEnv>()
+    .use("/posts", signedIn)
+    .use("/posts/*", signedIn)
+    .use("/comments/*", signedIn)
+    .use("/feed", signedIn)
     .post("/posts", body(postInput), async (c) => {
       const post = await createPost(deps, requireSession(c).sub, c.req.valid("json"));
       return c.json(post, 201);

@@ -8,7 +8,7 @@ import { publicUser } from "../identity/accounts.ts";
 import { discover } from "../social/discovery.ts";
 import { reachableUser } from "../social/graph.ts";
 import { editProfile, profilePatch, viewProfile } from "../social/profiles.ts";
-import { requireSession } from "./middleware/session.ts";
+import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 
 export const idParam = z.object({ id: z.string().min(1).max(100) });
@@ -20,6 +20,10 @@ const searchQuery = pageQuery.extend({
 export function profileRoutes(deps: Deps) {
   const db = deps.database.db;
   return new Hono<AppEnv>()
+    .use("/profile", signedIn)
+    .use("/users", signedIn)
+    .use("/users/*", signedIn)
+    .use("/discover", signedIn)
     .patch("/profile", body(profilePatch), async (c) => {
       const session = requireSession(c);
       const user = await editProfile(deps, session.sub, c.req.valid("json"));

@@ -45,16 +45,13 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
 }
 
 /**
- * 401 for any request without a live session, before its input is even validated, except on
- * the `open` paths (signing up and in).
+ * 401 for a request without a live session, before its input is validated. Routers apply it to
+ * their own paths, so an unknown path is still a 404.
  */
-export function signedIn(options: { open: string[] }): MiddlewareHandler<AppEnv> {
-  const open = new Set(options.open);
-  return async function signedIn(c, next) {
-    if (!open.has(c.req.path)) requireSession(c);
-    await next();
-  };
-}
+export const signedIn: MiddlewareHandler<AppEnv> = async function signedIn(c, next) {
+  requireSession(c);
+  await next();
+};
 
 export function requireSession(c: Context<AppEnv>): Session {
   const session = c.get("session");
