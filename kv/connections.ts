@@ -135,7 +135,7 @@ export async function moveConnectionRequest(
     const records = effects(transition);
     const atomic = deps.kv.atomic().check(entry, pair).set(entry.key, next);
     // Accepted keeps the pair taken; a finished request frees it for a new one.
-    if (input.to !== "accepted") atomic.delete(pairKey);
+    if (input.to !== "accepted" && pair.value?.requestId === request.id) atomic.delete(pairKey);
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
     await deps.outbox.apply(...records);
