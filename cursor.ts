@@ -9,6 +9,23 @@ export function encodeCursor(position: unknown): string {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/**
+ * One list page from `rows` fetched with `limit + 1`: the extra row only says another page exists.
+ * The cursor is the keyset `position` of the page's last row.
+ */
+export function keysetPage<R, I>(
+  rows: R[],
+  limit: number,
+  toItem: (row: R) => I,
+  position: (row: R) => unknown,
+): { items: I[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  return {
+    items: page.map(toItem),
+    nextCursor: rows.length > limit ? encodeCursor(position(page[page.length - 1])) : null,
+  };
+}
+
 /** Reads a cursor this server issued; anything else is a 400 naming `cursor`. */
 export function decodeCursor<S extends z.ZodType>(cursor: string, shape: S): z.infer<S> {
   try {

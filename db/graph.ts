@@ -1,7 +1,7 @@
 // The social graph in Postgres: follows, accepted connections, blocks and connection history.
 import { and, desc, eq, type InferSelectModel, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Transition } from "../kv/connections.ts";
 import type { Database } from "./client.ts";
 import { isForeignKeyViolation } from "./client.ts";
@@ -73,17 +73,12 @@ export async function listFollows(
     ))
     .orderBy(desc(follows.createdAt), other)
     .limit(page.limit + 1);
-  const items = rows.slice(0, page.limit);
-  const last = items.at(-1);
-  return {
-    items: items.map((row) => ({
-      ...publicProfile(row.user),
-      followedAt: row.since.toISOString(),
-    })),
-    nextCursor: rows.length > page.limit && last
-      ? encodeCursor([last.since.toISOString(), last.user.id])
-      : null,
-  };
+  return keysetPage(
+    rows,
+    page.limit,
+    (row) => ({ ...publicProfile(row.user), followedAt: row.since.toISOString() }),
+    (row) => [row.since.toISOString(), row.user.id],
+  );
 }
 
 export async function countFollows(db: Database, userId: string) {
@@ -206,17 +201,15 @@ export async function listBlocks(
     ))
     .orderBy(desc(blocks.createdAt), blocks.blockedId)
     .limit(page.limit + 1);
-  const items = rows.slice(0, page.limit);
-  const last = items.at(-1);
-  return {
-    items: items.map((row) => ({
+  return keysetPage(
+    rows,
+    page.limit,
+    (row) => ({
       user: { id: row.user.id, name: row.user.name },
       blockedAt: row.since.toISOString(),
-    })),
-    nextCursor: rows.length > page.limit && last
-      ? encodeCursor([last.since.toISOString(), last.user.id])
-      : null,
-  };
+    }),
+    (row) => [row.since.toISOString(), row.user.id],
+  );
 }
 
 type RequestRow = InferSelectModel<typeof connectionRequests>;
@@ -269,14 +262,12 @@ export async function listConnectionRequests(
     ))
     .orderBy(desc(connectionRequests.createdAt), desc(connectionRequests.id))
     .limit(options.limit + 1);
-  const items = rows.slice(0, options.limit);
-  const last = items.at(-1);
-  return {
-    items: items.map(requestView),
-    nextCursor: rows.length > options.limit && last
-      ? encodeCursor([last.createdAt.toISOString(), last.id])
-      : null,
-  };
+  return keysetPage(
+    rows,
+    options.limit,
+    requestView,
+    (row) => [row.createdAt.toISOString(), row.id],
+  );
 }
 
 /** Who sees `authorId`'s posts in their feed: followers, connections and the author. */

@@ -1,7 +1,7 @@
 // Queries over notifications: record (collapsing repeats), list, count unread, mark read.
 import { and, count, desc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, keysetPage } from "../cursor.ts";
 import { newId } from "../ids.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
 import { type NotificationRow, notifications, type NotificationType, users } from "./schema.ts";
@@ -118,16 +118,13 @@ export async function listNotifications(
     ))
     .orderBy(desc(notifications.createdAt), desc(notifications.id))
     .limit(options.limit + 1);
-  const page = rows.slice(0, options.limit);
-  const last = page.at(-1)?.notification;
-  return {
-    items: page.map(({ notification, actorName }) =>
-      view(notification, { id: notification.actorId, name: actorName })
-    ),
-    nextCursor: rows.length > options.limit && last
-      ? encodeCursor([last.createdAt.toISOString(), last.id])
-      : null,
-  };
+  return keysetPage(
+    rows,
+    options.limit,
+    ({ notification, actorName }) =>
+      view(notification, { id: notification.actorId, name: actorName }),
+    ({ notification }) => [notification.createdAt.toISOString(), notification.id],
+  );
 }
 
 export async function countUnread(db: Database, userId: string): Promise<number> {

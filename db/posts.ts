@@ -2,7 +2,7 @@
 // like or comment they count, so they stay exact under any concurrency.
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, keysetPage } from "../cursor.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
 import { rowsOf } from "./graph.ts";
 import { comments, connections, follows, likes, type PostRow, posts, users } from "./schema.ts";
@@ -198,20 +198,18 @@ export async function listComments(
     ))
     .orderBy(asc(comments.createdAt), asc(comments.id))
     .limit(page.limit + 1);
-  const items = rows.slice(0, page.limit);
-  const last = items.at(-1)?.comment;
-  return {
-    items: items.map(({ comment, authorName }): CommentView => ({
+  return keysetPage(
+    rows,
+    page.limit,
+    ({ comment, authorName }): CommentView => ({
       id: comment.id,
       postId: comment.postId,
       author: { id: comment.authorId, name: authorName },
       text: comment.text,
       createdAt: comment.createdAt.toISOString(),
-    })),
-    nextCursor: rows.length > page.limit && last
-      ? encodeCursor([last.createdAt.toISOString(), last.id])
-      : null,
-  };
+    }),
+    ({ comment }) => [comment.createdAt.toISOString(), comment.id],
+  );
 }
 
 /**
@@ -244,12 +242,12 @@ export async function feedPage(
     order by page.created_at desc, page.id desc limit ${page.limit + 1})`;
   const rows = await selectPosts(db, viewerId, newest)
     .orderBy(desc(posts.createdAt), desc(posts.id));
-  const items = rows.slice(0, page.limit).map(postView);
-  const last = items.at(-1);
-  return {
-    items,
-    nextCursor: rows.length > page.limit && last ? encodeCursor([last.createdAt, last.id]) : null,
-  };
+  return keysetPage(
+    rows,
+    page.limit,
+    postView,
+    ({ post }) => [post.createdAt.toISOString(), post.id],
+  );
 }
 
 export async function findPostAuthor(db: Database, postId: string): Promise<string | null> {

@@ -2,7 +2,7 @@
 import { and, desc, eq, lt, or } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { z } from "zod";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Database } from "./client.ts";
 import { reports, users } from "./schema.ts";
 
@@ -56,16 +56,14 @@ export async function listReports(db: Database, page: { cursor?: string; limit: 
     )
     .orderBy(desc(reports.createdAt), desc(reports.id))
     .limit(page.limit + 1);
-  const items = rows.slice(0, page.limit);
-  const last = items.at(-1)?.report;
-  return {
-    items: items.map((row) => ({
+  return keysetPage(
+    rows,
+    page.limit,
+    (row) => ({
       ...reportView(row.report),
       reporter: { id: row.report.reporterId, name: row.reporterName },
       user: { id: row.report.userId, name: row.userName },
-    })),
-    nextCursor: rows.length > page.limit && last
-      ? encodeCursor([last.createdAt.toISOString(), last.id])
-      : null,
-  };
+    }),
+    ({ report }) => [report.createdAt.toISOString(), report.id],
+  );
 }

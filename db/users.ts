@@ -1,7 +1,7 @@
 // Queries over users.
 import { and, eq, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Database } from "./client.ts";
 import { isUniqueViolation } from "./client.ts";
 import { notBlockedWith } from "./visibility.ts";
@@ -116,10 +116,5 @@ export async function searchUsers(
     ))
     .orderBy(users.name, users.id)
     .limit(page.limit + 1);
-  const items = rows.slice(0, page.limit);
-  const last = items.at(-1);
-  return {
-    items: items.map(publicProfile),
-    nextCursor: rows.length > page.limit && last ? encodeCursor([last.name, last.id]) : null,
-  };
+  return keysetPage(rows, page.limit, publicProfile, (row) => [row.name, row.id]);
 }

@@ -3,7 +3,13 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/client.ts";
 import { GENDERS, type UserRow } from "../db/schema.ts";
-import { findUserByEmail, findUserById, insertUser, setPasswordHash } from "../db/users.ts";
+import {
+  findUserByEmail,
+  findUserById,
+  insertUser,
+  publicProfile,
+  setPasswordHash,
+} from "../db/users.ts";
 import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { endOtherSessions } from "../kv/sessions.ts";
@@ -49,19 +55,7 @@ export const passwordChangeInput = z.object({
 
 /** The `user` object of API.md: never the password hash. */
 export function publicUser(row: UserRow) {
-  return {
-    id: row.id,
-    name: row.name,
-    email: row.email,
-    gender: row.gender,
-    role: row.role,
-    headline: row.headline,
-    bio: row.bio,
-    skills: row.skills,
-    location: row.location,
-    verifiedSkills: row.verifiedSkills,
-    createdAt: row.createdAt.toISOString(),
-  };
+  return { ...publicProfile(row), email: row.email, gender: row.gender, role: row.role };
 }
 
 export type PublicUser = ReturnType<typeof publicUser>;

@@ -147,22 +147,20 @@ export async function moveConnectionRequest(
 /**
  * `blockerId` blocks `blockedId` (idempotent). A pending or accepted request between them ends
  * in the same commit, so nothing can slip in between the block and the end of the connection.
- * Returns whether this call placed the block, and the transition of the ended request, if any.
  */
 export async function placeBlock(
   deps: Coordination,
   input: { blockerId: string; blockedId: string },
   effects: { block: () => OutboxRecord[]; transition: Effects },
-): Promise<{ placed: boolean; ended: Transition | null }> {
+): Promise<void> {
   const key = blockKey(input.blockerId, input.blockedId);
   const pairKey = connectionPairKey(input.blockerId, input.blockedId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const [block, pair] = await deps.kv.getMany<[{ at: number }, LivePair]>([key, pairKey]);
-    if (block.value) return { placed: false, ended: null };
+    if (block.value) return;
     const now = deps.now();
     const atomic = deps.kv.atomic().check(block, pair).set(key, { at: now });
     const records = effects.block();
-    let ended: Transition | null = null;
     if (pair.value) {
       const entry = await deps.kv.get<ConnectionRequest>(
         connectionRequestKey(pair.value.requestId),
@@ -174,8 +172,13 @@ export async function placeBlock(
           version: entry.value.version + 1,
           updatedAt: now,
         };
-        ended = { request: next, from: entry.value.status, actorId: input.blockerId };
-        records.push(...effects.transition(ended));
+        records.push(
+          ...effects.transition({
+            request: next,
+            from: entry.value.status,
+            actorId: input.blockerId,
+          }),
+        );
         atomic.check(entry).set(entry.key, next);
       }
       atomic.delete(pairKey);
@@ -183,7 +186,7 @@ export async function placeBlock(
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
     await deps.outbox.apply(...records);
-    return { placed: true, ended };
+    return;
   }
   throw busy();
 }

@@ -321,3 +321,41 @@ Deno.test("[graph] POST /api/blocks/:userId hides the pair from each other every
     );
   });
 });
+
+Deno.test("[graph] a block racing accepts and new requests never leaves a live request", async () => {
+  await using t0 = await createTestApp();
+  const { http } = t0;
+  const people = await members(t0.deps, 40);
+  const pairs = Array.from({ length: 20 }, (_, i) => [people[2 * i], people[2 * i + 1]]);
+  await Promise.all(pairs.map(async ([a, b], round) => {
+    const first = await connect(http, a, b);
+    // The block is sent at a different point of each burst of 15 accepts and 15 new requests.
+    const calls = Array.from({ length: 30 }, (_, i) => () => {
+      if (i % 2 === 0) return move(http, b, first.id, "accepted");
+      const [from, to] = i % 4 === 1 ? [a, b] : [b, a];
+      return http("POST", "/api/connections", {
+        token: from.token,
+        body: { toUserId: to.user.id },
+      });
+    });
+    calls.splice(round, 0, () => http("POST", `/api/blocks/${a.user.id}`, { token: b.token }));
+    const answers = await Promise.all(calls.map((call) => call()));
+    const [blocked] = answers.splice(round, 1);
+    assert.equal(blocked.status, 204);
+    assert.ok(answers.every((answer) => [200, 404, 409].includes(answer.status)));
+    assert.equal(
+      (await http("GET", `/api/connections/${first.id}`, { token: a.token })).body.status,
+      "ended",
+      "the request, accepted or not, was ended by the block",
+    );
+    for (const who of [a, b]) {
+      for (const status of ["pending", "accepted"]) {
+        const listed = await http("GET", `/api/connections?status=${status}`, { token: who.token });
+        assert.deepEqual(listed.body.items, []);
+      }
+    }
+    const rows = await t0.deps.database.db.select().from(connections)
+      .where(eq(connections.requestId, first.id));
+    assert.deepEqual(rows, []);
+  }));
+});
