@@ -10,7 +10,7 @@ import { PayloadTooLarge } from "./errors.ts";
 import type { Outbox } from "./kv/outbox.ts";
 import type { Cache } from "./providers/cache.ts";
 import type { Mailer } from "./providers/mail.ts";
-import type { Live } from "./realtime/live.ts";
+import type { Hub } from "./realtime/hub.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -23,6 +23,8 @@ import { postRoutes } from "./routes/posts.ts";
 import { profileRoutes } from "./routes/profiles.ts";
 import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
 import { authenticate, type Session } from "./routes/middleware/session.ts";
+import { chatRoutes } from "./routes/chat.ts";
+import { realtimeRoutes } from "./routes/realtime.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { registerWorkflows } from "./workflows/index.ts";
 import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
@@ -46,8 +48,8 @@ export interface Deps {
   /** Side effects written into KV commits, applied after them or by the sweep. */
   outbox: Outbox;
   mailer: Mailer;
-  /** Pushes to connected clients (the realtime hook). */
-  live: Live;
+  /** This isolate's WebSocket hub: sockets, event-log fan-out, ephemeral signals. */
+  hub: Hub;
   /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */
   verifyDelivery?: DeliveryVerifier;
   clock: Clock;
@@ -96,6 +98,8 @@ export function createApp(deps: Deps) {
   app.route("/api", profileRoutes(deps));
   app.route("/api", graphRoutes(deps));
   app.route("/api", postRoutes(deps));
+  app.route("/api", chatRoutes(deps));
+  app.route("/", realtimeRoutes(deps));
   app.route("/api/admin", adminRoutes(deps));
   app.route("/workflows", workflowRoutes(deps));
   return app;

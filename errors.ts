@@ -32,8 +32,8 @@ export class Unauthorized extends DomainError {
 }
 
 export class Forbidden extends DomainError {
-  constructor(detail: string) {
-    super(403, "forbidden", "Forbidden", detail);
+  constructor(detail: string, type = "forbidden") {
+    super(403, type, "Forbidden", detail);
   }
 }
 

@@ -5,7 +5,7 @@ import { openDatabase } from "./db/client.ts";
 import { Outbox } from "./kv/outbox.ts";
 import { openCache } from "./providers/cache.ts";
 import { openMailer } from "./providers/mail.ts";
-import { offline } from "./realtime/live.ts";
+import { Hub } from "./realtime/hub.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
@@ -50,7 +50,7 @@ const deps: Deps = {
   registry: new JobRegistry(),
   outbox: new Outbox(kv, clock, log),
   mailer: openMailer(config, kv, clock.now),
-  live: offline,
+  hub: new Hub({ kv, database, clock, log }),
   verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
   clock,
   log,
@@ -88,6 +88,7 @@ if (config.production && deps.mailer.kind === "dev-outbox") {
 async function shutdown(signal: string) {
   log({ level: "info", msg: "shutting down", signal });
   try {
+    await deps.hub.close();
     kv.close();
     await database.close();
     pgliteLock?.close();

@@ -11,7 +11,7 @@ import { issueToken, signingKey } from "../identity/tokens.ts";
 import { Outbox } from "../kv/outbox.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
 import { devOutboxMailer } from "../providers/mail.ts";
-import { offline } from "../realtime/live.ts";
+import { Hub } from "../realtime/hub.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
 
@@ -95,7 +95,7 @@ async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
     database,
     jobs: kvQueueJobs(kv),
     mailer: devOutboxMailer(kv, Date.now),
-    live: offline,
+    hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
     clock: { now: Date.now },
     log: () => {},
   };

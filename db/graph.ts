@@ -283,3 +283,10 @@ export async function feedAudience(db: Database, authorId: string): Promise<stri
 export function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
 }
+
+/** The ids of everyone `userId` is connected with. */
+export async function connectionIds(db: Database, userId: string): Promise<string[]> {
+  const rows = await db.select({ id: connections.otherId }).from(connections)
+    .where(eq(connections.userId, userId));
+  return rows.map((row) => row.id);
+}

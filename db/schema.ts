@@ -205,3 +205,48 @@ export const comments = pgTable("comments", {
   text: text("text").notNull(),
   createdAt: at("created_at").notNull(),
 }, (table) => [index("comments_by_post_idx").on(table.postId, table.createdAt, table.id)]);
+
+/**
+ * A private conversation of two users, created with its first message. `userA`/`userB` are the
+ * pair sorted as JavaScript sorts strings (not by the database's collation).
+ */
+export const conversations = pgTable("conversations", {
+  id: text("id").primaryKey(),
+  userA: text("user_a").notNull().references(() => users.id, { onDelete: "cascade" }),
+  userB: text("user_b").notNull().references(() => users.id, { onDelete: "cascade" }),
+  /** Sequence number of the newest message (KV hands them out, one per message). */
+  lastSeq: integer("last_seq").notNull(),
+  createdAt: at("created_at").notNull(),
+  lastMessageAt: at("last_message_at").notNull(),
+}, (table) => [
+  uniqueIndex("conversations_pair_idx").on(table.userA, table.userB),
+]);
+
+/** One row per participant: what they have read, and their conversation list order. */
+export const conversationMembers = pgTable("conversation_members", {
+  conversationId: text("conversation_id").notNull()
+    .references(() => conversations.id, { onDelete: "cascade" }),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  otherId: text("other_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  /** Every message up to this sequence number has been read by `userId`. */
+  lastReadSeq: integer("last_read_seq").notNull().default(0),
+  lastMessageAt: at("last_message_at").notNull(),
+}, (table) => [
+  primaryKey({ columns: [table.conversationId, table.userId] }),
+  index("conversation_members_by_user_idx")
+    .on(table.userId, table.lastMessageAt.desc(), table.conversationId.desc()),
+]);
+
+export const messages = pgTable("messages", {
+  id: text("id").primaryKey(),
+  conversationId: text("conversation_id").notNull()
+    .references(() => conversations.id, { onDelete: "cascade" }),
+  /** Position in the conversation: the order both participants see. */
+  seq: integer("seq").notNull(),
+  senderId: text("sender_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  text: text("text").notNull(),
+  tempId: text("temp_id").notNull(),
+  createdAt: at("created_at").notNull(),
+}, (table) => [uniqueIndex("messages_by_conversation_idx").on(table.conversationId, table.seq)]);
+
+export type MessageRow = typeof messages.$inferSelect;

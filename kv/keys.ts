@@ -48,3 +48,22 @@ export const connectionRequestKey = (requestId: string) =>
 /** `blockerId` blocked `blockedId` (one key per direction; a pair is blocked if either exists). */
 export const blockKey = (blockerId: string, blockedId: string) =>
   ["block", blockerId, blockedId] as const;
+
+/** The sequence number of a user's newest durable event; changes on every append (watched). */
+export const eventHeadKey = (userId: string) => ["event_head", userId] as const;
+
+/** One durable event of a user's log, ordered by its sequence number. */
+export const eventKey = (userId: string, seq: number) => [...eventPrefix(userId), seq] as const;
+export const eventPrefix = (userId: string) => ["event", userId] as const;
+
+/** A chat message's `tempId` as its sender used it: re-sending it returns the same message. */
+export const chatTempKey = (senderId: string, tempId: string) =>
+  ["chat_temp", senderId, tempId] as const;
+
+/** The conversation of an unordered pair and its last message sequence number; ids sorted. */
+export const conversationPairKey = (userId: string, otherId: string) =>
+  ["conversation_pair", ...[userId, otherId].sort()] as const;
+
+/** A user's presence: status and the sockets holding it, each with its expiry. */
+export const presenceKey = (userId: string) => [...presencePrefix(), userId] as const;
+export const presencePrefix = () => ["presence"] as const;

@@ -1,5 +1,6 @@
 // Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
 import type { Deps } from "../app.ts";
+import { registerChatAppliers } from "../chat/messages.ts";
 import { registerGraphAppliers } from "../social/graph.ts";
 import { registerNotifyJob } from "./notify.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
@@ -10,11 +11,15 @@ export function registerWorkflows(deps: Deps) {
   registerSendEmailJob(deps);
   registerEnqueueApplier(deps.outbox, deps.jobs, deps.clock);
   registerGraphAppliers(deps);
+  registerChatAppliers(deps);
 }
 
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
 export function scheduleSweeps(deps: Deps) {
   Deno.cron("outbox sweep", "* * * * *", async () => {
     await deps.outbox.sweep();
+  });
+  Deno.cron("presence sweep", "* * * * *", async () => {
+    await deps.hub.sweepPresence();
   });
 }

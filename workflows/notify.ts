@@ -1,8 +1,10 @@
-// The `notify` job: stores a notification in Postgres (collapsing repeats) and pushes it live.
+// The `notify` job: stores a notification in Postgres (collapsing repeats) and appends it to the
+// recipient's event log, which pushes it live to every socket and keeps it for `resume`.
 import { z } from "zod";
 import type { Deps } from "../app.ts";
 import { recordNotification } from "../db/notifications.ts";
 import { NOTIFICATION_TYPES } from "../db/schema.ts";
+import { appendEventsNow } from "../kv/events.ts";
 import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
 import type { Jobs } from "./jobs.ts";
 import { jobRecord } from "./outbox-jobs.ts";
@@ -28,7 +30,13 @@ export function registerNotifyJob(deps: Deps) {
       eventId: payload.eventId ?? job.id,
       at: new Date(deps.clock.now()),
     });
-    if (notification) await deps.live.notification(payload.userId, notification);
+    if (notification) {
+      await appendEventsNow(deps.kv, [{
+        userId: payload.userId,
+        type: "notification",
+        data: notification,
+      }], deps.clock.now);
+    }
   });
 }
 

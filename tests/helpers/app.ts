@@ -6,7 +6,7 @@ import { type DatabaseHandle, wrapPglite } from "../../db/client.ts";
 import { Outbox } from "../../kv/outbox.ts";
 import { type Cache, kvCache } from "../../providers/cache.ts";
 import { type Mailer, openMailer } from "../../providers/mail.ts";
-import { offline } from "../../realtime/live.ts";
+import { Hub, type HubOptions } from "../../realtime/hub.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
 
@@ -39,7 +39,9 @@ export interface TestAppOptions {
   jobs?: (kv: Deno.Kv) => Jobs;
   registry?: JobRegistry;
   mailer?: (kv: Deno.Kv, clock: TestClock) => Mailer;
-  live?: Deps["live"];
+  hub?: Partial<HubOptions>;
+  /** A KV store shared with another app (as two isolates share one); not closed by this app. */
+  kv?: Deno.Kv;
   verifyDelivery?: Deps["verifyDelivery"];
 }
 
@@ -55,7 +57,7 @@ export const TEST_BACKOFF_MS = [20, 40, 80];
 
 export async function createTestApp(options: TestAppOptions = {}) {
   const config = parseConfig({ ...TEST_ENV, ...options.env });
-  const kv = await Deno.openKv(":memory:");
+  const kv = options.kv ?? await Deno.openKv(":memory:");
   const clock = testClock();
   const database = options.database ??
     await wrapPglite(await (await migratedTemplate()).clone() as PGlite, "pglite:clone");
@@ -70,7 +72,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     registry: options.registry ?? new JobRegistry(),
     outbox: new Outbox(kv, clock, logs.log),
     mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
-    live: options.live ?? offline,
+    hub: new Hub({ kv, database, clock, log: logs.log }, options.hub),
     verifyDelivery: options.verifyDelivery,
     clock,
     log: logs.log,
@@ -93,8 +95,12 @@ export async function createTestApp(options: TestAppOptions = {}) {
       ),
     http: httpClient(app),
     async [Symbol.asyncDispose]() {
-      kv.close();
-      await listening;
+      await deps.hub.close();
+      // A shared KV outlives this app: its owner closes it, which also ends this job listener.
+      if (!options.kv) {
+        kv.close();
+        await listening;
+      }
       if (!options.database) await database.close();
     },
   };

@@ -1,0 +1,130 @@
+// Private chat's rules, shared by the socket and HTTP: sending (decided in KV, stored in Postgres
+// through the outbox, delivered through both users' event logs), read receipts, and typing.
+import { z } from "zod";
+import type { Deps } from "../app.ts";
+import { conversationPeer, markConversationRead, messageExists, storeMessage } from "../db/chat.ts";
+import { NotFound } from "../errors.ts";
+import { type ChatMessage, mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
+import { isBlocked } from "../kv/connections.ts";
+import { appendEventsNow } from "../kv/events.ts";
+import type { OutboxRecord } from "../kv/outbox.ts";
+import { notifyRecords } from "../workflows/notify.ts";
+
+const CHAT_MESSAGE = "chat-message";
+
+export const messageText = z.string().trim().min(1, "must not be empty").max(4000);
+export const tempId = z.string().min(1).max(100);
+
+const chatMessage = z.object({
+  id: z.string(),
+  conversationId: z.string(),
+  seq: z.number().int().min(1),
+  fromUserId: z.string(),
+  toUserId: z.string(),
+  text: z.string(),
+  tempId: z.string(),
+  createdAt: z.number(),
+});
+
+export function registerChatAppliers(deps: Deps) {
+  deps.outbox.register(CHAT_MESSAGE, chatMessage, async (message) => {
+    await storeMessage(deps.database.db, message);
+  });
+}
+
+/** What the sender's sockets get when a message is stored (and again for a re-sent tempId). */
+export function deliveredView(message: ChatMessage) {
+  return {
+    tempId: message.tempId,
+    messageId: message.id,
+    conversationId: message.conversationId,
+    toUserId: message.toUserId,
+    createdAt: new Date(message.createdAt).toISOString(),
+  };
+}
+
+function incomingView(message: ChatMessage) {
+  return {
+    messageId: message.id,
+    conversationId: message.conversationId,
+    from: message.fromUserId,
+    text: message.text,
+    createdAt: new Date(message.createdAt).toISOString(),
+  };
+}
+
+/**
+ * Sends a message: `incoming-message` to the recipient's log, `message-delivered` to the sender's,
+ * a Postgres row through the outbox, and a `message` notification when the recipient is offline.
+ * Returns once the row is stored (or left to the sweep, if storing failed).
+ */
+export async function sendMessage(
+  deps: Deps,
+  fromUserId: string,
+  input: { toUserId: string; tempId: string; text: string },
+): Promise<{ message: ChatMessage; replayed: boolean }> {
+  let records: OutboxRecord[] = [];
+  const result = await sendPrivateMessage(
+    { kv: deps.kv, outbox: deps.outbox, now: deps.clock.now },
+    { fromUserId, ...input },
+    (message, { recipientOnline }) => {
+      records = [
+        deps.outbox.record(CHAT_MESSAGE, message),
+        ...(recipientOnline ? [] : notifyRecords(deps.outbox, {
+          userId: message.toUserId,
+          actorId: message.fromUserId,
+          type: "message",
+          subjectId: message.conversationId,
+          eventId: message.id,
+        })),
+      ];
+      return {
+        events: [
+          { userId: message.toUserId, type: "incoming-message", data: incomingView(message) },
+          { userId: message.fromUserId, type: "message-delivered", data: deliveredView(message) },
+        ],
+        records,
+      };
+    },
+  );
+  if (!result.replayed) await deps.outbox.apply(...records);
+  return result;
+}
+
+/**
+ * Marks a conversation read up to `messageId` (default: its newest message) and, when the marker
+ * moved, sends the other participant `message-read`. Non-participants get 404.
+ */
+export async function readConversation(
+  deps: Deps,
+  userId: string,
+  input: { conversationId: string; messageId?: string },
+): Promise<void> {
+  const { db } = deps.database;
+  const peer = await conversationPeer(db, input.conversationId, userId);
+  if (!peer) throw new NotFound("No conversation of yours has this id.");
+  const moved = await markConversationRead(db, input.conversationId, userId, input.messageId);
+  if (!moved) {
+    if (input.messageId && !await messageExists(db, input.conversationId, input.messageId)) {
+      throw new NotFound("This conversation has no message with this id.");
+    }
+    return; // already read that far
+  }
+  if (await isBlocked(deps.kv, userId, peer)) return;
+  await appendEventsNow(deps.kv, [{
+    userId: peer,
+    type: "message-read",
+    data: {
+      conversationId: input.conversationId,
+      messageId: moved.messageId,
+      readerId: userId,
+      readAt: new Date(deps.clock.now()).toISOString(),
+    },
+  }], deps.clock.now);
+}
+
+/** `typing`: an ephemeral signal to the other user's sockets, only between users who may talk. */
+export async function signalTyping(deps: Deps, userId: string, toUserId: string) {
+  if (!await mayMessage(deps.kv, userId, toUserId)) throw notConnected();
+  deps.hub.broadcast([toUserId], { type: "typing", data: { from: userId } });
+}

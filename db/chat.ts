@@ -1,0 +1,190 @@
+// Conversations and messages: stored as KV decided them, listed with unread counts, read receipts.
+import { and, desc, eq, lt, or, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, keysetPage } from "../cursor.ts";
+import type { ChatMessage } from "../kv/chat.ts";
+import type { Database } from "./client.ts";
+import { rowsOf } from "./graph.ts";
+import { conversationMembers, conversations, type MessageRow, messages, users } from "./schema.ts";
+
+export interface MessageView {
+  id: string;
+  conversationId: string;
+  /** The sender's id. */
+  from: string;
+  text: string;
+  createdAt: string;
+}
+
+export interface ConversationView {
+  id: string;
+  peer: { id: string; name: string };
+  lastMessage: MessageView | null;
+  unreadCount: number;
+  lastMessageAt: string;
+}
+
+/** A message from a row, from `row_to_json` (time as a string) or from KV (time in ms). */
+type StoredMessage = Pick<MessageRow, "id" | "conversationId" | "senderId" | "text"> & {
+  createdAt: Date | string | number;
+};
+
+export function messageView(message: StoredMessage): MessageView {
+  return {
+    id: message.id,
+    conversationId: message.conversationId,
+    from: message.senderId,
+    text: message.text,
+    createdAt: new Date(message.createdAt).toISOString(),
+  };
+}
+
+/**
+ * Stores a decided message, creating the conversation and its members with the first one. One
+ * statement, idempotent by message id: the outbox may apply it twice, in any order with others.
+ */
+export async function storeMessage(db: Database, message: ChatMessage): Promise<void> {
+  const [userA, userB] = [message.fromUserId, message.toUserId].sort();
+  const at = sql`${new Date(message.createdAt).toISOString()}::timestamptz`;
+  const seq = sql`${message.seq}::int`;
+  await db.execute(sql`
+    with conversation as (
+      insert into ${conversations} as c (id, user_a, user_b, last_seq, created_at, last_message_at)
+      values (${message.conversationId}, ${userA}, ${userB}, ${seq}, ${at}, ${at})
+      on conflict (id) do update set
+        last_seq = greatest(c.last_seq, excluded.last_seq),
+        last_message_at = greatest(c.last_message_at, excluded.last_message_at)
+      returning id
+    ), members as (
+      insert into ${conversationMembers} as m (conversation_id, user_id, other_id, last_message_at)
+      values (${message.conversationId}, ${message.fromUserId}, ${message.toUserId}, ${at}),
+        (${message.conversationId}, ${message.toUserId}, ${message.fromUserId}, ${at})
+      on conflict (conversation_id, user_id) do update set
+        last_message_at = greatest(m.last_message_at, excluded.last_message_at)
+    )
+    insert into ${messages} (id, conversation_id, seq, sender_id, text, temp_id, created_at)
+    select ${message.id}, id, ${seq}, ${message.fromUserId}, ${message.text}, ${message.tempId}, ${at}
+    from conversation
+    on conflict do nothing`);
+}
+
+/** The other participant, when `userId` takes part in the conversation; null otherwise. */
+export async function conversationPeer(
+  db: Database,
+  conversationId: string,
+  userId: string,
+): Promise<string | null> {
+  const [row] = await db.select({ otherId: conversationMembers.otherId })
+    .from(conversationMembers)
+    .where(and(
+      eq(conversationMembers.conversationId, conversationId),
+      eq(conversationMembers.userId, userId),
+    ));
+  return row?.otherId ?? null;
+}
+
+const conversationCursor = z.tuple([z.iso.datetime(), z.string()]);
+
+/** The user's conversations, latest message first, each with its unread count. */
+export async function listConversations(
+  db: Database,
+  userId: string,
+  options: { cursor?: string; limit: number },
+) {
+  const after = options.cursor ? decodeCursor(options.cursor, conversationCursor) : null;
+  const afterAt = after ? new Date(after[0]) : null;
+  const m = conversationMembers;
+  const rows = await db.select({
+    conversationId: m.conversationId,
+    lastMessageAt: m.lastMessageAt,
+    peerId: m.otherId,
+    peerName: users.name,
+    unreadCount: sql<number>`(select count(*) from ${messages}
+      where ${messages.conversationId} = ${m.conversationId}
+        and ${messages.seq} > ${m.lastReadSeq}
+        and ${messages.senderId} <> ${userId})::int`,
+    lastMessage: sql<StoredMessage | null>`(select row_to_json(last) from (
+      select id, conversation_id as "conversationId", sender_id as "senderId", text,
+        created_at as "createdAt"
+      from ${messages} where ${messages.conversationId} = ${m.conversationId}
+      order by ${messages.seq} desc limit 1) last)`,
+  }).from(m)
+    .innerJoin(users, eq(users.id, m.otherId))
+    .where(and(
+      eq(m.userId, userId),
+      after && afterAt
+        ? or(
+          lt(m.lastMessageAt, afterAt),
+          and(eq(m.lastMessageAt, afterAt), lt(m.conversationId, after[1])),
+        )
+        : undefined,
+    ))
+    .orderBy(desc(m.lastMessageAt), desc(m.conversationId))
+    .limit(options.limit + 1);
+  return keysetPage(
+    rows,
+    options.limit,
+    (row): ConversationView => ({
+      id: row.conversationId,
+      peer: { id: row.peerId, name: row.peerName },
+      lastMessage: row.lastMessage ? messageView(row.lastMessage) : null,
+      unreadCount: row.unreadCount,
+      lastMessageAt: row.lastMessageAt.toISOString(),
+    }),
+    (row) => [row.lastMessageAt.toISOString(), row.conversationId],
+  );
+}
+
+const messageCursor = z.number().int().min(1);
+
+/** A conversation's messages, newest first; the cursor is the last message's position. */
+export async function listMessages(
+  db: Database,
+  conversationId: string,
+  options: { cursor?: string; limit: number },
+) {
+  const before = options.cursor ? decodeCursor(options.cursor, messageCursor) : null;
+  const rows = await db.select().from(messages)
+    .where(and(
+      eq(messages.conversationId, conversationId),
+      before ? lt(messages.seq, before) : undefined,
+    ))
+    .orderBy(desc(messages.seq))
+    .limit(options.limit + 1);
+  return keysetPage(rows, options.limit, messageView, (row) => row.seq);
+}
+
+/**
+ * Marks the conversation read by `userId` up to `messageId` (or its newest message). Only moves
+ * forward. Returns the message the read marker now stands on when it moved, null when it did not,
+ * and throws nothing: the caller has already checked the membership.
+ */
+export async function markConversationRead(
+  db: Database,
+  conversationId: string,
+  userId: string,
+  messageId: string | undefined,
+): Promise<{ messageId: string; otherId: string } | null> {
+  const target = messageId
+    ? sql`select id, seq from ${messages}
+        where ${messages.id} = ${messageId} and ${messages.conversationId} = ${conversationId}`
+    : sql`select id, seq from ${messages} where ${messages.conversationId} = ${conversationId}
+        order by ${messages.seq} desc limit 1`;
+  const result = await db.execute(sql`
+    with target as (${target})
+    update ${conversationMembers} set last_read_seq = target.seq
+    from target
+    where ${conversationMembers.conversationId} = ${conversationId}
+      and ${conversationMembers.userId} = ${userId}
+      and ${conversationMembers.lastReadSeq} < target.seq
+    returning target.id, ${conversationMembers.otherId} as other_id`);
+  const [row] = rowsOf<{ id: string; other_id: string }>(result);
+  return row ? { messageId: row.id, otherId: row.other_id } : null;
+}
+
+/** Whether the message belongs to the conversation (for a clear 404 on a read receipt). */
+export async function messageExists(db: Database, conversationId: string, messageId: string) {
+  const [row] = await db.select({ id: messages.id }).from(messages)
+    .where(and(eq(messages.id, messageId), eq(messages.conversationId, conversationId)));
+  return row !== undefined;
+}

@@ -1,0 +1,132 @@
+// The private-message decision: one KV commit checks that the pair may talk (connected, neither
+// blocked) and that the sender's tempId is unused, gives the message the conversation's next
+// sequence number, and appends its events to both users' logs, with the outbox records it causes.
+import { Conflict, Forbidden, Invalid } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { type ConnectionRequest, isBlocked } from "./connections.ts";
+import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
+import {
+  blockKey,
+  chatTempKey,
+  connectionPairKey,
+  connectionRequestKey,
+  conversationPairKey,
+  eventHeadKey,
+  presenceKey,
+} from "./keys.ts";
+import type { Outbox, OutboxRecord } from "./outbox.ts";
+import { type PresenceRecord, presenceStatus } from "./presence.ts";
+
+export interface ChatMessage {
+  id: string;
+  conversationId: string;
+  /** Position in the conversation; the order both participants see. */
+  seq: number;
+  fromUserId: string;
+  toUserId: string;
+  text: string;
+  tempId: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+/** What a connection pair key holds (see kv/connections.ts). */
+interface LivePair {
+  requestId: string;
+}
+
+interface ConversationPair {
+  conversationId: string;
+  lastSeq: number;
+}
+
+/** What a decided message causes: events for the logs and records for the outbox. */
+export type MessageEffects = (
+  message: ChatMessage,
+  context: { recipientOnline: boolean },
+) => { events: EventDraft[]; records: OutboxRecord[] };
+
+/** Commits contended by concurrent sends are retried this often before answering 409. */
+const ATTEMPTS = 30;
+
+/** Whether two users may message each other: connected, and neither blocked the other. */
+export async function mayMessage(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
+  if (userId === otherId) return false;
+  const pair = await kv.get<LivePair>(connectionPairKey(userId, otherId));
+  if (!pair.value) return false;
+  const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
+  return request.value?.status === "accepted" && !await isBlocked(kv, userId, otherId);
+}
+
+export function notConnected() {
+  return new Forbidden(
+    "You can message only your connections (accepted connection requests).",
+    "not-connected",
+  );
+}
+
+/**
+ * Decides a message from `fromUserId` to `toUserId`. A tempId the sender already used for this
+ * recipient returns that message (`replayed`) and stores nothing.
+ */
+export async function sendPrivateMessage(
+  deps: { kv: Deno.Kv; outbox: Outbox; now: () => number },
+  input: { fromUserId: string; toUserId: string; tempId: string; text: string },
+  effects: MessageEffects,
+): Promise<{ message: ChatMessage; replayed: boolean }> {
+  const { kv } = deps;
+  const { fromUserId, toUserId } = input;
+  if (fromUserId === toUserId) {
+    throw new Invalid("You cannot message yourself.", [
+      { path: "toUserId", message: "is your own id" },
+    ]);
+  }
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const [temp, pair, blockedOne, blockedTwo, conversation, presence, ...heads] = await kv
+      .getMany<
+        [ChatMessage, LivePair, unknown, unknown, ConversationPair, PresenceRecord, number, number]
+      >([
+        chatTempKey(fromUserId, input.tempId),
+        connectionPairKey(fromUserId, toUserId),
+        blockKey(fromUserId, toUserId),
+        blockKey(toUserId, fromUserId),
+        conversationPairKey(fromUserId, toUserId),
+        presenceKey(toUserId),
+        eventHeadKey(fromUserId),
+        eventHeadKey(toUserId),
+      ]);
+    if (temp.value) {
+      if (temp.value.toUserId !== toUserId) {
+        throw new Conflict(
+          "temp-id-reused",
+          "You already used this tempId for a message to someone else; use a new one.",
+          { tempId: input.tempId },
+        );
+      }
+      return { message: temp.value, replayed: true };
+    }
+    if (!pair.value || blockedOne.value !== null || blockedTwo.value !== null) throw notConnected();
+    const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
+    if (request.value?.status !== "accepted") throw notConnected();
+
+    const now = deps.now();
+    const message: ChatMessage = {
+      id: newId(now),
+      conversationId: conversation.value?.conversationId ?? newId(now),
+      seq: (conversation.value?.lastSeq ?? 0) + 1,
+      ...input,
+      createdAt: now,
+    };
+    const { events, records } = effects(message, {
+      recipientOnline: presenceStatus(presence.value, now) !== "offline",
+    });
+    const atomic = kv.atomic()
+      .check(temp, pair, blockedOne, blockedTwo, request, conversation)
+      .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
+      .set(conversation.key, { conversationId: message.conversationId, lastSeq: message.seq });
+    appendEvents(atomic, heads, events, now);
+    deps.outbox.write(atomic, ...records);
+    if ((await atomic.commit()).ok) return { message, replayed: false };
+  }
+  throw new Conflict("busy", "This conversation changed too often at once; try again.");
+}

@@ -1,0 +1,105 @@
+// Per-user durable event logs: every event a user must receive (a message, an ack, a receipt, a
+// notification) is appended to that user's log inside the commit that decides it. Sequence
+// numbers come from a head key that every append checks, so a log's order is its commit order and
+// a reader that has seen event n has seen every event before it.
+import { eventHeadKey, eventKey, eventPrefix } from "./keys.ts";
+
+/** How long an event stays replayable by `resume`. */
+export const EVENT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** Appends racing others on the same logs retry this often (with jittered backoff). */
+const APPEND_ATTEMPTS = 100;
+
+export interface EventDraft {
+  userId: string;
+  type: string;
+  data: unknown;
+}
+
+interface StoredEvent {
+  type: string;
+  data: unknown;
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
+export interface LoggedEvent extends StoredEvent {
+  seq: number;
+}
+
+/** The head keys to read (e.g. in the deciding commit's `getMany`) before appending. */
+export function headKeys(userIds: Iterable<string>): Deno.KvKey[] {
+  return [...new Set(userIds)].map(eventHeadKey);
+}
+
+/**
+ * Adds `drafts` to a commit under construction. `heads` are the current head entries of every
+ * recipient (read with `headKeys`); each is checked, so a concurrent append fails this commit and
+ * the caller decides again. Returns the sequence numbers given to the drafts, in order.
+ */
+export function appendEvents(
+  atomic: Deno.AtomicOperation,
+  heads: Deno.KvEntryMaybe<unknown>[],
+  drafts: EventDraft[],
+  now: number,
+): number[] {
+  const next = new Map<string, number>();
+  const byUser = new Map(heads.map((head) => [String(head.key[1]), head]));
+  const seqs = drafts.map((draft) => {
+    const head = byUser.get(draft.userId);
+    if (!head) throw new Error(`the head of ${draft.userId}'s event log was not read`);
+    const seq = (next.get(draft.userId) ?? headSeq(head)) + 1;
+    next.set(draft.userId, seq);
+    const event: StoredEvent = { type: draft.type, data: draft.data, at: now };
+    atomic.set(eventKey(draft.userId, seq), event, { expireIn: EVENT_RETENTION_MS });
+    return seq;
+  });
+  for (const [userId, seq] of next) {
+    atomic.check(byUser.get(userId)!).set(eventHeadKey(userId), seq);
+  }
+  return seqs;
+}
+
+/** Appends events in a commit of their own, for decisions already made elsewhere. */
+export async function appendEventsNow(
+  kv: Deno.Kv,
+  drafts: EventDraft[],
+  now: () => number,
+): Promise<number[]> {
+  if (drafts.length === 0) return [];
+  for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+    const heads = await kv.getMany(headKeys(drafts.map((draft) => draft.userId)));
+    const atomic = kv.atomic();
+    const seqs = appendEvents(atomic, heads, drafts, now());
+    if ((await atomic.commit()).ok) return seqs;
+    // Another append to one of these logs won the race: back off a little and read again.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+  }
+  throw new Error(`events for ${drafts[0].userId} could not be appended: the log is too busy`);
+}
+
+export function headSeq(head: Deno.KvEntryMaybe<unknown>): number {
+  return typeof head.value === "number" ? head.value : 0;
+}
+
+export async function currentHead(kv: Deno.Kv, userId: string): Promise<number> {
+  return headSeq(await kv.get(eventHeadKey(userId)));
+}
+
+/** Up to `limit` events of `userId` after `afterSeq`, oldest first. */
+export async function readEvents(
+  kv: Deno.Kv,
+  userId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<LoggedEvent[]> {
+  const events: LoggedEvent[] = [];
+  const iterator = kv.list<StoredEvent>({
+    start: eventKey(userId, afterSeq + 1),
+    end: [...eventPrefix(userId), Number.MAX_SAFE_INTEGER],
+  }, { limit });
+  for await (const entry of iterator) {
+    events.push({ seq: entry.key[2] as number, ...entry.value });
+  }
+  return events;
+}

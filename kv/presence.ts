@@ -1,0 +1,114 @@
+// Presence: which users have a live socket, and their status, kept in KV so every isolate agrees.
+// Each socket holds an entry with its own expiry, refreshed by the hub's heartbeat; a crashed
+// isolate's sockets simply stop being refreshed, and readers treat expired entries as gone.
+import { presenceKey, presencePrefix } from "./keys.ts";
+
+export const PRESENCE_STATUSES = ["online", "offline", "in-call", "queuing"] as const;
+export type PresenceStatus = (typeof PRESENCE_STATUSES)[number];
+
+export interface PresenceRecord {
+  /** What the user is doing while connected (matchmaking sets in-call and queuing). */
+  status: Exclude<PresenceStatus, "offline">;
+  /** Socket id → expiry (ms since the epoch). */
+  sockets: Record<string, number>;
+}
+
+const ATTEMPTS = 50;
+
+/** The status others see: offline unless some socket's entry is still unexpired. */
+export function presenceStatus(record: PresenceRecord | null, now: number): PresenceStatus {
+  if (!record) return "offline";
+  return Object.values(record.sockets).some((expiresAt) => expiresAt > now)
+    ? record.status
+    : "offline";
+}
+
+/**
+ * Applies `change` to a user's presence record in one checked commit (retried when a concurrent
+ * change to the same user wins). Returns the status before and after.
+ */
+export async function changePresence(
+  kv: Deno.Kv,
+  userId: string,
+  now: number,
+  change: (record: PresenceRecord) => PresenceRecord,
+): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
+  const key = presenceKey(userId);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const entry = await kv.get<PresenceRecord>(key);
+    const current = entry.value ?? { status: "online", sockets: {} };
+    const live = Object.fromEntries(
+      Object.entries(current.sockets).filter(([, expiresAt]) => expiresAt > now),
+    );
+    const next = change({ status: current.status, sockets: live });
+    const atomic = kv.atomic().check(entry);
+    if (Object.keys(next.sockets).length === 0) atomic.delete(key);
+    else atomic.set(key, next);
+    if ((await atomic.commit()).ok) {
+      return { before: presenceStatus(entry.value, now), after: presenceStatus(next, now) };
+    }
+  }
+  throw new Error(`presence of ${userId} changed too often at once`);
+}
+
+/** Registers (or refreshes) sockets of a user until `expiresAt`. */
+export function holdPresence(
+  kv: Deno.Kv,
+  userId: string,
+  socketIds: string[],
+  now: number,
+  expiresAt: number,
+) {
+  return changePresence(kv, userId, now, (record) => ({
+    status: record.status,
+    sockets: { ...record.sockets, ...Object.fromEntries(socketIds.map((id) => [id, expiresAt])) },
+  }));
+}
+
+export function releasePresence(kv: Deno.Kv, userId: string, socketId: string, now: number) {
+  return changePresence(kv, userId, now, (record) => {
+    const sockets = { ...record.sockets };
+    delete sockets[socketId];
+    return { status: record.status, sockets };
+  });
+}
+
+/** Sets what a connected user is doing; a user without sockets stays offline. */
+export function setPresenceStatus(
+  kv: Deno.Kv,
+  userId: string,
+  status: PresenceRecord["status"],
+  now: number,
+) {
+  return changePresence(kv, userId, now, (record) => ({ ...record, status }));
+}
+
+export async function readPresence(
+  kv: Deno.Kv,
+  userIds: string[],
+  now: number,
+): Promise<Map<string, PresenceStatus>> {
+  const statuses = new Map<string, PresenceStatus>();
+  for (let start = 0; start < userIds.length; start += 10) {
+    const batch = userIds.slice(start, start + 10);
+    const entries = await kv.getMany<PresenceRecord[]>(batch.map(presenceKey));
+    batch.forEach((userId, index) =>
+      statuses.set(userId, presenceStatus(entries[index].value, now))
+    );
+  }
+  return statuses;
+}
+
+/**
+ * Deletes the records whose sockets have all expired (their isolate died without closing them) and
+ * returns those users, so the caller can tell their connections they went offline.
+ */
+export async function sweepPresence(kv: Deno.Kv, now: number): Promise<string[]> {
+  const gone: string[] = [];
+  for await (const entry of kv.list<PresenceRecord>({ prefix: [...presencePrefix()] })) {
+    if (presenceStatus(entry.value, now) !== "offline") continue;
+    const result = await kv.atomic().check(entry).delete(entry.key).commit();
+    if (result.ok) gone.push(String(entry.key[1]));
+  }
+  return gone;
+}

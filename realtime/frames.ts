@@ -1,0 +1,175 @@
+// The client → server side of the socket protocol: parse and validate one frame, act on it as the
+// socket's authenticated user, and answer a refused frame with an `error` event (never a crash).
+import { z } from "zod";
+import type { Deps } from "../app.ts";
+import {
+  deliveredView,
+  messageText,
+  readConversation,
+  sendMessage,
+  signalTyping,
+  tempId,
+} from "../chat/messages.ts";
+import { DomainError } from "../errors.ts";
+import { zodFieldErrors } from "../routes/middleware/problem.ts";
+import type { Client } from "./hub.ts";
+
+/** Larger text frames are refused unread (a message is at most 4000 characters). */
+export const MAX_FRAME_BYTES = 32 * 1024;
+/** Each socket may send this many frames in a burst, refilled at `FRAMES_PER_SECOND`. */
+const FRAME_BURST = 60;
+const FRAMES_PER_SECOND = 20;
+
+const id = z.string().min(1).max(100);
+const ref = z.union([z.string().max(100), z.number()]).optional();
+
+const clientFrame = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("resume"),
+    id: ref,
+    data: z.object({
+      lastEventId: z.union([z.string().regex(/^\d{1,15}$/), z.number().int().min(0)])
+        .transform(Number),
+    }),
+  }),
+  z.object({
+    type: z.literal("private-message"),
+    id: ref,
+    // Anything else in `data` (a `fromUserId`, say) is ignored: the sender is the socket's user.
+    data: z.object({ toUserId: id, tempId, text: messageText }),
+  }),
+  z.object({
+    type: z.literal("message-read"),
+    id: ref,
+    data: z.object({ conversationId: id, messageId: id }),
+  }),
+  z.object({ type: z.literal("typing"), id: ref, data: z.object({ toUserId: id }) }),
+  z.object({ type: z.literal("ping"), id: ref, data: z.unknown().optional() }),
+]);
+
+type ClientFrame = z.infer<typeof clientFrame>;
+
+export const FRAME_TYPES = clientFrame.options.map((option) => option.shape.type.value);
+
+/** A token bucket per socket: a flood gets `rate-limited` errors instead of work. */
+export class FrameBudget {
+  #tokens = FRAME_BURST;
+  #at = performance.now();
+
+  take(): boolean {
+    const now = performance.now();
+    this.#tokens = Math.min(
+      FRAME_BURST,
+      this.#tokens + ((now - this.#at) / 1000) * FRAMES_PER_SECOND,
+    );
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/** Handles one raw frame from `client`; never throws. */
+export async function handleFrame(deps: Deps, client: Client, raw: unknown, budget: FrameBudget) {
+  let frame: ClientFrame | undefined;
+  try {
+    if (typeof raw !== "string") {
+      throw frameError("binary-unsupported", "Send JSON text frames; binary frames are not read.");
+    }
+    if (raw.length > MAX_FRAME_BYTES) {
+      throw frameError("frame-too-large", `Frames are limited to ${MAX_FRAME_BYTES} bytes.`);
+    }
+    if (!budget.take()) {
+      throw frameError(
+        "rate-limited",
+        `At most ${FRAMES_PER_SECOND} frames per second; slow down.`,
+      );
+    }
+    frame = parseFrame(raw);
+    await act(deps, client, frame);
+  } catch (error) {
+    client.send({
+      type: "error",
+      data: { ...describe(deps, client, error), ref: frame?.id ?? refOf(raw) },
+    });
+  }
+}
+
+async function act(deps: Deps, client: Client, frame: ClientFrame) {
+  if (frame.type === "resume") {
+    await deps.hub.resume(client, frame.data.lastEventId);
+    return;
+  }
+  // Any other first frame means the client is not resuming: live events start now.
+  if (!client.live) deps.hub.startLive(client);
+  switch (frame.type) {
+    case "private-message": {
+      const { message, replayed } = await sendMessage(deps, client.userId, frame.data);
+      // A fresh message is acknowledged through the sender's event log; a re-sent tempId here.
+      if (replayed) {
+        client.send({ type: "message-delivered", data: { ...deliveredView(message), replayed } });
+      }
+      return;
+    }
+    case "message-read":
+      await readConversation(deps, client.userId, frame.data);
+      return;
+    case "typing":
+      await signalTyping(deps, client.userId, frame.data.toUserId);
+      return;
+    case "ping":
+      client.send({ type: "pong", data: { at: new Date(deps.clock.now()).toISOString() } });
+      return;
+  }
+}
+
+function parseFrame(raw: string): ClientFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw frameError("invalid-json", "The frame is not valid JSON.");
+  }
+  const type = (value as { type?: unknown } | null)?.type;
+  if (typeof type !== "string" || !(FRAME_TYPES as string[]).includes(type)) {
+    throw frameError(
+      "unknown-type",
+      `Unknown frame type ${JSON.stringify(type)}; expected one of ${FRAME_TYPES.join(", ")}.`,
+    );
+  }
+  const parsed = clientFrame.safeParse(value);
+  if (!parsed.success) {
+    throw frameError("invalid-frame", `The ${type} frame is invalid.`, {
+      errors: zodFieldErrors(parsed.error),
+    });
+  }
+  return parsed.data;
+}
+
+function frameError(code: string, detail: string, extra: Record<string, unknown> = {}) {
+  return new DomainError(400, code, "Refused frame", detail, extra);
+}
+
+function describe(deps: Deps, client: Client, error: unknown) {
+  if (error instanceof DomainError) {
+    return { ...error.extra, code: error.type, status: error.status, detail: error.message };
+  }
+  deps.log({
+    level: "error",
+    msg: "socket frame failed",
+    userId: client.userId,
+    error: error instanceof Error ? error.stack ?? error.message : String(error),
+  });
+  return { code: "internal", status: 500, detail: "The frame could not be handled; try again." };
+}
+
+/** The `id` of a frame that failed before it was validated, so the client can match the error. */
+function refOf(raw: unknown): string | number | undefined {
+  if (typeof raw !== "string" || raw.length > MAX_FRAME_BYTES) return undefined;
+  try {
+    const id = JSON.parse(raw)?.id;
+    return typeof id === "string" || typeof id === "number" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,325 @@
+// The WebSocket hub of one isolate: its sockets by user, one KV watch per connected user that pumps
+// the user's durable event log to that user's local sockets, a BroadcastChannel that carries
+// ephemeral signals (typing, presence) between isolates, and the heartbeat that keeps presence
+// fresh and closes sockets whose session ended.
+import type { Database } from "../db/client.ts";
+import { connectionIds } from "../db/graph.ts";
+import type { SessionClaims } from "../identity/tokens.ts";
+import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
+import { eventHeadKey } from "../kv/keys.ts";
+import {
+  holdPresence,
+  type PresenceStatus,
+  releasePresence,
+  sweepPresence,
+} from "../kv/presence.ts";
+import { isTokenLive } from "../kv/sessions.ts";
+
+export interface HubDeps {
+  kv: Deno.Kv;
+  database: { db: Database };
+  clock: { now(): number };
+  log: (record: Record<string, unknown>) => void;
+}
+
+export interface HubOptions {
+  /** How often presence is refreshed and sessions are rechecked. */
+  heartbeatMs: number;
+  /** A socket's presence lapses this long after its last refresh (e.g. when its isolate died). */
+  presenceTtlMs: number;
+  /** Live events wait this long for a first frame (a `resume`) before flowing from the connection's head. */
+  resumeGraceMs: number;
+}
+
+export const HUB_DEFAULTS: HubOptions = {
+  heartbeatMs: 20_000,
+  presenceTtlMs: 60_000,
+  resumeGraceMs: 1_000,
+};
+
+/** What the hub needs of a socket (Hono's WSContext, or a raw WebSocket). */
+export interface Socket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  readonly readyState: number;
+}
+
+export interface ServerFrame {
+  type: string;
+  /** Durable events carry their id (the log sequence number, as a string) for `resume`. */
+  id?: string;
+  data: unknown;
+}
+
+/** The close code a socket gets when its session was revoked or expired. */
+export const SESSION_ENDED = 4001;
+const CHANNEL = "convene-realtime";
+const PUMP_BATCH = 200;
+const OPEN = 1;
+
+/** An ephemeral signal crossing isolates: these users' local sockets get the frame. */
+interface Broadcast {
+  userIds: string[];
+  frame: ServerFrame;
+}
+
+export class Client {
+  readonly id = crypto.randomUUID();
+  /** The sequence number of the last event this socket was sent (or skipped). */
+  lastSeq = 0;
+  /** Set by `resume`: the pump restarts from here. */
+  rewind: number | null = null;
+  live = false;
+  closed = false;
+  pumping = false;
+  again = false;
+  grace: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(readonly session: SessionClaims, readonly socket: Socket) {}
+
+  get userId(): string {
+    return this.session.sub;
+  }
+
+  send(frame: ServerFrame) {
+    if (!this.closed && this.socket.readyState === OPEN) this.socket.send(JSON.stringify(frame));
+  }
+}
+
+interface UserSockets {
+  clients: Set<Client>;
+  watch: ReadableStreamDefaultReader<unknown>;
+}
+
+export class Hub {
+  readonly options: HubOptions;
+  readonly #users = new Map<string, UserSockets>();
+  readonly #channel = new BroadcastChannel(CHANNEL);
+  readonly #timer: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(private readonly deps: HubDeps, options: Partial<HubOptions> = {}) {
+    this.options = { ...HUB_DEFAULTS, ...options };
+    this.#channel.onmessage = (event: MessageEvent<Broadcast>) =>
+      this.#deliverLocally(event.data.userIds, event.data.frame);
+    this.#timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
+    Deno.unrefTimer(Number(this.#timer));
+  }
+
+  /** Sockets of `userId` on this isolate. */
+  localSockets(userId: string): number {
+    return this.#users.get(userId)?.clients.size ?? 0;
+  }
+
+  /** Registers a socket of an authenticated user; live events start with its first frame. */
+  async connect(session: SessionClaims, socket: Socket): Promise<Client> {
+    const client = new Client(session, socket);
+    const { kv, clock } = this.deps;
+    client.lastSeq = await currentHead(kv, client.userId);
+    this.#sockets(client.userId).clients.add(client);
+    client.grace = setTimeout(() => this.startLive(client), this.options.resumeGraceMs);
+    const now = clock.now();
+    const presence = await holdPresence(
+      kv,
+      client.userId,
+      [client.id],
+      now,
+      now + this.options.presenceTtlMs,
+    );
+    if (presence.before !== presence.after) {
+      await this.announcePresence(client.userId, presence.after);
+    }
+    return client;
+  }
+
+  /** Starts the flow of durable events to `client`, after `fromSeq` when given. */
+  startLive(client: Client, fromSeq?: number) {
+    clearTimeout(client.grace);
+    if (fromSeq !== undefined) client.rewind = fromSeq;
+    client.live = true;
+    void this.#pump(client);
+  }
+
+  /** `resume`: replays every retained event after `lastEventId`, then carries on live. */
+  async resume(client: Client, lastEventId: number) {
+    const head = await currentHead(this.deps.kv, client.userId);
+    this.startLive(client, Math.min(lastEventId, head));
+  }
+
+  async disconnect(client: Client) {
+    if (client.closed) return;
+    client.closed = true;
+    clearTimeout(client.grace);
+    const user = this.#users.get(client.userId);
+    if (user) {
+      user.clients.delete(client);
+      if (user.clients.size === 0) {
+        this.#users.delete(client.userId);
+        await user.watch.cancel().catch(() => {});
+      }
+    }
+    if (this.#closed) return;
+    const presence = await releasePresence(
+      this.deps.kv,
+      client.userId,
+      client.id,
+      this.deps.clock.now(),
+    );
+    if (presence.before !== presence.after) {
+      await this.announcePresence(client.userId, presence.after);
+    }
+  }
+
+  /** Sends an ephemeral frame to every socket of these users, on every isolate. */
+  broadcast(userIds: string[], frame: ServerFrame) {
+    if (userIds.length === 0 || this.#closed) return;
+    this.#deliverLocally(userIds, frame);
+    this.#channel.postMessage({ userIds, frame } satisfies Broadcast);
+  }
+
+  /** Tells a user's connections their new presence status. */
+  async announcePresence(userId: string, status: PresenceStatus) {
+    const audience = await connectionIds(this.deps.database.db, userId);
+    this.broadcast(audience, { type: "presence", data: { userId, status } });
+  }
+
+  /**
+   * One heartbeat: refreshes the presence of every local socket and closes those whose session was
+   * revoked or expired (the session-ended event closes them at once; this is the backstop).
+   */
+  async heartbeat() {
+    const { kv, clock } = this.deps;
+    await Promise.all([...this.#users].map(async ([userId, user]) => {
+      const now = clock.now();
+      const clients = [...user.clients];
+      try {
+        await holdPresence(
+          kv,
+          userId,
+          clients.map((client) => client.id),
+          now,
+          now + this.options.presenceTtlMs,
+        );
+        await Promise.all(clients.map((client) => this.#checkSession(client)));
+      } catch (error) {
+        this.deps.log({ level: "error", msg: "heartbeat failed", userId, error: String(error) });
+      }
+    }));
+  }
+
+  /** The cron sweep: forgets presence whose sockets all lapsed and tells those users' connections. */
+  async sweepPresence(): Promise<number> {
+    const gone = await sweepPresence(this.deps.kv, this.deps.clock.now());
+    for (const userId of gone) await this.announcePresence(userId, "offline");
+    return gone.length;
+  }
+
+  /** Closes every local socket and stops watching (process shutdown, end of a test). */
+  async close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#channel.close();
+    const clients = [...this.#users.values()].flatMap((user) => [...user.clients]);
+    for (const client of clients) client.socket.close(1001, "server shutting down");
+    await Promise.all(clients.map((client) => this.disconnect(client)));
+  }
+
+  #sockets(userId: string): UserSockets {
+    let user = this.#users.get(userId);
+    if (!user) {
+      const watch = this.deps.kv.watch([eventHeadKey(userId)]).getReader();
+      user = { clients: new Set(), watch };
+      this.#users.set(userId, user);
+      void this.#follow(userId, watch);
+    }
+    return user;
+  }
+
+  /** Every change of the user's head key (a new event) sets that user's local pumps going. */
+  async #follow(userId: string, watch: ReadableStreamDefaultReader<unknown>) {
+    try {
+      for (;;) {
+        const { done } = await watch.read();
+        if (done) return;
+        for (const client of this.#users.get(userId)?.clients ?? []) void this.#pump(client);
+      }
+    } catch (error) {
+      if (!this.#closed) {
+        this.deps.log({ level: "error", msg: "event watch failed", userId, error: String(error) });
+      }
+    }
+  }
+
+  /** Sends the client every event after its `lastSeq`, in order; one pump per client at a time. */
+  async #pump(client: Client) {
+    if (!client.live || client.closed) return;
+    if (client.pumping) {
+      client.again = true;
+      return;
+    }
+    client.pumping = true;
+    try {
+      do {
+        client.again = false;
+        let resumed = false;
+        if (client.rewind !== null) {
+          client.lastSeq = client.rewind;
+          client.rewind = null;
+          resumed = true;
+        }
+        let batch: LoggedEvent[];
+        do {
+          batch = await readEvents(this.deps.kv, client.userId, client.lastSeq, PUMP_BATCH);
+          if (resumed && batch.length > 0 && batch[0].seq > client.lastSeq + 1) {
+            client.send({
+              type: "error",
+              data: {
+                code: "events-expired",
+                detail: `Events ${client.lastSeq + 1} to ${batch[0].seq - 1} are past retention; ` +
+                  "reload conversations and notifications over HTTP.",
+              },
+            });
+          }
+          resumed = false;
+          for (const event of batch) {
+            if (client.closed) return;
+            await this.#deliver(client, event);
+            client.lastSeq = event.seq;
+          }
+        } while (batch.length === PUMP_BATCH && client.rewind === null);
+      } while (client.again || client.rewind !== null);
+    } catch (error) {
+      this.deps.log({
+        level: "error",
+        msg: "event pump failed",
+        userId: client.userId,
+        error: String(error),
+      });
+    } finally {
+      client.pumping = false;
+    }
+  }
+
+  async #deliver(client: Client, event: LoggedEvent) {
+    if (event.type === "session-ended") {
+      await this.#checkSession(client);
+      return;
+    }
+    client.send({ type: event.type, id: String(event.seq), data: event.data });
+  }
+
+  async #checkSession(client: Client) {
+    const expired = client.session.exp * 1000 <= this.deps.clock.now();
+    if (!expired && await isTokenLive(this.deps.kv, client.session)) return;
+    client.send({ type: "session-ended", data: { reason: expired ? "expired" : "revoked" } });
+    client.socket.close(SESSION_ENDED, "session ended");
+    await this.disconnect(client);
+  }
+
+  #deliverLocally(userIds: string[], frame: ServerFrame) {
+    for (const userId of userIds) {
+      for (const client of this.#users.get(userId)?.clients ?? []) client.send(frame);
+    }
+  }
+}

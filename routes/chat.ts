@@ -1,0 +1,53 @@
+// Conversations and messages over HTTP (API.md "Chat"): the same rules as the socket.
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv, Deps } from "../app.ts";
+import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
+import { NotFound } from "../errors.ts";
+import { messageText, readConversation, sendMessage, tempId } from "../chat/messages.ts";
+import { requireSession, signedIn } from "./middleware/session.ts";
+import { body, optionalJsonBody, pageQuery, params, query } from "./middleware/validate.ts";
+import { idParam } from "./profiles.ts";
+
+const userParam = z.object({ userId: z.string().min(1).max(100) });
+const messageInput = z.strictObject({ text: messageText, tempId });
+const readInput = z.strictObject({ messageId: z.string().min(1).max(100).optional() });
+
+export function chatRoutes(deps: Deps) {
+  return new Hono<AppEnv>()
+    .use("/conversations", signedIn)
+    .use("/conversations/*", signedIn)
+    .get("/conversations", query(pageQuery), async (c) => {
+      const session = requireSession(c);
+      return c.json(await listConversations(deps.database.db, session.sub, c.req.valid("query")));
+    })
+    .get("/conversations/:id/messages", params(idParam), query(pageQuery), async (c) => {
+      const session = requireSession(c);
+      const { id } = c.req.valid("param");
+      if (!await conversationPeer(deps.database.db, id, session.sub)) {
+        throw new NotFound("No conversation of yours has this id.");
+      }
+      return c.json(await listMessages(deps.database.db, id, c.req.valid("query")));
+    })
+    .post("/conversations/:userId/messages", params(userParam), body(messageInput), async (c) => {
+      const session = requireSession(c);
+      const { message, replayed } = await sendMessage(deps, session.sub, {
+        toUserId: c.req.valid("param").userId,
+        ...c.req.valid("json"),
+      });
+      if (replayed) c.header("Idempotent-Replayed", "true");
+      return c.json({
+        ...messageView({ ...message, senderId: message.fromUserId }),
+        tempId: message.tempId,
+      }, 201);
+    })
+    .post("/conversations/:id/read", params(idParam), async (c) => {
+      const session = requireSession(c);
+      const input = optionalJsonBody(readInput, await c.req.text());
+      await readConversation(deps, session.sub, {
+        conversationId: c.req.valid("param").id,
+        ...input,
+      });
+      return c.body(null, 204);
+    });
+}
