@@ -12,6 +12,7 @@ import {
 } from "../db/users.ts";
 import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { announceSessionsChanged } from "../kv/events.ts";
 import { endOtherSessions } from "../kv/sessions.ts";
 import type { Outbox } from "../kv/outbox.ts";
 import type { Cache } from "../providers/cache.ts";
@@ -141,4 +142,5 @@ export async function changePassword(
     (atomic) => deps.outbox.write(atomic, email),
   );
   await deps.outbox.apply(email);
+  await announceSessionsChanged(deps.kv, userId, deps.now);
 }

@@ -2,6 +2,7 @@
 // blocked) and that the sender's tempId is unused, gives the message the conversation's next
 // sequence number, and appends its events to both users' logs, with the outbox records it causes.
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
+import { backoff } from "./backoff.ts";
 import { newId } from "../ids.ts";
 import { type ConnectionRequest, isBlocked } from "./connections.ts";
 import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
@@ -127,6 +128,7 @@ export async function sendPrivateMessage(
     appendEvents(atomic, heads, events, now);
     deps.outbox.write(atomic, ...records);
     if ((await atomic.commit()).ok) return { message, replayed: false };
+    await backoff(attempt);
   }
   throw new Conflict("busy", "This conversation changed too often at once; try again.");
 }

@@ -2,6 +2,7 @@
 // notification) is appended to that user's log inside the commit that decides it. Sequence
 // numbers come from a head key that every append checks, so a log's order is its commit order and
 // a reader that has seen event n has seen every event before it.
+import { backoff } from "./backoff.ts";
 import { eventHeadKey, eventKey, eventPrefix } from "./keys.ts";
 
 /** How long an event stays replayable by `resume`. */
@@ -73,7 +74,7 @@ export async function appendEventsNow(
     const seqs = appendEvents(atomic, heads, drafts, now());
     if ((await atomic.commit()).ok) return seqs;
     // Another append to one of these logs won the race: back off a little and read again.
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+    await backoff(attempt);
   }
   throw new Error(`events for ${drafts[0].userId} could not be appended: the log is too busy`);
 }
@@ -102,4 +103,12 @@ export async function readEvents(
     events.push({ seq: entry.key[2] as number, ...entry.value });
   }
   return events;
+}
+
+/**
+ * Tells every isolate to recheck the user's socket sessions now (after a logout or password
+ * change); sockets whose token is no longer live are closed. Not forwarded to clients as is.
+ */
+export async function announceSessionsChanged(kv: Deno.Kv, userId: string, now: () => number) {
+  await appendEventsNow(kv, [{ userId, type: "session-ended", data: {} }], now);
 }

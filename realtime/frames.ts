@@ -118,7 +118,10 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
       await signalTyping(deps, client.userId, frame.data.toUserId);
       return;
     case "ping":
-      client.send({ type: "pong", data: { at: new Date(deps.clock.now()).toISOString() } });
+      client.send({
+        type: "pong",
+        data: { ref: frame.id, at: new Date(deps.clock.now()).toISOString() },
+      });
       return;
   }
 }

@@ -13,6 +13,7 @@ import {
   signupInput,
 } from "../identity/accounts.ts";
 import { issueToken, signingKey } from "../identity/tokens.ts";
+import { announceSessionsChanged } from "../kv/events.ts";
 import { currentGeneration, revokeToken } from "../kv/sessions.ts";
 import { clientIp } from "./middleware/client-ip.ts";
 import { clearSessionCookie, requireSession, setSessionCookie } from "./middleware/session.ts";
@@ -49,6 +50,7 @@ export function authRoutes(deps: Deps) {
     .post("/logout", async (c) => {
       const session = requireSession(c);
       await revokeToken(deps.kv, session.jti, session.exp * 1000, deps.clock.now());
+      await announceSessionsChanged(deps.kv, session.sub, deps.clock.now);
       clearSessionCookie(c, deps);
       return c.body(null, 204);
     })

@@ -1,12 +1,27 @@
 // GET /ws: authenticates before upgrading (cookie, Bearer or ?token=), then binds the socket to
 // that user for life; frames go to realtime/frames.ts, events come from the hub.
 import { Hono } from "hono";
+import { z } from "zod";
+import { connectionIds } from "../db/graph.ts";
+import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, Deps } from "../app.ts";
 import { DomainError, Forbidden, Unauthorized } from "../errors.ts";
 import { FrameBudget, handleFrame } from "../realtime/frames.ts";
 import type { Client } from "../realtime/hub.ts";
-import { presentedToken, sessionFromToken } from "./middleware/session.ts";
+import {
+  presentedToken,
+  requireSession,
+  sessionFromToken,
+  signedIn,
+} from "./middleware/session.ts";
+import { query } from "./middleware/validate.ts";
+
+const presenceQuery = z.object({
+  userIds: z.string().min(1).max(4000).refine((ids) => ids.split(",").length <= 100, {
+    message: "at most 100 ids",
+  }),
+});
 
 /** Deno pings every socket this often and closes one that does not answer in time. */
 export const IDLE_TIMEOUT_SECONDS = 30;
@@ -15,61 +30,76 @@ export function realtimeRoutes(deps: Deps) {
   const trusted = new Set(
     [deps.config.PUBLIC_URL, ...deps.config.CORS_ORIGINS].map((origin) => new URL(origin).origin),
   );
-  return new Hono<AppEnv>().get(
-    "/ws",
-    async (c, next) => {
-      // Browsers cannot set headers on a WebSocket: the token may come as ?token= instead.
-      const fromQuery = c.req.query("token");
-      const presented = presentedToken(c) ??
-        (fromQuery ? { token: fromQuery, via: "bearer" as const } : null);
-      const claims = presented ? await sessionFromToken(deps, presented.token) : null;
-      if (!claims || !presented) throw new Unauthorized();
-      c.set("session", { ...claims, via: presented.via });
-      // A cookie rides along on a cross-site handshake too: only trusted pages may use it.
-      const origin = c.req.header("origin");
-      if (
-        presented.via === "cookie" && origin && origin !== new URL(c.req.url).origin &&
-        !trusted.has(origin)
-      ) {
-        throw new Forbidden("Cross-site WebSocket refused: connect from a trusted origin.");
-      }
-      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-        throw new DomainError(
-          426,
-          "upgrade-required",
-          "Upgrade required",
-          "GET /ws is a WebSocket endpoint: send an Upgrade: websocket handshake.",
-          {},
-          { Upgrade: "websocket" },
-        );
-      }
-      await next();
-    },
-    upgradeWebSocket((c) => {
-      const session = c.get("session")!;
-      const budget = new FrameBudget();
-      let client: Promise<Client | null> = Promise.resolve(null);
-      return {
-        onOpen(_event, socket) {
-          client = deps.hub.connect(session, socket).catch((error) => {
-            deps.log({ level: "error", msg: "socket connect failed", error: String(error) });
-            socket.close(1011, "try again");
-            return null;
-          });
-        },
-        async onMessage(event) {
-          const connected = await client;
-          if (connected) await handleFrame(deps, connected, event.data, budget);
-        },
-        async onClose() {
-          const connected = await client;
-          if (connected) {
-            await deps.hub.disconnect(connected).catch((error) =>
-              deps.log({ level: "error", msg: "socket disconnect failed", error: String(error) })
-            );
-          }
-        },
-      };
-    }, { idleTimeout: IDLE_TIMEOUT_SECONDS }),
-  );
+  return new Hono<AppEnv>()
+    .use("/api/presence", signedIn)
+    .get("/api/presence", query(presenceQuery), async (c) => {
+      // Presence is visible to connections only: other ids are left out of the answer.
+      const session = requireSession(c);
+      const asked = new Set(c.req.valid("query").userIds.split(","));
+      const visible = (await connectionIds(deps.database.db, session.sub))
+        .filter((id) => asked.has(id));
+      const statuses = await readPresence(deps.kv, visible, deps.clock.now());
+      return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
+    })
+    .get(
+      "/ws",
+      async (c, next) => {
+        // Browsers cannot set headers on a WebSocket: the token may come as ?token= instead.
+        const fromQuery = c.req.query("token");
+        const presented = presentedToken(c) ??
+          (fromQuery ? { token: fromQuery, via: "bearer" as const } : null);
+        const claims = presented ? await sessionFromToken(deps, presented.token) : null;
+        if (!claims || !presented) throw new Unauthorized();
+        c.set("session", { ...claims, via: presented.via });
+        // A cookie rides along on a cross-site handshake too: only trusted pages may use it.
+        const origin = c.req.header("origin");
+        if (
+          presented.via === "cookie" && origin && origin !== new URL(c.req.url).origin &&
+          !trusted.has(origin)
+        ) {
+          throw new Forbidden("Cross-site WebSocket refused: connect from a trusted origin.");
+        }
+        if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+          throw new DomainError(
+            426,
+            "upgrade-required",
+            "Upgrade required",
+            "GET /ws is a WebSocket endpoint: send an Upgrade: websocket handshake.",
+            {},
+            { Upgrade: "websocket" },
+          );
+        }
+        await next();
+      },
+      upgradeWebSocket((c) => {
+        const session = c.get("session")!;
+        const budget = new FrameBudget();
+        let client: Promise<Client | null> = Promise.resolve(null);
+        // Frames of one socket are handled one after another, so its messages keep their order.
+        let queue = Promise.resolve();
+        return {
+          onOpen(_event, socket) {
+            client = deps.hub.connect(session, socket).catch((error) => {
+              deps.log({ level: "error", msg: "socket connect failed", error: String(error) });
+              socket.close(1011, "try again");
+              return null;
+            });
+          },
+          onMessage(event) {
+            queue = queue.then(async () => {
+              const connected = await client;
+              if (connected) await handleFrame(deps, connected, event.data, budget);
+            });
+          },
+          async onClose() {
+            const connected = await client;
+            if (connected) {
+              await deps.hub.disconnect(connected).catch((error) =>
+                deps.log({ level: "error", msg: "socket disconnect failed", error: String(error) })
+              );
+            }
+          },
+        };
+      }, { idleTimeout: IDLE_TIMEOUT_SECONDS }),
+    );
 }

@@ -5,6 +5,7 @@ import { serveWsProxy } from "../db/ws-proxy.ts";
 import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { members } from "./helpers/members.ts";
+import { connect } from "./helpers/sockets.ts";
 
 integrationTest(
   "TEST_DATABASE_URL",
@@ -172,6 +173,44 @@ integrationTest(
             "connection_request",
           ]);
         });
+
+        await t.step(
+          "chat: 100 concurrent messages of one pair are stored in order, counted unread",
+          async () => {
+            const [a, b] = await members(t0.deps, 2);
+            await connect(http, a, b);
+            const sent = await Promise.all(
+              Array.from(
+                { length: 100 },
+                (_, i) =>
+                  http("POST", `/api/conversations/${(i % 2 ? a : b).user.id}/messages`, {
+                    token: (i % 2 ? b : a).token,
+                    body: { text: `m${i}`, tempId: `t${i}` },
+                  }).then((answer) => answer.status),
+              ),
+            );
+            assert.deepEqual(new Set(sent), new Set([201]));
+            const [conversation] =
+              (await http("GET", "/api/conversations", { token: a.token })).body.items;
+            assert.equal(conversation.unreadCount, 50);
+            const page = await http(
+              "GET",
+              `/api/conversations/${conversation.id}/messages?limit=100`,
+              {
+                token: a.token,
+              },
+            );
+            assert.equal(page.body.items.length, 100);
+            assert.equal(page.body.items[0].id, conversation.lastMessage.id);
+            const read = await http("POST", `/api/conversations/${conversation.id}/read`, {
+              token: a.token,
+            });
+            assert.equal(read.status, 204);
+            const after =
+              (await http("GET", "/api/conversations", { token: a.token })).body.items[0];
+            assert.equal(after.unreadCount, 0);
+          },
+        );
 
         await t.step("/readyz reports the database", async () => {
           assert.equal((await http("GET", "/readyz")).status, 200);

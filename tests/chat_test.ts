@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { readEvents } from "../kv/events.ts";
+import { assertProblem, createTestApp } from "./helpers/app.ts";
+import { members } from "./helpers/members.ts";
+import { connect } from "./helpers/sockets.ts";
+
+async function chatApp() {
+  const t0 = await createTestApp();
+  const [ada, bob, cy] = await members(t0.deps, 3, { name: (i) => ["Ada", "Bob", "Cy"][i] });
+  await connect(t0.http, ada, bob);
+  await connect(t0.http, ada, cy);
+  const send = (
+    from: { token: string },
+    to: { user: { id: string } },
+    text: string,
+    tempId: string = crypto.randomUUID(),
+  ) =>
+    t0.http("POST", `/api/conversations/${to.user.id}/messages`, {
+      token: from.token,
+      body: { text, tempId },
+    });
+  return { ...t0, ada, bob, cy, send };
+}
+
+Deno.test("[chat] POST /api/conversations/:userId/messages follows the socket's rules", async (t) => {
+  await using t0 = await chatApp();
+  const { ada, bob, cy } = t0;
+
+  await t.step("a message to a connection → 201, stored, in both logs", async () => {
+    const answer = await t0.send(ada, bob, "  hello  ", "t-1");
+    assert.equal(answer.status, 201);
+    assert.deepEqual(
+      [answer.body.from, answer.body.text, answer.body.tempId],
+      [ada.user.id, "hello", "t-1"],
+    );
+    const [incoming] = (await readEvents(t0.deps.kv, bob.user.id, 0, 100))
+      .filter((event) => event.type === "incoming-message");
+    assert.deepEqual(incoming.data, {
+      messageId: answer.body.id,
+      conversationId: answer.body.conversationId,
+      from: ada.user.id,
+      text: "hello",
+      createdAt: answer.body.createdAt,
+    });
+    const delivered = (await readEvents(t0.deps.kv, ada.user.id, 0, 100))
+      .filter((event) => event.type === "message-delivered");
+    assert.equal(delivered.length, 1);
+  });
+
+  await t.step(
+    "five concurrent sends of one tempId → one message, five answers with its id",
+    async () => {
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () => t0.send(ada, cy, "once", "dup")),
+      );
+      assert.deepEqual(answers.map((a) => a.status), [201, 201, 201, 201, 201]);
+      assert.equal(new Set(answers.map((a) => a.body.id)).size, 1);
+      assert.equal(
+        answers.filter((a) => a.headers.get("idempotent-replayed") === "true").length,
+        4,
+      );
+      const messages = await t0.http(
+        "GET",
+        `/api/conversations/${answers[0].body.conversationId}/messages`,
+        { token: cy.token },
+      );
+      assert.deepEqual(messages.body.items.map((m: { text: string }) => m.text), ["once"]);
+      const reused = await t0.send(ada, bob, "other text", "dup");
+      assert.equal(assertProblem(reused, 409).type.endsWith("temp-id-reused"), true);
+    },
+  );
+
+  await t.step("not connected → 403; yourself, empty text, no tempId → 400", async () => {
+    assertProblem(await t0.send(bob, cy, "hi"), 403);
+    assertProblem(await t0.send(ada, ada, "me"), 400);
+    assertProblem(await t0.send(ada, bob, "   "), 400);
+    assertProblem(
+      await t0.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+        token: ada.token,
+        body: { text: "no temp id" },
+      }),
+      400,
+    );
+    assertProblem(
+      await t0.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+        body: { text: "x", tempId: "y" },
+      }),
+      401,
+    );
+    const list = await t0.http("GET", "/api/conversations", { token: bob.token });
+    assert.equal(list.body.items.length, 1, "only the conversation with Ada");
+  });
+});
+
+Deno.test("[chat] conversations list latest first with unread counts; reads move them", async (t) => {
+  await using t0 = await chatApp();
+  const { ada, bob, cy } = t0;
+  for (let i = 0; i < 25; i++) {
+    t0.clock.advance(1);
+    assert.equal((await t0.send(i % 2 ? ada : bob, i % 2 ? bob : ada, `b${i}`)).status, 201);
+  }
+  t0.clock.advance(1);
+  await t0.send(cy, ada, "from cy");
+
+  await t.step("GET /api/conversations: latest first, peer, last message, unread", async () => {
+    const list = await t0.http("GET", "/api/conversations", { token: ada.token });
+    assert.deepEqual(
+      list.body.items.map((
+        c: { peer: { name: string }; unreadCount: number },
+      ) => [c.peer.name, c.unreadCount]),
+      [["Cy", 1], ["Bob", 13]],
+    );
+    assert.equal(list.body.items[0].lastMessage.text, "from cy");
+    const paged = await t0.http("GET", "/api/conversations?limit=1", { token: ada.token });
+    const next = await t0.http(
+      "GET",
+      `/api/conversations?limit=1&cursor=${paged.body.nextCursor}`,
+      {
+        token: ada.token,
+      },
+    );
+    assert.equal(next.body.items[0].peer.name, "Bob");
+    assert.equal(next.body.nextCursor, null);
+  });
+
+  const conversationId = (await t0.http("GET", "/api/conversations", { token: bob.token })).body
+    .items[0].id;
+
+  await t.step("messages page newest first with keyset cursors: all 25, none twice", async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { items: { text: string }[]; nextCursor: string | null } } = await t0
+        .http(
+          "GET",
+          `/api/conversations/${conversationId}/messages?limit=10${
+            cursor ? `&cursor=${cursor}` : ""
+          }`,
+          { token: bob.token },
+        );
+      seen.push(...page.body.items.map((m) => m.text));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => `b${24 - i}`));
+  });
+
+  await t.step("a non-participant gets 404 for the messages and for a read", async () => {
+    assertProblem(
+      await t0.http("GET", `/api/conversations/${conversationId}/messages`, { token: cy.token }),
+      404,
+    );
+    assertProblem(
+      await t0.http("POST", `/api/conversations/${conversationId}/read`, { token: cy.token }),
+      404,
+    );
+    assertProblem(
+      await t0.http("GET", "/api/conversations/no-such-id/messages", { token: bob.token }),
+      404,
+    );
+  });
+
+  await t.step(
+    "reading up to a message clears those; Ada learns through message-read",
+    async () => {
+      const messages = await t0.http(
+        "GET",
+        `/api/conversations/${conversationId}/messages?limit=100`,
+        {
+          token: ada.token,
+        },
+      );
+      const fromBob = messages.body.items.filter((m: { from: string }) => m.from === bob.user.id);
+      // The fifth-newest of Bob's messages: four of his remain unread.
+      const upTo = fromBob[4];
+      const read = await t0.http("POST", `/api/conversations/${conversationId}/read`, {
+        token: ada.token,
+        body: { messageId: upTo.id },
+      });
+      assert.equal(read.status, 204);
+      const unread = async () =>
+        (await t0.http("GET", "/api/conversations", { token: ada.token })).body.items
+          .find((c: { id: string }) => c.id === conversationId).unreadCount;
+      assert.equal(await unread(), 4);
+      const receipts = (await readEvents(t0.deps.kv, bob.user.id, 0, 1000))
+        .filter((event) => event.type === "message-read");
+      assert.deepEqual(
+        receipts.map((event) => {
+          const data = event.data as { messageId: string; readerId: string };
+          return [data.messageId, data.readerId];
+        }),
+        [[upTo.id, ada.user.id]],
+      );
+      // Reading an older message again changes nothing and sends nothing.
+      await t0.http("POST", `/api/conversations/${conversationId}/read`, {
+        token: ada.token,
+        body: { messageId: fromBob[8].id },
+      });
+      assert.equal(await unread(), 4);
+      await t0.http("POST", `/api/conversations/${conversationId}/read`, { token: ada.token });
+      assert.equal(await unread(), 0);
+      assertProblem(
+        await t0.http("POST", `/api/conversations/${conversationId}/read`, {
+          token: ada.token,
+          body: { messageId: "not-in-this-conversation" },
+        }),
+        404,
+      );
+    },
+  );
+});

@@ -1,0 +1,309 @@
+import assert from "node:assert/strict";
+import { readEvents } from "../kv/events.ts";
+import { holdPresence } from "../kv/presence.ts";
+import { assertProblem, createTestApp } from "./helpers/app.ts";
+import { members } from "./helpers/members.ts";
+import { connect, serveApp, TestSocket } from "./helpers/sockets.ts";
+
+/** A served app with members Ada and Bob connected, and Cy connected to nobody. */
+async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {
+  const t0 = await createTestApp(options);
+  const [ada, bob, cy] = await members(t0.deps, 3, { name: (i) => ["Ada", "Bob", "Cy"][i] });
+  await connect(t0.http, ada, bob);
+  const server = serveApp(t0.app.fetch);
+  return {
+    ...t0,
+    ada,
+    bob,
+    cy,
+    url: server.url,
+    async [Symbol.asyncDispose]() {
+      await t0.deps.hub.close();
+      await server[Symbol.asyncDispose]();
+      await t0[Symbol.asyncDispose]();
+    },
+  };
+}
+
+const upgrade = {
+  upgrade: "websocket",
+  connection: "Upgrade",
+  "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+  "sec-websocket-version": "13",
+};
+
+Deno.test("[realtime] GET /ws authenticates before it upgrades", async (t) => {
+  await using t0 = await chatApp();
+
+  await t.step("no token, a bad token, or a revoked one → 401 problem", async () => {
+    assertProblem(await t0.http("GET", "/ws", { headers: upgrade }), 401);
+    assertProblem(await t0.http("GET", "/ws?token=not-a-token", { headers: upgrade }), 401);
+    await assert.rejects(TestSocket.open(t0.url), /refused/);
+  });
+
+  await t.step("a plain GET with a token → 426 naming the upgrade", async () => {
+    const answer = await t0.http("GET", "/ws", { token: t0.ada.token });
+    assert.equal(assertProblem(answer, 426).type.endsWith("upgrade-required"), true);
+    assert.equal(answer.headers.get("upgrade"), "websocket");
+  });
+
+  await t.step("a session cookie from a foreign page → 403", async () => {
+    const answer = await t0.http("GET", "/ws", {
+      cookie: `session=${t0.ada.token}`,
+      headers: { ...upgrade, origin: "https://evil.example" },
+    });
+    assertProblem(answer, 403);
+  });
+
+  await t.step("logging out closes the sockets of that session at once", async () => {
+    const socket = await TestSocket.open(t0.url, t0.ada.token);
+    await socket.roundTrip();
+    assert.equal((await t0.http("POST", "/api/auth/logout", { token: t0.ada.token })).status, 204);
+    const [ended] = await socket.waitFor("session-ended");
+    assert.equal(ended.data.reason, "revoked");
+    assert.equal((await socket.closed).code, 4001);
+    await assert.rejects(TestSocket.open(t0.url, t0.ada.token), /refused/);
+  });
+});
+
+Deno.test("[realtime] a socket speaks only as its user, only to connections", async (t) => {
+  await using t0 = await chatApp();
+  await using ada = await TestSocket.open(t0.url, t0.ada.token);
+  await using bob = await TestSocket.open(t0.url, t0.bob.token);
+  await using cy = await TestSocket.open(t0.url, t0.cy.token);
+  for (const socket of [ada, bob, cy]) await socket.roundTrip(); // live from here on
+
+  await t.step("a fromUserId in the frame is ignored: Bob sees the message as Ada's", async () => {
+    ada.send("private-message", {
+      toUserId: t0.bob.user.id,
+      tempId: "t-1",
+      text: "hello Bob",
+      fromUserId: t0.cy.user.id,
+    });
+    const [incoming] = await bob.waitFor("incoming-message");
+    assert.equal(incoming.data.from, t0.ada.user.id);
+    assert.equal(incoming.data.text, "hello Bob");
+    const [delivered] = await ada.waitFor("message-delivered");
+    assert.equal(delivered.data.tempId, "t-1");
+    assert.equal(delivered.data.messageId, incoming.data.messageId);
+    assert.equal(delivered.data.conversationId, incoming.data.conversationId);
+    assert.match(incoming.id!, /^\d+$/, "durable events carry their log id");
+  });
+
+  await t.step("Cy, not connected, cannot message Ada: error, nothing stored", async () => {
+    cy.send("private-message", { toUserId: t0.ada.user.id, tempId: "c-1", text: "hi" }, "f1");
+    const [error] = await cy.waitFor("error");
+    assert.deepEqual([error.data.code, error.data.ref], ["not-connected", "f1"]);
+    for (const who of [t0.ada, t0.cy]) {
+      const list = await t0.http("GET", "/api/conversations", { token: who.token });
+      assert.equal(
+        list.body.items.filter((c: { peer: { id: string } }) =>
+          [t0.ada.user.id, t0.cy.user.id].includes(c.peer.id)
+        ).length,
+        0,
+      );
+    }
+    await ada.roundTrip();
+    assert.equal(ada.received("incoming-message").length, 0);
+  });
+
+  await t.step("after Bob blocks Ada, her message is refused and nothing is stored", async () => {
+    assert.equal(
+      (await t0.http("POST", `/api/blocks/${t0.ada.user.id}`, { token: t0.bob.token })).status,
+      204,
+    );
+    ada.send("private-message", { toUserId: t0.bob.user.id, tempId: "t-2", text: "still?" });
+    const [error] = await ada.waitFor("error");
+    assert.equal(error.data.code, "not-connected");
+    const conversationId = bob.received("incoming-message")[0].data.conversationId;
+    const messages = await t0.http("GET", `/api/conversations/${conversationId}/messages`, {
+      token: t0.ada.token,
+    });
+    assert.deepEqual(messages.body.items.map((m: { text: string }) => m.text), ["hello Bob"]);
+    await bob.roundTrip();
+    assert.equal(bob.received("incoming-message").length, 1);
+  });
+
+  await t.step("malformed frames get an error and the socket stays open", async () => {
+    const before = cy.received("error").length;
+    cy.sendRaw("{not json");
+    cy.sendRaw(JSON.stringify({ type: "teleport", data: {} }));
+    cy.sendRaw(JSON.stringify({ type: "private-message", id: "x", data: { toUserId: 7 } }));
+    cy.sendRaw("x".repeat(40_000));
+    const errors = (await cy.waitFor("error", () => true, before + 4)).slice(before);
+    assert.deepEqual(errors.map((e) => e.data.code), [
+      "invalid-json",
+      "unknown-type",
+      "invalid-frame",
+      "frame-too-large",
+    ]);
+    assert.equal(errors[2].data.ref, "x");
+    assert.ok(errors[2].data.errors.some((e: { path: string }) => e.path.includes("toUserId")));
+    await cy.roundTrip();
+  });
+});
+
+Deno.test("[realtime] two app instances sharing one KV deliver once and ack once", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const env = { JWT_SECRET: crypto.randomUUID() + crypto.randomUUID() };
+  await using one = await chatApp({ kv, env });
+  await using two = await createTestApp({ kv, env, database: one.deps.database });
+  await using served = serveApp(two.app.fetch);
+  await using ada = await TestSocket.open(one.url, one.ada.token);
+  await using bob = await TestSocket.open(served.url, one.bob.token);
+  await ada.roundTrip();
+  await bob.roundTrip();
+  assert.deepEqual([
+    one.deps.hub.localSockets(one.bob.user.id),
+    two.deps.hub.localSockets(one.bob.user.id),
+  ], [0, 1]);
+
+  ada.send("typing", { toUserId: one.bob.user.id });
+  const [typing] = await bob.waitFor("typing");
+  assert.equal(typing.data.from, one.ada.user.id, "ephemeral signals cross instances too");
+
+  ada.send("private-message", { toUserId: one.bob.user.id, tempId: "a", text: "across" });
+  ada.send("private-message", { toUserId: one.bob.user.id, tempId: "b", text: "marker" });
+  // Both logs are ordered: once the marker is in, any duplicate of the first would be too.
+  await bob.waitFor("incoming-message", (f) => f.data.text === "marker");
+  await ada.waitFor("message-delivered", (f) => f.data.tempId === "b");
+  assert.deepEqual(bob.received("incoming-message").map((f) => f.data.text), ["across", "marker"]);
+  assert.deepEqual(ada.received("message-delivered").map((f) => f.data.tempId), ["a", "b"]);
+  kv.close();
+});
+
+Deno.test("[realtime] 50 messages sent while the recipient is away are resumed in order, once", async () => {
+  await using t0 = await chatApp();
+  await using ada = await TestSocket.open(t0.url, t0.ada.token);
+  await ada.roundTrip();
+  let lastEventId: string;
+  {
+    await using bob = await TestSocket.open(t0.url, t0.bob.token);
+    await bob.roundTrip();
+    ada.send("private-message", { toUserId: t0.bob.user.id, tempId: "seen", text: "seen" });
+    const [seen] = await bob.waitFor("incoming-message");
+    lastEventId = seen.id!;
+  }
+  // Ada sees Bob go offline: from now on his messages also raise a notification.
+  await ada.waitFor(
+    "presence",
+    (f) => f.data.userId === t0.bob.user.id && f.data.status === "offline",
+  );
+  for (let i = 0; i < 50; i++) {
+    ada.send("private-message", { toUserId: t0.bob.user.id, tempId: `away-${i}`, text: `m${i}` });
+  }
+  await ada.waitFor("message-delivered", (f) => f.data.tempId.startsWith("away-"), 50);
+
+  await using bob = await TestSocket.open(t0.url, t0.bob.token);
+  bob.send("resume", { lastEventId });
+  const resumed = await bob.waitFor("incoming-message", () => true, 50);
+  ada.send("private-message", { toUserId: t0.bob.user.id, tempId: "live", text: "live" });
+  await bob.waitFor("incoming-message", (f) => f.data.text === "live");
+  assert.deepEqual(
+    bob.received("incoming-message").map((f) => f.data.text),
+    [...Array.from({ length: 50 }, (_, i) => `m${i}`), "live"],
+    "all 50 in order, none twice, then live",
+  );
+  const ids = resumed.map((f) => Number(f.id));
+  assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+
+  // While away Bob was offline, so the messages also raised a `message` notification.
+  await t0.jobsSettled("notify", 50);
+  const notes = await t0.http("GET", "/api/notifications", { token: t0.bob.token });
+  const [note] = notes.body.items;
+  assert.deepEqual([note.type, note.subjectId, note.count], [
+    "message",
+    resumed[0].data.conversationId,
+    50,
+  ]);
+});
+
+Deno.test("[realtime] one tempId sent five times at once stores one message and acks five times", async () => {
+  await using t0 = await chatApp();
+  const sockets = await Promise.all(
+    Array.from({ length: 5 }, () => TestSocket.open(t0.url, t0.ada.token)),
+  );
+  await using bob = await TestSocket.open(t0.url, t0.bob.token);
+  await Promise.all([...sockets, bob].map((socket) => socket.roundTrip()));
+  for (const socket of sockets) {
+    socket.send("private-message", { toUserId: t0.bob.user.id, tempId: "same", text: "once" });
+  }
+  await Promise.all(sockets.map((socket) => socket.roundTrip()));
+  // Each socket gets the stored ack from Ada's log; the four losing sends are answered directly.
+  await Promise.all(
+    sockets.map((socket) => socket.waitFor("message-delivered", (f) => !f.data.replayed)),
+  );
+  const all = sockets.flatMap((socket) => socket.received("message-delivered"));
+  assert.equal(new Set(all.map((f) => f.data.messageId)).size, 1, "one message id");
+  assert.equal(all.filter((f) => f.data.replayed).length, 4);
+  for (const socket of sockets) {
+    assert.ok(socket.received("message-delivered").length >= 1, "every send was acknowledged");
+  }
+  await bob.waitFor("incoming-message");
+  await bob.roundTrip();
+  assert.equal(bob.received("incoming-message").length, 1);
+  const conversations = await t0.http("GET", "/api/conversations", { token: t0.bob.token });
+  const messages = await t0.http(
+    "GET",
+    `/api/conversations/${conversations.body.items[0].id}/messages`,
+    { token: t0.bob.token },
+  );
+  assert.equal(messages.body.items.length, 1);
+  for (const socket of sockets) await socket.close();
+});
+
+Deno.test("[realtime] presence goes to connections, and a dead isolate's sockets lapse", async (t) => {
+  await using t0 = await chatApp({ hub: { presenceTtlMs: 60_000 } });
+  await using bob = await TestSocket.open(t0.url, t0.bob.token);
+  await bob.roundTrip();
+  const presence = (status: string) =>
+    bob.received("presence", (f) => f.data.userId === t0.ada.user.id && f.data.status === status);
+
+  await t.step("Ada connecting and leaving is seen by Bob, not by Cy", async () => {
+    await using cy = await TestSocket.open(t0.url, t0.cy.token);
+    await cy.roundTrip();
+    const ada = await TestSocket.open(t0.url, t0.ada.token);
+    await bob.waitFor("presence", (f) => f.data.status === "online");
+    const asked = await t0.http("GET", `/api/presence?userIds=${t0.ada.user.id},${t0.cy.user.id}`, {
+      token: t0.bob.token,
+    });
+    assert.deepEqual(asked.body.items, [{ userId: t0.ada.user.id, status: "online" }]);
+    await ada.close();
+    await bob.waitFor("presence", (f) => f.data.status === "offline");
+    await cy.roundTrip();
+    assert.equal(cy.received("presence").length, 0);
+  });
+
+  await t.step("a socket whose isolate died is offline after the TTL and swept once", async () => {
+    // What an isolate that died without closing its sockets leaves behind.
+    const now = t0.clock.now();
+    await holdPresence(t0.deps.kv, t0.ada.user.id, ["ghost"], now, now + 60_000);
+    const ask = async () =>
+      (await t0.http("GET", `/api/presence?userIds=${t0.ada.user.id}`, { token: t0.bob.token }))
+        .body.items[0].status;
+    assert.equal(await ask(), "online");
+    t0.clock.advance(61_000);
+    assert.equal(await ask(), "offline", "readers see the lapse at once");
+    await t0.deps.hub.heartbeat(); // Bob's live socket keeps his presence; the ghost's lapsed
+    const offlineBefore = presence("offline").length;
+    assert.equal(await t0.deps.hub.sweepPresence(), 1);
+    assert.equal(await t0.deps.hub.sweepPresence(), 0, "swept once");
+    await bob.waitFor("presence", (f) => f.data.status === "offline", offlineBefore + 1);
+    await bob.roundTrip();
+    assert.equal(presence("offline").length, offlineBefore + 1);
+  });
+});
+
+Deno.test("[realtime] notifications reach the recipient's sockets live", async () => {
+  await using t0 = await chatApp();
+  await using ada = await TestSocket.open(t0.url, t0.ada.token);
+  await ada.roundTrip();
+  assert.equal(
+    (await t0.http("POST", `/api/follows/${t0.ada.user.id}`, { token: t0.cy.token })).status,
+    204,
+  );
+  const [notification] = await ada.waitFor("notification", (f) => f.data.type === "follow");
+  assert.deepEqual([notification.data.type, notification.data.actor.id], ["follow", t0.cy.user.id]);
+  const logged = await readEvents(t0.deps.kv, t0.ada.user.id, 0, 100);
+  assert.ok(logged.some((event) => String(event.seq) === notification.id));
+});
