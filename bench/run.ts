@@ -10,6 +10,7 @@ import { devOutboxMailer } from "../providers/mail.ts";
 import { Hub } from "../realtime/hub.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
+import { benchChat } from "./chat.ts";
 import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
 
@@ -114,6 +115,8 @@ report("Deno KV (in memory)", ["raw kv.set commit", kvBaseline], [
 await benchJobs(report);
 
 await benchFeed();
+
+await benchChat();
 
 await raw.shutdown();
 await served.shutdown();

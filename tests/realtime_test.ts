@@ -208,7 +208,7 @@ Deno.test("[realtime] 50 messages sent while the recipient is away are resumed i
   assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
 
   // While away Bob was offline, so the messages also raised a `message` notification.
-  await t0.jobsSettled("notify", 50);
+  await t0.jobsSettled("notify", 2 + 50); // the connection's request and acceptance, then these
   const notes = await t0.http("GET", "/api/notifications", { token: t0.bob.token });
   const [note] = notes.body.items;
   assert.deepEqual([note.type, note.subjectId, note.count], [

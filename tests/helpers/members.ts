@@ -15,7 +15,7 @@ export interface Member {
 }
 
 export async function members(
-  deps: Deps,
+  deps: Pick<Deps, "config" | "clock" | "database">,
   count: number,
   options: { name?: (index: number) => string; gender?: "female" | "male" } = {},
 ): Promise<Member[]> {

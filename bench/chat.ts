@@ -1,0 +1,279 @@
+// Chat over real WebSockets: 1,000 sockets, 500 connected pairs. End-to-end latency (send → the
+// peer's socket receives `incoming-message`) at an offered 1,000 msgs/s, and messages per second at
+// saturation (each socket keeps one message in flight; each is acked only once stored), next to a
+// raw Deno.serve WebSocket echo measured the same way in the same run (the floor).
+//
+// By default the app is one in-process isolate on PGlite, as `deno task dev` runs it. With
+// BENCH_CHAT_PARALLEL=1 and BENCH_DATABASE_URL it runs as `deno serve --parallel` (one isolate per
+// core, a server Postgres through the WebSocket bridge, KV in a temporary file).
+import { Pool } from "@neondatabase/serverless";
+import { parseConfig } from "../config.ts";
+import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
+import { members } from "../tests/helpers/members.ts";
+
+const PAIRS = Number(Deno.env.get("BENCH_CHAT_PAIRS") ?? 500);
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
+const OFFERED_PER_SECOND = 1000;
+
+type Target = { url: string; open(): WebSocket };
+
+function percentile(sorted: number[], p: number) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
+}
+
+async function openAll(
+  target: Target,
+  count: number,
+  onMessage: (index: number, data: string) => void,
+) {
+  const sockets: WebSocket[] = [];
+  for (let start = 0; start < count; start += 100) {
+    const batch = Array.from({ length: Math.min(100, count - start) }, (_, offset) => {
+      const index = start + offset;
+      const socket = target.open();
+      socket.onmessage = (event) => onMessage(index, event.data);
+      return new Promise<WebSocket>((resolve, reject) => {
+        socket.onopen = () => resolve(socket);
+        socket.onerror = () => reject(new Error(`socket ${index} was refused`));
+      });
+    });
+    sockets.push(...await Promise.all(batch));
+  }
+  return sockets;
+}
+
+/**
+ * Drives `count` sockets: `send(i, payload)` sends from socket i; `arrived(payload)` is called when
+ * the measured frame comes back (echo, or the peer's incoming-message). Returns the two figures.
+ */
+async function measure(
+  count: number,
+  send: (index: number, stamp: string) => void,
+  register: (arrived: (stamp: string, index: number) => void) => void,
+) {
+  const latencies: number[] = [];
+  let saturating = false;
+  let received = 0;
+  register((stamp, index) => {
+    const sentAt = Number(stamp.split("|")[0]);
+    if (!saturating) latencies.push(performance.now() - sentAt);
+    else {
+      received++;
+      send(index, `${performance.now()}|${received}`); // keep one in flight per socket
+    }
+  });
+  // Offered load: OFFERED_PER_SECOND spread evenly over the sockets, for SECONDS.
+  let next = 0;
+  const tick = 10;
+  const perTick = OFFERED_PER_SECOND * tick / 1000;
+  const timer = setInterval(() => {
+    for (let i = 0; i < perTick; i++) send(next++ % count, `${performance.now()}|${next}`);
+  }, tick);
+  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+  clearInterval(timer);
+  await new Promise((resolve) => setTimeout(resolve, 500)); // let the last ones land
+  const offered = [...latencies].sort((a, b) => a - b);
+  saturating = true;
+  for (let i = 0; i < count; i++) send(i, `${performance.now()}|start`);
+  await new Promise((resolve) => setTimeout(resolve, 500)); // ramp up
+  received = 0;
+  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+  const rate = received / SECONDS;
+  saturating = false;
+  return { offered, rate, sent: next };
+}
+
+function row(
+  name: string,
+  result: { offered: number[]; rate: number; sent: number },
+  floor?: number,
+) {
+  const [p50, p95, p99] = [0.5, 0.95, 0.99].map((p) => percentile(result.offered, p).toFixed(1));
+  const ratio = floor ? `${(result.rate / floor).toFixed(2)}×` : "1.00× (floor)";
+  console.log(
+    `  ${name.padEnd(44)} ${p50.padStart(6)} ${p95.padStart(6)} ${
+      p99.padStart(6)
+    }   ${result.offered.length}/${result.sent} recv   ${
+      result.rate.toFixed(0).padStart(6)
+    } msgs/s  ${ratio}`,
+  );
+}
+
+async function benchEcho(count: number) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onmessage = (event) => socket.send(event.data);
+    return response;
+  });
+  const target = { url: "", open: () => new WebSocket(`ws://127.0.0.1:${server.addr.port}/`) };
+  let arrived: (stamp: string, index: number) => void = () => {};
+  const sockets = await openAll(target, count, (index, data) => arrived(data, index));
+  const result = await measure(count, (i, stamp) => sockets[i].send(stamp), (fn) => arrived = fn);
+  for (const socket of sockets) socket.close();
+  await server.shutdown();
+  return result;
+}
+
+/** Connected pairs (2k, 2k+1) with tokens, made through the app's own HTTP API. */
+async function pairUp(baseUrl: string, database: DatabaseHandle, jwtSecret: string) {
+  const config = parseConfig({ APP_ENV: "test", JWT_SECRET: jwtSecret });
+  const people = await members({ config, database, clock: { now: Date.now } }, PAIRS * 2);
+  const call = async (method: string, path: string, token: string, body: unknown) => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+    }
+    return await response.json();
+  };
+  for (let start = 0; start < PAIRS; start += 25) {
+    await Promise.all(Array.from({ length: Math.min(25, PAIRS - start) }, async (_, offset) => {
+      const [a, b] = [people[2 * (start + offset)], people[2 * (start + offset) + 1]];
+      const request = await call("POST", "/api/connections", a.token, { toUserId: b.user.id });
+      await call("PATCH", `/api/connections/${request.id}`, b.token, { status: "accepted" });
+    }));
+  }
+  return people;
+}
+
+async function benchApp(baseUrl: string, database: DatabaseHandle, jwtSecret: string) {
+  const people = await pairUp(baseUrl, database, jwtSecret);
+  const wsUrl = baseUrl.replace(/^http/, "ws") + "/ws";
+  const peerOf = (i: number) => i ^ 1;
+  let index = 0;
+  const target = {
+    url: wsUrl,
+    open: () => new WebSocket(`${wsUrl}?token=${people[index++].token}`),
+  };
+  let arrived: (stamp: string, index: number) => void = () => {};
+  const sockets = await openAll(target, people.length, (i, data) => {
+    const frame = JSON.parse(data);
+    if (frame.type === "incoming-message") arrived(frame.data.text, peerOf(i));
+    else if (frame.type === "error") {
+      console.error("  error frame:", frame.data.code, frame.data.detail);
+    }
+  });
+  for (const socket of sockets) socket.send(JSON.stringify({ type: "ping", data: {} })); // go live
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  let tempId = 0;
+  const result = await measure(
+    sockets.length,
+    (i, stamp) =>
+      sockets[i].send(JSON.stringify({
+        type: "private-message",
+        data: { toUserId: people[peerOf(i)].user.id, tempId: `b${tempId++}`, text: stamp },
+      })),
+    (fn) => arrived = fn,
+  );
+  for (const socket of sockets) socket.close();
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // the last outbox applies
+  const stored = await database.db.execute("select count(*)::int as n from messages");
+  return { ...result, stored: (stored as unknown as { rows: { n: number }[] }).rows[0].n, tempId };
+}
+
+async function waitUntilUp(url: string) {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch { /* not listening yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the server at ${url} did not come up`);
+}
+
+export async function benchChat() {
+  const count = PAIRS * 2;
+  console.log(
+    `\nChat over WebSockets: ${count} sockets, ${PAIRS} pairs; latency (ms) at an offered ${OFFERED_PER_SECOND} msgs/s, then saturation`,
+  );
+  console.log(`  ${"".padEnd(44)} ${"p50".padStart(6)} ${"p95".padStart(6)} ${"p99".padStart(6)}`);
+  const floor = await benchEcho(count);
+  row("raw Deno.serve WebSocket echo (floor)", floor);
+
+  const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
+  const serverUrl = Deno.env.get("BENCH_CHAT_PARALLEL")
+    ? Deno.env.get("BENCH_DATABASE_URL")
+    : undefined;
+  if (!serverUrl) {
+    const { createTestApp } = await import("../tests/helpers/app.ts");
+    await using t0 = await createTestApp({
+      env: { JWT_SECRET: jwtSecret, RATE_LIMIT_API: "1000000000/1h" },
+      database: await openPglite(),
+    });
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
+    const result = await benchApp(
+      `http://127.0.0.1:${server.addr.port}`,
+      t0.deps.database,
+      jwtSecret,
+    );
+    row("chat, one isolate, PGlite, in-process", result, floor.rate);
+    console.log(`  stored ${result.stored} of ${result.tempId} sent (the rest were still queued)`);
+    await t0.deps.hub.close();
+    await server.shutdown();
+    await t0.deps.database.close();
+    console.log(
+      "  (set BENCH_DATABASE_URL to run the app as deno serve --parallel on a server Postgres)",
+    );
+    return;
+  }
+
+  const server = new URL(serverUrl);
+  const proxyPort = 15433 + Math.floor(Math.random() * 1000);
+  const appPort = 18000 + Math.floor(Math.random() * 1000);
+  const root = new URL("..", import.meta.url).pathname;
+  // The bridge runs in its own process, so neither the app's isolates nor these clients pay for it.
+  const proxy = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${root}scripts/ws-proxy.ts`,
+      String(proxyPort),
+      `${server.hostname}:${server.port || 5432}`,
+    ],
+    stdout: "null",
+  }).spawn();
+  const wsProxy = `127.0.0.1:${proxyPort}/v1`;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  useWsProxy(wsProxy);
+  const admin = new Pool({ connectionString: serverUrl });
+  admin.on("error", () => {});
+  const name = `convene_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  await admin.query(`create database ${name}`);
+  const dir = await Deno.makeTempDir();
+  const dbUrl = new URL(serverUrl);
+  dbUrl.pathname = `/${name}`;
+  let app: Deno.ChildProcess | undefined;
+  try {
+    const database = await openNeon(dbUrl.href, { wsProxy }); // migrates before the isolates start
+    app = new Deno.Command(Deno.execPath(), {
+      args: ["serve", "-A", "--parallel", `--port=${appPort}`, `${root}main.ts`],
+      env: {
+        APP_ENV: "development",
+        DATA_DIR: dir,
+        DATABASE_URL: dbUrl.href,
+        DATABASE_WS_PROXY: wsProxy,
+        JWT_SECRET: jwtSecret,
+        RATE_LIMIT_API: "1000000000/1h",
+      },
+      stdout: "null",
+    }).spawn();
+    await waitUntilUp(`http://127.0.0.1:${appPort}`);
+    const result = await benchApp(`http://127.0.0.1:${appPort}`, database, jwtSecret);
+    row("chat, deno serve --parallel, Postgres", result, floor.rate);
+    console.log(`  stored ${result.stored} of ${result.tempId} sent (the rest were still queued)`);
+    await database.close();
+  } finally {
+    app?.kill("SIGINT");
+    await app?.status;
+    proxy.kill("SIGINT");
+    await proxy.status;
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.end();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await benchChat();
