@@ -1,6 +1,7 @@
 // Conversations and messages: stored as KV decided them, listed with unread counts, read receipts.
-import { and, desc, eq, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, lt, sql } from "drizzle-orm";
 import { z } from "zod";
+import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { ChatMessage } from "../kv/chat.ts";
 import type { Database } from "./client.ts";
@@ -92,7 +93,6 @@ export async function listConversations(
   options: { cursor?: string; limit: number },
 ) {
   const after = options.cursor ? decodeCursor(options.cursor, conversationCursor) : null;
-  const afterAt = after ? new Date(after[0]) : null;
   const m = conversationMembers;
   const rows = await db.select({
     conversationId: m.conversationId,
@@ -112,12 +112,7 @@ export async function listConversations(
     .innerJoin(users, eq(users.id, m.otherId))
     .where(and(
       eq(m.userId, userId),
-      after && afterAt
-        ? or(
-          lt(m.lastMessageAt, afterAt),
-          and(eq(m.lastMessageAt, afterAt), lt(m.conversationId, after[1])),
-        )
-        : undefined,
+      afterPosition(m.lastMessageAt, m.conversationId, after),
     ))
     .orderBy(desc(m.lastMessageAt), desc(m.conversationId))
     .limit(options.limit + 1);

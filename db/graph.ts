@@ -1,6 +1,7 @@
 // The social graph in Postgres: follows, accepted connections, blocks and connection history.
-import { and, desc, eq, type InferSelectModel, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, type InferSelectModel, or, sql } from "drizzle-orm";
 import { z } from "zod";
+import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Transition } from "../kv/connections.ts";
 import type { Database } from "./client.ts";
@@ -64,12 +65,7 @@ export async function listFollows(
     .where(and(
       eq(self, userId),
       notBlockedWith(viewerId, other),
-      after
-        ? or(
-          lt(follows.createdAt, new Date(after[0])),
-          and(eq(follows.createdAt, new Date(after[0])), sql`${other} > ${after[1]}`),
-        )
-        : undefined,
+      afterPosition(follows.createdAt, other, after, "asc"),
     ))
     .orderBy(desc(follows.createdAt), other)
     .limit(page.limit + 1);
@@ -192,12 +188,7 @@ export async function listBlocks(
     .innerJoin(users, eq(users.id, blocks.blockedId))
     .where(and(
       eq(blocks.blockerId, blockerId),
-      after
-        ? or(
-          lt(blocks.createdAt, new Date(after[0])),
-          and(eq(blocks.createdAt, new Date(after[0])), sql`${blocks.blockedId} > ${after[1]}`),
-        )
-        : undefined,
+      afterPosition(blocks.createdAt, blocks.blockedId, after, "asc"),
     ))
     .orderBy(desc(blocks.createdAt), blocks.blockedId)
     .limit(page.limit + 1);
@@ -250,15 +241,7 @@ export async function listConnectionRequests(
     .where(and(
       mine,
       options.status ? eq(connectionRequests.status, options.status) : undefined,
-      after
-        ? or(
-          lt(connectionRequests.createdAt, new Date(after[0])),
-          and(
-            eq(connectionRequests.createdAt, new Date(after[0])),
-            lt(connectionRequests.id, after[1]),
-          ),
-        )
-        : undefined,
+      afterPosition(connectionRequests.createdAt, connectionRequests.id, after),
     ))
     .orderBy(desc(connectionRequests.createdAt), desc(connectionRequests.id))
     .limit(options.limit + 1);

@@ -1,6 +1,7 @@
 // Queries over notifications: record (collapsing repeats), list, count unread, mark read.
-import { and, count, desc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
+import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import { newId } from "../ids.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
@@ -102,19 +103,13 @@ export async function listNotifications(
   options: { unread: boolean; cursor?: string; limit: number },
 ) {
   const after = options.cursor ? decodeCursor(options.cursor, cursorShape) : null;
-  const afterAt = after ? new Date(after[0]) : null;
   const rows = await db.select({ notification: notifications, actorName: users.name })
     .from(notifications)
     .innerJoin(users, eq(users.id, notifications.actorId))
     .where(and(
       eq(notifications.userId, userId),
       options.unread ? isNull(notifications.readAt) : undefined,
-      after && afterAt
-        ? or(
-          lt(notifications.createdAt, afterAt),
-          and(eq(notifications.createdAt, afterAt), lt(notifications.id, after[1])),
-        )
-        : undefined,
+      afterPosition(notifications.createdAt, notifications.id, after),
     ))
     .orderBy(desc(notifications.createdAt), desc(notifications.id))
     .limit(options.limit + 1);

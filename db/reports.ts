@@ -1,7 +1,8 @@
 // Reports of members (and optionally one of their posts) for administrators to review.
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { desc, eq } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { z } from "zod";
+import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Database } from "./client.ts";
 import { reports, users } from "./schema.ts";
@@ -47,12 +48,7 @@ export async function listReports(db: Database, page: { cursor?: string; limit: 
     .innerJoin(users, eq(users.id, reports.userId))
     .innerJoin(reporter, eq(reporter.id, reports.reporterId))
     .where(
-      after
-        ? or(
-          lt(reports.createdAt, new Date(after[0])),
-          and(eq(reports.createdAt, new Date(after[0])), lt(reports.id, after[1])),
-        )
-        : undefined,
+      afterPosition(reports.createdAt, reports.id, after),
     )
     .orderBy(desc(reports.createdAt), desc(reports.id))
     .limit(page.limit + 1);
