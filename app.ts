@@ -18,6 +18,7 @@ import { accessLog } from "./routes/middleware/access-log.ts";
 import { originCheck } from "./routes/middleware/origin-check.ts";
 import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
 import { graphRoutes } from "./routes/graph.ts";
+import { interviewRoutes } from "./routes/interviews.ts";
 import { notificationRoutes } from "./routes/notifications.ts";
 import { postRoutes } from "./routes/posts.ts";
 import { profileRoutes } from "./routes/profiles.ts";
@@ -99,6 +100,7 @@ export function createApp(deps: Deps) {
   app.route("/api", graphRoutes(deps));
   app.route("/api", postRoutes(deps));
   app.route("/api", chatRoutes(deps));
+  app.route("/api", interviewRoutes(deps));
   app.route("/", realtimeRoutes(deps));
   app.route("/api/admin", adminRoutes(deps));
   app.route("/workflows", workflowRoutes(deps));

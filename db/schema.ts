@@ -1,7 +1,9 @@
 // Drizzle tables: Postgres is the system of record for everything with history.
 import { sql } from "drizzle-orm";
 import {
+  boolean,
   check,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -250,3 +252,82 @@ export const messages = pgTable("messages", {
 }, (table) => [uniqueIndex("messages_by_conversation_idx").on(table.conversationId, table.seq)]);
 
 export type MessageRow = typeof messages.$inferSelect;
+
+export const INTERVIEW_STATES = [
+  "CREATED",
+  "STARTED",
+  "SUBMITTED",
+  "EVALUATING",
+  "SCORED",
+  "CANCELLED",
+  "EXPIRED",
+] as const;
+
+export type InterviewState = (typeof INTERVIEW_STATES)[number];
+
+export interface RubricItem {
+  criterion: string;
+  weight: number;
+}
+
+export interface CriterionScore {
+  criterion: string;
+  score: number;
+}
+
+/** What the evaluation job measures by itself before the interviewer scores. */
+export interface InterviewMetrics {
+  answerLength: number;
+  wordCount: number;
+  /** Rubric criteria the answer mentions, and that as a share of the rubric (0..1). */
+  criteriaMentioned: string[];
+  rubricCoverage: number;
+}
+
+/**
+ * Interviews as KV last decided them (KV holds the live state; this is the history and the
+ * listing). `version` orders the outbox writes: an older one never overwrites a newer one.
+ */
+export const interviews = pgTable("interviews", {
+  id: text("id").primaryKey(),
+  interviewerId: text("interviewer_id").notNull()
+    .references(() => users.id, { onDelete: "cascade" }),
+  candidateId: text("candidate_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  skill: text("skill").notNull(),
+  prompt: text("prompt").notNull(),
+  rubric: jsonb("rubric").$type<RubricItem[]>().notNull(),
+  timeLimitMinutes: integer("time_limit_minutes").notNull(),
+  state: text("state").$type<InterviewState>().notNull(),
+  version: integer("version").notNull(),
+  answer: text("answer"),
+  metrics: jsonb("metrics").$type<InterviewMetrics>(),
+  scores: jsonb("scores").$type<CriterionScore[]>(),
+  feedback: text("feedback"),
+  weightedScore: doublePrecision("weighted_score"),
+  passed: boolean("passed"),
+  createdAt: at("created_at").notNull(),
+  updatedAt: at("updated_at").notNull(),
+  startedAt: at("started_at"),
+  expiresAt: at("expires_at"),
+  submittedAt: at("submitted_at"),
+  scoredAt: at("scored_at"),
+}, (table) => [
+  index("interviews_by_interviewer_idx")
+    .on(table.interviewerId, table.createdAt.desc(), table.id.desc()),
+  index("interviews_by_candidate_idx")
+    .on(table.candidateId, table.createdAt.desc(), table.id.desc()),
+]);
+
+export type InterviewRow = typeof interviews.$inferSelect;
+
+/** Every transition of an interview: who moved it (null: the system), from what, to what, when. */
+export const interviewEvents = pgTable("interview_events", {
+  interviewId: text("interview_id").notNull()
+    .references(() => interviews.id, { onDelete: "cascade" }),
+  version: integer("version").notNull(),
+  action: text("action").notNull(),
+  actorId: text("actor_id"),
+  fromState: text("from_state").$type<InterviewState>(),
+  toState: text("to_state").$type<InterviewState>().notNull(),
+  at: at("at").notNull(),
+}, (table) => [primaryKey({ columns: [table.interviewId, table.version] })]);

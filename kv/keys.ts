@@ -67,3 +67,14 @@ export const conversationPairKey = (userId: string, otherId: string) =>
 /** A user's presence: status and the sockets holding it, each with its expiry. */
 export const presenceKey = (userId: string) => [...presencePrefix(), userId] as const;
 export const presencePrefix = () => ["presence"] as const;
+
+/** An interview's current state, version and content. */
+export const interviewKey = (interviewId: string) => ["interview", interviewId] as const;
+
+/**
+ * An interview waiting for a move of the system (expiry at its deadline, evaluation after its
+ * submission), ordered by when that move is due, so the sweep reads only what is overdue.
+ */
+export const interviewDueKey = (dueAt: number, interviewId: string) =>
+  [...interviewDuePrefix(), dueAt, interviewId] as const;
+export const interviewDuePrefix = () => ["interview_due"] as const;

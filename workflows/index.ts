@@ -1,6 +1,7 @@
 // Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
 import type { Deps } from "../app.ts";
 import { registerChatAppliers } from "../chat/messages.ts";
+import { registerInterviewWorkflows, sweepInterviews } from "../interviews/interviews.ts";
 import { registerGraphAppliers } from "../social/graph.ts";
 import { registerNotifyJob } from "./notify.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
@@ -12,6 +13,7 @@ export function registerWorkflows(deps: Deps) {
   registerEnqueueApplier(deps.outbox, deps.jobs, deps.clock);
   registerGraphAppliers(deps);
   registerChatAppliers(deps);
+  registerInterviewWorkflows(deps);
 }
 
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
@@ -21,5 +23,8 @@ export function scheduleSweeps(deps: Deps) {
   });
   Deno.cron("presence sweep", "* * * * *", async () => {
     await deps.hub.sweepPresence();
+  });
+  Deno.cron("interview sweep", "* * * * *", async () => {
+    await sweepInterviews(deps);
   });
 }

@@ -1,0 +1,138 @@
+// Interviews in Postgres: the history of every transition KV decided, the listing by role, and
+// the verified skill a passed interview grants.
+import { and, asc, desc, eq, or, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, keysetPage } from "../cursor.ts";
+import type { Interview, Transition } from "../kv/interviews.ts";
+import type { Database } from "./client.ts";
+import { isForeignKeyViolation } from "./client.ts";
+import { afterPosition } from "./keyset.ts";
+import {
+  interviewEvents,
+  type InterviewRow,
+  interviews,
+  type InterviewState,
+  users,
+} from "./schema.ts";
+
+const date = (ms: number | null) => ms === null ? null : new Date(ms);
+const millis = (at: Date | null) => at === null ? null : at.getTime();
+
+/**
+ * Writes a decided transition: the interview row (never overwritten by an older version), its
+ * event, and for a passed interview the candidate's verified skill. Idempotent: applying it again
+ * changes nothing. A skill the candidate has already verified keeps its first evidence.
+ */
+export async function recordInterviewTransition(db: Database, transition: Transition) {
+  const { interview } = transition;
+  const row = {
+    ...interview,
+    createdAt: new Date(interview.createdAt),
+    updatedAt: new Date(interview.updatedAt),
+    startedAt: date(interview.startedAt),
+    expiresAt: date(interview.expiresAt),
+    submittedAt: date(interview.submittedAt),
+    scoredAt: date(interview.scoredAt),
+  };
+  try {
+    await db.transaction(async (tx) => {
+      const { id: _, interviewerId: _i, candidateId: _c, createdAt: _t, ...changing } = row;
+      await tx.insert(interviews).values(row).onConflictDoUpdate({
+        target: interviews.id,
+        set: changing,
+        setWhere: sql`${interviews.version} < excluded.version`,
+      });
+      await tx.insert(interviewEvents).values({
+        interviewId: interview.id,
+        version: interview.version,
+        action: transition.action,
+        actorId: transition.actorId,
+        fromState: transition.from,
+        toState: interview.state,
+        at: row.updatedAt,
+      }).onConflictDoNothing();
+      if (interview.state === "SCORED" && interview.passed) {
+        const evidence = {
+          skill: interview.skill,
+          interviewId: interview.id,
+          verifiedAt: new Date(interview.scoredAt!).toISOString(),
+        };
+        await tx.update(users)
+          .set({
+            verifiedSkills: sql`${users.verifiedSkills} || ${JSON.stringify([evidence])}::jsonb`,
+          })
+          .where(and(
+            eq(users.id, interview.candidateId),
+            sql`not exists (select 1 from jsonb_array_elements(${users.verifiedSkills}) as held
+              where held->>'skill' = ${interview.skill})`,
+          ));
+      }
+    });
+  } catch (error) {
+    // An account deleted since: there is nothing left to record about it.
+    if (!isForeignKeyViolation(error)) throw error;
+  }
+}
+
+export function rowToInterview(row: InterviewRow): Interview {
+  return {
+    ...row,
+    createdAt: row.createdAt.getTime(),
+    updatedAt: row.updatedAt.getTime(),
+    startedAt: millis(row.startedAt),
+    expiresAt: millis(row.expiresAt),
+    submittedAt: millis(row.submittedAt),
+    scoredAt: millis(row.scoredAt),
+  };
+}
+
+const interviewCursor = z.tuple([z.iso.datetime(), z.string()]);
+
+/** The caller's interviews (as interviewer, candidate, or either), newest first. */
+export async function listInterviews<I>(
+  db: Database,
+  userId: string,
+  options: {
+    role?: "interviewer" | "candidate";
+    state?: InterviewState;
+    cursor?: string;
+    limit: number;
+  },
+  toItem: (interview: Interview) => I,
+) {
+  const after = options.cursor ? decodeCursor(options.cursor, interviewCursor) : null;
+  const mine = options.role === "interviewer"
+    ? eq(interviews.interviewerId, userId)
+    : options.role === "candidate"
+    ? eq(interviews.candidateId, userId)
+    : or(eq(interviews.interviewerId, userId), eq(interviews.candidateId, userId));
+  const rows = await db.select().from(interviews)
+    .where(and(
+      mine,
+      options.state ? eq(interviews.state, options.state) : undefined,
+      afterPosition(interviews.createdAt, interviews.id, after),
+    ))
+    .orderBy(desc(interviews.createdAt), desc(interviews.id))
+    .limit(options.limit + 1);
+  return keysetPage(
+    rows,
+    options.limit,
+    (row) => toItem(rowToInterview(row)),
+    (row) => [row.createdAt.toISOString(), row.id],
+  );
+}
+
+/** Every recorded transition of an interview, oldest first. */
+export async function listInterviewEvents(db: Database, interviewId: string) {
+  const rows = await db.select().from(interviewEvents)
+    .where(eq(interviewEvents.interviewId, interviewId))
+    .orderBy(asc(interviewEvents.version));
+  return rows.map((row) => ({
+    version: row.version,
+    action: row.action,
+    actorId: row.actorId,
+    from: row.fromState,
+    to: row.toState,
+    at: row.at.toISOString(),
+  }));
+}

@@ -1,0 +1,295 @@
+// The interview state machine: every move is one KV commit that checks the interview's
+// versionstamp, writes its next state and version, appends an event to both participants' logs
+// and carries the outbox records (history in Postgres, notifications, delayed jobs) it causes.
+import type { CriterionScore, InterviewMetrics, InterviewState, RubricItem } from "../db/schema.ts";
+import { Conflict, Forbidden, NotFound } from "../errors.ts";
+import { backoff } from "./backoff.ts";
+import { appendEvents, type EventDraft, headKeys } from "./events.ts";
+import { interviewDueKey, interviewDuePrefix, interviewKey } from "./keys.ts";
+import type { Outbox, OutboxRecord } from "./outbox.ts";
+
+export interface Interview {
+  id: string;
+  interviewerId: string;
+  candidateId: string;
+  skill: string;
+  prompt: string;
+  rubric: RubricItem[];
+  timeLimitMinutes: number;
+  state: InterviewState;
+  /** 1 when created; +1 on every transition. */
+  version: number;
+  answer: string | null;
+  metrics: InterviewMetrics | null;
+  scores: CriterionScore[] | null;
+  feedback: string | null;
+  /** Σ weight × score / Σ weight, on the 0..10 scale, rounded to two decimals. */
+  weightedScore: number | null;
+  passed: boolean | null;
+  /** Milliseconds since the epoch (these and every time below). */
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  /** The deadline of a started interview: `startedAt` + the time limit. */
+  expiresAt: number | null;
+  submittedAt: number | null;
+  scoredAt: number | null;
+}
+
+export type InterviewAction = "start" | "submit" | "evaluate" | "score" | "cancel" | "expire";
+
+type Mover = "candidate" | "interviewer" | "participant" | "system";
+
+/** The whole lifecycle: every legal move, the states it leaves, where it goes, and who makes it. */
+export const MOVES: Record<
+  InterviewAction,
+  { from: InterviewState[]; to: InterviewState; by: Mover }
+> = {
+  start: { from: ["CREATED"], to: "STARTED", by: "candidate" },
+  submit: { from: ["STARTED"], to: "SUBMITTED", by: "candidate" },
+  evaluate: { from: ["SUBMITTED"], to: "EVALUATING", by: "system" },
+  score: { from: ["EVALUATING"], to: "SCORED", by: "interviewer" },
+  cancel: { from: ["CREATED", "STARTED"], to: "CANCELLED", by: "participant" },
+  expire: { from: ["STARTED"], to: "EXPIRED", by: "system" },
+};
+
+/** A decided transition: the interview as it now is, and what it was. */
+export interface Transition {
+  interview: Interview;
+  action: InterviewAction | "create";
+  from: InterviewState | null;
+  /** Null when the system moved it (evaluation, expiry). */
+  actorId: string | null;
+}
+
+/** What a transition causes, written into the commit that decides it. */
+export type Effects = (transition: Transition) => { events: EventDraft[]; records: OutboxRecord[] };
+
+interface Coordination {
+  kv: Deno.Kv;
+  outbox: Outbox;
+  now: () => number;
+}
+
+/** A submission gets this long to be evaluated by its job before the sweep evaluates it. */
+export const EVALUATION_GRACE_MS = 60_000;
+
+/** Commits contended by concurrent moves are retried this often before answering 409. */
+const ATTEMPTS = 30;
+
+/** The moves `userId` may make on `interview` now. */
+export function allowedActions(interview: Interview, userId: string): InterviewAction[] {
+  return (Object.keys(MOVES) as InterviewAction[]).filter((action) =>
+    MOVES[action].from.includes(interview.state) && mayMove(interview, userId, MOVES[action].by)
+  );
+}
+
+function mayMove(interview: Interview, userId: string, by: Mover): boolean {
+  if (by === "candidate") return userId === interview.candidateId;
+  if (by === "interviewer") return userId === interview.interviewerId;
+  return by === "participant" && isParticipant(interview, userId);
+}
+
+export function isParticipant(interview: Interview, userId: string): boolean {
+  return userId === interview.interviewerId || userId === interview.candidateId;
+}
+
+/** When the system's next move on this interview is due, and which move it is. */
+function pendingSystemMove(interview: Interview): { at: number; action: InterviewAction } | null {
+  if (interview.state === "STARTED") return { at: interview.expiresAt!, action: "expire" };
+  if (interview.state === "SUBMITTED") {
+    return { at: interview.submittedAt! + EVALUATION_GRACE_MS, action: "evaluate" };
+  }
+  return null;
+}
+
+/** Stores a new interview (state CREATED, version 1). */
+export async function createInterview(
+  deps: Coordination,
+  interview: Interview,
+  effects: Effects,
+): Promise<Transition> {
+  const transition: Transition = {
+    interview,
+    action: "create",
+    from: null,
+    actorId: interview.interviewerId,
+  };
+  const { events, records } = effects(transition);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const [entry, ...heads] = await deps.kv.getMany([
+      interviewKey(interview.id),
+      ...headKeys([interview.interviewerId, interview.candidateId]),
+    ]);
+    if (entry.value !== null) throw new Error(`interview ${interview.id} exists already`);
+    const atomic = deps.kv.atomic().check(entry).set(entry.key, interview);
+    appendEvents(atomic, heads, events, interview.createdAt);
+    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
+      await deps.outbox.apply(...records);
+      return transition;
+    }
+    await backoff(attempt);
+  }
+  throw busy();
+}
+
+/** The interview, for its participants only (404 for everyone else: its existence is private). */
+export async function readInterview(
+  kv: Deno.Kv,
+  interviewId: string,
+  userId: string,
+): Promise<Interview> {
+  const { value } = await kv.get<Interview>(interviewKey(interviewId));
+  if (!value || !isParticipant(value, userId)) throw noSuchInterview();
+  return value;
+}
+
+export interface Move {
+  interviewId: string;
+  action: InterviewAction;
+  /** The participant making the move; null for the system (jobs and the sweep). */
+  actorId: string | null;
+  /** The fields this move sets besides state and version (e.g. the answer, the scores). */
+  change?: (interview: Interview, now: number) => Partial<Interview>;
+}
+
+/**
+ * Makes one move. A participant's illegal move is refused: 404 for non-participants, 403 for the
+ * wrong participant, 409 (with the current state) for a move the state does not allow. A system
+ * move that no longer applies (already evaluated, no longer started, not yet due) returns null and
+ * changes nothing, so jobs and sweeps may run it any number of times.
+ *
+ * A started interview past its deadline is expired by whichever move reaches it first: a late
+ * submission commits the expiry and then answers 409 `interview-expired`.
+ */
+export async function moveInterview(
+  deps: Coordination,
+  move: Move,
+  effects: Effects,
+): Promise<Transition | null> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const entry = await deps.kv.get<Interview>(interviewKey(move.interviewId));
+    const interview = entry.value;
+    if (move.actorId !== null) {
+      if (!interview || !isParticipant(interview, move.actorId)) throw noSuchInterview();
+      if (!mayMove(interview, move.actorId, MOVES[move.action].by)) {
+        throw wrongParticipant(move.action);
+      }
+    }
+    if (!interview) return null;
+    const now = deps.now();
+    const overdue = interview.state === "STARTED" && now > interview.expiresAt!;
+    const action = overdue ? "expire" : move.action;
+    if (!MOVES[action].from.includes(interview.state)) {
+      if (move.actorId === null) return null;
+      throw illegalMove(interview, move.action);
+    }
+    if (action === "expire" && !overdue) return null;
+    const next: Interview = {
+      ...interview,
+      ...(action === move.action ? move.change?.(interview, now) : {}),
+      state: MOVES[action].to,
+      version: interview.version + 1,
+      updatedAt: now,
+    };
+    const transition: Transition = {
+      interview: next,
+      action,
+      from: interview.state,
+      actorId: action === move.action ? move.actorId : null,
+    };
+    const { events, records } = effects(transition);
+    const heads = await deps.kv.getMany(headKeys([interview.interviewerId, interview.candidateId]));
+    const atomic = deps.kv.atomic().check(entry).set(entry.key, next);
+    const wasDue = pendingSystemMove(interview);
+    const due = pendingSystemMove(next);
+    if (wasDue) atomic.delete(interviewDueKey(wasDue.at, interview.id));
+    if (due) atomic.set(interviewDueKey(due.at, next.id), due.action);
+    appendEvents(atomic, heads, events, now);
+    if (!(await deps.outbox.write(atomic, ...records).commit()).ok) {
+      await backoff(attempt);
+      continue;
+    }
+    await deps.outbox.apply(...records);
+    if (action !== move.action && move.actorId !== null) throw expired(next);
+    return transition;
+  }
+  throw busy();
+}
+
+export interface DueMove {
+  interviewId: string;
+  action: InterviewAction;
+  entry: Deno.KvEntry<InterviewAction>;
+}
+
+/**
+ * Interviews whose system move is due at `now`, oldest first, with that move: the cron sweep
+ * runs each, so an expiry or evaluation whose job was lost still happens.
+ */
+export async function dueMoves(kv: Deno.Kv, now: number, limit: number): Promise<DueMove[]> {
+  const due: DueMove[] = [];
+  const iterator = kv.list<InterviewAction>({
+    start: [...interviewDuePrefix()],
+    end: [...interviewDuePrefix(), now + 1],
+  }, { limit });
+  for await (const entry of iterator) {
+    due.push({ interviewId: String(entry.key[2]), action: entry.value, entry });
+  }
+  return due;
+}
+
+/** Deletes a due entry unless its interview still waits for that move (a guard: moves drop it). */
+export async function dropStaleDue(kv: Deno.Kv, due: DueMove): Promise<void> {
+  const { value } = await kv.get<Interview>(interviewKey(due.interviewId));
+  const wanted = value ? pendingSystemMove(value) : null;
+  if (wanted && wanted.at === due.entry.key[1] && wanted.action === due.action) return;
+  await kv.atomic().check(due.entry).delete(due.entry.key).commit();
+}
+
+const VERBS: Record<InterviewAction, string> = {
+  start: "started",
+  submit: "submitted",
+  evaluate: "evaluated",
+  score: "scored",
+  cancel: "cancelled",
+  expire: "expired",
+};
+
+function illegalMove(interview: Interview, action: InterviewAction) {
+  const hint = action === "score" && interview.state === "SUBMITTED"
+    ? " Its evaluation has not finished yet; you will be notified when it can be scored."
+    : "";
+  return new Conflict(
+    "invalid-transition",
+    `An interview that is ${interview.state} cannot be ${VERBS[action]}.${hint}`,
+    { state: interview.state, version: interview.version },
+  );
+}
+
+function expired(interview: Interview) {
+  return new Conflict(
+    "interview-expired",
+    `The time limit of ${interview.timeLimitMinutes} minutes passed at ${
+      new Date(interview.expiresAt!).toISOString()
+    }; the interview has expired.`,
+    { state: interview.state, version: interview.version },
+  );
+}
+
+function wrongParticipant(action: InterviewAction) {
+  const who = MOVES[action].by;
+  return new Forbidden(
+    who === "system"
+      ? `An interview is ${VERBS[action]} by the system, not by a participant.`
+      : `Only the ${who} may ${action} this interview.`,
+  );
+}
+
+export function noSuchInterview() {
+  return new NotFound("No interview of yours has this id.");
+}
+
+function busy() {
+  return new Conflict("busy", "This interview changed too often at once; try again.");
+}
