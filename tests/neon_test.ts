@@ -212,6 +212,69 @@ integrationTest(
           },
         );
 
+        await t.step(
+          "an interview from invitation to a verified skill; 20 concurrent scores → one",
+          async () => {
+            const [interviewer, candidate] = await members(t0.deps, 2);
+            const rubric = [{ criterion: "Correctness", weight: 2 }, {
+              criterion: "Style",
+              weight: 1,
+            }];
+            const created = await http("POST", "/api/interviews", {
+              token: interviewer.token,
+              body: {
+                candidateId: candidate.user.id,
+                skill: "SQL",
+                prompt: "Explain joins.",
+                rubric,
+              },
+            });
+            assert.equal(created.status, 201);
+            const id = created.body.id;
+            const move = (who: typeof candidate, action: string, body?: unknown) =>
+              http("POST", `/api/interviews/${id}/${action}`, { token: who.token, body });
+            assert.equal((await move(candidate, "start")).status, 200);
+            const answer = "A join's correctness depends on its keys; style is about naming.";
+            assert.equal((await move(candidate, "submit", { answer })).status, 200);
+            await t0.jobsSettled("interview-evaluate");
+            const scores = await Promise.all(
+              Array.from({ length: 20 }, () =>
+                move(interviewer, "score", {
+                  scores: [{ criterion: "Correctness", score: 9 }, {
+                    criterion: "Style",
+                    score: 6,
+                  }],
+                })),
+            );
+            assert.deepEqual(
+              scores.map((answer) => answer.status).sort(),
+              [200, ...Array(19).fill(409)],
+            );
+            const profile = await http("GET", `/api/users/${candidate.user.id}`, {
+              token: interviewer.token,
+            });
+            assert.deepEqual(
+              profile.body.verifiedSkills.map((held: { skill: string; interviewId: string }) => [
+                held.skill,
+                held.interviewId,
+              ]),
+              [["sql", id]],
+            );
+            const events = await http("GET", `/api/interviews/${id}/events`, {
+              token: candidate.token,
+            });
+            assert.deepEqual(
+              events.body.items.map((event: { to: string }) => event.to),
+              ["CREATED", "STARTED", "SUBMITTED", "EVALUATING", "SCORED"],
+            );
+            const listed = await http("GET", "/api/interviews?role=candidate", {
+              token: candidate.token,
+            });
+            assert.equal(listed.body.items[0].weightedScore, 8);
+            assert.equal(listed.body.items[0].passed, true);
+          },
+        );
+
         await t.step("/readyz reports the database", async () => {
           assert.equal((await http("GET", "/readyz")).status, 200);
         });
