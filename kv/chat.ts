@@ -47,8 +47,12 @@ export type MessageEffects = (
   context: { recipientOnline: boolean },
 ) => { events: EventDraft[]; records: OutboxRecord[] };
 
-/** Commits contended by concurrent sends are retried this often before answering 409. */
-const ATTEMPTS = 30;
+/**
+ * Commits contended by concurrent sends are retried this often before answering 409. Each round of
+ * a race lets at least one send commit, so a burst of n sends into one conversation needs up to n
+ * rounds: 100 covers a client flushing a 100-message backlog at once (30 did not, under load).
+ */
+const ATTEMPTS = 100;
 
 /** Whether two users may message each other: connected, and neither blocked the other. */
 export async function mayMessage(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
