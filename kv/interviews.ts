@@ -179,7 +179,8 @@ export async function moveInterview(
     if (!interview) return null;
     const now = deps.now();
     const overdue = interview.state === "STARTED" && now > interview.expiresAt!;
-    const action = overdue ? "expire" : move.action;
+    // A participant's move on an overdue interview becomes its expiry (then answers 409).
+    const action = overdue && move.actorId !== null ? "expire" : move.action;
     if (!MOVES[action].from.includes(interview.state)) {
       if (move.actorId === null) return null;
       throw illegalMove(interview, move.action);
