@@ -7,7 +7,7 @@ import { NotFound } from "../errors.ts";
 import { type ChatMessage, mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
 import { isBlocked } from "../kv/connections.ts";
 import { appendEventsNow } from "../kv/events.ts";
-import type { OutboxRecord } from "../kv/outbox.ts";
+import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { notifyRecords } from "../workflows/notify.ts";
 
 const CHAT_MESSAGE = "chat-message";
@@ -65,7 +65,7 @@ export async function sendMessage(
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
   let records: OutboxRecord[] = [];
   const result = await sendPrivateMessage(
-    { kv: deps.kv, outbox: deps.outbox, now: deps.clock.now },
+    coordination(deps),
     { fromUserId, ...input },
     (message, { recipientOnline }) => {
       records = [

@@ -4,26 +4,21 @@
 import { z } from "zod";
 import type { Deps } from "../app.ts";
 import { recordInterviewTransition } from "../db/interviews.ts";
-import {
-  type CriterionScore,
-  INTERVIEW_STATES,
-  type InterviewMetrics,
-  type RubricItem,
-} from "../db/schema.ts";
+import type { CriterionScore, InterviewMetrics, RubricItem } from "../db/schema.ts";
 import { Invalid } from "../errors.ts";
 import { newId } from "../ids.ts";
 import {
   allowedActions,
   createInterview,
-  dropStaleDue,
   dueMoves,
   type Effects,
   type Interview,
   type InterviewAction,
   moveInterview,
   type Transition,
+  transitionSchema,
 } from "../kv/interviews.ts";
-import type { OutboxRecord } from "../kv/outbox.ts";
+import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { reachableUser } from "../social/graph.ts";
 import { normaliseSkills } from "../social/profiles.ts";
 import { notifyRecords } from "../workflows/notify.ts";
@@ -68,47 +63,11 @@ export const scoringInput = z.strictObject({
   feedback: z.string().trim().max(2000).default(""),
 });
 
-const interviewRecord = z.object({
-  id: z.string(),
-  interviewerId: z.string(),
-  candidateId: z.string(),
-  skill: z.string(),
-  prompt: z.string(),
-  rubric: z.array(z.object({ criterion: z.string(), weight: z.number() })),
-  timeLimitMinutes: z.number().int(),
-  state: z.enum(INTERVIEW_STATES),
-  version: z.number().int(),
-  answer: z.string().nullable(),
-  metrics: z.object({
-    answerLength: z.number(),
-    wordCount: z.number(),
-    criteriaMentioned: z.array(z.string()),
-    rubricCoverage: z.number(),
-  }).nullable(),
-  scores: z.array(z.object({ criterion: z.string(), score: z.number() })).nullable(),
-  feedback: z.string().nullable(),
-  weightedScore: z.number().nullable(),
-  passed: z.boolean().nullable(),
-  createdAt: z.number(),
-  updatedAt: z.number(),
-  startedAt: z.number().nullable(),
-  expiresAt: z.number().nullable(),
-  submittedAt: z.number().nullable(),
-  scoredAt: z.number().nullable(),
-});
-
-const transitionPayload = z.object({
-  interview: interviewRecord,
-  action: z.enum(["create", "start", "submit", "evaluate", "score", "cancel", "expire"]),
-  from: z.enum(INTERVIEW_STATES).nullable(),
-  actorId: z.string().nullable(),
-});
-
 const jobPayload = z.object({ interviewId: z.string().min(1).max(100) });
 
 /** The outbox applier that records transitions in Postgres, and the evaluation and expiry jobs. */
 export function registerInterviewWorkflows(deps: Deps) {
-  deps.outbox.register(INTERVIEW_TRANSITION, transitionPayload, async (transition) => {
+  deps.outbox.register(INTERVIEW_TRANSITION, transitionSchema, async (transition) => {
     await recordInterviewTransition(deps.database.db, transition);
   });
   deps.registry.register(EVALUATE_JOB, jobPayload, async ({ interviewId }) => {
@@ -118,8 +77,6 @@ export function registerInterviewWorkflows(deps: Deps) {
     await expire(deps, interviewId);
   });
 }
-
-const coordination = (deps: Deps) => ({ kv: deps.kv, outbox: deps.outbox, now: deps.clock.now });
 
 /** History, both participants' live events, notifications and follow-up jobs of a transition. */
 function effects(deps: Deps): Effects {
@@ -157,7 +114,7 @@ function effects(deps: Deps): Effects {
         break;
       case "CANCELLED": {
         const other = transition.actorId === candidateId ? interviewerId : candidateId;
-        records.push(...notify(other, transition.actorId ?? other));
+        records.push(...notify(other, transition.actorId!)); // always a participant's move
         break;
       }
     }
@@ -333,9 +290,8 @@ export async function sweepInterviews(deps: Deps): Promise<{ expired: number; ev
     const moved = due.action === "expire"
       ? await expire(deps, due.interviewId)
       : await evaluate(deps, due.interviewId);
-    if (!moved) await dropStaleDue(deps.kv, due);
-    else if (due.action === "expire") expired++;
-    else evaluated++;
+    if (moved?.action === "expire") expired++;
+    else if (moved) evaluated++;
   }
   if (expired + evaluated > 0) {
     deps.log({ level: "info", msg: "interviews swept", expired, evaluated });

@@ -2,7 +2,7 @@
 // blocked) and that the sender's tempId is unused, gives the message the conversation's next
 // sequence number, and appends its events to both users' logs, with the outbox records it causes.
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
-import { backoff } from "./backoff.ts";
+import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
 import { type ConnectionRequest, isBlocked } from "./connections.ts";
 import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
@@ -15,7 +15,7 @@ import {
   eventHeadKey,
   presenceKey,
 } from "./keys.ts";
-import type { Outbox, OutboxRecord } from "./outbox.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
 
 export interface ChatMessage {
@@ -75,7 +75,7 @@ export function notConnected() {
  * recipient returns that message (`replayed`) and stores nothing.
  */
 export async function sendPrivateMessage(
-  deps: { kv: Deno.Kv; outbox: Outbox; now: () => number },
+  deps: Coordination,
   input: { fromUserId: string; toUserId: string; tempId: string; text: string },
   effects: MessageEffects,
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
@@ -134,5 +134,5 @@ export async function sendPrivateMessage(
     if ((await atomic.commit()).ok) return { message, replayed: false };
     await backoff(attempt);
   }
-  throw new Conflict("busy", "This conversation changed too often at once; try again.");
+  throw busy("This conversation");
 }

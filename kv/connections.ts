@@ -3,7 +3,8 @@
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import type { ConnectionStatus } from "../db/schema.ts";
-import type { Outbox, OutboxRecord } from "./outbox.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
+import { busy as contended } from "./backoff.ts";
 import { blockKey, connectionPairKey, connectionRequestKey } from "./keys.ts";
 
 export interface ConnectionRequest {
@@ -33,12 +34,6 @@ export interface Transition {
 
 /** The outbox records a transition must cause, written into the commit that decides it. */
 export type Effects = (transition: Transition) => OutboxRecord[];
-
-interface Coordination {
-  kv: Deno.Kv;
-  outbox: Outbox;
-  now: () => number;
-}
 
 /** Commits contended by concurrent requests are retried this often before giving up. */
 const ATTEMPTS = 20;
@@ -251,6 +246,4 @@ export function noSuchUser() {
   return new NotFound("No member has this id.");
 }
 
-function busy() {
-  return new Conflict("busy", "This pair changed too often at once; try again.");
-}
+const busy = () => contended("This pair");

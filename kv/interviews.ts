@@ -1,42 +1,60 @@
 // The interview state machine: every move is one KV commit that checks the interview's
 // versionstamp, writes its next state and version, appends an event to both participants' logs
 // and carries the outbox records (history in Postgres, notifications, delayed jobs) it causes.
-import type { CriterionScore, InterviewMetrics, InterviewState, RubricItem } from "../db/schema.ts";
+import { z } from "zod";
+import { INTERVIEW_STATES, type InterviewState } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
-import { backoff } from "./backoff.ts";
+import { backoff, busy as contended } from "./backoff.ts";
 import { appendEvents, type EventDraft, headKeys } from "./events.ts";
 import { interviewDueKey, interviewDuePrefix, interviewKey } from "./keys.ts";
-import type { Outbox, OutboxRecord } from "./outbox.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
 
-export interface Interview {
-  id: string;
-  interviewerId: string;
-  candidateId: string;
-  skill: string;
-  prompt: string;
-  rubric: RubricItem[];
-  timeLimitMinutes: number;
-  state: InterviewState;
+/** An interview as KV holds it and as the outbox carries it to Postgres (parsed when applied). */
+export const interviewSchema = z.object({
+  id: z.string(),
+  interviewerId: z.string(),
+  candidateId: z.string(),
+  skill: z.string(),
+  prompt: z.string(),
+  rubric: z.array(z.object({ criterion: z.string(), weight: z.number() })),
+  timeLimitMinutes: z.number().int(),
+  state: z.enum(INTERVIEW_STATES),
   /** 1 when created; +1 on every transition. */
-  version: number;
-  answer: string | null;
-  metrics: InterviewMetrics | null;
-  scores: CriterionScore[] | null;
-  feedback: string | null;
+  version: z.number().int(),
+  answer: z.string().nullable(),
+  metrics: z.object({
+    answerLength: z.number(),
+    wordCount: z.number(),
+    criteriaMentioned: z.array(z.string()),
+    rubricCoverage: z.number(),
+  }).nullable(),
+  scores: z.array(z.object({ criterion: z.string(), score: z.number() })).nullable(),
+  feedback: z.string().nullable(),
   /** Σ weight × score / Σ weight, on the 0..10 scale, rounded to two decimals. */
-  weightedScore: number | null;
-  passed: boolean | null;
+  weightedScore: z.number().nullable(),
+  passed: z.boolean().nullable(),
   /** Milliseconds since the epoch (these and every time below). */
-  createdAt: number;
-  updatedAt: number;
-  startedAt: number | null;
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  startedAt: z.number().nullable(),
   /** The deadline of a started interview: `startedAt` + the time limit. */
-  expiresAt: number | null;
-  submittedAt: number | null;
-  scoredAt: number | null;
-}
+  expiresAt: z.number().nullable(),
+  submittedAt: z.number().nullable(),
+  scoredAt: z.number().nullable(),
+});
 
-export type InterviewAction = "start" | "submit" | "evaluate" | "score" | "cancel" | "expire";
+export type Interview = z.infer<typeof interviewSchema>;
+
+export const INTERVIEW_ACTIONS = [
+  "start",
+  "submit",
+  "evaluate",
+  "score",
+  "cancel",
+  "expire",
+] as const;
+
+export type InterviewAction = (typeof INTERVIEW_ACTIONS)[number];
 
 type Mover = "candidate" | "interviewer" | "participant" | "system";
 
@@ -54,22 +72,18 @@ export const MOVES: Record<
 };
 
 /** A decided transition: the interview as it now is, and what it was. */
-export interface Transition {
-  interview: Interview;
-  action: InterviewAction | "create";
-  from: InterviewState | null;
+export const transitionSchema = z.object({
+  interview: interviewSchema,
+  action: z.enum(["create", ...INTERVIEW_ACTIONS]),
+  from: z.enum(INTERVIEW_STATES).nullable(),
   /** Null when the system moved it (evaluation, expiry). */
-  actorId: string | null;
-}
+  actorId: z.string().nullable(),
+});
+
+export type Transition = z.infer<typeof transitionSchema>;
 
 /** What a transition causes, written into the commit that decides it. */
 export type Effects = (transition: Transition) => { events: EventDraft[]; records: OutboxRecord[] };
-
-interface Coordination {
-  kv: Deno.Kv;
-  outbox: Outbox;
-  now: () => number;
-}
 
 /** A submission gets this long to be evaluated by its job before the sweep evaluates it. */
 export const EVALUATION_GRACE_MS = 60_000;
@@ -79,7 +93,7 @@ const ATTEMPTS = 30;
 
 /** The moves `userId` may make on `interview` now. */
 export function allowedActions(interview: Interview, userId: string): InterviewAction[] {
-  return (Object.keys(MOVES) as InterviewAction[]).filter((action) =>
+  return INTERVIEW_ACTIONS.filter((action) =>
     MOVES[action].from.includes(interview.state) && mayMove(interview, userId, MOVES[action].by)
   );
 }
@@ -218,34 +232,25 @@ export async function moveInterview(
   throw busy();
 }
 
-export interface DueMove {
-  interviewId: string;
-  action: InterviewAction;
-  entry: Deno.KvEntry<InterviewAction>;
-}
-
 /**
- * Interviews whose system move is due at `now`, oldest first, with that move: the cron sweep
- * runs each, so an expiry or evaluation whose job was lost still happens.
+ * Interviews whose system move is due at or before `now`, oldest first, with that move: the cron sweep
+ * runs each, so an expiry or evaluation whose job was lost still happens. Every move keeps this
+ * index in its own commit, so an entry exists exactly while its interview waits for that move.
  */
-export async function dueMoves(kv: Deno.Kv, now: number, limit: number): Promise<DueMove[]> {
-  const due: DueMove[] = [];
+export async function dueMoves(
+  kv: Deno.Kv,
+  now: number,
+  limit: number,
+): Promise<{ interviewId: string; action: InterviewAction }[]> {
+  const due: { interviewId: string; action: InterviewAction }[] = [];
   const iterator = kv.list<InterviewAction>({
     start: [...interviewDuePrefix()],
     end: [...interviewDuePrefix(), now + 1],
   }, { limit });
   for await (const entry of iterator) {
-    due.push({ interviewId: String(entry.key[2]), action: entry.value, entry });
+    due.push({ interviewId: String(entry.key[2]), action: entry.value });
   }
   return due;
-}
-
-/** Deletes a due entry unless its interview still waits for that move (a guard: moves drop it). */
-export async function dropStaleDue(kv: Deno.Kv, due: DueMove): Promise<void> {
-  const { value } = await kv.get<Interview>(interviewKey(due.interviewId));
-  const wanted = value ? pendingSystemMove(value) : null;
-  if (wanted && wanted.at === due.entry.key[1] && wanted.action === due.action) return;
-  await kv.atomic().check(due.entry).delete(due.entry.key).commit();
 }
 
 const VERBS: Record<InterviewAction, string> = {
@@ -291,6 +296,4 @@ export function noSuchInterview() {
   return new NotFound("No interview of yours has this id.");
 }
 
-function busy() {
-  return new Conflict("busy", "This interview changed too often at once; try again.");
-}
+const busy = () => contended("This interview");

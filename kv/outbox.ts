@@ -1,7 +1,7 @@
 // The transactional outbox: a side effect is written into the same KV commit that decides it,
 // applied right after that commit, and applied by the sweep if the process died in between.
 import type { z } from "zod";
-import type { Clock, Logger } from "../app.ts";
+import type { Clock, Deps, Logger } from "../app.ts";
 import { newId } from "../ids.ts";
 import { outboxKey, outboxPrefix } from "./keys.ts";
 
@@ -17,6 +17,19 @@ export interface OutboxRecord {
 
 /** Applies one record's side effect. Must be idempotent, keyed by `record.id`: it may run twice. */
 type Applier = (payload: unknown, record: OutboxRecord) => Promise<void>;
+
+/** What a KV decision needs: the store, the outbox its commit carries, and the time. */
+export interface Coordination {
+  kv: Deno.Kv;
+  outbox: Outbox;
+  now: () => number;
+}
+
+export const coordination = (deps: Pick<Deps, "kv" | "outbox" | "clock">): Coordination => ({
+  kv: deps.kv,
+  outbox: deps.outbox,
+  now: deps.clock.now,
+});
 
 /** Records younger than this are left to the request that wrote them. */
 export const SWEEP_GRACE_MS = 30_000;

@@ -17,7 +17,7 @@ import {
   type Transition,
 } from "../kv/connections.ts";
 import { blockKey } from "../kv/keys.ts";
-import type { OutboxRecord } from "../kv/outbox.ts";
+import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { notifyRecords } from "../workflows/notify.ts";
 import { feedCache, invalidateGraphViews } from "./per-user-cache.ts";
 
@@ -96,8 +96,6 @@ export async function unfollow(deps: Deps, followerId: string, followeeId: strin
     await feedCache(deps.cache).invalidate(followerId);
   }
 }
-
-const coordination = (deps: Deps) => ({ kv: deps.kv, outbox: deps.outbox, now: deps.clock.now });
 
 /** History, and the notification a transition deserves, as outbox records of its commit. */
 function transitionEffects(deps: Deps): Effects {
