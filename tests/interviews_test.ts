@@ -186,6 +186,9 @@ Deno.test("[interviews] every legal transition, each recorded with who, from, to
     assert.equal((await expire(t0.deps, interview.id))?.interview.state, "EXPIRED");
     assert.deepEqual((await history(t0.deps, interview.id)).at(-1), "expire:STARTED→EXPIRED:null");
   });
+
+  // Invitations (4), "ready to score", the score and the expiry to both, the cancellations (2).
+  await t0.jobsSettled("notify", 11);
 });
 
 Deno.test("[interviews] every illegal move → 409 with the current state, and changes nothing", async () => {
@@ -255,6 +258,8 @@ Deno.test("[interviews] every illegal move → 409 with the current state, and c
     assert.deepEqual(await history(t0.deps, id), recorded);
   }
   assert.equal(refused, 28, "every illegal participant move was tried");
+  // 7 invitations, 2 × "ready to score", the score and the expiry to both, 1 cancellation.
+  await t0.jobsSettled("notify", 14);
 });
 
 Deno.test("[interviews] 20 concurrent submits → one succeeds; 20 concurrent scores → one", async () => {
@@ -298,6 +303,7 @@ Deno.test("[interviews] 20 concurrent submits → one succeeds; 20 concurrent sc
   assert.equal(recorded.filter((row) => row.startsWith("score:")).length, 1);
   const profile = await http("GET", `/api/users/${candidate.user.id}`, { token: candidate.token });
   assert.equal(profile.body.verifiedSkills.length, final.passed ? 1 : 0);
+  await t0.jobsSettled("notify", 4); // invitation, "ready to score", the score to both
 });
 
 Deno.test("[interviews] expiry happens once, through the job or through the sweep", async (t) => {
@@ -374,6 +380,40 @@ Deno.test("[interviews] expiry happens once, through the job or through the swee
     assert.deepEqual((await history(t0.deps, late.id)).at(-1), "expire:STARTED→EXPIRED:null");
     assert.deepEqual(await sweepInterviews(t0.deps), { expired: 0, evaluated: 0 });
   });
+
+  // 4 invitations, 3 expiries to both, 1 cancellation.
+  await t0.jobsSettled("notify", 11);
+});
+
+Deno.test("[interviews] expiry jobs, sweeps and duplicates racing expire an interview once", async () => {
+  const { t0, jobs, interviewer, candidate, http } = await interviewApp();
+  await using _ = t0;
+  const interview = await open(http, interviewer, candidate, { timeLimitMinutes: 1 });
+  await act(http, candidate, interview.id, "start");
+  const [job] = jobs.held;
+  t0.clock.advance(60_001);
+  const [, sweeps, direct] = await Promise.all([
+    Promise.all(Array.from({ length: 20 }, () => jobs.deliver(job))),
+    Promise.all(Array.from({ length: 20 }, () => sweepInterviews(t0.deps))),
+    Promise.all(Array.from({ length: 20 }, () => expire(t0.deps, interview.id))),
+    Promise.all(
+      Array.from(
+        { length: 20 },
+        () => act(http, candidate, interview.id, "submit", { answer: "x" }),
+      ),
+    ),
+  ]);
+  await t0.jobsSettled("interview-expire", 20);
+  const expired = await read(http, candidate, interview.id);
+  assert.equal(expired.state, "EXPIRED");
+  assert.equal(expired.version, 3);
+  assert.deepEqual((await history(t0.deps, interview.id)).slice(2), [
+    "expire:STARTED→EXPIRED:null",
+  ]);
+  const counted = sweeps.reduce((sum, sweep) => sum + sweep.expired, 0) +
+    direct.filter((transition) => transition !== null).length;
+  assert.ok(counted <= 1, `at most one sweep or direct call made the move, not ${counted}`);
+  await t0.jobsSettled("notify", 3); // the invitation, and the expiry to each participant
 });
 
 Deno.test("[interviews] a lost evaluation job is made up by the sweep", async () => {
@@ -449,6 +489,7 @@ Deno.test("[interviews] only participants see an interview; each may make only t
   assert.deepEqual(await ids(candidate), [interview.id]);
   assert.deepEqual(await ids(stranger), []);
   assertProblem(await http("GET", "/api/interviews?role=judge", { token: stranger.token }), 400);
+  await t0.jobsSettled("notify", 2); // the invitation, "ready to score"
 });
 
 Deno.test("[interviews] a pass adds the verified skill to the profile; a fail does not", async () => {
@@ -567,6 +608,7 @@ Deno.test("[interviews] bad input → 400 naming the field, and nothing changes"
   const still = await read(http, interviewer, interview.id);
   assert.equal(still.state, "EVALUATING");
   assert.equal(still.version, 4);
+  await t0.jobsSettled("notify", 2); // the invitation, "ready to score"
 });
 
 Deno.test("[interviews] the largest interview the limits allow goes through every step", async () => {
@@ -622,6 +664,7 @@ Deno.test("[interviews] lists page newest first by keyset, none skipped or repea
     cursor = page.body.nextCursor;
   } while (cursor);
   assert.deepEqual(seen, made.toReversed());
+  await t0.jobsSettled("notify", 25); // the invitations
   assertProblem(
     await http("GET", "/api/interviews?cursor=forged", { token: candidate.token }),
     400,
