@@ -19,6 +19,7 @@ import { originCheck } from "./routes/middleware/origin-check.ts";
 import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
 import { graphRoutes } from "./routes/graph.ts";
 import { interviewRoutes } from "./routes/interviews.ts";
+import { matchRoutes } from "./routes/matches.ts";
 import { notificationRoutes } from "./routes/notifications.ts";
 import { postRoutes } from "./routes/posts.ts";
 import { profileRoutes } from "./routes/profiles.ts";
@@ -101,6 +102,7 @@ export function createApp(deps: Deps) {
   app.route("/api", postRoutes(deps));
   app.route("/api", chatRoutes(deps));
   app.route("/api", interviewRoutes(deps));
+  app.route("/api", matchRoutes(deps));
   app.route("/", realtimeRoutes(deps));
   app.route("/api/admin", adminRoutes(deps));
   app.route("/workflows", workflowRoutes(deps));

@@ -54,6 +54,8 @@ const schema = z.object({
   RATE_LIMIT_API: rate.default({ limit: 100, windowSeconds: 900 }),
   RESERVATION_TTL_SECONDS: seconds(600),
   CALL_DURATION_SECONDS: seconds(180),
+  /** Two members matched within this long are not paired again. */
+  REMATCH_COOLDOWN_SECONDS: seconds(1800),
   PAYMENTS_PROVIDER: z.enum(["sandbox", "paystack"]).default("sandbox"),
   PAYMENTS_SANDBOX_SECRET: z.string().min(16).optional(),
   PAYSTACK_SECRET_KEY: optional,

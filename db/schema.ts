@@ -331,3 +331,31 @@ export const interviewEvents = pgTable("interview_events", {
   toState: text("to_state").$type<InterviewState>().notNull(),
   at: at("at").notNull(),
 }, (table) => [primaryKey({ columns: [table.interviewId, table.version] })]);
+
+export const MATCH_OUTCOMES = ["timeout", "ended", "connected", "blocked"] as const;
+
+export type MatchOutcome = (typeof MATCH_OUTCOMES)[number];
+
+/**
+ * Every match and how it went (KV holds the live call; this is the history). `version` orders the
+ * outbox writes: an older one never overwrites a newer one. `outcome` is null while the call lasts.
+ */
+export const matches = pgTable("matches", {
+  id: text("id").primaryKey(),
+  intent: text("intent").notNull(),
+  offererId: text("offerer_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  answererId: text("answerer_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  version: integer("version").notNull(),
+  startedAt: at("started_at").notNull(),
+  endsAt: at("ends_at").notNull(),
+  endedAt: at("ended_at"),
+  durationSeconds: integer("duration_seconds"),
+  endReason: text("end_reason"),
+  endedBy: text("ended_by"),
+  outcome: text("outcome").$type<MatchOutcome>(),
+  connectedAt: at("connected_at"),
+  videoApprovedAt: at("video_approved_at"),
+}, (table) => [
+  index("matches_by_offerer_idx").on(table.offererId, table.startedAt.desc(), table.id.desc()),
+  index("matches_by_answerer_idx").on(table.answererId, table.startedAt.desc(), table.id.desc()),
+]);

@@ -13,8 +13,10 @@ import {
   connectionRequestKey,
   conversationPairKey,
   eventHeadKey,
+  matchMemberKey,
   presenceKey,
 } from "./keys.ts";
+import type { Membership } from "./matches.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
 
@@ -54,18 +56,29 @@ export type MessageEffects = (
  */
 const ATTEMPTS = 100;
 
-/** Whether two users may message each other: connected, and neither blocked the other. */
+/**
+ * Whether two users may message each other: connected (or in a call together right now), and
+ * neither blocked the other.
+ */
 export async function mayMessage(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
-  if (userId === otherId) return false;
-  const pair = await kv.get<LivePair>(connectionPairKey(userId, otherId));
+  if (userId === otherId || await isBlocked(kv, userId, otherId)) return false;
+  const [pair, member] = await kv.getMany<[LivePair, Membership]>([
+    connectionPairKey(userId, otherId),
+    matchMemberKey(userId),
+  ]);
+  if (inCallWith(member.value, otherId)) return true;
   if (!pair.value) return false;
   const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
-  return request.value?.status === "accepted" && !await isBlocked(kv, userId, otherId);
+  return request.value?.status === "accepted";
 }
+
+const inCallWith = (member: Membership | null, otherId: string) =>
+  member?.status === "in-call" && member.peerId === otherId;
 
 export function notConnected() {
   return new Forbidden(
-    "You can message only your connections (accepted connection requests).",
+    "You can message only your connections (accepted connection requests) and the member you " +
+      "are in a call with.",
     "not-connected",
   );
 }
@@ -87,9 +100,19 @@ export async function sendPrivateMessage(
     ]);
   }
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const [temp, pair, blockedOne, blockedTwo, conversation, presence, ...heads] = await kv
+    const [temp, pair, blockedOne, blockedTwo, conversation, presence, member, ...heads] = await kv
       .getMany<
-        [ChatMessage, LivePair, unknown, unknown, ConversationPair, PresenceRecord, number, number]
+        [
+          ChatMessage,
+          LivePair,
+          unknown,
+          unknown,
+          ConversationPair,
+          PresenceRecord,
+          Membership,
+          number,
+          number,
+        ]
       >([
         chatTempKey(fromUserId, input.tempId),
         connectionPairKey(fromUserId, toUserId),
@@ -97,6 +120,7 @@ export async function sendPrivateMessage(
         blockKey(toUserId, fromUserId),
         conversationPairKey(fromUserId, toUserId),
         presenceKey(toUserId),
+        matchMemberKey(fromUserId),
         eventHeadKey(fromUserId),
         eventHeadKey(toUserId),
       ]);
@@ -110,9 +134,15 @@ export async function sendPrivateMessage(
       }
       return { message: temp.value, replayed: true };
     }
-    if (!pair.value || blockedOne.value !== null || blockedTwo.value !== null) throw notConnected();
-    const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
-    if (request.value?.status !== "accepted") throw notConnected();
+    if (blockedOne.value !== null || blockedTwo.value !== null) throw notConnected();
+    // Allowed by a live call together, or else by an accepted connection; the commit checks which.
+    let allowedBy: Deno.KvEntryMaybe<unknown> = member;
+    if (!inCallWith(member.value, toUserId)) {
+      if (!pair.value) throw notConnected();
+      const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
+      if (request.value?.status !== "accepted") throw notConnected();
+      allowedBy = request;
+    }
 
     const now = deps.now();
     const message: ChatMessage = {
@@ -126,7 +156,7 @@ export async function sendPrivateMessage(
       recipientOnline: presenceStatus(presence.value, now) !== "offline",
     });
     const atomic = kv.atomic()
-      .check(temp, pair, blockedOne, blockedTwo, request, conversation)
+      .check(temp, pair, blockedOne, blockedTwo, allowedBy, conversation)
       .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
       .set(conversation.key, { conversationId: message.conversationId, lastSeq: message.seq });
     appendEvents(atomic, heads, events, now);

@@ -206,6 +206,68 @@ export async function liftBlock(
   throw busy();
 }
 
+/** What deciding "these two are connected" inside a larger commit has to read and check. */
+export interface PairState {
+  pair: Deno.KvEntryMaybe<LivePair>;
+  blocks: Deno.KvEntryMaybe<unknown>[];
+  /** The pending or accepted request the pair key points at, if any. */
+  request: Deno.KvEntryMaybe<ConnectionRequest> | null;
+}
+
+export async function readPair(kv: Deno.Kv, userId: string, otherId: string): Promise<PairState> {
+  const [pair, ...blocks] = await kv.getMany<[LivePair, unknown, unknown]>([
+    connectionPairKey(userId, otherId),
+    blockKey(userId, otherId),
+    blockKey(otherId, userId),
+  ]);
+  const request = pair.value
+    ? await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId))
+    : null;
+  return { pair, blocks, request };
+}
+
+export const pairBlocked = (state: PairState) => state.blocks.some((block) => block.value !== null);
+
+/**
+ * Adds "`actorId` and `otherId` are connected" to a commit under construction (a match whose
+ * participants consented): a pending request between them is accepted, or an accepted request
+ * is created. Checks everything it read, so a block or request racing it fails the commit.
+ * Returns the transition to record, or null when they were connected already.
+ */
+export function acceptPair(
+  atomic: Deno.AtomicOperation,
+  state: PairState,
+  input: { actorId: string; otherId: string; now: number },
+): Transition | null {
+  atomic.check(state.pair, ...state.blocks);
+  const current = state.request?.value;
+  if (state.request) atomic.check(state.request);
+  if (current?.status === "accepted") return null;
+  if (current) {
+    const request = {
+      ...current,
+      status: "accepted" as const,
+      version: current.version + 1,
+      updatedAt: input.now,
+    };
+    atomic.set(state.request!.key, request);
+    return { request, from: current.status, actorId: input.actorId };
+  }
+  const request: ConnectionRequest = {
+    id: newId(input.now),
+    fromUserId: input.actorId,
+    toUserId: input.otherId,
+    message: null,
+    status: "accepted",
+    version: 1,
+    createdAt: input.now,
+    updatedAt: input.now,
+  };
+  atomic.set(state.pair.key, { requestId: request.id } satisfies LivePair)
+    .set(connectionRequestKey(request.id), request);
+  return { request, from: null, actorId: input.actorId };
+}
+
 /** The current state of a request, for its participants only. */
 export async function readConnectionRequest(
   kv: Deno.Kv,

@@ -78,3 +78,27 @@ export const interviewKey = (interviewId: string) => ["interview", interviewId] 
 export const interviewDueKey = (dueAt: number, interviewId: string) =>
   [...interviewDuePrefix(), dueAt, interviewId] as const;
 export const interviewDuePrefix = () => ["interview_due"] as const;
+
+/**
+ * A member waiting for a match of `intent`, ordered by when they joined. The intent is one key
+ * part (validated as a slug), so a caller can never widen a listing to another queue.
+ */
+export const matchQueueKey = (intent: string, joinedAt: number, userId: string) =>
+  [...matchQueuePrefix(intent), joinedAt, userId] as const;
+export const matchQueuePrefix = (intent: string) => [...matchQueuesPrefix(), intent] as const;
+export const matchQueuesPrefix = () => ["match_queue"] as const;
+
+/** Where a member is in matchmaking: queuing (and where) or in a call (and which); absent: idle. */
+export const matchMemberKey = (userId: string) => ["match_member", userId] as const;
+
+/** A match's current state, version, participants and safety decisions. */
+export const matchKey = (matchId: string) => ["match", matchId] as const;
+
+/** A live match, ordered by when its call ends, so the sweep reads only overdue calls. */
+export const matchDueKey = (endsAt: number, matchId: string) =>
+  [...matchDuePrefix(), endsAt, matchId] as const;
+export const matchDuePrefix = () => ["match_due"] as const;
+
+/** Two members matched recently (until the cooldown passes), never paired again before; ids sorted. */
+export const recentMatchKey = (userId: string, otherId: string) =>
+  ["recent_match", ...[userId, otherId].sort()] as const;

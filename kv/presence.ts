@@ -25,23 +25,31 @@ export function presenceStatus(record: PresenceRecord | null, now: number): Pres
 
 /**
  * Applies `change` to a user's presence record in one checked commit (retried when a concurrent
- * change to the same user wins). Returns the status before and after.
+ * change to the same user wins). When `context` is given, that key is read with the record, its
+ * value is passed to `change`, and the commit checks it too: a status derived from it (matchmaking
+ * sets in-call from the member's match state) can never be written from a stale read.
+ * Returns the status before and after.
  */
-export async function changePresence(
+export async function changePresence<C = unknown>(
   kv: Deno.Kv,
   userId: string,
   now: number,
-  change: (record: PresenceRecord) => PresenceRecord,
+  change: (record: PresenceRecord, context: C | null) => PresenceRecord,
+  context?: Deno.KvKey,
 ): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
   const key = presenceKey(userId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const entry = await kv.get<PresenceRecord>(key);
+    const [entry, decidedBy] = await kv.getMany<unknown[]>(context ? [key, context] : [key]) as [
+      Deno.KvEntryMaybe<PresenceRecord>,
+      Deno.KvEntryMaybe<C> | undefined,
+    ];
     const current = entry.value ?? { status: "online", sockets: {} };
     const live = Object.fromEntries(
       Object.entries(current.sockets).filter(([, expiresAt]) => expiresAt > now),
     );
-    const next = change({ status: current.status, sockets: live });
+    const next = change({ status: current.status, sockets: live }, decidedBy?.value ?? null);
     const atomic = kv.atomic().check(entry);
+    if (decidedBy) atomic.check(decidedBy);
     if (Object.keys(next.sockets).length === 0) atomic.delete(key);
     else atomic.set(key, next);
     if ((await atomic.commit()).ok) {

@@ -11,6 +11,7 @@ import {
   tempId,
 } from "../chat/messages.ts";
 import { DomainError } from "../errors.ts";
+import { signal, SIGNALS } from "../matchmaking/matchmaking.ts";
 import { zodFieldErrors } from "../routes/middleware/problem.ts";
 import type { Client } from "./hub.ts";
 
@@ -45,6 +46,15 @@ const clientFrame = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("typing"), id: ref, data: z.object({ toUserId: id }) }),
   z.object({ type: z.literal("ping"), id: ref, data: z.unknown().optional() }),
+  // WebRTC signalling, relayed to the peer of a live match (SDP or ICE candidate, as the browser
+  // produced it; the frame size limit bounds it).
+  ...SIGNALS.map((type) =>
+    z.object({
+      type: z.literal(type),
+      id: ref,
+      data: z.object({ matchId: id, payload: z.json() }),
+    })
+  ),
 ]);
 
 type ClientFrame = z.infer<typeof clientFrame>;
@@ -122,6 +132,11 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
         type: "pong",
         data: { ref: frame.id, at: new Date(deps.clock.now()).toISOString() },
       });
+      return;
+    case "offer":
+    case "answer":
+    case "ice-candidate":
+      await signal(deps, client.userId, frame.type, frame.data);
       return;
   }
 }

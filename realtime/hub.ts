@@ -91,9 +91,13 @@ interface UserSockets {
   watch: ReadableStreamDefaultReader<unknown>;
 }
 
+/** Told when a user's presence changes because their sockets came, went or lapsed. */
+export type PresenceListener = (userId: string, status: PresenceStatus) => Promise<void>;
+
 export class Hub {
   readonly options: HubOptions;
   readonly #users = new Map<string, UserSockets>();
+  readonly #listeners: PresenceListener[] = [];
   readonly #channel = new BroadcastChannel(CHANNEL);
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
@@ -111,6 +115,11 @@ export class Hub {
     return this.#users.get(userId)?.clients.size ?? 0;
   }
 
+  /** Adds a listener for presence changes caused by sockets (matchmaking drops the offline). */
+  onPresenceChange(listener: PresenceListener) {
+    this.#listeners.push(listener);
+  }
+
   /** Registers a socket of an authenticated user; live events start with its first frame. */
   async connect(session: SessionClaims, socket: Socket): Promise<Client> {
     const client = new Client(session, socket);
@@ -126,9 +135,7 @@ export class Hub {
       now,
       now + this.options.presenceTtlMs,
     );
-    if (presence.before !== presence.after) {
-      await this.announcePresence(client.userId, presence.after);
-    }
+    if (presence.before !== presence.after) await this.#changed(client.userId, presence.after);
     return client;
   }
 
@@ -165,9 +172,7 @@ export class Hub {
       client.id,
       this.deps.clock.now(),
     );
-    if (presence.before !== presence.after) {
-      await this.announcePresence(client.userId, presence.after);
-    }
+    if (presence.before !== presence.after) await this.#changed(client.userId, presence.after);
   }
 
   /** Sends an ephemeral frame to every socket of these users, on every isolate. */
@@ -210,8 +215,22 @@ export class Hub {
   /** The cron sweep: forgets presence whose sockets all lapsed and tells those users' connections. */
   async sweepPresence(): Promise<number> {
     const gone = await sweepPresence(this.deps.kv, this.deps.clock.now());
-    for (const userId of gone) await this.announcePresence(userId, "offline");
+    for (const userId of gone) await this.#changed(userId, "offline");
     return gone.length;
+  }
+
+  async #changed(userId: string, status: PresenceStatus) {
+    await this.announcePresence(userId, status);
+    for (const listener of this.#listeners) {
+      await listener(userId, status).catch((error) =>
+        this.deps.log({
+          level: "error",
+          msg: "presence listener failed",
+          userId,
+          error: String(error),
+        })
+      );
+    }
   }
 
   /** Closes every local socket and stops watching (process shutdown, end of a test). */

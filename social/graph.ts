@@ -17,6 +17,7 @@ import {
   type Transition,
 } from "../kv/connections.ts";
 import { blockKey } from "../kv/keys.ts";
+import { BLOCK_ENDS_CALL } from "../kv/matches.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { notifyRecords } from "../workflows/notify.ts";
 import { feedCache, invalidateGraphViews } from "./per-user-cache.ts";
@@ -120,6 +121,21 @@ function transitionEffects(deps: Deps): Effects {
   };
 }
 
+/** History, and the peer's notification, of a connection a match made (both consented). */
+export function connectionRecords(deps: Deps, transition: Transition): OutboxRecord[] {
+  const { request, actorId } = transition;
+  const other = request.fromUserId === actorId ? request.toUserId : request.fromUserId;
+  return [
+    deps.outbox.record(CONNECTION_TRANSITION, transition),
+    ...notifyRecords(deps.outbox, {
+      userId: other,
+      actorId,
+      type: "connection_accepted",
+      subjectId: request.id,
+    }),
+  ];
+}
+
 export async function requestConnection(
   deps: Deps,
   fromUserId: string,
@@ -153,7 +169,11 @@ export async function block(deps: Deps, blockerId: string, blockedId: string) {
   notSelf(blockerId, blockedId, "block");
   if (!await findUserById(deps.database.db, blockedId)) throw noSuchUser();
   await placeBlock(coordination(deps), { blockerId, blockedId }, {
-    block: () => [deps.outbox.record(BLOCK_SYNC, { blockerId, blockedId })],
+    block: () => [
+      deps.outbox.record(BLOCK_SYNC, { blockerId, blockedId }),
+      // A call between them ends too (rule 2: the same commit decides it, the outbox carries it).
+      deps.outbox.record(BLOCK_ENDS_CALL, { blockerId, blockedId }),
+    ],
     transition: transitionEffects(deps),
   });
 }

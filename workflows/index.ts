@@ -2,6 +2,7 @@
 import type { Deps } from "../app.ts";
 import { registerChatAppliers } from "../chat/messages.ts";
 import { registerInterviewWorkflows, sweepInterviews } from "../interviews/interviews.ts";
+import { registerMatchmaking, sweepMatches } from "../matchmaking/matchmaking.ts";
 import { registerGraphAppliers } from "../social/graph.ts";
 import { registerNotifyJob } from "./notify.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
@@ -14,6 +15,7 @@ export function registerWorkflows(deps: Deps) {
   registerGraphAppliers(deps);
   registerChatAppliers(deps);
   registerInterviewWorkflows(deps);
+  registerMatchmaking(deps);
 }
 
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
@@ -26,5 +28,8 @@ export function scheduleSweeps(deps: Deps) {
   });
   Deno.cron("interview sweep", "* * * * *", async () => {
     await sweepInterviews(deps);
+  });
+  Deno.cron("match sweep", "* * * * *", async () => {
+    await sweepMatches(deps);
   });
 }

@@ -1,0 +1,90 @@
+// Matches in Postgres: the history of every call KV decided, and each member's list of them.
+import { and, desc, eq, isNotNull, or, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, keysetPage } from "../cursor.ts";
+import { type Match, outcomeOf } from "../kv/matches.ts";
+import type { Database } from "./client.ts";
+import { isForeignKeyViolation } from "./client.ts";
+import { afterPosition } from "./keyset.ts";
+import { matches, users } from "./schema.ts";
+
+const date = (ms: number | null) => ms === null ? null : new Date(ms);
+
+/**
+ * Writes a match as KV decided it (never over a newer version). Idempotent: applying it again, or
+ * after a newer version, changes nothing.
+ */
+export async function recordMatch(db: Database, match: Match) {
+  const row = {
+    id: match.id,
+    intent: match.intent,
+    offererId: match.offerer.id,
+    answererId: match.answerer.id,
+    version: match.version,
+    startedAt: new Date(match.startedAt),
+    endsAt: new Date(match.endsAt),
+    endedAt: date(match.endedAt),
+    durationSeconds: match.endedAt === null
+      ? null
+      : Math.round((match.endedAt - match.startedAt) / 1000),
+    endReason: match.endReason,
+    endedBy: match.endedBy,
+    outcome: outcomeOf(match),
+    connectedAt: date(match.connectedAt),
+    videoApprovedAt: date(match.videoApprovedAt),
+  };
+  const { id: _, intent: _i, offererId: _o, answererId: _a, startedAt: _s, ...changing } = row;
+  try {
+    await db.insert(matches).values(row).onConflictDoUpdate({
+      target: matches.id,
+      set: changing,
+      setWhere: sql`${matches.version} < excluded.version`,
+    });
+  } catch (error) {
+    // An account deleted since: there is nothing left to record about it.
+    if (!isForeignKeyViolation(error)) throw error;
+  }
+}
+
+const interactionCursor = z.tuple([z.iso.datetime(), z.string()]);
+
+/**
+ * The caller's finished matches, newest first, with the peer, duration and outcome. A block is
+ * shown as `blocked` only to the member who blocked; the other sees the call as `ended`.
+ */
+export async function listInteractions(
+  db: Database,
+  userId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, interactionCursor) : null;
+  const rows = await db.select({ match: matches, peer: { id: users.id, name: users.name } })
+    .from(matches)
+    .innerJoin(
+      users,
+      or(
+        and(eq(matches.offererId, userId), eq(users.id, matches.answererId)),
+        and(eq(matches.answererId, userId), eq(users.id, matches.offererId)),
+      ),
+    )
+    .where(and(isNotNull(matches.endedAt), afterPosition(matches.startedAt, matches.id, after)))
+    .orderBy(desc(matches.startedAt), desc(matches.id))
+    .limit(page.limit + 1);
+  return keysetPage(
+    rows,
+    page.limit,
+    ({ match, peer }) => ({
+      matchId: match.id,
+      intent: match.intent,
+      role: match.offererId === userId ? "offerer" : "answerer",
+      peer,
+      startedAt: match.startedAt.toISOString(),
+      endedAt: match.endedAt!.toISOString(),
+      durationSeconds: match.durationSeconds,
+      outcome: match.outcome === "blocked" && match.endedBy !== userId ? "ended" : match.outcome,
+      connected: match.connectedAt !== null,
+      videoApproved: match.videoApprovedAt !== null,
+    }),
+    ({ match }) => [match.startedAt.toISOString(), match.id],
+  );
+}

@@ -1,0 +1,612 @@
+// Matchmaking in KV: who waits in which intent queue, who is in which call, and every decision
+// about a match. Pairing is one commit that takes both members out of the queue and puts them in
+// the same match, checked against both members' entries, so nobody is ever in two matches.
+// Each later decision (end, connect, video) is one commit checked against the match's versionstamp
+// that also appends the events it causes to both participants' logs and carries its outbox records.
+import { z } from "zod";
+import { GENDERS } from "../db/schema.ts";
+import { Conflict, Forbidden, NotFound } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { backoff, busy } from "./backoff.ts";
+import {
+  acceptPair,
+  pairBlocked,
+  readPair,
+  type Transition as ConnectionTransition,
+} from "./connections.ts";
+import { appendEvents, type EventDraft, headKeys } from "./events.ts";
+import {
+  blockKey,
+  eventHeadKey,
+  matchDueKey,
+  matchDuePrefix,
+  matchKey,
+  matchMemberKey,
+  matchQueueKey,
+  matchQueuePrefix,
+  matchQueuesPrefix,
+  recentMatchKey,
+} from "./keys.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
+
+export const participantSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** From the stored profile at the time of joining; never from the client. */
+  gender: z.enum(GENDERS),
+});
+
+export type Participant = z.infer<typeof participantSchema>;
+
+export const END_REASONS = ["timeout", "ended", "blocked"] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+/** A match as KV holds it and as the outbox carries it to Postgres. */
+export const matchSchema = z.object({
+  id: z.string(),
+  intent: z.string(),
+  /** The member who waited longer; makes the WebRTC offer. */
+  offerer: participantSchema,
+  answerer: participantSchema,
+  state: z.enum(["live", "ended"]),
+  /** 1 when paired; +1 on every decision. */
+  version: z.number().int(),
+  /** Milliseconds since the epoch (these and every time below). */
+  startedAt: z.number(),
+  endsAt: z.number(),
+  endedAt: z.number().nullable(),
+  endReason: z.enum(END_REASONS).nullable(),
+  /** The participant who ended it (hung up or blocked); null when time ran out. */
+  endedBy: z.string().nullable(),
+  /** Participants who asked to connect (when both must). */
+  connectAsks: z.array(z.string()),
+  connectedAt: z.number().nullable(),
+  videoRequestedBy: z.string().nullable(),
+  videoApprovedAt: z.number().nullable(),
+  videoApprovedBy: z.string().nullable(),
+});
+
+export type Match = z.infer<typeof matchSchema>;
+
+/** Where a member is in matchmaking (absent: neither queuing nor in a call). */
+export type Membership =
+  | { status: "queuing"; intent: string; joinedAt: number }
+  | { status: "in-call"; matchId: string; peerId: string };
+
+/** A waiting member as the queue holds them. */
+interface QueueEntry extends Participant {
+  intent: string;
+  joinedAt: number;
+}
+
+export type MatchAction =
+  | "start"
+  | "end"
+  | "connect-ask"
+  | "connect"
+  | "video-request"
+  | "video-approve";
+
+/** A decided change: the match as it now is, what happened, and who did it (null: the system). */
+export interface MatchChange {
+  match: Match;
+  action: MatchAction;
+  actorId: string | null;
+  /** The connection a `connect` made (null when the two were connected already). */
+  connection?: ConnectionTransition | null;
+}
+
+/** What a change causes, written into the commit that decides it. */
+export type MatchEffects = (
+  change: MatchChange,
+) => { events: EventDraft[]; records: OutboxRecord[] };
+
+export interface MatchRules {
+  callDurationMs: number;
+  /** Two members matched within this long are not paired again. */
+  cooldownMs: number;
+  effects: MatchEffects;
+}
+
+/** The outbox kind a block writes: it ends a call between the two, if they are in one. */
+export const BLOCK_ENDS_CALL = "match-block";
+
+/** Ended matches stay in KV this long (for `connect` after the call); history is in Postgres. */
+export const MATCH_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/** `connect` is possible this long after a call ended. */
+export const CONNECT_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** Pairing first tries the members who joined just before and after: this many on each side. */
+const WINDOW = 16;
+/** Commits contended by concurrent decisions are retried this often before answering 409. */
+const ATTEMPTS = 100;
+
+export const isParticipant = (match: Match, userId: string) =>
+  match.offerer.id === userId || match.answerer.id === userId;
+
+export const peerOf = (match: Match, userId: string) =>
+  match.offerer.id === userId ? match.answerer : match.offerer;
+
+/** The participant whose consent alone decides `connect` and video: the only woman, if one is. */
+export function decider(match: Match): Participant | null {
+  const women = [match.offerer, match.answerer].filter((person) => person.gender === "female");
+  return women.length === 1 ? women[0] : null;
+}
+
+/** A live match whose time is up is over for everyone, whether or not its end is committed yet. */
+export const isLive = (match: Match, now: number) => match.state === "live" && now < match.endsAt;
+
+/** The outcome history records: a block, else a connection, else how the call ended. */
+export function outcomeOf(match: Match) {
+  if (match.state !== "ended") return null;
+  if (match.endReason === "blocked") return "blocked" as const;
+  if (match.connectedAt !== null) return "connected" as const;
+  return match.endReason!;
+}
+
+export async function readMembership(kv: Deno.Kv, userId: string): Promise<Membership | null> {
+  return (await kv.get<Membership>(matchMemberKey(userId))).value;
+}
+
+/** The match, for its participants only (404 for everyone else: its existence is private). */
+export async function readMatch(kv: Deno.Kv, matchId: string, userId: string): Promise<Match> {
+  const { value } = await kv.get<Match>(matchKey(matchId));
+  if (!value || !isParticipant(value, userId)) throw noSuchMatch();
+  return value;
+}
+
+/**
+ * Puts `seeker` in the queue of `intent` (409 when already queued or in a call), then pairs them
+ * with the nearest eligible waiting member, if there is one. Returns the match, or null when the
+ * seeker waits.
+ */
+export async function joinQueue(
+  deps: Coordination,
+  seeker: Participant,
+  intent: string,
+  rules: MatchRules,
+): Promise<Match | null> {
+  for (let attempt = 0;; attempt++) {
+    if (attempt === ATTEMPTS) throw busy("Your matchmaking state");
+    const member = await deps.kv.get<Membership>(matchMemberKey(seeker.id));
+    if (member.value?.status === "queuing") throw alreadyQueued(member.value);
+    if (member.value?.status === "in-call") {
+      // A call past its end (its job not run yet) is over: end it and join.
+      const ended = await endMatch(
+        deps,
+        { matchId: member.value.matchId, actorId: null, reason: "timeout" },
+        rules.effects,
+      );
+      if (!ended) throw inCall(member.value.matchId);
+      continue;
+    }
+    const joinedAt = deps.now();
+    const entry: QueueEntry = { ...seeker, intent, joinedAt };
+    const committed = await deps.kv.atomic().check(member)
+      .set(member.key, { status: "queuing", intent, joinedAt } satisfies Membership)
+      .set(matchQueueKey(intent, joinedAt, seeker.id), entry)
+      .commit();
+    if (committed.ok) break;
+    await backoff(attempt);
+  }
+  return await pairWaiting(deps, seeker.id, rules);
+}
+
+/**
+ * Pairs a queued member with an eligible waiting member of the same intent (not blocked either
+ * way, not matched within the cooldown): the longest-waiting one near them in the queue first and,
+ * after a lost race, one at random. Returns the match, or null when nobody eligible waits (or the
+ * member is no longer queuing).
+ *
+ * Why nobody eligible is left waiting: every member runs this after their own enqueue committed,
+ * so of any two waiting members the later one's scan sees the earlier one and pairs with it, or
+ * with someone else. A lost race means another pairing committed, so the loop always progresses.
+ */
+export async function pairWaiting(
+  deps: Coordination,
+  userId: string,
+  rules: MatchRules,
+): Promise<Match | null> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const member = await deps.kv.get<Membership>(matchMemberKey(userId));
+    if (member.value?.status !== "queuing") return null;
+    const self = matchQueueKey(member.value.intent, member.value.joinedAt, userId);
+    let lost = false;
+    for await (const candidate of candidates(deps.kv, self, attempt > 0)) {
+      const paired = await tryPair(deps, member as Deno.KvEntry<Membership>, candidate, rules);
+      if (paired === "ineligible") continue;
+      if (paired === "lost") lost = true;
+      else return paired;
+      break;
+    }
+    if (!lost) return null;
+    await backoff(attempt);
+  }
+  // Still queued: the next joiner or the sweep pairs them.
+  return null;
+}
+
+/**
+ * Waiting members of the seeker's queue: first the window of those who joined just before and just
+ * after, oldest first (or shuffled, after a lost race), then, if the window was not the whole
+ * queue, everyone else. A short queue is one window, so it is served strictly first come, first
+ * served; in a burst each joiner looks at its own neighbourhood, so joiners rarely collide.
+ */
+async function* candidates(
+  kv: Deno.Kv,
+  self: Deno.KvKey,
+  shuffle: boolean,
+): AsyncGenerator<Deno.KvEntry<QueueEntry>> {
+  const prefix = self.slice(0, -2);
+  const userId = self[self.length - 1];
+  const collect = async (iterator: Deno.KvListIterator<QueueEntry>) => {
+    const entries: Deno.KvEntry<QueueEntry>[] = [];
+    for await (const entry of iterator) if (entry.value.id !== userId) entries.push(entry);
+    return entries;
+  };
+  const [before, after] = await Promise.all([
+    collect(kv.list({ prefix, end: self }, { reverse: true, limit: WINDOW })),
+    collect(kv.list({ prefix, start: self }, { limit: WINDOW + 1 })),
+  ]);
+  const window = [...before.reverse(), ...after];
+  if (shuffle) {
+    for (let i = window.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [window[i], window[j]] = [window[j], window[i]];
+    }
+  }
+  yield* window;
+  if (before.length < WINDOW && after.length < WINDOW) return;
+  const seen = new Set(window.map((entry) => entry.value.id));
+  for await (const entry of kv.list<QueueEntry>({ prefix })) {
+    if (entry.value.id !== userId && !seen.has(entry.value.id)) yield entry;
+  }
+}
+
+async function tryPair(
+  deps: Coordination,
+  member: Deno.KvEntry<Membership>,
+  candidate: Deno.KvEntry<QueueEntry>,
+  rules: MatchRules,
+): Promise<Match | "ineligible" | "lost"> {
+  const mine = member.value as Extract<Membership, { status: "queuing" }>;
+  const userId = String(member.key[1]);
+  const peer = candidate.value;
+  const [self, peerMember, blockedOne, blockedTwo, recent, ...heads] = await deps.kv.getMany<
+    [QueueEntry, Membership, unknown, unknown, { until: number }, unknown, unknown]
+  >([
+    matchQueueKey(mine.intent, mine.joinedAt, userId),
+    matchMemberKey(peer.id),
+    blockKey(userId, peer.id),
+    blockKey(peer.id, userId),
+    recentMatchKey(userId, peer.id),
+    eventHeadKey(userId),
+    eventHeadKey(peer.id),
+  ]);
+  if (!self.value) return "lost";
+  const now = deps.now();
+  const waiting = peerMember.value;
+  if (
+    waiting?.status !== "queuing" || waiting.joinedAt !== peer.joinedAt ||
+    blockedOne.value !== null || blockedTwo.value !== null ||
+    (recent.value !== null && recent.value.until > now)
+  ) return "ineligible";
+  // Whoever joined earlier makes the offer; on a tie, the one who was found waiting.
+  const [offerer, answerer] = self.value.joinedAt < peer.joinedAt
+    ? [self.value, peer]
+    : [peer, self.value];
+  const match: Match = {
+    id: newId(now),
+    intent: mine.intent,
+    offerer: { id: offerer.id, name: offerer.name, gender: offerer.gender },
+    answerer: { id: answerer.id, name: answerer.name, gender: answerer.gender },
+    state: "live",
+    version: 1,
+    startedAt: now,
+    endsAt: now + rules.callDurationMs,
+    endedAt: null,
+    endReason: null,
+    endedBy: null,
+    connectAsks: [],
+    connectedAt: null,
+    videoRequestedBy: null,
+    videoApprovedAt: null,
+    videoApprovedBy: null,
+  };
+  const { events, records } = rules.effects({ match, action: "start", actorId: null });
+  const atomic = deps.kv.atomic()
+    .check(member, self, candidate, peerMember, blockedOne, blockedTwo, recent)
+    .delete(self.key)
+    .delete(candidate.key)
+    .set(member.key, { status: "in-call", matchId: match.id, peerId: peer.id } satisfies Membership)
+    .set(
+      peerMember.key,
+      { status: "in-call", matchId: match.id, peerId: userId } satisfies Membership,
+    )
+    .set(matchKey(match.id), match, { expireIn: MATCH_RETENTION_MS })
+    .set(matchDueKey(match.endsAt, match.id), match.id)
+    .set(recent.key, { until: now + rules.cooldownMs }, { expireIn: rules.cooldownMs });
+  appendEvents(atomic, heads, events, now);
+  if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return "lost";
+  await deps.outbox.apply(...records);
+  return match;
+}
+
+/** Takes a queued member out of the queue; false when they were not queuing. */
+export async function leaveQueue(kv: Deno.Kv, userId: string): Promise<boolean> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const member = await kv.get<Membership>(matchMemberKey(userId));
+    if (member.value?.status !== "queuing") return false;
+    const { intent, joinedAt } = member.value;
+    const committed = await kv.atomic().check(member)
+      .delete(member.key)
+      .delete(matchQueueKey(intent, joinedAt, userId))
+      .commit();
+    if (committed.ok) return true;
+    await backoff(attempt);
+  }
+  throw busy("Your matchmaking state");
+}
+
+/** A decision on one match: the match as it will be, and what it was. */
+interface Decision {
+  next: Match;
+  action: MatchAction;
+  /** Anything else the commit decides (a connection), with its checks. */
+  also?: (atomic: Deno.AtomicOperation) => ConnectionTransition | null;
+}
+
+/**
+ * Reads the match, lets `decide` choose (or refuse by throwing, or return null for "nothing to
+ * change"), and commits the decision checked against the match's versionstamp, with its events
+ * and outbox records. A participant's decision on someone else's match gets 404.
+ */
+async function decideOnMatch(
+  deps: Coordination,
+  matchId: string,
+  actorId: string | null,
+  decide: (match: Match, now: number) => Promise<Decision | null> | Decision | null,
+  effects: MatchEffects,
+): Promise<{ match: Match; changed: boolean } | null> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const entry = await deps.kv.get<Match>(matchKey(matchId));
+    const match = entry.value;
+    if (actorId !== null && (!match || !isParticipant(match, actorId))) throw noSuchMatch();
+    if (!match) return null;
+    const now = deps.now();
+    const decision = await decide(match, now);
+    if (!decision) return { match, changed: false };
+    const { next } = decision;
+    const [one, two] = [match.offerer.id, match.answerer.id];
+    const [memberOne, memberTwo, ...heads] = await deps.kv.getMany<
+      [Membership, Membership, unknown, unknown]
+    >([matchMemberKey(one), matchMemberKey(two), eventHeadKey(one), eventHeadKey(two)]);
+    const atomic = deps.kv.atomic().check(entry)
+      .set(entry.key, next, { expireIn: MATCH_RETENTION_MS });
+    if (match.state === "live" && next.state === "ended") {
+      atomic.delete(matchDueKey(match.endsAt, match.id));
+      for (const member of [memberOne, memberTwo]) {
+        if (member.value?.status === "in-call" && member.value.matchId === match.id) {
+          atomic.check(member).delete(member.key);
+        }
+      }
+    }
+    const connection = decision.also?.(atomic);
+    const { events, records } = effects({
+      match: next,
+      action: decision.action,
+      actorId,
+      connection,
+    });
+    appendEvents(atomic, heads, events, now);
+    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
+      await deps.outbox.apply(...records);
+      return { match: next, changed: true };
+    }
+    await backoff(attempt);
+  }
+  throw busy("This match");
+}
+
+/**
+ * Ends a live match: a participant hanging up or blocking, or the system when its time is up (a
+ * system end before `endsAt` is a no-op, so an early or repeated job changes nothing). A call past
+ * `endsAt` always ends as a timeout, at `endsAt`, whoever gets to it first. Ending an ended match
+ * changes nothing (`changed: false`); both participants get `call-ended` exactly once.
+ */
+export function endMatch(
+  deps: Coordination,
+  input: { matchId: string; actorId: string | null; reason: EndReason },
+  effects: MatchEffects,
+) {
+  return decideOnMatch(deps, input.matchId, input.actorId, (match, now) => {
+    if (match.state === "ended") return null;
+    const overdue = now >= match.endsAt;
+    if (input.reason === "timeout" && !overdue) return null;
+    const next: Match = {
+      ...match,
+      state: "ended",
+      version: match.version + 1,
+      endedAt: overdue ? match.endsAt : now,
+      endReason: overdue ? "timeout" : input.reason,
+      endedBy: overdue ? null : input.actorId,
+    };
+    return { next, action: "end" };
+  }, effects).then((result) => result?.changed ? result.match : null);
+}
+
+/**
+ * `connect`: with a sole female participant, her call alone creates the connection (403 for the
+ * other); otherwise the first call records the wish and the second creates it. Allowed during the
+ * call and for a day after it. The connection is decided in the same commit as the match.
+ */
+export async function connectMatch(
+  deps: Coordination,
+  input: { matchId: string; userId: string },
+  effects: MatchEffects,
+): Promise<{ match: Match; connected: boolean }> {
+  const result = await decideOnMatch(deps, input.matchId, input.userId, async (match, now) => {
+    if (match.connectedAt !== null) return null;
+    if (match.endReason === "blocked" || now > (match.endedAt ?? now) + CONNECT_WINDOW_MS) {
+      throw new Conflict("match-closed", "This match can no longer lead to a connection.");
+    }
+    const sole = decider(match);
+    if (sole && sole.id !== input.userId) throw peerDecides("connecting");
+    const asks = [...new Set([...match.connectAsks, input.userId])];
+    if (!sole && asks.length < 2) {
+      if (match.connectAsks.includes(input.userId)) return null;
+      return {
+        next: { ...match, connectAsks: asks, version: match.version + 1 },
+        action: "connect-ask",
+      };
+    }
+    const peer = peerOf(match, input.userId);
+    const pair = await readPair(deps.kv, input.userId, peer.id);
+    if (pairBlocked(pair)) {
+      throw new Conflict("match-closed", "This match can no longer lead to a connection.");
+    }
+    return {
+      next: { ...match, connectAsks: asks, connectedAt: now, version: match.version + 1 },
+      action: "connect",
+      also: (atomic) => acceptPair(atomic, pair, { actorId: input.userId, otherId: peer.id, now }),
+    };
+  }, effects);
+  return { match: result!.match, connected: result!.match.connectedAt !== null };
+}
+
+/** `video-request` during a live call: the peer is asked (once; asking again changes nothing). */
+export async function requestVideo(
+  deps: Coordination,
+  input: { matchId: string; userId: string },
+  effects: MatchEffects,
+): Promise<Match> {
+  const result = await decideOnMatch(deps, input.matchId, input.userId, (match, now) => {
+    if (!isLive(match, now)) throw callOver(match);
+    if (match.videoApprovedAt !== null || match.videoRequestedBy === input.userId) return null;
+    return {
+      next: { ...match, videoRequestedBy: input.userId, version: match.version + 1 },
+      action: "video-request",
+    };
+  }, effects);
+  return result!.match;
+}
+
+/**
+ * `video-approve` during a live call: with a sole female participant only she approves (with or
+ * without a request); otherwise the peer of whoever requested it does.
+ */
+export async function approveVideo(
+  deps: Coordination,
+  input: { matchId: string; userId: string },
+  effects: MatchEffects,
+): Promise<Match> {
+  const result = await decideOnMatch(deps, input.matchId, input.userId, (match, now) => {
+    if (!isLive(match, now)) throw callOver(match);
+    if (match.videoApprovedAt !== null) return null;
+    const sole = decider(match);
+    if (sole && sole.id !== input.userId) throw peerDecides("approving video");
+    if (!sole && match.videoRequestedBy === null) {
+      throw new Conflict("no-video-request", "Nobody has asked for video in this call yet.");
+    }
+    if (!sole && match.videoRequestedBy === input.userId) {
+      throw new Forbidden("You asked for video; your peer approves it.", "peer-decides");
+    }
+    return {
+      next: {
+        ...match,
+        videoApprovedAt: now,
+        videoApprovedBy: input.userId,
+        version: match.version + 1,
+      },
+      action: "video-approve",
+    };
+  }, effects);
+  return result!.match;
+}
+
+/**
+ * Relays a WebRTC signal to the peer's event log, only within a live match the sender is in; the
+ * append checks the match, so nothing is relayed once the call has ended.
+ */
+export async function relaySignal(
+  deps: Coordination,
+  input: { matchId: string; fromUserId: string; type: string; payload: unknown },
+): Promise<void> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const entry = await deps.kv.get<Match>(matchKey(input.matchId));
+    const match = entry.value;
+    if (!match || !isParticipant(match, input.fromUserId)) throw noSuchMatch();
+    const now = deps.now();
+    if (!isLive(match, now)) throw callOver(match);
+    const peer = peerOf(match, input.fromUserId);
+    const heads = await deps.kv.getMany(headKeys([peer.id]));
+    const atomic = deps.kv.atomic().check(entry);
+    appendEvents(atomic, heads, [{
+      userId: peer.id,
+      type: input.type,
+      data: { matchId: match.id, fromUserId: input.fromUserId, payload: input.payload },
+    }], now);
+    if ((await atomic.commit()).ok) return;
+    await backoff(attempt);
+  }
+  throw busy("This call's signalling");
+}
+
+/** The live match between two members, if they are in one together. */
+export async function sharedMatchId(kv: Deno.Kv, userId: string, otherId: string) {
+  const member = await readMembership(kv, userId);
+  return member?.status === "in-call" && member.peerId === otherId ? member.matchId : null;
+}
+
+/** Live matches whose time is up at or before `now`, oldest first (the sweep ends them). */
+export async function dueMatches(kv: Deno.Kv, now: number, limit: number): Promise<string[]> {
+  const due: string[] = [];
+  const iterator = kv.list<string>({
+    start: [...matchDuePrefix()],
+    end: [...matchDuePrefix(), now + 1],
+  }, { limit });
+  for await (const entry of iterator) due.push(entry.value);
+  return due;
+}
+
+/** Everyone waiting, in every queue (the sweep checks they are still there, and pairs them). */
+export async function waitingMembers(kv: Deno.Kv, limit: number) {
+  const waiting: { userId: string; intent: string; joinedAt: number }[] = [];
+  for await (const entry of kv.list<QueueEntry>({ prefix: [...matchQueuesPrefix()] }, { limit })) {
+    waiting.push({
+      userId: entry.value.id,
+      intent: entry.value.intent,
+      joinedAt: entry.value.joinedAt,
+    });
+  }
+  return waiting;
+}
+
+/** How many wait in one queue (for views and tests). */
+export async function queueLength(kv: Deno.Kv, intent: string): Promise<number> {
+  let count = 0;
+  for await (const _ of kv.list({ prefix: [...matchQueuePrefix(intent)] })) count++;
+  return count;
+}
+
+export function noSuchMatch() {
+  return new NotFound("No match of yours has this id.");
+}
+
+function alreadyQueued(member: { intent: string; joinedAt: number }) {
+  return new Conflict("already-queued", `You are already queued for "${member.intent}".`, {
+    intent: member.intent,
+    joinedAt: new Date(member.joinedAt).toISOString(),
+  });
+}
+
+function inCall(matchId: string) {
+  return new Conflict("in-call", "You are in a call; end it before joining a queue.", { matchId });
+}
+
+function callOver(match: Match) {
+  return new Conflict("call-ended", "This call has ended.", { matchId: match.id });
+}
+
+function peerDecides(what: string) {
+  return new Forbidden(`In this match, ${what} is your peer's decision.`, "peer-decides");
+}
