@@ -81,16 +81,6 @@ export function releasePresence(kv: Deno.Kv, userId: string, socketId: string, n
   });
 }
 
-/** Sets what a connected user is doing; a user without sockets stays offline. */
-export function setPresenceStatus(
-  kv: Deno.Kv,
-  userId: string,
-  status: PresenceRecord["status"],
-  now: number,
-) {
-  return changePresence(kv, userId, now, (record) => ({ ...record, status }));
-}
-
 export async function readPresence(
   kv: Deno.Kv,
   userIds: string[],

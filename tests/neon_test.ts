@@ -275,6 +275,55 @@ integrationTest(
           },
         );
 
+        await t.step(
+          "matchmaking: 100 concurrent joiners → 50 matches; connect and history through the driver",
+          async () => {
+            const crowd = await members(t0.deps, 100);
+            const [ada] = await members(t0.deps, 1, { gender: "female" });
+            const [bob] = await members(t0.deps, 1, { gender: "male" });
+            const joins = await Promise.all(
+              crowd.map((who) =>
+                http("POST", "/api/match/queue", { token: who.token, body: { intent: "neon" } })
+              ),
+            );
+            assert.deepEqual(new Set(joins.map((answer) => answer.status)), new Set([202]));
+            const matchIds = new Set<string>();
+            for (const who of crowd) {
+              const current = await http("GET", "/api/match/current", { token: who.token });
+              assert.equal(current.status, 200);
+              matchIds.add(current.body.matchId);
+            }
+            assert.equal(matchIds.size, 50);
+            for (const who of [ada, bob]) {
+              const joined = await http("POST", "/api/match/queue", {
+                token: who.token,
+                body: { intent: "neon-pair" },
+              });
+              assert.equal(joined.status, 202);
+            }
+            const { matchId } =
+              (await http("GET", "/api/match/current", { token: bob.token })).body;
+            const act = (who: typeof ada, action: string) =>
+              http("POST", `/api/match/${matchId}/${action}`, { token: who.token });
+            assertProblem(await act(bob, "connect"), 403);
+            assert.equal((await act(ada, "connect")).body.connected, true);
+            assert.equal((await act(bob, "end")).status, 200);
+            const history = await http("GET", "/api/history/interactions", { token: ada.token });
+            assert.deepEqual(
+              history.body.items.map((item: { matchId: string; outcome: string }) => [
+                item.matchId,
+                item.outcome,
+              ]),
+              [[matchId, "connected"]],
+            );
+            const connections = await http("GET", "/api/connections?status=accepted", {
+              token: bob.token,
+            });
+            assert.equal(connections.body.items.length, 1);
+            await t0.jobsSettled("notify", 1);
+          },
+        );
+
         await t.step("/readyz reports the database", async () => {
           assert.equal((await http("GET", "/readyz")).status, 200);
         });
