@@ -13,6 +13,7 @@ import { kvQueueJobs } from "../workflows/kv-queue.ts";
 import { benchChat } from "./chat.ts";
 import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
+import { benchMatchmaking } from "./matchmaking.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);
@@ -117,6 +118,8 @@ await benchJobs(report);
 await benchFeed();
 
 await benchChat();
+
+await benchMatchmaking();
 
 await raw.shutdown();
 await served.shutdown();

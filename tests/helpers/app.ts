@@ -43,6 +43,8 @@ export interface TestAppOptions {
   /** A KV store shared with another app (as two isolates share one); not closed by this app. */
   kv?: Deno.Kv;
   verifyDelivery?: Deps["verifyDelivery"];
+  /** The wall clock instead of a frozen one (benchmarks); `advance` is then refused. */
+  realClock?: boolean;
 }
 
 export const TEST_ENV = {
@@ -58,7 +60,14 @@ export const TEST_BACKOFF_MS = [20, 40, 80];
 export async function createTestApp(options: TestAppOptions = {}) {
   const config = parseConfig({ ...TEST_ENV, ...options.env });
   const kv = options.kv ?? await Deno.openKv(":memory:");
-  const clock = testClock();
+  const clock: TestClock = options.realClock
+    ? {
+      now: Date.now,
+      advance: () => {
+        throw new Error("this app runs on the wall clock");
+      },
+    }
+    : testClock();
   const database = options.database ??
     await wrapPglite(await (await migratedTemplate()).clone() as PGlite, "pglite:clone");
   const logs = logBook();

@@ -1,0 +1,187 @@
+// Matchmaking with 1,000 concurrent joiners of one intent, next to raw KV atomic commits measured
+// the same way in the same run (the floor: one pairing is at least one such commit).
+//
+// 1. Raw KV: 1,000 concurrent read → check → write commits (each reads two keys, checks them and
+//    writes three), as commits per second.
+// 2. Pairing in KV alone: 1,000 concurrent `joinQueue` calls (no HTTP, no Postgres), as matches per
+//    second and commits per match, three rounds.
+// 3. End to end: 1,000 members with open sockets POST /api/match/queue at once; latency is from
+//    sending the join to that member's socket receiving `found-match`.
+import { z } from "zod";
+import { Outbox } from "../kv/outbox.ts";
+import { joinQueue, type MatchRules, type Participant } from "../kv/matches.ts";
+import { createTestApp } from "../tests/helpers/app.ts";
+import { members } from "../tests/helpers/members.ts";
+
+const JOINERS = Number(Deno.env.get("BENCH_MATCH_JOINERS") ?? 1000);
+const ROUNDS = 3;
+
+function percentile(sorted: number[], p: number) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+const ms = (value: number) => value.toFixed(1).padStart(7);
+
+/** 1,000 concurrent read-check-write commits on distinct keys: the floor for one pairing. */
+async function rawCommits(kv: Deno.Kv, round: number): Promise<number> {
+  const started = performance.now();
+  await Promise.all(Array.from({ length: JOINERS }, async (_, i) => {
+    const keys = [["raw", round, i, "a"], ["raw", round, i, "b"]];
+    for (;;) {
+      const [a, b] = await kv.getMany(keys);
+      const ok = await kv.atomic().check(a, b)
+        .set(keys[0], i).set(keys[1], i).set(["raw", round, i, "c"], i).commit();
+      if (ok.ok) return;
+    }
+  }));
+  return JOINERS / ((performance.now() - started) / 1000);
+}
+
+/** `joinQueue` alone, 1,000 at once: matches per second, and commits (won or lost) per match. */
+async function pairingInKv(kv: Deno.Kv, round: number) {
+  const outbox = new Outbox(kv, { now: Date.now }, () => {});
+  outbox.register("bench", z.unknown(), async () => {});
+  const rules: MatchRules = {
+    callDurationMs: 180_000,
+    cooldownMs: 1_800_000,
+    effects: (change) => ({
+      events: [change.match.offerer, change.match.answerer].map((person) => ({
+        userId: person.id,
+        type: "found-match",
+        data: { matchId: change.match.id },
+      })),
+      records: [outbox.record("bench", change.match.id)],
+    }),
+  };
+  // Counts every commit tried (won or lost), to show what contention costs per match.
+  let commits = 0;
+  const atomic = kv.atomic;
+  kv.atomic = () => {
+    const operation = atomic.call(kv);
+    const commit = operation.commit.bind(operation);
+    operation.commit = () => {
+      commits++;
+      return commit();
+    };
+    return operation;
+  };
+  const people: Participant[] = Array.from({ length: JOINERS }, (_, i) => ({
+    id: `r${round}u${i}`,
+    name: `Member ${i}`,
+    gender: "undisclosed",
+  }));
+  const started = performance.now();
+  const results = await Promise.all(
+    people.map((person) =>
+      joinQueue({ kv, outbox, now: Date.now }, person, `bench-${round}`, rules)
+    ),
+  );
+  kv.atomic = atomic;
+  const seconds = (performance.now() - started) / 1000;
+  const matched = results.filter((match) => match !== null).length;
+  return { matchesPerSecond: matched / seconds, matched, commitsPerMatch: commits / matched };
+}
+
+async function endToEnd() {
+  await using t0 = await createTestApp({
+    env: { RATE_LIMIT_API: "1000000000/1h" },
+    realClock: true,
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const people = await members(t0.deps, JOINERS);
+  const sentAt = new Array<number>(JOINERS);
+  const foundAt = new Array<number>(JOINERS);
+  let found = 0;
+  let allFound: () => void = () => {};
+  const done = new Promise<void>((resolve) => allFound = resolve);
+  const sockets: WebSocket[] = [];
+  for (let start = 0; start < JOINERS; start += 100) {
+    sockets.push(
+      ...await Promise.all(
+        people.slice(start, start + 100).map((who, offset) => {
+          const index = start + offset;
+          const socket = new WebSocket(`${base.replace("http", "ws")}/ws?token=${who.token}`);
+          socket.onmessage = (event) => {
+            const frame = JSON.parse(event.data);
+            if (frame.type !== "found-match") return;
+            foundAt[index] = performance.now();
+            if (++found === JOINERS) allFound();
+          };
+          return new Promise<WebSocket>((resolve, reject) => {
+            socket.onopen = () => {
+              socket.send(JSON.stringify({ type: "ping", data: {} })); // live from now on
+              resolve(socket);
+            };
+            socket.onerror = () => reject(new Error(`socket ${index} was refused`));
+          });
+        }),
+      ),
+    );
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const started = performance.now();
+  const answers = await Promise.all(people.map(async (who, index) => {
+    sentAt[index] = performance.now();
+    const response = await fetch(`${base}/api/match/queue`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${who.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ intent: "bench" }),
+    });
+    await response.body?.cancel();
+    return response.status;
+  }));
+  const refused = answers.filter((status) => status !== 202).length;
+  const timeout = setTimeout(allFound, 30_000);
+  await done;
+  clearTimeout(timeout);
+  const elapsed = (Math.max(...foundAt.filter(Boolean)) - started) / 1000;
+  const latencies = foundAt.map((at, i) => at - sentAt[i]).filter((value) => !isNaN(value))
+    .sort((a, b) => a - b);
+  for (const socket of sockets) socket.close();
+  await t0.deps.hub.close();
+  await server.shutdown();
+  return { latencies, found, refused, matchesPerSecond: found / 2 / elapsed };
+}
+
+export async function benchMatchmaking() {
+  console.log(`\nMatchmaking: ${JOINERS} concurrent joiners of one intent`);
+  const kv = await Deno.openKv(":memory:");
+  const floors: number[] = [];
+  const pairings: Awaited<ReturnType<typeof pairingInKv>>[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    floors.push(await rawCommits(kv, round));
+    pairings.push(await pairingInKv(kv, round));
+  }
+  kv.close();
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+  const floor = median(floors);
+  console.log(
+    `  ${"raw KV read→check→write commits (floor)".padEnd(52)} ${
+      floor.toFixed(0).padStart(7)
+    } /s   1.00×`,
+  );
+  const pairing = median(pairings.map((result) => result.matchesPerSecond));
+  console.log(
+    `  ${"pairing in KV alone (joinQueue), matches".padEnd(52)} ${
+      pairing.toFixed(0).padStart(7)
+    } /s   ${(pairing / floor).toFixed(2)}×   ${
+      median(pairings.map((result) => result.commitsPerMatch)).toFixed(1)
+    } commits per match, ${pairings.map((result) => result.matched).join("/")} matched`,
+  );
+  const e2e = await endToEnd();
+  console.log(
+    `  ${"HTTP join → socket found-match, matches".padEnd(52)} ${
+      e2e.matchesPerSecond.toFixed(0).padStart(7)
+    } /s   ${
+      (e2e.matchesPerSecond / floor).toFixed(2)
+    }×   ${e2e.found}/${JOINERS} found, ${e2e.refused} refused`,
+  );
+  console.log(
+    `  join → found-match latency (ms): p50 ${ms(percentile(e2e.latencies, 0.5))}  p99 ${
+      ms(percentile(e2e.latencies, 0.99))
+    }  max ${ms(e2e.latencies[e2e.latencies.length - 1])}`,
+  );
+}
+
+if (import.meta.main) await benchMatchmaking();
