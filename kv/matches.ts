@@ -444,7 +444,7 @@ export async function connectMatch(
   input: { matchId: string; userId: string },
   effects: MatchEffects,
 ): Promise<{ match: Match; connected: boolean }> {
-  const result = await decideOnMatch(deps, input.matchId, input.userId, async (match, now) => {
+  const match = await asParticipant(deps, input, effects, async (match, now) => {
     if (match.connectedAt !== null) return null;
     if (match.endReason === "blocked" || now > (match.endedAt ?? now) + CONNECT_WINDOW_MS) {
       throw new Conflict("match-closed", "This match can no longer lead to a connection.");
@@ -469,37 +469,36 @@ export async function connectMatch(
       action: "connect",
       also: (atomic) => acceptPair(atomic, pair, { actorId: input.userId, otherId: peer.id, now }),
     };
-  }, effects);
-  return { match: result!.match, connected: result!.match.connectedAt !== null };
+  });
+  return { match, connected: match.connectedAt !== null };
 }
 
 /** `video-request` during a live call: the peer is asked (once; asking again changes nothing). */
-export async function requestVideo(
+export function requestVideo(
   deps: Coordination,
   input: { matchId: string; userId: string },
   effects: MatchEffects,
 ): Promise<Match> {
-  const result = await decideOnMatch(deps, input.matchId, input.userId, (match, now) => {
+  return asParticipant(deps, input, effects, (match, now) => {
     if (!isLive(match, now)) throw callOver(match);
     if (match.videoApprovedAt !== null || match.videoRequestedBy === input.userId) return null;
     return {
       next: { ...match, videoRequestedBy: input.userId, version: match.version + 1 },
       action: "video-request",
     };
-  }, effects);
-  return result!.match;
+  });
 }
 
 /**
  * `video-approve` during a live call: with a sole female participant only she approves (with or
  * without a request); otherwise the peer of whoever requested it does.
  */
-export async function approveVideo(
+export function approveVideo(
   deps: Coordination,
   input: { matchId: string; userId: string },
   effects: MatchEffects,
 ): Promise<Match> {
-  const result = await decideOnMatch(deps, input.matchId, input.userId, (match, now) => {
+  return asParticipant(deps, input, effects, (match, now) => {
     if (!isLive(match, now)) throw callOver(match);
     if (match.videoApprovedAt !== null) return null;
     const sole = decider(match);
@@ -519,8 +518,17 @@ export async function approveVideo(
       },
       action: "video-approve",
     };
-  }, effects);
-  return result!.match;
+  });
+}
+
+/** A participant's decision on their match (404 for anyone else); the match as it now is. */
+async function asParticipant(
+  deps: Coordination,
+  input: { matchId: string; userId: string },
+  effects: MatchEffects,
+  decide: (match: Match, now: number) => Promise<Decision | null> | Decision | null,
+): Promise<Match> {
+  return (await decideOnMatch(deps, input.matchId, input.userId, decide, effects))!.match;
 }
 
 /**

@@ -119,8 +119,13 @@ function effects(deps: Deps): MatchEffects {
           records: [history],
         };
       case "connect-ask":
+      case "video-request":
+        // The peer is asked; nothing is decided yet.
         return {
-          events: toPeer("connect-request", { matchId: match.id, fromUserId: actorId }),
+          events: toPeer(action === "connect-ask" ? "connect-request" : "video-request", {
+            matchId: match.id,
+            fromUserId: actorId,
+          }),
           records: [],
         };
       case "connect":
@@ -131,11 +136,6 @@ function effects(deps: Deps): MatchEffects {
             connectedAt: new Date(match.connectedAt!).toISOString(),
           })),
           records: [history, ...(connection ? connectionRecords(deps, connection) : [])],
-        };
-      case "video-request":
-        return {
-          events: toPeer("video-request", { matchId: match.id, fromUserId: actorId }),
-          records: [],
         };
       case "video-approve":
         return {
