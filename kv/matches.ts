@@ -176,7 +176,12 @@ export async function joinQueue(
         { matchId: member.value.matchId, actorId: null, reason: "timeout" },
         rules.effects,
       );
-      if (!ended) throw inCall(member.value.matchId);
+      if (!ended) {
+        const match = await deps.kv.get<Match>(matchKey(member.value.matchId));
+        if (match.value) throw inCall(member.value.matchId);
+        // Its match is gone from KV (past retention without ever ending): nothing holds them.
+        await deps.kv.atomic().check(member, match).delete(member.key).commit();
+      }
       continue;
     }
     const joinedAt = deps.now();

@@ -3,6 +3,7 @@ import { eq, or } from "drizzle-orm";
 import type { Deps } from "../app.ts";
 import { matches } from "../db/schema.ts";
 import { readEvents } from "../kv/events.ts";
+import { matchKey } from "../kv/keys.ts";
 import { queueLength } from "../kv/matches.ts";
 import { readPresence } from "../kv/presence.ts";
 import { sweepMatches, timeUp } from "../matchmaking/matchmaking.ts";
@@ -199,6 +200,14 @@ Deno.test("[matches] queue rules: 409 when queued or in a call, bad input 400, o
       }
       const row = await historyRow(t0.deps, matchId);
       assert.deepEqual([row.outcome, row.endedBy, row.durationSeconds], ["ended", bob.user.id, 0]);
+      // A member whose match vanished from KV without ever ending is not stuck in it.
+      await matched(http, ada, cy);
+      await t0.deps.kv.delete(matchKey((await current(http, cy)).matchId));
+      await joined(http, cy);
+      assert.ok(
+        assertProblem(await http("GET", "/api/match/current", { token: cy.token }), 404).queuing,
+      );
+      await http("DELETE", "/api/match/queue", { token: cy.token });
       // Leaving when not queued is fine.
       assert.equal((await http("DELETE", "/api/match/queue", { token: ada.token })).status, 204);
     },
