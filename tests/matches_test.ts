@@ -5,7 +5,7 @@ import { matches } from "../db/schema.ts";
 import { readEvents } from "../kv/events.ts";
 import { matchKey } from "../kv/keys.ts";
 import { queueLength } from "../kv/matches.ts";
-import { readPresence } from "../kv/presence.ts";
+import { holdPresence, readPresence } from "../kv/presence.ts";
 import { sweepMatches, timeUp } from "../matchmaking/matchmaking.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
@@ -635,6 +635,15 @@ Deno.test("[matches] the sweep drops queued members who have had no socket for a
   assert.equal(await queueLength(t0.deps.kv, "late-night"), 0);
   await joined(t0.http, t0.bob, "late-night");
   assertProblem(await t0.http("GET", "/api/match/current", { token: t0.ada.token }), 404);
+
+  // A socket on an isolate that died lapses; the presence sweep takes its member out of the queue.
+  await t0.http("DELETE", "/api/match/queue", { token: t0.bob.token });
+  const now = t0.clock.now();
+  await holdPresence(t0.deps.kv, t0.cy.user.id, ["socket-on-a-dead-isolate"], now, now + 60_000);
+  await joined(t0.http, t0.cy, "late-night");
+  t0.clock.advance(60_001);
+  assert.equal(await t0.deps.hub.sweepPresence(), 1);
+  assert.equal(await queueLength(t0.deps.kv, "late-night"), 0);
 });
 
 Deno.test("[matches] history lists past matches newest first, by keyset, without live ones", async () => {
