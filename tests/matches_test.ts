@@ -402,26 +402,37 @@ Deno.test("[matches] a call ends by itself at endsAt, once, and history records 
   );
 });
 
-Deno.test("[matches] when the end job is lost, the sweep ends the call; the job arriving late changes nothing", async () => {
+Deno.test("[matches] a call past endsAt is over before its job runs; the late job changes nothing", async (t) => {
   const held = heldJobs(["match-end"]);
   await using t0 = await matchApp({ jobs: held.jobs, env: { CALL_DURATION_SECONDS: "60" } });
-  const { ada, bob } = t0;
-  const match = await matched(t0.http, ada, bob);
-  assert.equal(held.held.length, 1);
-  assert.equal(held.held[0].options.delaySeconds, 60);
-  t0.clock.advance(59_999);
-  assert.equal((await sweepMatches(t0.deps)).ended, 0);
-  t0.clock.advance(1);
-  // Even before anything ends it, a call past endsAt is over for its participants.
-  assertProblem(await t0.http("GET", "/api/match/current", { token: bob.token }), 404);
-  await joined(t0.http, bob, "other");
-  assert.equal((await sweepMatches(t0.deps)).ended, 0, "reading it ended it already");
-  await held.release("match-end");
-  await t0.jobsSettled("match-end");
-  for (const who of [ada, bob]) {
-    assert.equal((await eventsOf(t0.deps, who, "call-ended")).length, 1);
-  }
-  assert.equal((await historyRow(t0.deps, match.matchId)).outcome, "timeout");
+  const { ada, bob, cy } = t0;
+
+  await t.step("reading the current match ends an overdue call", async () => {
+    const match = await matched(t0.http, ada, bob);
+    assert.equal(held.held.length, 1);
+    assert.equal(held.held[0].options.delaySeconds, 60);
+    t0.clock.advance(59_999);
+    assert.equal((await sweepMatches(t0.deps)).ended, 0);
+    t0.clock.advance(1);
+    assertProblem(await t0.http("GET", "/api/match/current", { token: bob.token }), 404);
+    assert.equal((await sweepMatches(t0.deps)).ended, 0, "reading it ended it already");
+    await held.release("match-end");
+    await t0.jobsSettled("match-end");
+    for (const who of [ada, bob]) {
+      assert.equal((await eventsOf(t0.deps, who, "call-ended")).length, 1);
+    }
+    assert.equal((await historyRow(t0.deps, match.matchId)).outcome, "timeout");
+  });
+
+  await t.step("joining again ends an overdue call, and the peer is told", async () => {
+    const match = await matched(t0.http, cy, ada);
+    t0.clock.advance(60_000);
+    await joined(t0.http, cy, "other");
+    const ended = await eventsOf(t0.deps, ada, "call-ended");
+    assert.equal(ended.length, 2, "one call-ended per call");
+    assert.equal(ended[1].data.matchId, match.matchId);
+    assert.equal((await historyRow(t0.deps, match.matchId)).durationSeconds, 60);
+  });
 });
 
 Deno.test("[matches] the sweep ends overdue calls whose job never came", async () => {
