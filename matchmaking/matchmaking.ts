@@ -49,7 +49,7 @@ export const SIGNALS = ["offer", "answer", "ice-candidate"] as const;
 export const queueInput = z.object({
   // Free-form, so communities can add intents; a slug, so it is one well-behaved KV key part.
   intent: z.string().trim().toLowerCase().min(1, "must not be empty").max(40)
-    .regex(/^[a-z0-9][a-z0-9 _-]*$/, "letters, digits, spaces, '-' and '_' only")
+    .regex(/^[a-z0-9][a-z0-9 _-]*$/, "a-z, 0-9, spaces, '-' and '_' only")
     .transform((intent) => intent.replace(/\s+/g, " ")),
   // Anything else (a user id, a gender) is ignored: both come from the session and the profile.
 });
