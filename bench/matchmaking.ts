@@ -78,7 +78,7 @@ async function pairingInKv(kv: Deno.Kv, round: number) {
   );
   kv.atomic = atomic;
   const seconds = (performance.now() - started) / 1000;
-  const matched = results.filter((match) => match !== null).length;
+  const matched = results.filter((result) => result.match !== null).length;
   return { matchesPerSecond: matched / seconds, matched, commitsPerMatch: commits / matched };
 }
 

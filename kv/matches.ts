@@ -156,22 +156,23 @@ export async function readMatch(kv: Deno.Kv, matchId: string, userId: string): P
 
 /**
  * Puts `seeker` in the queue of `intent` (409 when already queued or in a call), then pairs them
- * with the nearest eligible waiting member, if there is one. Returns the match, or null when the
- * seeker waits.
+ * with the nearest eligible waiting member, if there is one. A call of theirs past its end (its
+ * job not run yet) is ended first. Returns the new match (null while the seeker waits) and the call
+ * this join ended, if any.
  */
 export async function joinQueue(
   deps: Coordination,
   seeker: Participant,
   intent: string,
   rules: MatchRules,
-): Promise<Match | null> {
+): Promise<{ match: Match | null; ended: Match | null }> {
+  let ended: Match | null = null;
   for (let attempt = 0;; attempt++) {
     if (attempt === ATTEMPTS) throw busy("Your matchmaking state");
     const member = await deps.kv.get<Membership>(matchMemberKey(seeker.id));
     if (member.value?.status === "queuing") throw alreadyQueued(member.value);
     if (member.value?.status === "in-call") {
-      // A call past its end (its job not run yet) is over: end it and join.
-      const ended = await endMatch(
+      ended = await endMatch(
         deps,
         { matchId: member.value.matchId, actorId: null, reason: "timeout" },
         rules.effects,
@@ -193,7 +194,7 @@ export async function joinQueue(
     if (committed.ok) break;
     await backoff(attempt);
   }
-  return await pairWaiting(deps, seeker.id, rules);
+  return { match: await pairWaiting(deps, seeker.id, rules), ended };
 }
 
 /**

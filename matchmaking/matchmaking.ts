@@ -189,11 +189,10 @@ export async function join(deps: Deps, userId: string, intent: string) {
   const user = await findUserById(deps.database.db, userId);
   if (!user) throw new NotFound("Your account no longer exists.");
   const seeker = { id: user.id, name: user.name, gender: user.gender };
-  // A call past its end whose job has not run yet is over: end it here, so both sides are told.
-  const member = await readMembership(deps.kv, userId);
-  if (member?.status === "in-call") await timeUp(deps, member.matchId);
-  const match = await joinQueue(coordination(deps), seeker, intent, matchRules(deps));
-  await syncPresence(deps, match ? [match.offerer.id, match.answerer.id] : [userId]);
+  const { match, ended } = await joinQueue(coordination(deps), seeker, intent, matchRules(deps));
+  // The joiner, the peer they were paired with, and the peer of an overdue call this join ended.
+  const people = [match, ended].flatMap((call) => call ? [call.offerer.id, call.answerer.id] : []);
+  await syncPresence(deps, [...new Set([userId, ...people])]);
 }
 
 export async function leave(deps: Deps, userId: string) {
