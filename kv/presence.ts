@@ -48,15 +48,24 @@ export async function changePresence<C = unknown>(
       Object.entries(current.sockets).filter(([, expiresAt]) => expiresAt > now),
     );
     const next = change({ status: current.status, sockets: live }, decidedBy?.value ?? null);
+    const before = presenceStatus(entry.value, now);
+    if (sameRecord(entry.value, next)) return { before, after: before }; // nothing to write
     const atomic = kv.atomic().check(entry);
     if (decidedBy) atomic.check(decidedBy);
     if (Object.keys(next.sockets).length === 0) atomic.delete(key);
     else atomic.set(key, next);
-    if ((await atomic.commit()).ok) {
-      return { before: presenceStatus(entry.value, now), after: presenceStatus(next, now) };
-    }
+    if ((await atomic.commit()).ok) return { before, after: presenceStatus(next, now) };
   }
   throw new Error(`presence of ${userId} changed too often at once`);
+}
+
+/** Whether storing `next` would change nothing (no record and no sockets count as the same). */
+function sameRecord(stored: PresenceRecord | null, next: PresenceRecord): boolean {
+  const sockets = Object.entries(next.sockets);
+  if (!stored) return sockets.length === 0;
+  return stored.status === next.status &&
+    sockets.length === Object.keys(stored.sockets).length &&
+    sockets.every(([id, expiresAt]) => stored.sockets[id] === expiresAt);
 }
 
 /** Registers (or refreshes) sockets of a user until `expiresAt`. */
