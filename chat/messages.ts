@@ -2,7 +2,13 @@
 // through the outbox, delivered through both users' event logs), read receipts, and typing.
 import { z } from "zod";
 import type { Deps } from "../app.ts";
-import { conversationPeer, markConversationRead, messageExists, storeMessage } from "../db/chat.ts";
+import {
+  conversationPeer,
+  markConversationRead,
+  messageExists,
+  messageView,
+  storeMessage,
+} from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { type ChatMessage, mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
 import { isBlocked } from "../kv/connections.ts";
@@ -43,14 +49,10 @@ export function deliveredView(message: ChatMessage) {
   };
 }
 
+/** What the recipient's sockets get: the message as the HTTP API shows it, its id as `messageId`. */
 function incomingView(message: ChatMessage) {
-  return {
-    messageId: message.id,
-    conversationId: message.conversationId,
-    from: message.fromUserId,
-    text: message.text,
-    createdAt: new Date(message.createdAt).toISOString(),
-  };
+  const { id, ...view } = messageView({ ...message, senderId: message.fromUserId });
+  return { messageId: id, ...view };
 }
 
 /**
