@@ -10,6 +10,7 @@ import { PayloadTooLarge } from "./errors.ts";
 import type { Outbox } from "./kv/outbox.ts";
 import type { Cache } from "./providers/cache.ts";
 import type { Mailer } from "./providers/mail.ts";
+import type { PaymentProvider } from "./providers/payments.ts";
 import type { Hub } from "./realtime/hub.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -27,6 +28,8 @@ import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
 import { authenticate, type Session } from "./routes/middleware/session.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
+import { saleRoutes } from "./routes/sales.ts";
+import { sandboxRoutes } from "./routes/sandbox.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { registerWorkflows } from "./workflows/index.ts";
 import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
@@ -50,6 +53,8 @@ export interface Deps {
   /** Side effects written into KV commits, applied after them or by the sweep. */
   outbox: Outbox;
   mailer: Mailer;
+  /** The payment provider orders are paid through (sandbox or Paystack). */
+  payments: PaymentProvider;
   /** This isolate's WebSocket hub: sockets, event-log fan-out, ephemeral signals. */
   hub: Hub;
   /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */
@@ -90,6 +95,7 @@ export function createApp(deps: Deps) {
   });
   app.use("/api/*", limitBody);
   app.use("/workflows/*", limitBody);
+  app.use("/sandbox/*", limitBody);
   app.use("/api/*", originCheck({ trusted }));
   app.use("/api/*", authenticate(deps));
   app.use("/api/*", writeRateLimit(deps));
@@ -103,6 +109,8 @@ export function createApp(deps: Deps) {
   app.route("/api", chatRoutes(deps));
   app.route("/api", interviewRoutes(deps));
   app.route("/api", matchRoutes(deps));
+  app.route("/api", saleRoutes(deps));
+  if (deps.payments.name === "sandbox") app.route("/sandbox", sandboxRoutes(deps));
   app.route("/", realtimeRoutes(deps));
   app.route("/api/admin", adminRoutes(deps));
   app.route("/workflows", workflowRoutes(deps));

@@ -59,6 +59,8 @@ const schema = z.object({
   PAYMENTS_PROVIDER: z.enum(["sandbox", "paystack"]).default("sandbox"),
   PAYMENTS_SANDBOX_SECRET: z.string().min(16).optional(),
   PAYSTACK_SECRET_KEY: optional,
+  /** Paystack's API base URL (tests point it at a stand-in). */
+  PAYSTACK_API_URL: url.optional(),
   RESEND_API_KEY: optional,
   MAIL_FROM: optional,
   /** Resend's API base URL (tests point it at a stand-in). */

@@ -5,6 +5,7 @@ import { openDatabase } from "./db/client.ts";
 import { Outbox } from "./kv/outbox.ts";
 import { openCache } from "./providers/cache.ts";
 import { openMailer } from "./providers/mail.ts";
+import { openPayments } from "./providers/payments.ts";
 import { Hub } from "./realtime/hub.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
@@ -50,6 +51,7 @@ const deps: Deps = {
   registry: new JobRegistry(),
   outbox: new Outbox(kv, clock, log),
   mailer: openMailer(config, kv, clock.now),
+  payments: openPayments(config),
   hub: new Hub({ kv, database, clock, log }),
   verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
   clock,
@@ -74,6 +76,7 @@ log({
     cache: cache.kind === "kv" ? "kv" : "upstash-redis",
     jobs: deps.jobs.kind,
     mail: deps.mailer.kind,
+    payments: deps.payments.name,
   },
 });
 

@@ -11,6 +11,7 @@ import { issueToken, signingKey } from "../identity/tokens.ts";
 import { Outbox } from "../kv/outbox.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
 import { devOutboxMailer } from "../providers/mail.ts";
+import { openPayments } from "../providers/payments.ts";
 import { Hub } from "../realtime/hub.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
@@ -95,6 +96,7 @@ async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
     database,
     jobs: kvQueueJobs(kv),
     mailer: devOutboxMailer(kv, Date.now),
+    payments: openPayments(config),
     hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
     clock: { now: Date.now },
     log: () => {},

@@ -7,6 +7,7 @@ import { Outbox } from "../kv/outbox.ts";
 import { isTokenLive } from "../kv/sessions.ts";
 import { kvCache } from "../providers/cache.ts";
 import { devOutboxMailer } from "../providers/mail.ts";
+import { openPayments } from "../providers/payments.ts";
 import { Hub } from "../realtime/hub.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
@@ -54,6 +55,7 @@ const deps: Deps = {
   registry: new JobRegistry(),
   outbox: new Outbox(kv, { now: Date.now }, () => {}),
   mailer: devOutboxMailer(kv, Date.now),
+  payments: openPayments(config),
   hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
   clock: { now: Date.now },
   log: () => {},

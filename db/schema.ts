@@ -39,6 +39,9 @@ export const users = pgTable("users", {
   skills: text("skills").array().notNull().default(sql`'{}'::text[]`),
   location: text("location"),
   verifiedSkills: jsonb("verified_skills").$type<VerifiedSkill[]>().notNull().default([]),
+  /** Granted by a paid membership order (null: no membership). */
+  membershipTier: text("membership_tier"),
+  membershipSince: timestamp("membership_since", { withTimezone: true, mode: "date" }),
   /** Last post, comment, like or profile edit: discovery's recency signal. */
   lastActiveAt: timestamp("last_active_at", { withTimezone: true, mode: "date" }).notNull()
     .defaultNow(),
@@ -358,4 +361,99 @@ export const matches = pgTable("matches", {
 }, (table) => [
   index("matches_by_offerer_idx").on(table.offererId, table.startedAt.desc(), table.id.desc()),
   index("matches_by_answerer_idx").on(table.answererId, table.startedAt.desc(), table.id.desc()),
+]);
+
+/** The catalogue: what can be sold, at its list price. */
+export const products = pgTable("products", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  description: text("description"),
+  priceCents: integer("price_cents").notNull(),
+  currency: text("currency").notNull(),
+  createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
+  createdAt: at("created_at").notNull(),
+});
+
+/** Flash sales as created (KV holds their live stock). */
+export const sales = pgTable("sales", {
+  id: text("id").primaryKey(),
+  startsAt: at("starts_at").notNull(),
+  endsAt: at("ends_at").notNull(),
+  perUserLimit: integer("per_user_limit").notNull(),
+  createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
+  createdAt: at("created_at").notNull(),
+});
+
+/** What a sale offers: each product once, with its starting stock and sale price. */
+export const saleItems = pgTable("sale_items", {
+  saleId: text("sale_id").notNull().references(() => sales.id, { onDelete: "cascade" }),
+  productId: text("product_id").notNull().references(() => products.id),
+  stock: integer("stock").notNull(),
+  priceCents: integer("price_cents").notNull(),
+  currency: text("currency").notNull(),
+}, (table) => [primaryKey({ columns: [table.saleId, table.productId] })]);
+
+export const RESERVATION_STATUSES = ["held", "sold", "released", "expired"] as const;
+export type ReservationStatus = (typeof RESERVATION_STATUSES)[number];
+
+/**
+ * Every hold as KV last decided it. `version` orders the outbox writes: an older one never
+ * overwrites a newer one.
+ */
+export const reservations = pgTable("reservations", {
+  id: text("id").primaryKey(),
+  saleId: text("sale_id").notNull().references(() => sales.id, { onDelete: "cascade" }),
+  productId: text("product_id").notNull(),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  quantity: integer("quantity").notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  status: text("status").$type<ReservationStatus>().notNull(),
+  version: integer("version").notNull(),
+  orderId: text("order_id"),
+  expiresAt: at("expires_at").notNull(),
+  createdAt: at("created_at").notNull(),
+  updatedAt: at("updated_at").notNull(),
+}, (table) => [index("reservations_by_sale_idx").on(table.saleId, table.status)]);
+
+export const ORDER_STATUSES = ["pending", "paid", "expired", "refunded", "cancelled"] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/** Orders as KV last decided them, newest first per buyer. */
+export const orders = pgTable("orders", {
+  id: text("id").primaryKey(),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  kind: text("kind").$type<"reservation" | "membership">().notNull(),
+  reservationId: text("reservation_id"),
+  tier: text("tier"),
+  description: text("description").notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  status: text("status").$type<OrderStatus>().notNull(),
+  provider: text("provider").notNull(),
+  version: integer("version").notNull(),
+  createdAt: at("created_at").notNull(),
+  updatedAt: at("updated_at").notNull(),
+  paidAt: at("paid_at"),
+  refundedAt: at("refunded_at"),
+}, (table) => [
+  index("orders_by_user_idx").on(table.userId, table.createdAt.desc(), table.id.desc()),
+]);
+
+/**
+ * Every provider event applied to an order, once per provider event id, and what it did
+ * (`paid`, `refunded`: money to return, `cancelled`, `ignored`).
+ */
+export const payments = pgTable("payments", {
+  provider: text("provider").notNull(),
+  eventId: text("event_id").notNull(),
+  orderId: text("order_id").notNull().references(() => orders.id, { onDelete: "cascade" }),
+  type: text("type").notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  outcome: text("outcome").notNull(),
+  receivedAt: at("received_at").notNull(),
+}, (table) => [
+  primaryKey({ columns: [table.provider, table.eventId] }),
+  index("payments_by_order_idx").on(table.orderId),
 ]);

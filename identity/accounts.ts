@@ -56,7 +56,15 @@ export const passwordChangeInput = z.object({
 
 /** The `user` object of API.md: never the password hash. */
 export function publicUser(row: UserRow) {
-  return { ...publicProfile(row), email: row.email, gender: row.gender, role: row.role };
+  return {
+    ...publicProfile(row),
+    email: row.email,
+    gender: row.gender,
+    role: row.role,
+    membership: row.membershipTier
+      ? { tier: row.membershipTier, since: row.membershipSince?.toISOString() ?? null }
+      : null,
+  };
 }
 
 export type PublicUser = ReturnType<typeof publicUser>;

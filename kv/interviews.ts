@@ -5,6 +5,7 @@ import { z } from "zod";
 import { INTERVIEW_STATES, type InterviewState } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { backoff, busy as contended } from "./backoff.ts";
+import { listDue } from "./due.ts";
 import { appendEvents, type EventDraft, headKeys } from "./events.ts";
 import { interviewDueKey, interviewDuePrefix, interviewKey } from "./keys.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
@@ -242,15 +243,8 @@ export async function dueMoves(
   now: number,
   limit: number,
 ): Promise<{ interviewId: string; action: InterviewAction }[]> {
-  const due: { interviewId: string; action: InterviewAction }[] = [];
-  const iterator = kv.list<InterviewAction>({
-    start: [...interviewDuePrefix()],
-    end: [...interviewDuePrefix(), now + 1],
-  }, { limit });
-  for await (const entry of iterator) {
-    due.push({ interviewId: String(entry.key[2]), action: entry.value });
-  }
-  return due;
+  const due = await listDue<InterviewAction>(kv, interviewDuePrefix(), now, limit);
+  return due.map((entry) => ({ interviewId: String(entry.key[2]), action: entry.value }));
 }
 
 const VERBS: Record<InterviewAction, string> = {

@@ -102,3 +102,39 @@ export const matchDuePrefix = () => ["match_due"] as const;
 /** Two members matched recently (until the cooldown passes), never paired again before; ids sorted. */
 export const recentMatchKey = (userId: string, otherId: string) =>
   ["recent_match", ...[userId, otherId].sort()] as const;
+
+/** A flash sale's definition: window, per-user limit, items with price and starting stock. */
+export const saleKey = (saleId: string) => ["sale", saleId] as const;
+
+/**
+ * Units of one sale item left in one shard of its stock (a `Deno.KvU64`). Buyers take from any
+ * shard with stock, each with a checked commit; returned units are added back with `sum`.
+ */
+export const saleStockKey = (saleId: string, productId: string, shard: number) =>
+  ["sale_stock", saleId, productId, shard] as const;
+
+/** Set by every commit that changes a sale's stock (never checked): the key rooms watch. */
+export const saleStockHeadKey = (saleId: string) => ["sale_stock_head", saleId] as const;
+
+/** Units a buyer holds or has bought in a sale (a `Deno.KvU64`), checked against the limit. */
+export const saleBuyerKey = (saleId: string, userId: string) =>
+  ["sale_buyer", saleId, userId] as const;
+
+/** A reservation's current state, version and what it took from which shard. */
+export const reservationKey = (reservationId: string) => ["reservation", reservationId] as const;
+
+/** A held reservation, ordered by when it expires, so the sweep reads only overdue holds. */
+export const reservationDueKey = (expiresAt: number, reservationId: string) =>
+  [...reservationDuePrefix(), expiresAt, reservationId] as const;
+export const reservationDuePrefix = () => ["reservation_due"] as const;
+
+/** A buyer's `Idempotency-Key` for reservations: a retried request gets the same hold. */
+export const reservationIdempotencyKey = (userId: string, key: string) =>
+  ["reservation_idempotency", userId, key] as const;
+
+/** An order's current state and version (orders for sale items and memberships alike). */
+export const orderKey = (orderId: string) => ["order", orderId] as const;
+
+/** A payment provider's event that has been applied: a repeated delivery changes nothing. */
+export const paymentEventKey = (provider: string, eventId: string) =>
+  ["payment_event", provider, eventId] as const;

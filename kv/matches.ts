@@ -8,6 +8,7 @@ import { GENDERS } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { backoff, busy } from "./backoff.ts";
+import { listDue } from "./due.ts";
 import {
   acceptPair,
   pairBlocked,
@@ -573,13 +574,7 @@ export async function sharedMatchId(kv: Deno.Kv, userId: string, otherId: string
 
 /** Live matches whose time is up at or before `now`, oldest first (the sweep ends them). */
 export async function dueMatches(kv: Deno.Kv, now: number, limit: number): Promise<string[]> {
-  const due: string[] = [];
-  const iterator = kv.list<string>({
-    start: [...matchDuePrefix()],
-    end: [...matchDuePrefix(), now + 1],
-  }, { limit });
-  for await (const entry of iterator) due.push(entry.value);
-  return due;
+  return (await listDue<string>(kv, matchDuePrefix(), now, limit)).map((entry) => entry.value);
 }
 
 /** Everyone waiting, in every queue (the sweep checks they are still there, and pairs them). */

@@ -10,10 +10,13 @@ import {
   signalTyping,
   tempId,
 } from "../chat/messages.ts";
-import { DomainError } from "../errors.ts";
+import { DomainError, NotFound } from "../errors.ts";
+import { saleStockHeadKey } from "../kv/keys.ts";
+import { readSale } from "../kv/sales.ts";
+import { stockUpdate } from "../sales/sales.ts";
 import { signal, SIGNALS } from "../matchmaking/matchmaking.ts";
 import { zodFieldErrors } from "../routes/middleware/problem.ts";
-import type { Client } from "./hub.ts";
+import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
 
 /** Larger text frames are refused unread (a message is at most 4000 characters). */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -46,6 +49,8 @@ const clientFrame = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("typing"), id: ref, data: z.object({ toUserId: id }) }),
   z.object({ type: z.literal("ping"), id: ref, data: z.unknown().optional() }),
+  z.object({ type: z.literal("subscribe"), id: ref, data: z.object({ saleId: id }) }),
+  z.object({ type: z.literal("unsubscribe"), id: ref, data: z.object({ saleId: id }) }),
   // WebRTC signalling, relayed to the peer of a live match (SDP or ICE candidate, as the browser
   // produced it; the frame size limit bounds it).
   ...SIGNALS.map((type) =>
@@ -133,11 +138,36 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
         data: { ref: frame.id, at: new Date(deps.clock.now()).toISOString() },
       });
       return;
+    case "subscribe":
+      await subscribeToSale(deps, client, frame.data.saleId);
+      return;
+    case "unsubscribe":
+      await deps.hub.leave(client, saleRoom(frame.data.saleId));
+      return;
     case "offer":
     case "answer":
     case "ice-candidate":
       await signal(deps, client.userId, frame.type, frame.data);
       return;
+  }
+}
+
+const saleRoom = (saleId: string) => `sale:${saleId}`;
+
+/** `subscribe`: the sale's stock now, then a `stock-update` whenever it changes. */
+async function subscribeToSale(deps: Deps, client: Client, saleId: string) {
+  if (!await readSale(deps.kv, saleId)) throw new NotFound("No sale has this id.");
+  const joined = await deps.hub.join(
+    client,
+    saleRoom(saleId),
+    saleStockHeadKey(saleId),
+    () => stockUpdate(deps, saleId),
+  );
+  if (!joined) {
+    throw frameError(
+      "too-many-subscriptions",
+      `A socket may follow at most ${MAX_ROOMS_PER_SOCKET} sales; unsubscribe from one first.`,
+    );
   }
 }
 

@@ -74,6 +74,8 @@ export class Client {
   pumping = false;
   again = false;
   grace: ReturnType<typeof setTimeout> | undefined;
+  /** The rooms (e.g. a sale's stock) this socket is subscribed to. */
+  readonly rooms = new Set<string>();
 
   constructor(readonly session: SessionClaims, readonly socket: Socket) {}
 
@@ -91,6 +93,18 @@ interface UserSockets {
   watch: ReadableStreamDefaultReader<unknown>;
 }
 
+/** Sockets subscribed to one thing, and the one KV watch this isolate keeps for it. */
+interface Room {
+  clients: Set<Client>;
+  watch: ReadableStreamDefaultReader<unknown>;
+}
+
+/** Renders a room's frame from the current state (called once per change, for every member). */
+export type RoomRender = () => Promise<ServerFrame>;
+
+/** Rooms one socket may be in at once. */
+export const MAX_ROOMS_PER_SOCKET = 20;
+
 /** Told when a user's presence changes because their sockets came, went or lapsed. */
 export type PresenceListener = (userId: string, status: PresenceStatus) => Promise<void>;
 
@@ -98,6 +112,7 @@ export class Hub {
   readonly options: HubOptions;
   readonly #users = new Map<string, UserSockets>();
   readonly #listeners: PresenceListener[] = [];
+  readonly #rooms = new Map<string, Room>();
   readonly #channel = new BroadcastChannel(CHANNEL);
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
@@ -153,10 +168,70 @@ export class Hub {
     this.startLive(client, Math.min(lastEventId, head));
   }
 
+  /**
+   * Subscribes `client` to `room`, which changes whenever `key` does: the client gets the room's
+   * frame now and after every change. An isolate keeps one watch per room, however many sockets
+   * are in it, and renders each change once. False when the socket is in too many rooms.
+   */
+  async join(client: Client, room: string, key: Deno.KvKey, render: RoomRender): Promise<boolean> {
+    if (!client.rooms.has(room)) {
+      if (client.rooms.size >= MAX_ROOMS_PER_SOCKET) return false;
+      client.rooms.add(room);
+      let members = this.#rooms.get(room);
+      if (!members) {
+        members = { clients: new Set(), watch: this.deps.kv.watch([key]).getReader() };
+        this.#rooms.set(room, members);
+        void this.#followRoom(room, members, render);
+      }
+      members.clients.add(client);
+    }
+    client.send(await render());
+    return true;
+  }
+
+  /** Unsubscribes `client`; the last one out stops the room's watch. */
+  async leave(client: Client, room: string) {
+    client.rooms.delete(room);
+    const members = this.#rooms.get(room);
+    if (!members) return;
+    members.clients.delete(client);
+    if (members.clients.size === 0) {
+      this.#rooms.delete(room);
+      await members.watch.cancel().catch(() => {});
+    }
+  }
+
+  /** Sockets in `room` on this isolate. */
+  roomSize(room: string): number {
+    return this.#rooms.get(room)?.clients.size ?? 0;
+  }
+
+  async #followRoom(room: string, members: Room, render: RoomRender) {
+    try {
+      // The watch's first value is the state as it was when joined, which `join` has sent.
+      let first = true;
+      for (;;) {
+        const { done } = await members.watch.read();
+        if (done) return;
+        if (first) {
+          first = false;
+          continue;
+        }
+        const frame = await render();
+        for (const client of members.clients) client.send(frame);
+      }
+    } catch (error) {
+      if (!this.#closed) {
+        this.deps.log({ level: "error", msg: "room watch failed", room, error: String(error) });
+      }
+    }
+  }
+
   async disconnect(client: Client) {
     if (client.closed) return;
     client.closed = true;
     clearTimeout(client.grace);
+    for (const room of [...client.rooms]) await this.leave(client, room);
     const user = this.#users.get(client.userId);
     if (user) {
       user.clients.delete(client);

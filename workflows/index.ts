@@ -3,6 +3,7 @@ import type { Deps } from "../app.ts";
 import { registerChatAppliers } from "../chat/messages.ts";
 import { registerInterviewWorkflows, sweepInterviews } from "../interviews/interviews.ts";
 import { registerMatchmaking, sweepMatches } from "../matchmaking/matchmaking.ts";
+import { registerSales, sweepReservations } from "../sales/sales.ts";
 import { registerGraphAppliers } from "../social/graph.ts";
 import { registerNotifyJob } from "./notify.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
@@ -16,6 +17,7 @@ export function registerWorkflows(deps: Deps) {
   registerChatAppliers(deps);
   registerInterviewWorkflows(deps);
   registerMatchmaking(deps);
+  registerSales(deps);
 }
 
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
@@ -31,5 +33,8 @@ export function scheduleSweeps(deps: Deps) {
   });
   Deno.cron("match sweep", "* * * * *", async () => {
     await sweepMatches(deps);
+  });
+  Deno.cron("reservation sweep", "* * * * *", async () => {
+    await sweepReservations(deps);
   });
 }

@@ -6,6 +6,7 @@ import { type DatabaseHandle, wrapPglite } from "../../db/client.ts";
 import { Outbox } from "../../kv/outbox.ts";
 import { type Cache, kvCache } from "../../providers/cache.ts";
 import { type Mailer, openMailer } from "../../providers/mail.ts";
+import { openPayments } from "../../providers/payments.ts";
 import { Hub, type HubOptions } from "../../realtime/hub.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
@@ -81,6 +82,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     registry: options.registry ?? new JobRegistry(),
     outbox: new Outbox(kv, clock, logs.log),
     mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
+    payments: openPayments(config),
     hub: new Hub({ kv, database, clock, log: logs.log }, options.hub),
     verifyDelivery: options.verifyDelivery,
     clock,

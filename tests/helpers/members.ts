@@ -17,7 +17,11 @@ export interface Member {
 export async function members(
   deps: Pick<Deps, "config" | "clock" | "database">,
   count: number,
-  options: { name?: (index: number) => string; gender?: "female" | "male" } = {},
+  options: {
+    name?: (index: number) => string;
+    gender?: "female" | "male";
+    role?: "user" | "admin";
+  } = {},
 ): Promise<Member[]> {
   const key = await signingKey(deps.config.JWT_SECRET);
   return await Promise.all(Array.from({ length: count }, async (_, index) => {
@@ -28,7 +32,7 @@ export async function members(
       email: randomEmail("member"),
       passwordHash: UNUSABLE_HASH,
       gender: options.gender ?? "undisclosed",
-      role: "user",
+      role: options.role ?? "user",
       createdAt: new Date(now),
     });
     if (!row) throw new Error("could not insert a member");

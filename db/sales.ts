@@ -1,0 +1,204 @@
+// The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
+// and each buyer's list of orders.
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { z } from "zod";
+import { decodeCursor, keysetPage } from "../cursor.ts";
+import type { Order, PaymentEvent, PaymentOutcome } from "../kv/orders.ts";
+import type { Reservation, Sale } from "../kv/sales.ts";
+import type { Database } from "./client.ts";
+import { isForeignKeyViolation } from "./client.ts";
+import { afterPosition } from "./keyset.ts";
+import { orders, payments, products, reservations, saleItems, sales, users } from "./schema.ts";
+
+export type ProductRow = typeof products.$inferSelect;
+
+export async function insertProduct(db: Database, product: typeof products.$inferInsert) {
+  const [row] = await db.insert(products).values(product).returning();
+  return row;
+}
+
+export async function findProducts(db: Database, ids: string[]): Promise<ProductRow[]> {
+  if (ids.length === 0) return [];
+  return await db.select().from(products).where(inArray(products.id, ids));
+}
+
+export function productView(row: ProductRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    priceCents: row.priceCents,
+    currency: row.currency,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+/** The sale and its items, in one transaction (before KV stocks it). */
+export async function insertSale(db: Database, sale: Sale, createdBy: string) {
+  await db.transaction(async (tx) => {
+    await tx.insert(sales).values({
+      id: sale.id,
+      startsAt: new Date(sale.startsAt),
+      endsAt: new Date(sale.endsAt),
+      perUserLimit: sale.perUserLimit,
+      createdBy,
+      createdAt: new Date(sale.createdAt),
+    });
+    await tx.insert(saleItems).values(sale.items.map((item) => ({
+      saleId: sale.id,
+      productId: item.productId,
+      stock: item.stock,
+      priceCents: item.priceCents,
+      currency: item.currency,
+    })));
+  });
+}
+
+/** A version-guarded upsert: applying an older version, or the same one again, changes nothing. */
+export async function recordReservation(db: Database, reservation: Reservation) {
+  const row = {
+    id: reservation.id,
+    saleId: reservation.saleId,
+    productId: reservation.productId,
+    userId: reservation.userId,
+    quantity: reservation.quantity,
+    amountCents: reservation.amountCents,
+    currency: reservation.currency,
+    status: reservation.status,
+    version: reservation.version,
+    orderId: reservation.orderId,
+    expiresAt: new Date(reservation.expiresAt),
+    createdAt: new Date(reservation.createdAt),
+    updatedAt: new Date(reservation.updatedAt),
+  };
+  await ignoringDeletedAccounts(
+    db,
+    reservation.userId,
+    db.insert(reservations).values(row).onConflictDoUpdate({
+      target: reservations.id,
+      set: {
+        status: row.status,
+        version: row.version,
+        orderId: row.orderId,
+        updatedAt: row.updatedAt,
+      },
+      setWhere: sql`${reservations.version} < excluded.version`,
+    }),
+  );
+}
+
+export async function recordOrder(db: Database, order: Order) {
+  const row = {
+    id: order.id,
+    userId: order.userId,
+    kind: order.kind,
+    reservationId: order.reservationId,
+    tier: order.tier,
+    description: order.description,
+    amountCents: order.amountCents,
+    currency: order.currency,
+    status: order.status,
+    provider: order.provider,
+    version: order.version,
+    createdAt: new Date(order.createdAt),
+    updatedAt: new Date(order.updatedAt),
+    paidAt: order.paidAt === null ? null : new Date(order.paidAt),
+    refundedAt: order.refundedAt === null ? null : new Date(order.refundedAt),
+  };
+  await ignoringDeletedAccounts(
+    db,
+    order.userId,
+    db.insert(orders).values(row).onConflictDoUpdate({
+      target: orders.id,
+      set: {
+        status: row.status,
+        version: row.version,
+        updatedAt: row.updatedAt,
+        paidAt: row.paidAt,
+        refundedAt: row.refundedAt,
+      },
+      setWhere: sql`${orders.version} < excluded.version`,
+    }),
+  );
+}
+
+/** One row per provider event (the first write wins; a repeat changes nothing). */
+export async function recordPayment(
+  db: Database,
+  payment: { event: PaymentEvent; outcome: PaymentOutcome; buyerId: string; at: Date },
+) {
+  const { event, outcome, at } = payment;
+  // The order's row may not be written yet (its outbox record is retried): then this is retried
+  // too. Only a deleted buyer (their orders gone with them) leaves nothing to record.
+  await ignoringDeletedAccounts(
+    db,
+    payment.buyerId,
+    db.insert(payments).values({
+      provider: event.provider,
+      eventId: event.id,
+      orderId: event.orderId,
+      type: event.type,
+      amountCents: event.amountCents,
+      currency: event.currency,
+      outcome,
+      receivedAt: at,
+    }).onConflictDoNothing(),
+  );
+}
+
+/** The payments applied to an order, oldest first. */
+export async function paymentsOf(db: Database, orderId: string) {
+  return await db.select().from(payments).where(eq(payments.orderId, orderId))
+    .orderBy(payments.receivedAt);
+}
+
+/** A paid membership order grants its tier (a later grant of the same order changes nothing). */
+export async function grantMembership(db: Database, userId: string, tier: string, since: Date) {
+  await db.update(users).set({ membershipTier: tier, membershipSince: since })
+    .where(eq(users.id, userId));
+}
+
+const orderCursor = z.tuple([z.iso.datetime(), z.string()]);
+
+/** The caller's orders, newest first. */
+export async function listOrders(
+  db: Database,
+  userId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, orderCursor) : null;
+  const rows = await db.select().from(orders)
+    .where(and(eq(orders.userId, userId), afterPosition(orders.createdAt, orders.id, after)))
+    .orderBy(desc(orders.createdAt), desc(orders.id))
+    .limit(page.limit + 1);
+  return keysetPage(
+    rows,
+    page.limit,
+    (row) => ({
+      id: row.id,
+      kind: row.kind,
+      status: row.status,
+      description: row.description,
+      amountCents: row.amountCents,
+      currency: row.currency,
+      reservationId: row.reservationId,
+      tier: row.tier,
+      createdAt: row.createdAt.toISOString(),
+      updatedAt: row.updatedAt.toISOString(),
+      paidAt: row.paidAt?.toISOString() ?? null,
+      refundedAt: row.refundedAt?.toISOString() ?? null,
+    }),
+    (row) => [row.createdAt.toISOString(), row.id],
+  );
+}
+
+/** Runs `write`; a foreign-key failure because `userId`'s account was deleted is no failure. */
+async function ignoringDeletedAccounts(db: Database, userId: string, write: Promise<unknown>) {
+  try {
+    await write;
+  } catch (error) {
+    if (!isForeignKeyViolation(error)) throw error;
+    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId));
+    if (user) throw error;
+  }
+}

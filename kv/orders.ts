@@ -1,0 +1,424 @@
+// Orders and the fate of a hold, decided in KV: checkout, release, expiry and provider payments.
+// Each decision is one commit checked against the reservation, its order and the buyer's count,
+// so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
+// go back to the shards they came from with `sum` (adding never goes below zero).
+import { z } from "zod";
+import { ORDER_STATUSES } from "../db/schema.ts";
+import { Conflict, DomainError, NotFound } from "../errors.ts";
+import { backoff, busy } from "./backoff.ts";
+import {
+  orderKey,
+  paymentEventKey,
+  reservationDueKey,
+  reservationKey,
+  saleBuyerKey,
+  saleStockHeadKey,
+  saleStockKey,
+} from "./keys.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
+import type { Reservation } from "./sales.ts";
+
+export const orderSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  kind: z.enum(["reservation", "membership"]),
+  reservationId: z.string().nullable(),
+  tier: z.string().nullable(),
+  description: z.string(),
+  /** Decided by the server, never taken from a request. */
+  amountCents: z.number().int(),
+  currency: z.string(),
+  status: z.enum(ORDER_STATUSES),
+  provider: z.string(),
+  /** Where the buyer pays, once the provider has given it. */
+  paymentUrl: z.string().nullable(),
+  /** 1 when created; +1 on every status change. */
+  version: z.number().int(),
+  /** Milliseconds since the epoch. */
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  paidAt: z.number().nullable(),
+  refundedAt: z.number().nullable(),
+});
+
+export type Order = z.infer<typeof orderSchema>;
+
+export interface PaymentResult {
+  outcome: PaymentOutcome | "unknown-order";
+  order: Order | null;
+  /** The event had been applied before: nothing changed now. */
+  repeated: boolean;
+}
+
+/** A provider's verified notification about an order's payment. */
+export interface PaymentEvent {
+  provider: string;
+  /** The provider's event id: applied once. */
+  id: string;
+  type: "succeeded" | "failed";
+  orderId: string;
+  amountCents: number;
+  currency: string;
+  /** The provider's own reference for the charge (what a refund names). */
+  reference: string;
+}
+
+/**
+ * What a payment event did: `paid` (the order is paid), `refunded` (money came for something that
+ * cannot be delivered, and goes back), `cancelled` (a failed payment released the hold), `ignored`.
+ */
+export type PaymentOutcome = "paid" | "refunded" | "cancelled" | "ignored";
+
+/** One decided change: the reservation and order as they were and now are, and the payment. */
+export interface Settlement {
+  reservation?: { before: Reservation | null; after: Reservation };
+  order?: { before: Order | null; after: Order };
+  payment?: { event: PaymentEvent; outcome: PaymentOutcome; buyerId: string };
+}
+
+/** The outbox records a settlement causes (history rows, refunds, grants), written into it. */
+export type SettlementEffects = (settlement: Settlement) => OutboxRecord[];
+
+/** A provider event id is remembered this long (providers redeliver for days at most). */
+const PAYMENT_EVENT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+const ATTEMPTS = 50;
+
+interface Holding {
+  reservation: Deno.KvEntryMaybe<Reservation> | null;
+  order: Deno.KvEntryMaybe<Order> | null;
+  buyer: Deno.KvEntryMaybe<Deno.KvU64> | null;
+}
+
+/** A reservation with its order, or an order with its reservation, and the buyer's count. */
+async function readHolding(
+  kv: Deno.Kv,
+  start: { reservationId: string } | { orderId: string },
+): Promise<Holding> {
+  let reservation: Holding["reservation"] = null;
+  let order: Holding["order"] = null;
+  if ("reservationId" in start) {
+    reservation = await kv.get<Reservation>(reservationKey(start.reservationId));
+    const orderId = reservation.value?.orderId;
+    if (orderId) order = await kv.get<Order>(orderKey(orderId));
+  } else {
+    order = await kv.get<Order>(orderKey(start.orderId));
+    const reservationId = order.value?.reservationId;
+    if (reservationId) reservation = await kv.get<Reservation>(reservationKey(reservationId));
+  }
+  const held = reservation?.value;
+  const buyer = held ? await kv.get<Deno.KvU64>(saleBuyerKey(held.saleId, held.userId)) : null;
+  return { reservation, order, buyer };
+}
+
+/** What a decision on a holding wants: the new reservation and order, and a value to return. */
+interface Decision<T> {
+  reservation?: Reservation;
+  order?: Order;
+  payment?: Settlement["payment"];
+  answer: T;
+}
+
+/**
+ * Reads the holding, lets `decide` choose, and commits the choice checked against everything it
+ * read (and against `eventKey` not being set yet). Lost races decide again on fresh state.
+ */
+async function settle<T>(
+  deps: Coordination,
+  start: { reservationId: string } | { orderId: string },
+  effects: SettlementEffects,
+  decide: (holding: Holding, now: number) => Decision<T>,
+  eventKey?: Deno.KvKey,
+): Promise<T> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const event = eventKey ? await deps.kv.get(eventKey) : null;
+    if (event?.value) throw new EventApplied();
+    const holding = await readHolding(deps.kv, start);
+    const now = deps.now();
+    const decision = decide(holding, now);
+    const atomic = deps.kv.atomic();
+    for (const entry of [event, holding.reservation, holding.order, holding.buyer]) {
+      if (entry) atomic.check(entry);
+    }
+    const settlement: Settlement = {};
+    const before = holding.reservation?.value ?? null;
+    if (decision.reservation) {
+      settlement.reservation = { before, after: decision.reservation };
+      writeReservation(atomic, before, decision.reservation, holding.buyer, now);
+    }
+    if (decision.order) {
+      const previous = holding.order?.value ?? null;
+      if (!previous) atomic.check({ key: orderKey(decision.order.id), versionstamp: null });
+      atomic.set(orderKey(decision.order.id), decision.order);
+      settlement.order = { before: previous, after: decision.order };
+    }
+    if (decision.payment) {
+      settlement.payment = decision.payment;
+      atomic.set(eventKey!, decision.payment.outcome, { expireIn: PAYMENT_EVENT_TTL_MS });
+    }
+    if (!settlement.reservation && !settlement.order && !settlement.payment) {
+      return decision.answer;
+    }
+    const records = effects(settlement);
+    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
+      await deps.outbox.apply(...records);
+      return decision.answer;
+    }
+    await backoff(attempt);
+  }
+  throw busy("This reservation");
+}
+
+/** Writes a reservation's new state; a hold that ends unsold gives its units and count back. */
+function writeReservation(
+  atomic: Deno.AtomicOperation,
+  before: Reservation | null,
+  after: Reservation,
+  buyer: Deno.KvEntryMaybe<Deno.KvU64> | null,
+  now: number,
+) {
+  atomic.set(reservationKey(after.id), after);
+  if (before?.status !== "held" || after.status === "held") return;
+  atomic.delete(reservationDueKey(before.expiresAt, before.id));
+  if (after.status === "sold") return;
+  for (const [shard, units] of before.taken) {
+    atomic.sum(saleStockKey(before.saleId, before.productId, shard), BigInt(units));
+  }
+  const count = buyer?.value?.value ?? 0n;
+  atomic.set(
+    saleBuyerKey(before.saleId, before.userId),
+    new Deno.KvU64(count > BigInt(before.quantity) ? count - BigInt(before.quantity) : 0n),
+  );
+  atomic.set(saleStockHeadKey(before.saleId), now);
+}
+
+const moved = <R extends { version: number; updatedAt: number }>(
+  record: R,
+  now: number,
+  change: Partial<R>,
+): R => ({ ...record, ...change, version: record.version + 1, updatedAt: now });
+
+/** A held reservation whose time is up becomes `expired`, and its pending order with it. */
+function lapse(holding: Holding, now: number): Pick<Decision<unknown>, "reservation" | "order"> {
+  const reservation = holding.reservation?.value;
+  if (reservation?.status !== "held" || now < reservation.expiresAt) return {};
+  const order = holding.order?.value;
+  return {
+    reservation: moved(reservation, now, { status: "expired" }),
+    order: order?.status === "pending" ? moved(order, now, { status: "expired" }) : undefined,
+  };
+}
+
+/** The reservation, for its buyer only (404 for everyone else). */
+export async function readReservation(
+  kv: Deno.Kv,
+  reservationId: string,
+  userId: string,
+): Promise<Reservation> {
+  const reservation = (await kv.get<Reservation>(reservationKey(reservationId))).value;
+  if (!reservation || reservation.userId !== userId) throw noSuchReservation();
+  return reservation;
+}
+
+/**
+ * The expiry job and the sweep: an overdue hold expires and returns its units, once. Returns the
+ * expired reservation, or null when there was nothing to expire (not due, or settled already).
+ */
+export async function expireReservation(
+  deps: Coordination,
+  reservationId: string,
+  effects: SettlementEffects,
+): Promise<Reservation | null> {
+  return await settle(deps, { reservationId }, effects, (holding, now) => {
+    const lapsed = lapse(holding, now);
+    return { ...lapsed, answer: lapsed.reservation ?? null };
+  });
+}
+
+/** The buyer lets a hold go: its units return at once, and a pending order is cancelled. */
+export async function releaseReservation(
+  deps: Coordination,
+  userId: string,
+  reservationId: string,
+  effects: SettlementEffects,
+): Promise<Reservation> {
+  return await settle(deps, { reservationId }, effects, (holding, now) => {
+    const reservation = ownReservation(holding, userId);
+    if (reservation.status === "sold") throw alreadyPaid(reservation);
+    const lapsed = lapse(holding, now);
+    if (lapsed.reservation) return { ...lapsed, answer: lapsed.reservation };
+    if (reservation.status !== "held") return { answer: reservation };
+    const order = holding.order?.value;
+    const released = moved(reservation, now, { status: "released" });
+    return {
+      reservation: released,
+      order: order?.status === "pending" ? moved(order, now, { status: "cancelled" }) : undefined,
+      answer: released,
+    };
+  });
+}
+
+/**
+ * The order that pays for a live hold: created on the first checkout, the same one after. The
+ * amount is the hold's, decided when it was made.
+ */
+export async function checkoutReservation(
+  deps: Coordination,
+  userId: string,
+  reservationId: string,
+  newOrder: (reservation: Reservation, now: number) => Order,
+  effects: SettlementEffects,
+): Promise<Order> {
+  return await settle(deps, { reservationId }, effects, (holding, now) => {
+    const reservation = ownReservation(holding, userId);
+    if (reservation.status === "sold") throw alreadyPaid(reservation);
+    if (reservation.status !== "held" || now >= reservation.expiresAt) {
+      throw gone(reservation.status === "released" ? "released" : "expired");
+    }
+    const existing = holding.order?.value;
+    if (existing) return { answer: existing };
+    const order = newOrder(reservation, now);
+    return {
+      reservation: moved(reservation, now, { orderId: order.id }),
+      order,
+      answer: order,
+    };
+  });
+}
+
+/** Stores a new order that holds no stock (a membership). */
+export async function createOrder(
+  deps: Coordination,
+  order: Order,
+  effects: SettlementEffects,
+): Promise<Order> {
+  return await settle(deps, { orderId: order.id }, effects, (holding) => {
+    if (holding.order?.value) throw new Error(`order ${order.id} exists already`);
+    return { order, answer: order };
+  });
+}
+
+/** Remembers where the buyer pays (not a change of state: the version stays). */
+export async function setPaymentUrl(kv: Deno.Kv, orderId: string, paymentUrl: string) {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const entry = await kv.get<Order>(orderKey(orderId));
+    if (!entry.value || entry.value.paymentUrl) return;
+    const updated = { ...entry.value, paymentUrl };
+    if ((await kv.atomic().check(entry).set(entry.key, updated).commit()).ok) return;
+    await backoff(attempt);
+  }
+}
+
+/** The order, for its buyer only. */
+export async function readOrder(kv: Deno.Kv, orderId: string): Promise<Order | null> {
+  return (await kv.get<Order>(orderKey(orderId))).value;
+}
+
+/**
+ * Applies a verified provider event, once per event id. Success on a pending order whose hold is
+ * still live makes it `paid` and the hold a sale; success on anything else (the hold expired or
+ * was released, the order was cancelled, or it was paid already) is refunded and takes no stock.
+ * Failure cancels a pending order and releases its hold. A repeated event changes nothing.
+ */
+export async function applyPayment(
+  deps: Coordination,
+  event: PaymentEvent,
+  effects: SettlementEffects,
+): Promise<PaymentResult> {
+  const eventKey = paymentEventKey(event.provider, event.id);
+  const repeated = await deps.kv.get<PaymentOutcome>(eventKey);
+  if (repeated.value) {
+    return {
+      outcome: repeated.value,
+      order: await readOrder(deps.kv, event.orderId),
+      repeated: true,
+    };
+  }
+  return await settle<PaymentResult>(deps, { orderId: event.orderId }, effects, (holding, now) => {
+    const order = holding.order?.value;
+    if (!order) return { answer: { outcome: "unknown-order", order: null, repeated: false } };
+    const decided = decidePayment(holding, order, event, now);
+    const after = decided.order ?? order;
+    return {
+      ...decided,
+      payment: { event, outcome: decided.outcome, buyerId: order.userId },
+      answer: { outcome: decided.outcome, order: after, repeated: false },
+    };
+  }, eventKey).catch(async (error) => {
+    if (!(error instanceof EventApplied)) throw error;
+    // A concurrent delivery of the same event decided it in the meantime: that is the answer.
+    const outcome = (await deps.kv.get<PaymentOutcome>(eventKey)).value!;
+    return { outcome, order: await readOrder(deps.kv, event.orderId), repeated: true };
+  });
+}
+
+function decidePayment(
+  holding: Holding,
+  order: Order,
+  event: PaymentEvent,
+  now: number,
+): Pick<Decision<unknown>, "reservation" | "order"> & { outcome: PaymentOutcome } {
+  const reservation = holding.reservation?.value ?? null;
+  if (event.type === "failed") {
+    if (order.status !== "pending") return { outcome: "ignored" };
+    const lapsed = lapse(holding, now);
+    return {
+      reservation: lapsed.reservation ??
+        (reservation?.status === "held"
+          ? moved(reservation, now, { status: "released" })
+          : undefined),
+      order: moved(order, now, { status: "cancelled" }),
+      outcome: "cancelled",
+    };
+  }
+  const wholeAmount = event.amountCents === order.amountCents &&
+    event.currency.toUpperCase() === order.currency.toUpperCase();
+  const live = order.status === "pending" &&
+    (order.kind === "membership" ||
+      (reservation?.status === "held" && now < reservation.expiresAt));
+  if (live && wholeAmount) {
+    return {
+      reservation: reservation ? moved(reservation, now, { status: "sold" }) : undefined,
+      order: moved(order, now, { status: "paid", paidAt: now }),
+      outcome: "paid",
+    };
+  }
+  // Money arrived for something that cannot be delivered (or not in full): it goes back, and no
+  // stock is taken. An order that was paid already stays paid; this second charge is returned.
+  const lapsed = lapse(holding, now);
+  const refundOrder = order.status !== "paid" && order.status !== "refunded";
+  return {
+    reservation: lapsed.reservation,
+    order: refundOrder ? moved(order, now, { status: "refunded", refundedAt: now }) : undefined,
+    outcome: "refunded",
+  };
+}
+
+/** The event a settlement was to apply has been applied meanwhile (by a concurrent delivery). */
+class EventApplied extends Error {}
+
+function ownReservation(holding: Holding, userId: string): Reservation {
+  const reservation = holding.reservation?.value;
+  if (!reservation || reservation.userId !== userId) throw noSuchReservation();
+  return reservation;
+}
+
+function noSuchReservation() {
+  return new NotFound("No reservation of yours has this id.");
+}
+
+function alreadyPaid(reservation: Reservation) {
+  return new Conflict("reservation-paid", "This reservation has been paid for.", {
+    orderId: reservation.orderId,
+  });
+}
+
+function gone(how: "expired" | "released") {
+  return new DomainError(
+    410,
+    `reservation-${how}`,
+    "Gone",
+    how === "expired"
+      ? "This reservation expired and its stock went back on sale; reserve again."
+      : "This reservation was released; reserve again.",
+  );
+}

@@ -1,0 +1,308 @@
+// Flash-sale stock in KV: a sale's definition, its stock split over a few shard counters per item,
+// and the reservation commit that checks stock and the buyer's count, takes the units and records
+// the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
+import { z } from "zod";
+import { RESERVATION_STATUSES } from "../db/schema.ts";
+import { Conflict, DomainError, Invalid } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { backoff, busy } from "./backoff.ts";
+import {
+  reservationDueKey,
+  reservationIdempotencyKey,
+  reservationKey,
+  saleBuyerKey,
+  saleKey,
+  saleStockHeadKey,
+  saleStockKey,
+} from "./keys.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
+
+export const saleSchema = z.object({
+  id: z.string(),
+  /** Milliseconds since the epoch (these and every time below). */
+  startsAt: z.number(),
+  endsAt: z.number(),
+  /** Units one buyer may hold or have bought in this sale, all items together. */
+  perUserLimit: z.number().int(),
+  /** Stock counters per item (fewer when an item has less stock than this). */
+  shards: z.number().int(),
+  items: z.array(z.object({
+    productId: z.string(),
+    name: z.string(),
+    priceCents: z.number().int(),
+    currency: z.string(),
+    stock: z.number().int(),
+  })),
+  createdAt: z.number(),
+});
+
+export type Sale = z.infer<typeof saleSchema>;
+export type SaleItem = Sale["items"][number];
+export type SaleStatus = "scheduled" | "live" | "ended" | "sold-out";
+
+export const reservationSchema = z.object({
+  id: z.string(),
+  saleId: z.string(),
+  productId: z.string(),
+  userId: z.string(),
+  quantity: z.number().int(),
+  /** Decided by the server: the sale price × quantity. */
+  amountCents: z.number().int(),
+  currency: z.string(),
+  /** The units taken from each stock shard, as [shard, units]; a release returns them there. */
+  taken: z.array(z.tuple([z.number().int(), z.number().int()])),
+  status: z.enum(RESERVATION_STATUSES),
+  /** 1 when created; +1 on every change. */
+  version: z.number().int(),
+  orderId: z.string().nullable(),
+  expiresAt: z.number(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+});
+
+export type Reservation = z.infer<typeof reservationSchema>;
+
+/** Stock counters per item, at most: the reservation commit reads them with one `getMany`. */
+export const MAX_SHARDS = 8;
+/** How long a contended reservation keeps trying before answering 409 `busy`. */
+const RESERVE_BUDGET_MS = 20_000;
+/** An `Idempotency-Key` is remembered this long. */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** The shards an item's stock is split over: never more than it has units (and at least one). */
+export function shardsOf(sale: Sale, item: SaleItem): number {
+  return Math.max(1, Math.min(sale.shards, item.stock));
+}
+
+function stockKeys(sale: Sale, item: SaleItem): Deno.KvKey[] {
+  return Array.from(
+    { length: shardsOf(sale, item) },
+    (_, shard) => saleStockKey(sale.id, item.productId, shard),
+  );
+}
+
+/** Stores a new sale and its full stock, split evenly over the shards of each item. */
+export async function createSaleStock(kv: Deno.Kv, sale: Sale): Promise<void> {
+  const atomic = kv.atomic().check({ key: saleKey(sale.id), versionstamp: null })
+    .set(saleKey(sale.id), sale).set(saleStockHeadKey(sale.id), sale.createdAt);
+  for (const item of sale.items) {
+    const shards = shardsOf(sale, item);
+    for (let shard = 0; shard < shards; shard++) {
+      const units = Math.floor(item.stock / shards) + (shard < item.stock % shards ? 1 : 0);
+      atomic.set(saleStockKey(sale.id, item.productId, shard), new Deno.KvU64(BigInt(units)));
+    }
+  }
+  if (!(await atomic.commit()).ok) throw new Error(`sale ${sale.id} exists already`);
+}
+
+/** A sale's definition; it never changes, so each isolate keeps the ones it has read. */
+const definitions = new WeakMap<Deno.Kv, Map<string, Sale>>();
+
+export async function readSale(kv: Deno.Kv, saleId: string): Promise<Sale | null> {
+  let known = definitions.get(kv);
+  if (!known) definitions.set(kv, known = new Map());
+  const cached = known.get(saleId);
+  if (cached) return cached;
+  const sale = (await kv.get<Sale>(saleKey(saleId))).value;
+  if (sale) {
+    if (known.size > 1000) known.clear();
+    known.set(saleId, sale);
+  }
+  return sale;
+}
+
+/** Units left per item (a consistent snapshot of every shard). */
+export async function stockRemaining(kv: Deno.Kv, sale: Sale): Promise<Map<string, number>> {
+  const left = new Map(sale.items.map((item) => [item.productId, 0]));
+  for await (const entry of kv.list<Deno.KvU64>({ prefix: ["sale_stock", sale.id] })) {
+    const productId = String(entry.key[2]);
+    left.set(productId, (left.get(productId) ?? 0) + Number(entry.value.value));
+  }
+  return left;
+}
+
+export function saleStatus(sale: Sale, left: Map<string, number>, now: number): SaleStatus {
+  if (now < sale.startsAt) return "scheduled";
+  if (now >= sale.endsAt) return "ended";
+  return [...left.values()].every((units) => units === 0) ? "sold-out" : "live";
+}
+
+export interface ReserveRequest {
+  sale: Sale;
+  userId: string;
+  productId: string;
+  quantity: number;
+  /** The buyer's `Idempotency-Key`: the same key returns the same hold. */
+  idempotencyKey?: string;
+  ttlMs: number;
+}
+
+interface IdempotentRequest {
+  reservationId: string;
+  /** What the key was first used for; the same key for anything else is refused. */
+  productId: string;
+  quantity: number;
+}
+
+/** What a new hold causes (its Postgres row and its expiry job), written into its commit. */
+export type ReserveEffects = (reservation: Reservation) => OutboxRecord[];
+
+/**
+ * Reserves `quantity` units of one item for the buyer: checks the window, the buyer's count and
+ * the stock, and takes the units in one commit checked against every counter it read. Returns the
+ * hold, and whether it is an earlier one returned again for the same `Idempotency-Key`.
+ */
+export async function reserveStock(
+  deps: Coordination,
+  request: ReserveRequest,
+  effects: ReserveEffects,
+): Promise<{ reservation: Reservation; replayed: boolean }> {
+  const { sale, userId, quantity } = request;
+  const item = sale.items.find((candidate) => candidate.productId === request.productId);
+  if (!item) {
+    throw new Invalid("This sale does not offer that product.", [
+      { path: "productId", message: `not one of this sale's items` },
+    ]);
+  }
+  const stock = stockKeys(sale, item);
+  const keys = [...stock, saleBuyerKey(sale.id, userId)];
+  if (request.idempotencyKey) keys.push(reservationIdempotencyKey(userId, request.idempotencyKey));
+  const deadline = deps.now() + RESERVE_BUDGET_MS;
+  for (let attempt = 0;; attempt++) {
+    const entries = await deps.kv.getMany(keys);
+    const idempotency = request.idempotencyKey
+      ? entries.pop() as Deno.KvEntryMaybe<IdempotentRequest>
+      : null;
+    if (idempotency?.value) {
+      return { reservation: await replay(deps.kv, idempotency.value, request), replayed: true };
+    }
+    const now = deps.now();
+    checkWindow(sale, now);
+    const buyer = entries.pop() as Deno.KvEntryMaybe<Deno.KvU64>;
+    const shards = entries as Deno.KvEntryMaybe<Deno.KvU64>[];
+    const held = Number(buyer.value?.value ?? 0n);
+    if (held + quantity > sale.perUserLimit) {
+      throw new Conflict(
+        "limit-reached",
+        `At most ${sale.perUserLimit} units per buyer in this sale; you hold or bought ${held}.`,
+        { limit: sale.perUserLimit, held },
+      );
+    }
+    const taken = take(shards.map((shard) => Number(shard.value?.value ?? 0n)), quantity);
+    if (!taken) {
+      const left = shards.reduce((sum, shard) => sum + Number(shard.value?.value ?? 0n), 0);
+      throw new Conflict(
+        "sold-out",
+        left === 0 ? "This item is sold out." : `Only ${left} left.`,
+        { stockRemaining: left },
+      );
+    }
+    const reservation: Reservation = {
+      id: newId(now),
+      saleId: sale.id,
+      productId: item.productId,
+      userId,
+      quantity,
+      amountCents: item.priceCents * quantity,
+      currency: item.currency,
+      taken,
+      status: "held",
+      version: 1,
+      orderId: null,
+      expiresAt: now + request.ttlMs,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const atomic = deps.kv.atomic().check(buyer)
+      .set(buyer.key, new Deno.KvU64(BigInt(held + quantity)));
+    for (const [shard, units] of taken) {
+      const entry = shards[shard];
+      atomic.check(entry).set(entry.key, new Deno.KvU64(entry.value!.value - BigInt(units)));
+    }
+    if (idempotency) {
+      atomic.check(idempotency).set(
+        idempotency.key,
+        {
+          reservationId: reservation.id,
+          productId: item.productId,
+          quantity,
+        } satisfies IdempotentRequest,
+        { expireIn: IDEMPOTENCY_TTL_MS },
+      );
+    }
+    atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
+      .set(reservationKey(reservation.id), reservation)
+      .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
+      .set(saleStockHeadKey(sale.id), now);
+    const records = effects(reservation);
+    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
+      await deps.outbox.apply(...records);
+      return { reservation, replayed: false };
+    }
+    if (deps.now() > deadline) throw busy("This item's stock");
+    await backoff(attempt, 20);
+  }
+}
+
+/** 425 before the sale starts, 410 once it has ended. */
+export function checkWindow(sale: Sale, now: number) {
+  if (now < sale.startsAt) {
+    const seconds = Math.ceil((sale.startsAt - now) / 1000);
+    throw new DomainError(
+      425,
+      "sale-not-started",
+      "Too early",
+      `The sale starts at ${new Date(sale.startsAt).toISOString()}.`,
+      { startsAt: new Date(sale.startsAt).toISOString() },
+      { "Retry-After": String(seconds) },
+    );
+  }
+  if (now >= sale.endsAt) {
+    throw new DomainError(
+      410,
+      "sale-ended",
+      "Gone",
+      `The sale ended at ${new Date(sale.endsAt).toISOString()}.`,
+      { endsAt: new Date(sale.endsAt).toISOString() },
+    );
+  }
+}
+
+/**
+ * Which shards to take `quantity` units from: starting at a random shard, so concurrent buyers
+ * spread over the counters, and taking from as few as it can. Null when there are not enough.
+ */
+export function take(units: number[], quantity: number): [number, number][] | null {
+  if (units.reduce((sum, n) => sum + n, 0) < quantity) return null;
+  const start = Math.floor(Math.random() * units.length);
+  const order = units.map((_, i) => (start + i) % units.length);
+  const whole = order.find((shard) => units[shard] >= quantity);
+  if (whole !== undefined) return [[whole, quantity]];
+  const taken: [number, number][] = [];
+  let missing = quantity;
+  for (const shard of order) {
+    if (missing === 0) break;
+    const part = Math.min(units[shard], missing);
+    if (part > 0) taken.push([shard, part]);
+    missing -= part;
+  }
+  return taken;
+}
+
+async function replay(
+  kv: Deno.Kv,
+  earlier: IdempotentRequest,
+  request: ReserveRequest,
+): Promise<Reservation> {
+  if (earlier.productId !== request.productId || earlier.quantity !== request.quantity) {
+    throw new DomainError(
+      422,
+      "idempotency-key-reused",
+      "Idempotency key reused",
+      "This Idempotency-Key was used for a different reservation; use a new key for a new request.",
+    );
+  }
+  const reservation = (await kv.get<Reservation>(reservationKey(earlier.reservationId))).value;
+  if (!reservation) throw new Error(`reservation ${earlier.reservationId} vanished`);
+  return reservation;
+}

@@ -1,0 +1,666 @@
+import assert from "node:assert/strict";
+import { eq } from "drizzle-orm";
+import { orders, payments, reservations } from "../db/schema.ts";
+import { reservationKey, saleBuyerKey } from "../kv/keys.ts";
+import type { Reservation } from "../kv/sales.ts";
+import { signSandbox } from "../providers/payments.ts";
+import { sweepReservations } from "../sales/sales.ts";
+import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
+import { heldJobs } from "./helpers/held-jobs.ts";
+import { type Member, members } from "./helpers/members.ts";
+import { serveApp, TestSocket } from "./helpers/sockets.ts";
+
+type Options = Parameters<typeof createTestApp>[0];
+type TestApp = Awaited<ReturnType<typeof createTestApp>>;
+
+const MINUTE = 60_000;
+
+/** An app with an admin, and helpers to stock a sale and buy from it. */
+async function shop(options: Options = {}) {
+  const t0 = await createTestApp(options);
+  const [admin] = await members(t0.deps, 1, { name: () => "Admin", role: "admin" });
+  const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  return { ...t0, admin, ada, bob, ...saleHelpers(t0, admin) };
+}
+
+function saleHelpers(t0: Pick<TestApp, "http" | "clock">, admin: Member) {
+  const http = t0.http;
+  async function product(priceCents = 2500, currency = "USD") {
+    const answer = await http("POST", "/api/products", {
+      token: admin.token,
+      body: { name: `Keyboard ${crypto.randomUUID().slice(0, 4)}`, priceCents, currency },
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    return answer.body.id as string;
+  }
+  async function sale(
+    items: { stock: number; priceCents?: number }[],
+    options: { perUserLimit?: number; startsInMs?: number; lastsMs?: number } = {},
+  ) {
+    const productIds = await Promise.all(items.map(() => product()));
+    const startsAt = t0.clock.now() + (options.startsInMs ?? -MINUTE);
+    const answer = await http("POST", "/api/sales", {
+      token: admin.token,
+      body: {
+        items: items.map((item, i) => ({
+          productId: productIds[i],
+          stock: item.stock,
+          priceCents: item.priceCents ?? 1999,
+        })),
+        startsAt: new Date(startsAt).toISOString(),
+        endsAt: new Date(startsAt + (options.lastsMs ?? 60 * MINUTE)).toISOString(),
+        perUserLimit: options.perUserLimit ?? 5,
+      },
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    return { id: answer.body.id as string, productIds };
+  }
+  return { product, sale };
+}
+
+function reserve(
+  http: HttpClient,
+  who: Member,
+  saleId: string,
+  body: Record<string, unknown>,
+  key?: string,
+) {
+  return http("POST", `/api/sales/${saleId}/reservations`, {
+    token: who.token,
+    body,
+    headers: key ? { "idempotency-key": key } : {},
+  });
+}
+
+async function reserved(http: HttpClient, who: Member, saleId: string, productId: string) {
+  const answer = await reserve(http, who, saleId, { productId, quantity: 1 });
+  assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  return answer.body;
+}
+
+async function stockLeft(http: HttpClient, saleId: string) {
+  const answer = await http("GET", `/api/sales/${saleId}`);
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body as {
+    status: string;
+    items: { productId: string; stockRemaining: number }[];
+  };
+}
+
+async function checkout(http: HttpClient, who: Member, reservationId: string) {
+  const answer = await http("POST", `/api/reservations/${reservationId}/checkout`, {
+    token: who.token,
+  });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body as { orderId: string; paymentUrl: string };
+}
+
+/** A webhook signed exactly as the sandbox signs it (`at` in ms; default now). */
+async function sandboxWebhook(
+  t0: Pick<TestApp, "http" | "clock" | "deps">,
+  event: { id?: string; type?: string; orderId: string; amountCents: number; currency?: string },
+  options: { at?: number; secret?: string; rawBody?: string } = {},
+) {
+  const rawBody = options.rawBody ?? JSON.stringify({
+    id: event.id ?? `evt_${crypto.randomUUID()}`,
+    type: event.type ?? "payment.succeeded",
+    data: {
+      orderId: event.orderId,
+      amountCents: event.amountCents,
+      currency: event.currency ?? "USD",
+    },
+  });
+  const t = Math.floor((options.at ?? t0.clock.now()) / 1000);
+  const signature = await signSandbox(
+    options.secret ?? t0.deps.config.PAYMENTS_SANDBOX_SECRET,
+    rawBody,
+    t,
+  );
+  return await t0.http("POST", "/api/payments/webhook/sandbox", {
+    raw: rawBody,
+    headers: { "content-type": "application/json", "convene-signature": signature },
+  });
+}
+
+async function orderOf(http: HttpClient, who: Member, orderId: string) {
+  const answer = await http("GET", `/api/orders/${orderId}`, { token: who.token });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body;
+}
+
+Deno.test("[sales] 1,000 concurrent buyers of 100 units: exactly 100 holds, 900 × 409 sold-out", async () => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 100 }], {
+    perUserLimit: 1,
+  });
+  const buyers = await members(t0.deps, 1000);
+  const answers = await Promise.all(
+    buyers.map((buyer) => reserve(t0.http, buyer, saleId, { productId, quantity: 1 })),
+  );
+  const held = answers.filter((answer) => answer.status === 201);
+  const refused = answers.filter((answer) => answer.status === 409);
+  assert.equal(held.length, 100);
+  assert.equal(refused.length, 900);
+  for (const answer of refused) assert.equal(answer.body.type, "/problems/sold-out");
+  assert.equal(new Set(held.map((answer) => answer.body.id)).size, 100);
+  const view = await stockLeft(t0.http, saleId);
+  assert.equal(view.items[0].stockRemaining, 0);
+  assert.equal(view.status, "sold-out");
+  const rows = await t0.deps.database.db.select().from(reservations)
+    .where(eq(reservations.saleId, saleId));
+  assert.equal(rows.length, 100);
+  assert.ok(rows.every((row) => row.status === "held" && row.amountCents === 1999));
+});
+
+Deno.test("[sales] a two-item sale never oversells either item, and the per-user limit holds under concurrency", async (t) => {
+  await using t0 = await shop();
+
+  await t.step("200 buyers each want both items at once", async () => {
+    const { id: saleId, productIds: [a, b] } = await t0.sale([{ stock: 30 }, { stock: 20 }]);
+    const buyers = await members(t0.deps, 200);
+    const answers = await Promise.all(buyers.flatMap((buyer) => [
+      reserve(t0.http, buyer, saleId, { productId: a, quantity: 1 }),
+      reserve(t0.http, buyer, saleId, { productId: b, quantity: 1 }),
+    ]));
+    const won = (productId: string) =>
+      answers.filter((answer) => answer.status === 201 && answer.body.productId === productId);
+    assert.equal(won(a).length, 30);
+    assert.equal(won(b).length, 20);
+    assert.equal(answers.filter((answer) => answer.status === 409).length, 350);
+    const view = await stockLeft(t0.http, saleId);
+    assert.deepEqual(view.items.map((item) => item.stockRemaining), [0, 0]);
+  });
+
+  await t.step(
+    "quantities larger than one take from several stock counters, never too many",
+    async () => {
+      const { id: saleId, productIds: [a] } = await t0.sale([{ stock: 50 }], { perUserLimit: 10 });
+      const buyers = await members(t0.deps, 40);
+      const answers = await Promise.all(
+        buyers.map((buyer, i) =>
+          reserve(t0.http, buyer, saleId, { productId: a, quantity: 1 + i % 3 })
+        ),
+      );
+      const units = answers.filter((answer) => answer.status === 201)
+        .reduce((sum, answer) => sum + answer.body.quantity, 0);
+      const left = (await stockLeft(t0.http, saleId)).items[0].stockRemaining;
+      assert.equal(units + left, 50);
+      assert.ok(left < 3, `only a remainder smaller than a request may be left, got ${left}`);
+    },
+  );
+
+  await t.step(
+    "one buyer firing 30 requests at once over two items gets exactly the limit",
+    async () => {
+      const { id: saleId, productIds: [a, b] } = await t0.sale([{ stock: 100 }, { stock: 100 }], {
+        perUserLimit: 3,
+      });
+      const [carl] = await members(t0.deps, 1);
+      const answers = await Promise.all(
+        Array.from(
+          { length: 30 },
+          (_, i) => reserve(t0.http, carl, saleId, { productId: i % 2 ? a : b, quantity: 1 }),
+        ),
+      );
+      assert.equal(
+        answers.filter((answer) => answer.status === 201).length,
+        3,
+      );
+      const refused = answers.filter((answer) => answer.status === 409);
+      assert.equal(refused.length, 27);
+      for (const answer of refused) assert.equal(answer.body.type, "/problems/limit-reached");
+      const view = await stockLeft(t0.http, saleId);
+      assert.equal(view.items[0].stockRemaining + view.items[1].stockRemaining, 197);
+    },
+  );
+});
+
+Deno.test("[sales] expiry returns the stock once, whether the job, the sweep or both run", async (t) => {
+  const held = heldJobs(["reservation-expire"]);
+  await using t0 = await shop({ jobs: held.jobs, env: { RESERVATION_TTL_SECONDS: "600" } });
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 3 }]);
+  const hold = await reserved(t0.http, t0.ada, saleId, productId);
+  const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+
+  await t.step("the expiry job is enqueued for the end of the hold", () => {
+    const job = held.held.find((job) =>
+      (job.payload as { reservationId: string }).reservationId === hold.id
+    );
+    assert.ok(job, "an expiry job was enqueued");
+    assert.equal(job.options.delaySeconds, 600);
+  });
+
+  await t.step("an early job or sweep changes nothing", async () => {
+    await held.deliver(held.held[0]);
+    await t0.jobsSettled("reservation-expire", 1);
+    assert.deepEqual(await sweepReservations(t0.deps), { expired: 0 });
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 2);
+  });
+
+  await t.step(
+    "at the deadline, 10 jobs and 10 sweeps race; the units come back once",
+    async () => {
+      t0.clock.advance(600_000);
+      const job = held.held[0];
+      await Promise.all([
+        ...Array.from({ length: 10 }, () => held.deliver(job)),
+        ...Array.from({ length: 10 }, () => sweepReservations(t0.deps)),
+      ]);
+      await t0.jobsSettled("reservation-expire", 11);
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 3);
+      const buyer = await t0.deps.kv.get<Deno.KvU64>(saleBuyerKey(saleId, t0.ada.user.id));
+      assert.equal(buyer.value?.value, 0n);
+      const reservation = await t0.http("GET", `/api/reservations/${hold.id}`, {
+        token: t0.ada.token,
+      });
+      assert.equal(reservation.body.status, "expired");
+      assert.equal((await orderOf(t0.http, t0.ada, orderId)).status, "expired");
+      const [row] = await t0.deps.database.db.select().from(reservations)
+        .where(eq(reservations.id, hold.id));
+      assert.equal(row.status, "expired");
+    },
+  );
+
+  await t.step("checkout of an expired hold is 410; releasing it is a no-op 204", async () => {
+    const answer = await t0.http("POST", `/api/reservations/${hold.id}/checkout`, {
+      token: t0.ada.token,
+    });
+    assert.equal(assertProblem(answer, 410).type, "/problems/reservation-expired");
+    const release = await t0.http("DELETE", `/api/reservations/${hold.id}`, {
+      token: t0.ada.token,
+    });
+    assert.equal(release.status, 204);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 3);
+  });
+});
+
+Deno.test("[sales] payments: paid before expiry, refunded after, released on failure", async (t) => {
+  const held = heldJobs(["reservation-expire"]);
+  await using t0 = await shop({ jobs: held.jobs });
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 5, priceCents: 4200 }]);
+
+  await t.step(
+    "success before expiry: order paid, the hold a sale, stock stays taken",
+    async () => {
+      const hold = await reserved(t0.http, t0.ada, saleId, productId);
+      const { orderId, paymentUrl } = await checkout(t0.http, t0.ada, hold.id);
+      assert.equal(paymentUrl, `http://convene.test/sandbox/pay/${orderId}`);
+      assert.deepEqual(await checkout(t0.http, t0.ada, hold.id), { orderId, paymentUrl });
+      const answer = await sandboxWebhook(t0, { orderId, amountCents: 4200 });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal(answer.body.outcome, "paid");
+      const order = await orderOf(t0.http, t0.ada, orderId);
+      assert.equal(order.status, "paid");
+      assert.equal(order.amountCents, 4200);
+      const reservation = await t0.http("GET", `/api/reservations/${hold.id}`, {
+        token: t0.ada.token,
+      });
+      assert.equal(reservation.body.status, "sold");
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+      // A sold hold never expires, and cannot be released.
+      t0.clock.advance(11 * MINUTE);
+      await sweepReservations(t0.deps);
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+      const release = await t0.http("DELETE", `/api/reservations/${hold.id}`, {
+        token: t0.ada.token,
+      });
+      assert.equal(assertProblem(release, 409).type, "/problems/reservation-paid");
+      await t0.waitForLog((record) => record.msg === "job done" && record.job === "notify");
+    },
+  );
+
+  await t.step(
+    "success after the hold expired (job never ran): refunded, no stock taken",
+    async () => {
+      const hold = await reserved(t0.http, t0.bob, saleId, productId);
+      const { orderId } = await checkout(t0.http, t0.bob, hold.id);
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 3);
+      t0.clock.advance(10 * MINUTE);
+      const answer = await sandboxWebhook(t0, { orderId, amountCents: 4200 });
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.outcome, "refunded");
+      const order = await orderOf(t0.http, t0.bob, orderId);
+      assert.equal(order.status, "refunded");
+      assert.deepEqual(order.payments.map((payment: { outcome: string }) => payment.outcome), [
+        "refunded",
+      ]);
+      // The overdue hold expired in the same commit: its unit is back on sale, not sold.
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+      await t0.waitForLog((record) =>
+        record.msg === "payment refunded" && record.orderId === orderId
+      );
+    },
+  );
+
+  await t.step("success after the sweep expired the hold: refunded, stock untouched", async () => {
+    const [cy] = await members(t0.deps, 1);
+    const hold = await reserved(t0.http, cy, saleId, productId);
+    const { orderId } = await checkout(t0.http, cy, hold.id);
+    t0.clock.advance(10 * MINUTE);
+    assert.deepEqual(await sweepReservations(t0.deps), { expired: 1 });
+    assert.equal((await orderOf(t0.http, cy, orderId)).status, "expired");
+    const answer = await sandboxWebhook(t0, { orderId, amountCents: 4200 });
+    assert.equal(answer.body.outcome, "refunded");
+    assert.equal((await orderOf(t0.http, cy, orderId)).status, "refunded");
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+  });
+
+  await t.step("failure: order cancelled, the hold released at once", async () => {
+    const [dee] = await members(t0.deps, 1);
+    const hold = await reserved(t0.http, dee, saleId, productId);
+    const { orderId } = await checkout(t0.http, dee, hold.id);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 3);
+    const answer = await sandboxWebhook(t0, { orderId, amountCents: 4200, type: "payment.failed" });
+    assert.equal(answer.body.outcome, "cancelled");
+    assert.equal((await orderOf(t0.http, dee, orderId)).status, "cancelled");
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+    // A success arriving after the failure cannot take the released unit: refunded.
+    const late = await sandboxWebhook(t0, { orderId, amountCents: 4200 });
+    assert.equal(late.body.outcome, "refunded");
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+  });
+
+  await t.step("an amount short of the order's is refunded, never taken as payment", async () => {
+    const [eve] = await members(t0.deps, 1);
+    const hold = await reserved(t0.http, eve, saleId, productId);
+    const { orderId } = await checkout(t0.http, eve, hold.id);
+    const answer = await sandboxWebhook(t0, { orderId, amountCents: 1 });
+    assert.equal(answer.body.outcome, "refunded");
+    assert.notEqual((await orderOf(t0.http, eve, orderId)).status, "paid");
+  });
+
+  await t.step(
+    "GET /api/orders lists the caller's orders, newest first, with their status",
+    async () => {
+      const answer = await t0.http("GET", "/api/orders", { token: t0.bob.token });
+      assert.equal(answer.status, 200);
+      assert.deepEqual(answer.body.items.map((order: { status: string }) => order.status), [
+        "refunded",
+      ]);
+      assert.equal(answer.body.nextCursor, null);
+      const other = await t0.http("GET", `/api/orders/${answer.body.items[0].id}`, {
+        token: t0.ada.token,
+      });
+      assertProblem(other, 404);
+    },
+  );
+});
+
+Deno.test("[sales] webhooks: five concurrent deliveries change once; bad or stale signatures are 401", async (t) => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 5 }]);
+  const hold = await reserved(t0.http, t0.ada, saleId, productId);
+  const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+  const event = { id: "evt_once", orderId, amountCents: 1999 };
+
+  await t.step(
+    "a bad, missing, stale or future signature is refused and changes nothing",
+    async () => {
+      assertProblem(await sandboxWebhook(t0, event, { secret: "not-the-secret-at-all" }), 401);
+      assertProblem(await sandboxWebhook(t0, event, { at: t0.clock.now() - 6 * MINUTE }), 401);
+      assertProblem(await sandboxWebhook(t0, event, { at: t0.clock.now() + 6 * MINUTE }), 401);
+      const unsigned = await t0.http("POST", "/api/payments/webhook/sandbox", {
+        body: {
+          id: "evt_x",
+          type: "payment.succeeded",
+          data: { orderId, amountCents: 1999, currency: "USD" },
+        },
+      });
+      assertProblem(unsigned, 401);
+      // Signed, then tampered with: the amount changed after signing.
+      const signed = JSON.stringify({
+        id: "evt_t",
+        type: "payment.succeeded",
+        data: { orderId, amountCents: 1999, currency: "USD" },
+      });
+      const signature = await signSandbox(
+        t0.deps.config.PAYMENTS_SANDBOX_SECRET,
+        signed,
+        Math.floor(t0.clock.now() / 1000),
+      );
+      const tampered = await t0.http("POST", "/api/payments/webhook/sandbox", {
+        raw: signed.replace("1999", "1"),
+        headers: { "convene-signature": signature },
+      });
+      assertProblem(tampered, 401);
+      assert.equal((await orderOf(t0.http, t0.ada, orderId)).status, "pending");
+    },
+  );
+
+  await t.step("the signature covers the raw bytes, not a re-serialised body", async () => {
+    const spaced =
+      `{ "id" : "evt_raw", "type": "payment.failed",\n "data": {"orderId": "${orderId}", ` +
+      `"amountCents": 1999, "currency": "USD"} }`;
+    const answer = await sandboxWebhook(t0, { orderId, amountCents: 0 }, {
+      rawBody: spaced,
+      at: t0.clock.now(),
+    });
+    // A failure on a pending order would cancel it: check the signature verified, then undo nothing.
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.equal(answer.body.outcome, "cancelled");
+  });
+
+  await t.step("the same success delivered 5 times at once: one change, five 200s", async () => {
+    const hold2 = await reserved(t0.http, t0.bob, saleId, productId);
+    const { orderId: second } = await checkout(t0.http, t0.bob, hold2.id);
+    const answers = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () => sandboxWebhook(t0, { id: "evt_5x", orderId: second, amountCents: 1999 }),
+      ),
+    );
+    assert.deepEqual(answers.map((answer) => answer.status), [200, 200, 200, 200, 200]);
+    assert.deepEqual(answers.map((answer) => answer.body.outcome), Array(5).fill("paid"));
+    assert.equal(answers.filter((answer) => !answer.body.repeated).length, 1);
+    const order = await orderOf(t0.http, t0.bob, second);
+    assert.equal(order.status, "paid");
+    assert.equal(order.payments.length, 1);
+    const rows = await t0.deps.database.db.select().from(payments).where(
+      eq(payments.orderId, second),
+    );
+    assert.equal(rows.length, 1);
+    const [row] = await t0.deps.database.db.select().from(orders).where(eq(orders.id, second));
+    assert.equal(row.status, "paid");
+    // Delivered again later, still nothing new.
+    const again = await sandboxWebhook(t0, { id: "evt_5x", orderId: second, amountCents: 1999 });
+    assert.equal(again.body.repeated, true);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+    await t0.waitForLog((record) => record.msg === "job done" && record.job === "notify");
+  });
+
+  await t.step("an unknown provider is 404", async () => {
+    assertProblem(await t0.http("POST", "/api/payments/webhook/stripe", { body: {} }), 404);
+  });
+});
+
+Deno.test("[sales] amounts and tiers come from the server; Idempotency-Key replays the same hold", async (t) => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 10, priceCents: 1500 }]);
+
+  await t.step("a price in the reservation body is ignored", async () => {
+    const answer = await reserve(t0.http, t0.ada, saleId, {
+      productId,
+      quantity: 2,
+      priceCents: 1,
+      amountCents: 1,
+    });
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body.amountCents, 3000);
+    const { orderId } = await checkout(t0.http, t0.ada, answer.body.id);
+    assert.equal((await orderOf(t0.http, t0.ada, orderId)).amountCents, 3000);
+  });
+
+  await t.step(
+    "membership: the tier's price is the server's, and paying grants it on /me",
+    async () => {
+      const answer = await t0.http("POST", "/api/payments/membership", {
+        token: t0.bob.token,
+        body: { tier: "pro", amountCents: 1, priceCents: 1 },
+      });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      const order = await orderOf(t0.http, t0.bob, answer.body.orderId);
+      assert.equal(order.amountCents, 900);
+      assert.equal(order.kind, "membership");
+      let me = await t0.http("GET", "/api/auth/me", { token: t0.bob.token });
+      assert.equal(me.body.user.membership, null);
+      const paid = await sandboxWebhook(t0, { orderId: order.id, amountCents: 900 });
+      assert.equal(paid.body.outcome, "paid");
+      me = await t0.http("GET", "/api/auth/me", { token: t0.bob.token });
+      assert.equal(me.body.user.membership.tier, "pro");
+      const unknown = await t0.http("POST", "/api/payments/membership", {
+        token: t0.bob.token,
+        body: { tier: "platinum" },
+      });
+      assert.equal(assertProblem(unknown, 400).errors[0].path, "tier");
+      await t0.waitForLog((record) => record.msg === "job done" && record.job === "notify");
+    },
+  );
+
+  await t.step("20 concurrent retries with one Idempotency-Key make one hold", async () => {
+    const [cy] = await members(t0.deps, 1);
+    const answers = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () => reserve(t0.http, cy, saleId, { productId, quantity: 1 }, "cart-42"),
+      ),
+    );
+    assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([201]));
+    assert.equal(new Set(answers.map((answer) => answer.body.id)).size, 1);
+    assert.equal(answers.filter((answer) => answer.headers.get("idempotent-replayed")).length, 19);
+    const buyer = await t0.deps.kv.get<Deno.KvU64>(saleBuyerKey(saleId, cy.user.id));
+    assert.equal(buyer.value?.value, 1n);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 7);
+    const reused = await reserve(t0.http, cy, saleId, { productId, quantity: 2 }, "cart-42");
+    assert.equal(assertProblem(reused, 422).type, "/problems/idempotency-key-reused");
+    const bad = await reserve(t0.http, cy, saleId, { productId, quantity: 1 }, "a b");
+    assert.equal(assertProblem(bad, 400).errors[0].path, "Idempotency-Key");
+  });
+});
+
+Deno.test("[sales] catalogue and windows: admin only, 425 before the start, 410 after the end", async (t) => {
+  await using t0 = await shop();
+
+  await t.step("only admins create products and sales; input is validated", async () => {
+    const body = { name: "Mug", priceCents: 900, currency: "usd" };
+    assertProblem(await t0.http("POST", "/api/products", { body }), 401);
+    assertProblem(await t0.http("POST", "/api/products", { token: t0.ada.token, body }), 403);
+    const created = await t0.http("POST", "/api/products", { token: t0.admin.token, body });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.currency, "USD");
+    const invalid = await t0.http("POST", "/api/sales", {
+      token: t0.admin.token,
+      body: {
+        items: [{ productId: "nope", stock: 1, priceCents: 1 }],
+        startsAt: new Date(t0.clock.now()).toISOString(),
+        endsAt: new Date(t0.clock.now() - 1000).toISOString(),
+        perUserLimit: 1,
+      },
+    });
+    assert.equal(assertProblem(invalid, 400).errors[0].path, "endsAt");
+    const unknown = await t0.http("POST", "/api/sales", {
+      token: t0.admin.token,
+      body: {
+        items: [{ productId: "nope", stock: 1, priceCents: 1 }],
+        startsAt: new Date(t0.clock.now()).toISOString(),
+        endsAt: new Date(t0.clock.now() + MINUTE).toISOString(),
+        perUserLimit: 1,
+      },
+    });
+    assert.equal(assertProblem(unknown, 400).errors[0].path, "items.0.productId");
+  });
+
+  await t.step("scheduled → live → ended, with 425 and 410 outside the window", async () => {
+    const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 2 }], {
+      startsInMs: 5 * MINUTE,
+      lastsMs: 10 * MINUTE,
+    });
+    assert.equal((await stockLeft(t0.http, saleId)).status, "scheduled");
+    const early = await reserve(t0.http, t0.ada, saleId, { productId, quantity: 1 });
+    assert.equal(assertProblem(early, 425).type, "/problems/sale-not-started");
+    assert.equal(early.headers.get("retry-after"), "300");
+    t0.clock.advance(5 * MINUTE);
+    assert.equal((await stockLeft(t0.http, saleId)).status, "live");
+    await reserved(t0.http, t0.ada, saleId, productId);
+    t0.clock.advance(10 * MINUTE);
+    assert.equal((await stockLeft(t0.http, saleId)).status, "ended");
+    const late = await reserve(t0.http, t0.bob, saleId, { productId, quantity: 1 });
+    assert.equal(assertProblem(late, 410).type, "/problems/sale-ended");
+    assertProblem(await t0.http("GET", "/api/sales/nope"), 404);
+    const foreign = await reserve(t0.http, t0.bob, saleId, { productId: "other", quantity: 1 });
+    assert.equal(assertProblem(foreign, 400).errors[0].path, "productId");
+  });
+
+  await t.step("DELETE releases at once; only the buyer sees or touches a hold", async () => {
+    const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 1 }]);
+    const hold = await reserved(t0.http, t0.ada, saleId, productId);
+    assert.equal((await stockLeft(t0.http, saleId)).status, "sold-out");
+    for (
+      const [method, path] of [
+        ["GET", `/api/reservations/${hold.id}`],
+        ["DELETE", `/api/reservations/${hold.id}`],
+        ["POST", `/api/reservations/${hold.id}/checkout`],
+      ]
+    ) {
+      assertProblem(await t0.http(method, path, { token: t0.bob.token }), 404);
+    }
+    const release = await t0.http("DELETE", `/api/reservations/${hold.id}`, {
+      token: t0.ada.token,
+    });
+    assert.equal(release.status, 204);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 1);
+    const entry = await t0.deps.kv.get<Reservation>(reservationKey(hold.id));
+    assert.equal(entry.value?.status, "released");
+    const again = await t0.http("DELETE", `/api/reservations/${hold.id}`, { token: t0.ada.token });
+    assert.equal(again.status, 204);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 1);
+    const gone = await t0.http("POST", `/api/reservations/${hold.id}/checkout`, {
+      token: t0.ada.token,
+    });
+    assert.equal(assertProblem(gone, 410).type, "/problems/reservation-released");
+  });
+});
+
+Deno.test("[sales] subscribers get stock-update on every isolate, one watch per sale per isolate", async () => {
+  const kv = await Deno.openKv(":memory:");
+  // Declared first, so closed last: after both apps (isolates) that share it.
+  using _closeKv = { [Symbol.dispose]: () => kv.close() };
+  await using first = await shop({ kv });
+  await using second = await createTestApp({
+    kv,
+    database: first.deps.database,
+    env: { JWT_SECRET: first.deps.config.JWT_SECRET },
+  });
+  const server = serveApp(second.app.fetch);
+  const { id: saleId, productIds: [productId] } = await first.sale([{ stock: 10 }]);
+  try {
+    await using watcher = await TestSocket.open(server.url, first.ada.token);
+    await using other = await TestSocket.open(server.url, first.bob.token);
+    watcher.send("subscribe", { saleId });
+    other.send("subscribe", { saleId });
+    await watcher.waitFor("stock-update");
+    await other.waitFor("stock-update");
+    assert.equal(watcher.received("stock-update")[0].data.stockRemaining, 10);
+    assert.equal(second.deps.hub.roomSize(`sale:${saleId}`), 2);
+
+    // A reservation on the first isolate reaches sockets on the second.
+    await reserved(first.http, first.bob, saleId, productId);
+    const [, update] = await watcher.waitFor("stock-update", () => true, 2);
+    assert.deepEqual(update.data.items, [{ productId, stockRemaining: 9 }]);
+    assert.equal(update.data.saleId, saleId);
+
+    other.send("unsubscribe", { saleId });
+    await other.roundTrip();
+    assert.equal(second.deps.hub.roomSize(`sale:${saleId}`), 1);
+    await reserved(first.http, first.ada, saleId, productId);
+    await watcher.waitFor("stock-update", (frame) => frame.data.stockRemaining === 8);
+    await other.roundTrip();
+    assert.ok(other.received("stock-update").every((frame) => frame.data.stockRemaining !== 8));
+
+    watcher.send("subscribe", { saleId: "nope" }, "s1");
+    const [error] = await watcher.waitFor("error", (frame) => frame.data.ref === "s1");
+    assert.equal(error.data.code, "not-found");
+  } finally {
+    await second.deps.hub.close();
+    await server[Symbol.asyncDispose]();
+  }
+});
