@@ -14,6 +14,7 @@ import { kvQueueJobs } from "../workflows/kv-queue.ts";
 import { benchChat } from "./chat.ts";
 import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
+import { benchSales } from "./sales.ts";
 import { benchMatchmaking } from "./matchmaking.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
@@ -122,6 +123,8 @@ await benchFeed();
 await benchChat();
 
 await benchMatchmaking();
+
+await benchSales();
 
 await raw.shutdown();
 await served.shutdown();

@@ -6,6 +6,7 @@ import { RESERVATION_STATUSES } from "../db/schema.ts";
 import { Conflict, DomainError, Invalid } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { backoff, busy } from "./backoff.ts";
+import { KeyedLock } from "./keyed-lock.ts";
 import {
   reservationDueKey,
   reservationIdempotencyKey,
@@ -66,6 +67,17 @@ export type Reservation = z.infer<typeof reservationSchema>;
 export const MAX_SHARDS = 8;
 /** How long a contended reservation keeps trying before answering 409 `busy`. */
 const RESERVE_BUDGET_MS = 20_000;
+/**
+ * Locks on stock shards, one set per isolate (an app has one outbox; tests run two apps on one KV
+ * as two isolates): local buyers of one shard take turns (see reserveStock).
+ */
+const shardLocks = new WeakMap<object, KeyedLock>();
+
+function locksOf(deps: Coordination): KeyedLock {
+  let locks = shardLocks.get(deps.outbox);
+  if (!locks) shardLocks.set(deps.outbox, locks = new KeyedLock());
+  return locks;
+}
 /** An `Idempotency-Key` is remembered this long. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -169,78 +181,122 @@ export async function reserveStock(
   if (request.idempotencyKey) keys.push(reservationIdempotencyKey(userId, request.idempotencyKey));
   const deadline = deps.now() + RESERVE_BUDGET_MS;
   for (let attempt = 0;; attempt++) {
-    const entries = await deps.kv.getMany(keys);
+    // The decision is taken under this isolate's lock of one shard, so local buyers queue for it
+    // instead of all reading the same versionstamp and all but one losing the commit; the checks
+    // still decide between isolates. Sold-out and over-limit buyers are answered without waiting.
+    const early = await deps.kv.getMany(keys);
+    const decided = decide(early, deps.now());
+    if (!decided.taken) return decided.answer();
+    const lockShard = decided.taken[0][0];
+    const result = await locksOf(deps).run(
+      `${sale.id}/${item.productId}/${lockShard}`,
+      async () => {
+        const entries = await deps.kv.getMany(keys);
+        const now = deps.now();
+        const fresh = decide(entries, now, lockShard);
+        if (!fresh.taken) return fresh.answer();
+        const reservation: Reservation = {
+          id: newId(now),
+          saleId: sale.id,
+          productId: item.productId,
+          userId,
+          quantity,
+          amountCents: item.priceCents * quantity,
+          currency: item.currency,
+          taken: fresh.taken,
+          status: "held",
+          version: 1,
+          orderId: null,
+          expiresAt: now + request.ttlMs,
+          createdAt: now,
+          updatedAt: now,
+        };
+        const { buyer, shards, idempotency } = fresh;
+        const atomic = deps.kv.atomic().check(buyer)
+          .set(buyer.key, new Deno.KvU64(BigInt(fresh.held + quantity)));
+        for (const [shard, units] of fresh.taken) {
+          const entry = shards[shard];
+          atomic.check(entry).set(entry.key, new Deno.KvU64(entry.value!.value - BigInt(units)));
+        }
+        if (idempotency) {
+          atomic.check(idempotency).set(
+            idempotency.key,
+            {
+              reservationId: reservation.id,
+              productId: item.productId,
+              quantity,
+            } satisfies IdempotentRequest,
+            { expireIn: IDEMPOTENCY_TTL_MS },
+          );
+        }
+        atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
+          .set(reservationKey(reservation.id), reservation)
+          .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
+          .set(saleStockHeadKey(sale.id), now);
+        const records = effects(reservation);
+        if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return null;
+        await deps.outbox.apply(...records);
+        return { reservation, replayed: false };
+      },
+    );
+    if (result) return result;
+    if (deps.now() > deadline) throw busy("This item's stock");
+    await backoff(attempt, 20);
+  }
+
+  /**
+   * What the entries read allow: the units to take (from `prefer` first, if it has them), or the
+   * answer without taking any (an earlier hold for the same key, or a refusal, thrown on call).
+   */
+  function decide(read: Deno.KvEntryMaybe<unknown>[], now: number, prefer?: number) {
+    const entries = [...read];
     const idempotency = request.idempotencyKey
       ? entries.pop() as Deno.KvEntryMaybe<IdempotentRequest>
       : null;
-    if (idempotency?.value) {
-      return { reservation: await replay(deps.kv, idempotency.value, request), replayed: true };
-    }
-    const now = deps.now();
-    checkWindow(sale, now);
     const buyer = entries.pop() as Deno.KvEntryMaybe<Deno.KvU64>;
     const shards = entries as Deno.KvEntryMaybe<Deno.KvU64>[];
+    const refuse = (error: Error) => ({
+      taken: null,
+      answer: (): never => {
+        throw error;
+      },
+    });
+    if (idempotency?.value) {
+      const earlier = idempotency.value;
+      return {
+        taken: null,
+        answer: async () => ({
+          reservation: await replay(deps.kv, earlier, request),
+          replayed: true,
+        }),
+      };
+    }
+    try {
+      checkWindow(sale, now);
+    } catch (error) {
+      return refuse(error as Error);
+    }
     const held = Number(buyer.value?.value ?? 0n);
     if (held + quantity > sale.perUserLimit) {
-      throw new Conflict(
-        "limit-reached",
-        `At most ${sale.perUserLimit} units per buyer in this sale; you hold or bought ${held}.`,
-        { limit: sale.perUserLimit, held },
+      return refuse(
+        new Conflict(
+          "limit-reached",
+          `At most ${sale.perUserLimit} units per buyer in this sale; you hold or bought ${held}.`,
+          { limit: sale.perUserLimit, held },
+        ),
       );
     }
-    const taken = take(shards.map((shard) => Number(shard.value?.value ?? 0n)), quantity);
+    const units = shards.map((shard) => Number(shard.value?.value ?? 0n));
+    const taken = take(units, quantity, prefer);
     if (!taken) {
-      const left = shards.reduce((sum, shard) => sum + Number(shard.value?.value ?? 0n), 0);
-      throw new Conflict(
-        "sold-out",
-        left === 0 ? "This item is sold out." : `Only ${left} left.`,
-        { stockRemaining: left },
+      const left = units.reduce((sum, n) => sum + n, 0);
+      return refuse(
+        new Conflict("sold-out", left === 0 ? "This item is sold out." : `Only ${left} left.`, {
+          stockRemaining: left,
+        }),
       );
     }
-    const reservation: Reservation = {
-      id: newId(now),
-      saleId: sale.id,
-      productId: item.productId,
-      userId,
-      quantity,
-      amountCents: item.priceCents * quantity,
-      currency: item.currency,
-      taken,
-      status: "held",
-      version: 1,
-      orderId: null,
-      expiresAt: now + request.ttlMs,
-      createdAt: now,
-      updatedAt: now,
-    };
-    const atomic = deps.kv.atomic().check(buyer)
-      .set(buyer.key, new Deno.KvU64(BigInt(held + quantity)));
-    for (const [shard, units] of taken) {
-      const entry = shards[shard];
-      atomic.check(entry).set(entry.key, new Deno.KvU64(entry.value!.value - BigInt(units)));
-    }
-    if (idempotency) {
-      atomic.check(idempotency).set(
-        idempotency.key,
-        {
-          reservationId: reservation.id,
-          productId: item.productId,
-          quantity,
-        } satisfies IdempotentRequest,
-        { expireIn: IDEMPOTENCY_TTL_MS },
-      );
-    }
-    atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
-      .set(reservationKey(reservation.id), reservation)
-      .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
-      .set(saleStockHeadKey(sale.id), now);
-    const records = effects(reservation);
-    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
-      await deps.outbox.apply(...records);
-      return { reservation, replayed: false };
-    }
-    if (deps.now() > deadline) throw busy("This item's stock");
-    await backoff(attempt, 20);
+    return { taken, held, buyer, shards, idempotency, answer: () => null };
   }
 }
 
@@ -272,9 +328,13 @@ export function checkWindow(sale: Sale, now: number) {
  * Which shards to take `quantity` units from: starting at a random shard, so concurrent buyers
  * spread over the counters, and taking from as few as it can. Null when there are not enough.
  */
-export function take(units: number[], quantity: number): [number, number][] | null {
+export function take(
+  units: number[],
+  quantity: number,
+  prefer?: number,
+): [number, number][] | null {
   if (units.reduce((sum, n) => sum + n, 0) < quantity) return null;
-  const start = Math.floor(Math.random() * units.length);
+  const start = prefer ?? Math.floor(Math.random() * units.length);
   const order = units.map((_, i) => (start + i) % units.length);
   const whole = order.find((shard) => units[shard] >= quantity);
   if (whole !== undefined) return [[whole, quantity]];

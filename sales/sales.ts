@@ -34,7 +34,6 @@ import {
 import { coordination } from "../kv/outbox.ts";
 import {
   createSaleStock,
-  MAX_SHARDS,
   readSale,
   type Reservation,
   reservationSchema,
@@ -55,10 +54,10 @@ const REFUND_JOB = "payment-refund";
 const SWEEP_BATCH = 500;
 
 /**
- * Stock counters per sale item. Measured with `deno run -A bench/sales.ts`: see the README's
- * "Flash sales" figures for why this many.
+ * Stock counters per sale item. `deno run -A bench/sales.ts` (500 buyers on one item): 1 shard
+ * ran at 0.39× the one-key floor, 4 at 0.74–0.77×, 8 at 0.50–0.58× (each try reads every shard).
  */
-export const SALE_SHARDS = MAX_SHARDS;
+export const SALE_SHARDS = 4;
 
 /** Membership tiers at their server-side prices; a request names the tier, never the price. */
 export const MEMBERSHIP_TIERS = {

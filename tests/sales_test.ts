@@ -128,14 +128,24 @@ async function orderOf(http: HttpClient, who: Member, orderId: string) {
   return answer.body;
 }
 
-Deno.test("[sales] 1,000 concurrent buyers of 100 units: exactly 100 holds, 900 × 409 sold-out", async () => {
-  await using t0 = await shop();
+Deno.test("[sales] 1,000 concurrent buyers of 100 units on two isolates: exactly 100 holds, 900 × 409 sold-out", async () => {
+  const kv = await Deno.openKv(":memory:");
+  using _closeKv = { [Symbol.dispose]: () => kv.close() };
+  await using t0 = await shop({ kv });
+  // A second isolate: its own app (and its own shard locks) on the same KV and database.
+  await using other = await createTestApp({
+    kv,
+    database: t0.deps.database,
+    env: { JWT_SECRET: t0.deps.config.JWT_SECRET },
+  });
   const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 100 }], {
     perUserLimit: 1,
   });
   const buyers = await members(t0.deps, 1000);
   const answers = await Promise.all(
-    buyers.map((buyer) => reserve(t0.http, buyer, saleId, { productId, quantity: 1 })),
+    buyers.map((buyer, i) =>
+      reserve(i % 2 ? other.http : t0.http, buyer, saleId, { productId, quantity: 1 })
+    ),
   );
   const held = answers.filter((answer) => answer.status === 201);
   const refused = answers.filter((answer) => answer.status === 409);

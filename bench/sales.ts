@@ -1,0 +1,219 @@
+// Flash-sale reservations: 500 concurrent buyers on one hot item, next to the floor for this design
+// measured the same way in the same run, and (with BENCH_DATABASE_URL) the classic Postgres row.
+//
+// Every case sells STOCK units to BUYERS concurrent loops of ATTEMPTS tries each, so the last tries
+// meet a sold-out item; each checks afterwards that exactly STOCK units went (zero oversell).
+// 1. Floor: raw KV read → check → set(stock − 1) commits on one key, retried on conflict.
+// 2. `reserveStock` in KV alone (no HTTP, no Postgres), with 1, 4 and 8 stock shards.
+// 3. End to end: POST /api/sales/:id/reservations over HTTP (session, validation, KV commit,
+//    outbox apply: the reservation row in PGlite and the expiry job).
+// 4. Postgres: `UPDATE … SET stock = stock - 1 WHERE id = $1 AND stock > 0` through Neon's driver.
+import { Pool } from "@neondatabase/serverless";
+import { z } from "zod";
+import { useWsProxy } from "../db/client.ts";
+import { serveWsProxy } from "../db/ws-proxy.ts";
+import { KeyedLock } from "../kv/keyed-lock.ts";
+import { Outbox } from "../kv/outbox.ts";
+import { createSaleStock, reserveStock, type Sale, stockRemaining } from "../kv/sales.ts";
+import { createTestApp } from "../tests/helpers/app.ts";
+import { members } from "../tests/helpers/members.ts";
+
+const BUYERS = Number(Deno.env.get("BENCH_SALE_BUYERS") ?? 500);
+const ATTEMPTS = 5;
+/** A fifth of the tries find the item sold out. */
+const STOCK = BUYERS * (ATTEMPTS - 1);
+
+interface Run {
+  perSecond: number;
+  latencies: number[];
+  sold: number;
+  oversold: number;
+}
+
+/** BUYERS loops of ATTEMPTS tries; `attempt` resolves true when it took a unit. */
+async function load(attempt: (buyer: number, round: number) => Promise<boolean>) {
+  const latencies: number[] = [];
+  const started = performance.now();
+  await Promise.all(Array.from({ length: BUYERS }, async (_, buyer) => {
+    for (let round = 0; round < ATTEMPTS; round++) {
+      const at = performance.now();
+      if (await attempt(buyer, round)) latencies.push(performance.now() - at);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: latencies.length / seconds, latencies, sold: latencies.length };
+}
+
+/**
+ * The floor: get → check → set(stock − 1) on one key. `queued`: the loops take turns through an
+ * in-process lock (the best one key allows); otherwise all race and retry on conflict.
+ */
+async function floor(kv: Deno.Kv, run: number, queued: boolean): Promise<Run> {
+  const key = ["bench_floor", run, queued];
+  await kv.set(key, STOCK);
+  const lock = new KeyedLock();
+  const result = await load(() => queued ? lock.run("floor", sell) : sell());
+  async function sell() {
+    for (;;) {
+      const entry = await kv.get<number>(key);
+      if (entry.value! <= 0) return false;
+      if ((await kv.atomic().check(entry).set(key, entry.value! - 1).commit()).ok) return true;
+    }
+  }
+  const left = (await kv.get<number>(key)).value!;
+  return { ...result, oversold: result.sold + left - STOCK };
+}
+
+async function inKv(kv: Deno.Kv, shards: number, run: number): Promise<Run> {
+  const outbox = new Outbox(kv, { now: Date.now }, () => {});
+  outbox.register("bench-hold", z.unknown(), async () => {});
+  const sale: Sale = {
+    id: `bench-${shards}-${run}`,
+    startsAt: 0,
+    endsAt: Date.now() + 3_600_000,
+    perUserLimit: ATTEMPTS,
+    shards,
+    items: [{ productId: "hot", name: "Hot item", priceCents: 100, currency: "USD", stock: STOCK }],
+    createdAt: Date.now(),
+  };
+  await createSaleStock(kv, sale);
+  const deps = { kv, outbox, now: Date.now };
+  const result = await load(async (buyer) => {
+    try {
+      await reserveStock(deps, {
+        sale,
+        userId: `u${buyer}`,
+        productId: "hot",
+        quantity: 1,
+        ttlMs: 600_000,
+      }, (reservation) => [outbox.record("bench-hold", reservation.id)]);
+      return true;
+    } catch (error) {
+      if ((error as { type?: string }).type === "sold-out") return false;
+      throw error;
+    }
+  });
+  const left = (await stockRemaining(kv, sale)).get("hot")!;
+  return { ...result, oversold: result.sold + left - STOCK };
+}
+
+async function overHttp(): Promise<Run> {
+  await using t0 = await createTestApp({
+    env: { RATE_LIMIT_API: "1000000000/1h", ADMIN_EMAILS: "" },
+    realClock: true,
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const [admin] = await members(t0.deps, 1, { role: "admin" });
+  const buyers = await members(t0.deps, BUYERS);
+  const post = async (path: string, token: string, body: unknown) => {
+    const response = await fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  const product = await post("/api/products", admin.token, {
+    name: "Hot item",
+    priceCents: 100,
+    currency: "USD",
+  });
+  const sale = await post("/api/sales", admin.token, {
+    items: [{ productId: product.body.id, stock: STOCK, priceCents: 100 }],
+    startsAt: new Date(Date.now() - 1000).toISOString(),
+    endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+    perUserLimit: ATTEMPTS,
+  });
+  const refused: number[] = [];
+  const result = await load(async (buyer) => {
+    const answer = await post(`/api/sales/${sale.body.id}/reservations`, buyers[buyer].token, {
+      productId: product.body.id,
+      quantity: 1,
+    });
+    if (answer.status !== 201 && answer.body.type !== "/problems/sold-out") {
+      refused.push(answer.status);
+    }
+    return answer.status === 201;
+  });
+  if (refused.length > 0) throw new Error(`unexpected answers: ${refused.slice(0, 5)}`);
+  const left = await fetch(`${base}/api/sales/${sale.body.id}`).then((r) => r.json());
+  await t0.deps.hub.close();
+  await server.shutdown();
+  return { ...result, oversold: result.sold + left.items[0].stockRemaining - STOCK };
+}
+
+async function postgres(url: string): Promise<Run> {
+  const server = new URL(url);
+  const proxy = serveWsProxy({ allow: [`${server.hostname}:${server.port || 5432}`] });
+  useWsProxy(proxy.address);
+  const pool = new Pool({ connectionString: url, max: 20 });
+  pool.on("error", () => {});
+  const table = `bench_stock_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
+  try {
+    await pool.query(`create table ${table} (id int primary key, stock int not null)`);
+    await pool.query(`insert into ${table} values (1, $1)`, [STOCK]);
+    const result = await load(async () => {
+      const answer = await pool.query(
+        `update ${table} set stock = stock - 1 where id = 1 and stock > 0`,
+      );
+      return answer.rowCount === 1;
+    });
+    const { rows } = await pool.query(`select stock from ${table} where id = 1`);
+    return { ...result, oversold: result.sold + rows[0].stock - STOCK };
+  } finally {
+    await pool.query(`drop table if exists ${table}`);
+    await pool.end();
+    await proxy.close();
+  }
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+
+function line(label: string, runs: Run[], base: number) {
+  const best = runs.toSorted((a, b) => a.perSecond - b.perSecond)[runs.length >> 1];
+  const rate = median(runs.map((run) => run.perSecond));
+  const oversold = runs.reduce((sum, run) => sum + run.oversold, 0);
+  console.log(
+    `  ${label.padEnd(50)} ${rate.toFixed(0).padStart(6)} /s  ${(rate / base).toFixed(2)}×  ` +
+      `p50 ${percentile(best.latencies, 0.5).toFixed(1).padStart(6)} ms  p99 ${
+        percentile(best.latencies, 0.99).toFixed(1).padStart(6)
+      } ms  oversold ${oversold}`,
+  );
+  return rate;
+}
+
+export async function benchSales() {
+  console.log(
+    `\nFlash sale: ${BUYERS} concurrent buyers × ${ATTEMPTS} tries on one hot item of ${STOCK} ` +
+      `units (median of 3 runs; latency of successful reservations)`,
+  );
+  const kv = await Deno.openKv(":memory:");
+  const floors: Run[] = [];
+  const racing: Run[] = [];
+  const sharded = new Map<number, Run[]>([[1, []], [4, []], [8, []]]);
+  for (let run = 0; run < 3; run++) {
+    floors.push(await floor(kv, run, true));
+    racing.push(await floor(kv, run, false));
+    for (const [shards, runs] of sharded) runs.push(await inKv(kv, shards, run));
+  }
+  kv.close();
+  const base = median(floors.map((run) => run.perSecond));
+  line("raw KV get → check → set on one key, queued (floor)", floors, base);
+  line("raw KV get → check → set on one key, all racing", racing, base);
+  for (const [shards, runs] of sharded) {
+    line(`reserveStock in KV, ${shards} shard${shards > 1 ? "s" : ""}`, runs, base);
+  }
+  line("POST /api/sales/:id/reservations (HTTP, PGlite)", [await overHttp()], base);
+  const url = Deno.env.get("BENCH_DATABASE_URL");
+  if (url) {
+    line("Postgres UPDATE … WHERE stock > 0 (Neon driver)", [await postgres(url)], base);
+  } else {
+    console.log("  (set BENCH_DATABASE_URL to a Postgres server for the UPDATE baseline)");
+  }
+}
+
+if (import.meta.main) await benchSales();
