@@ -324,6 +324,59 @@ integrationTest(
           },
         );
 
+        await t.step(
+          "flash sale: 200 concurrent buyers of 50 units, checkout, signed webhook, orders",
+          async () => {
+            const [admin] = await members(t0.deps, 1, { role: "admin" });
+            const buyers = await members(t0.deps, 200);
+            const product = await http("POST", "/api/products", {
+              token: admin.token,
+              body: { name: "Neon mug", priceCents: 1200, currency: "USD" },
+            });
+            const sale = await http("POST", "/api/sales", {
+              token: admin.token,
+              body: {
+                items: [{ productId: product.body.id, stock: 50, priceCents: 999 }],
+                startsAt: new Date(t0.clock.now() - 1000).toISOString(),
+                endsAt: new Date(t0.clock.now() + 3_600_000).toISOString(),
+                perUserLimit: 1,
+              },
+            });
+            assert.equal(sale.status, 201, JSON.stringify(sale.body));
+            const answers = await Promise.all(
+              buyers.map((who) =>
+                http("POST", `/api/sales/${sale.body.id}/reservations`, {
+                  token: who.token,
+                  body: { productId: product.body.id, quantity: 1 },
+                })
+              ),
+            );
+            const won = answers.flatMap((answer, i) => answer.status === 201 ? [i] : []);
+            assert.equal(won.length, 50);
+            assert.equal(answers.filter((answer) => answer.status === 409).length, 150);
+            const buyer = buyers[won[0]];
+            const checkout = await http(
+              "POST",
+              `/api/reservations/${answers[won[0]].body.id}/checkout`,
+              { token: buyer.token },
+            );
+            const paid = await http("POST", new URL(checkout.body.paymentUrl).pathname, {
+              raw: new URLSearchParams({ outcome: "pay" }),
+              headers: { "content-type": "application/x-www-form-urlencoded" },
+            });
+            assert.equal(paid.status, 200);
+            const orders = await http("GET", "/api/orders", { token: buyer.token });
+            assert.deepEqual(
+              orders.body.items.map((order: { id: string; status: string }) => [
+                order.id,
+                order.status,
+              ]),
+              [[checkout.body.orderId, "paid"]],
+            );
+            await t0.jobsSettled("notify", 2);
+          },
+        );
+
         await t.step("/readyz reports the database", async () => {
           assert.equal((await http("GET", "/readyz")).status, 200);
         });
