@@ -169,135 +169,141 @@ export async function reserveStock(
   request: ReserveRequest,
   effects: ReserveEffects,
 ): Promise<{ reservation: Reservation; replayed: boolean }> {
-  const { sale, userId, quantity } = request;
+  const { sale } = request;
   const item = sale.items.find((candidate) => candidate.productId === request.productId);
   if (!item) {
     throw new Invalid("This sale does not offer that product.", [
       { path: "productId", message: `not one of this sale's items` },
     ]);
   }
-  const stock = stockKeys(sale, item);
-  const keys = [...stock, saleBuyerKey(sale.id, userId)];
-  if (request.idempotencyKey) keys.push(reservationIdempotencyKey(userId, request.idempotencyKey));
+  const keys = [...stockKeys(sale, item), saleBuyerKey(sale.id, request.userId)];
+  if (request.idempotencyKey) {
+    keys.push(reservationIdempotencyKey(request.userId, request.idempotencyKey));
+  }
+  const replayed = async (earlier: IdempotentRequest) => ({
+    reservation: await replay(deps.kv, earlier, request),
+    replayed: true,
+  });
   const deadline = deps.now() + RESERVE_BUDGET_MS;
   for (let attempt = 0;; attempt++) {
-    // The decision is taken under this isolate's lock of one shard, so local buyers queue for it
-    // instead of all reading the same versionstamp and all but one losing the commit; the checks
-    // still decide between isolates. Sold-out and over-limit buyers are answered without waiting.
-    const early = await deps.kv.getMany(keys);
-    const decided = decide(early, deps.now());
-    if (!decided.taken) return decided.answer();
-    const lockShard = decided.taken[0][0];
-    const result = await locksOf(deps).run(
-      `${sale.id}/${item.productId}/${lockShard}`,
-      async () => {
-        const entries = await deps.kv.getMany(keys);
-        const now = deps.now();
-        const fresh = decide(entries, now, lockShard);
-        if (!fresh.taken) return fresh.answer();
-        const reservation: Reservation = {
-          id: newId(now),
-          saleId: sale.id,
-          productId: item.productId,
-          userId,
-          quantity,
-          amountCents: item.priceCents * quantity,
-          currency: item.currency,
-          taken: fresh.taken,
-          status: "held",
-          version: 1,
-          orderId: null,
-          expiresAt: now + request.ttlMs,
-          createdAt: now,
-          updatedAt: now,
-        };
-        const { buyer, shards, idempotency } = fresh;
-        const atomic = deps.kv.atomic().check(buyer)
-          .set(buyer.key, new Deno.KvU64(BigInt(fresh.held + quantity)));
-        for (const [shard, units] of fresh.taken) {
-          const entry = shards[shard];
-          atomic.check(entry).set(entry.key, new Deno.KvU64(entry.value!.value - BigInt(units)));
-        }
-        if (idempotency) {
-          atomic.check(idempotency).set(
-            idempotency.key,
-            {
-              reservationId: reservation.id,
-              productId: item.productId,
-              quantity,
-            } satisfies IdempotentRequest,
-            { expireIn: IDEMPOTENCY_TTL_MS },
-          );
-        }
-        atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
-          .set(reservationKey(reservation.id), reservation)
-          .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
-          .set(saleStockHeadKey(sale.id), now);
-        const records = effects(reservation);
-        if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return null;
-        await deps.outbox.apply(...records);
-        return { reservation, replayed: false };
-      },
-    );
+    // A first read answers sold-out, over-limit and replayed requests without waiting. The rest
+    // take turns on one shard in this isolate, so local buyers do not all read one versionstamp
+    // and all but one lose the commit; between isolates, the checks decide.
+    const first = assess(request, item, await deps.kv.getMany(keys), deps.now());
+    if ("earlier" in first) return await replayed(first.earlier);
+    const shard = first.taken[0][0];
+    const result = await locksOf(deps).run(`${sale.id}/${item.productId}/${shard}`, async () => {
+      const now = deps.now();
+      const fresh = assess(request, item, await deps.kv.getMany(keys), now, shard);
+      if ("earlier" in fresh) return await replayed(fresh.earlier);
+      return await commitHold(deps, request, item, fresh, now, effects);
+    });
     if (result) return result;
     if (deps.now() > deadline) throw busy("This item's stock");
     await backoff(attempt, 20);
   }
+}
 
-  /**
-   * What the entries read allow: the units to take (from `prefer` first, if it has them), or the
-   * answer without taking any (an earlier hold for the same key, or a refusal, thrown on call).
-   */
-  function decide(read: Deno.KvEntryMaybe<unknown>[], now: number, prefer?: number) {
-    const entries = [...read];
-    const idempotency = request.idempotencyKey
-      ? entries.pop() as Deno.KvEntryMaybe<IdempotentRequest>
-      : null;
-    const buyer = entries.pop() as Deno.KvEntryMaybe<Deno.KvU64>;
-    const shards = entries as Deno.KvEntryMaybe<Deno.KvU64>[];
-    const refuse = (error: Error) => ({
-      taken: null,
-      answer: (): never => {
-        throw error;
-      },
-    });
-    if (idempotency?.value) {
-      const earlier = idempotency.value;
-      return {
-        taken: null,
-        answer: async () => ({
-          reservation: await replay(deps.kv, earlier, request),
-          replayed: true,
-        }),
-      };
-    }
-    try {
-      checkWindow(sale, now);
-    } catch (error) {
-      return refuse(error as Error);
-    }
-    const held = Number(buyer.value?.value ?? 0n);
-    if (held + quantity > sale.perUserLimit) {
-      return refuse(
-        new Conflict(
-          "limit-reached",
-          `At most ${sale.perUserLimit} units per buyer in this sale; you hold or bought ${held}.`,
-          { limit: sale.perUserLimit, held },
-        ),
-      );
-    }
-    const units = shards.map((shard) => Number(shard.value?.value ?? 0n));
-    const taken = take(units, quantity, prefer);
-    if (!taken) {
-      const left = units.reduce((sum, n) => sum + n, 0);
-      return refuse(
-        new Conflict("sold-out", left === 0 ? "This item is sold out." : `Only ${left} left.`, {
-          stockRemaining: left,
-        }),
-      );
-    }
-    return { taken, held, buyer, shards, idempotency, answer: () => null };
+/** What one read of the counters allows: an earlier hold to return, or the units to take. */
+type Assessment =
+  | { earlier: IdempotentRequest }
+  | {
+    taken: [number, number][];
+    buyer: Deno.KvEntryMaybe<Deno.KvU64>;
+    shards: Deno.KvEntryMaybe<Deno.KvU64>[];
+    idempotency: Deno.KvEntryMaybe<IdempotentRequest> | null;
+  };
+
+/**
+ * Reads `entries` (the item's shards, the buyer's count, then the idempotency entry if any) and
+ * throws the refusal they call for: outside the window, over the limit, not enough stock. Takes
+ * from shard `prefer` first when it has the units.
+ */
+function assess(
+  request: ReserveRequest,
+  item: SaleItem,
+  entries: Deno.KvEntryMaybe<unknown>[],
+  now: number,
+  prefer?: number,
+): Assessment {
+  const { sale, quantity } = request;
+  const rest = [...entries];
+  const idempotency = request.idempotencyKey
+    ? rest.pop() as Deno.KvEntryMaybe<IdempotentRequest>
+    : null;
+  if (idempotency?.value) return { earlier: idempotency.value };
+  const buyer = rest.pop() as Deno.KvEntryMaybe<Deno.KvU64>;
+  const shards = rest as Deno.KvEntryMaybe<Deno.KvU64>[];
+  checkWindow(sale, now);
+  const held = Number(buyer.value?.value ?? 0n);
+  if (held + quantity > sale.perUserLimit) {
+    throw new Conflict(
+      "limit-reached",
+      `At most ${sale.perUserLimit} units per buyer in this sale; you hold or bought ${held}.`,
+      { limit: sale.perUserLimit, held },
+    );
   }
+  const units = shards.map((shard) => Number(shard.value?.value ?? 0n));
+  const taken = take(units, quantity, prefer);
+  if (!taken) {
+    const left = units.reduce((sum, n) => sum + n, 0);
+    throw new Conflict(
+      "sold-out",
+      left === 0 ? `${item.name} is sold out.` : `Only ${left} of ${item.name} left.`,
+      { stockRemaining: left },
+    );
+  }
+  return { taken, buyer, shards, idempotency };
+}
+
+/** The reservation commit; null when a counter it read changed meanwhile (decide again). */
+async function commitHold(
+  deps: Coordination,
+  request: ReserveRequest,
+  item: SaleItem,
+  { taken, buyer, shards, idempotency }: Extract<Assessment, { taken: unknown }>,
+  now: number,
+  effects: ReserveEffects,
+): Promise<{ reservation: Reservation; replayed: boolean } | null> {
+  const { sale, userId, quantity } = request;
+  const reservation: Reservation = {
+    id: newId(now),
+    saleId: sale.id,
+    productId: item.productId,
+    userId,
+    quantity,
+    amountCents: item.priceCents * quantity,
+    currency: item.currency,
+    taken,
+    status: "held",
+    version: 1,
+    orderId: null,
+    expiresAt: now + request.ttlMs,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const atomic = deps.kv.atomic().check(buyer)
+    .set(buyer.key, new Deno.KvU64((buyer.value?.value ?? 0n) + BigInt(quantity)));
+  for (const [shard, units] of taken) {
+    const entry = shards[shard];
+    atomic.check(entry).set(entry.key, new Deno.KvU64(entry.value!.value - BigInt(units)));
+  }
+  if (idempotency) {
+    const remembered: IdempotentRequest = {
+      reservationId: reservation.id,
+      productId: item.productId,
+      quantity,
+    };
+    atomic.check(idempotency).set(idempotency.key, remembered, { expireIn: IDEMPOTENCY_TTL_MS });
+  }
+  atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
+    .set(reservationKey(reservation.id), reservation)
+    .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
+    .set(saleStockHeadKey(sale.id), now);
+  const records = effects(reservation);
+  if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return null;
+  await deps.outbox.apply(...records);
+  return { reservation, replayed: false };
 }
 
 /** 425 before the sale starts, 410 once it has ended. */
