@@ -55,7 +55,7 @@ const SWEEP_BATCH = 500;
 
 /**
  * Stock counters per sale item. `deno run -A bench/sales.ts` (500 buyers on one item): 1 shard
- * ran at 0.39× the one-key floor, 4 at 0.74–0.77×, 8 at 0.50–0.58× (each try reads every shard).
+ * ran at 0.39–0.40× the one-key floor, 4 at 0.71–0.77×, 8 at 0.50–0.58× (each try reads every shard).
  */
 export const SALE_SHARDS = 4;
 
