@@ -23,6 +23,29 @@ async function shop(options: Options = {}) {
   return { ...t0, admin, ada, bob, ...saleHelpers(t0, admin) };
 }
 
+/**
+ * Two isolates: a shop and a second app on the same KV and database, each with its own hub and its
+ * own shard locks, accepting the same tokens.
+ */
+async function twoIsolates() {
+  const kv = await Deno.openKv(":memory:");
+  const first = await shop({ kv });
+  const second = await createTestApp({
+    kv,
+    database: first.deps.database,
+    env: { JWT_SECRET: first.deps.config.JWT_SECRET },
+  });
+  return {
+    first,
+    second,
+    async [Symbol.asyncDispose]() {
+      await second[Symbol.asyncDispose]();
+      await first[Symbol.asyncDispose]();
+      kv.close();
+    },
+  };
+}
+
 function saleHelpers(t0: Pick<TestApp, "http" | "clock">, admin: Member) {
   const http = t0.http;
   async function product(priceCents = 2500, currency = "USD") {
@@ -129,15 +152,8 @@ async function orderOf(http: HttpClient, who: Member, orderId: string) {
 }
 
 Deno.test("[sales] 1,000 concurrent buyers of 100 units on two isolates: exactly 100 holds, 900 × 409 sold-out", async () => {
-  const kv = await Deno.openKv(":memory:");
-  using _closeKv = { [Symbol.dispose]: () => kv.close() };
-  await using t0 = await shop({ kv });
-  // A second isolate: its own app (and its own shard locks) on the same KV and database.
-  await using other = await createTestApp({
-    kv,
-    database: t0.deps.database,
-    env: { JWT_SECRET: t0.deps.config.JWT_SECRET },
-  });
+  await using isolates = await twoIsolates();
+  const { first: t0, second: other } = isolates;
   const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 100 }], {
     perUserLimit: 1,
   });
@@ -631,15 +647,8 @@ Deno.test("[sales] catalogue and windows: admin only, 425 before the start, 410 
 });
 
 Deno.test("[sales] subscribers get stock-update on every isolate, one watch per sale per isolate", async () => {
-  const kv = await Deno.openKv(":memory:");
-  // Declared first, so closed last: after both apps (isolates) that share it.
-  using _closeKv = { [Symbol.dispose]: () => kv.close() };
-  await using first = await shop({ kv });
-  await using second = await createTestApp({
-    kv,
-    database: first.deps.database,
-    env: { JWT_SECRET: first.deps.config.JWT_SECRET },
-  });
+  await using isolates = await twoIsolates();
+  const { first, second } = isolates;
   const server = serveApp(second.app.fetch);
   const { id: saleId, productIds: [productId] } = await first.sale([{ stock: 10 }]);
   try {
