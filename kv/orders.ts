@@ -308,7 +308,7 @@ export async function setPaymentUrl(kv: Deno.Kv, orderId: string, paymentUrl: st
   }
 }
 
-/** The order, for its buyer only. */
+/** The order as KV holds it (callers check who may see it). */
 export async function readOrder(kv: Deno.Kv, orderId: string): Promise<Order | null> {
   return (await kv.get<Order>(orderKey(orderId))).value;
 }

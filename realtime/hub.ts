@@ -174,6 +174,8 @@ export class Hub {
    * are in it, and renders each change once. False when the socket is in too many rooms.
    */
   async join(client: Client, room: string, key: Deno.KvKey, render: RoomRender): Promise<boolean> {
+    // A subscribe handled after its socket closed must not leave a room (and its watch) behind.
+    if (client.closed) return true;
     if (!client.rooms.has(room)) {
       if (client.rooms.size >= MAX_ROOMS_PER_SOCKET) return false;
       client.rooms.add(room);

@@ -675,6 +675,20 @@ Deno.test("[sales] subscribers get stock-update on every isolate, one watch per 
     await other.roundTrip();
     assert.ok(other.received("stock-update").every((frame) => frame.data.stockRemaining !== 8));
 
+    // A subscription handled after its socket closed leaves no room (and no watch) behind.
+    const late = await second.deps.hub.connect(
+      { sub: first.ada.user.id, jti: "late", gen: 0, iat: 0, exp: 4_000_000_000 },
+      { send() {}, close() {}, readyState: 1 },
+    );
+    await second.deps.hub.disconnect(late);
+    await second.deps.hub.join(
+      late,
+      "sale:late",
+      ["late"],
+      () => Promise.resolve({ type: "x", data: null }),
+    );
+    assert.equal(second.deps.hub.roomSize("sale:late"), 0);
+
     watcher.send("subscribe", { saleId: "nope" }, "s1");
     const [error] = await watcher.waitFor("error", (frame) => frame.data.ref === "s1");
     assert.equal(error.data.code, "not-found");
