@@ -158,6 +158,40 @@ export async function grantMembership(db: Database, userId: string, tier: string
     .where(eq(users.id, userId));
 }
 
+type Time = Date | number;
+
+/** An order as its buyer sees it, from its Postgres row or from KV (times in ms). */
+export function orderView(order: {
+  id: string;
+  kind: string;
+  status: string;
+  description: string;
+  amountCents: number;
+  currency: string;
+  reservationId: string | null;
+  tier: string | null;
+  createdAt: Time;
+  updatedAt: Time;
+  paidAt: Time | null;
+  refundedAt: Time | null;
+}) {
+  const iso = (time: Time | null) => time === null ? null : new Date(time).toISOString();
+  return {
+    id: order.id,
+    kind: order.kind,
+    status: order.status,
+    description: order.description,
+    amountCents: order.amountCents,
+    currency: order.currency,
+    reservationId: order.reservationId,
+    tier: order.tier,
+    createdAt: iso(order.createdAt)!,
+    updatedAt: iso(order.updatedAt)!,
+    paidAt: iso(order.paidAt),
+    refundedAt: iso(order.refundedAt),
+  };
+}
+
 const orderCursor = z.tuple([z.iso.datetime(), z.string()]);
 
 /** The caller's orders, newest first. */
@@ -174,20 +208,7 @@ export async function listOrders(
   return keysetPage(
     rows,
     page.limit,
-    (row) => ({
-      id: row.id,
-      kind: row.kind,
-      status: row.status,
-      description: row.description,
-      amountCents: row.amountCents,
-      currency: row.currency,
-      reservationId: row.reservationId,
-      tier: row.tier,
-      createdAt: row.createdAt.toISOString(),
-      updatedAt: row.updatedAt.toISOString(),
-      paidAt: row.paidAt?.toISOString() ?? null,
-      refundedAt: row.refundedAt?.toISOString() ?? null,
-    }),
+    orderView,
     (row) => [row.createdAt.toISOString(), row.id],
   );
 }

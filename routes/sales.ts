@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
-import { listOrders, paymentsOf } from "../db/sales.ts";
+import { listOrders, orderView, paymentsOf } from "../db/sales.ts";
 import { Invalid, NotFound } from "../errors.ts";
 import { readOrder, readReservation } from "../kv/orders.ts";
 import {
@@ -114,19 +114,8 @@ export function saleRoutes(deps: Deps) {
       if (!order || order.userId !== userId) throw new NotFound("No order of yours has this id.");
       const payments = await paymentsOf(deps.database.db, order.id);
       return c.json({
-        id: order.id,
-        kind: order.kind,
-        status: order.status,
-        description: order.description,
-        amountCents: order.amountCents,
-        currency: order.currency,
-        reservationId: order.reservationId,
-        tier: order.tier,
+        ...orderView(order),
         paymentUrl: order.status === "pending" ? order.paymentUrl : null,
-        createdAt: new Date(order.createdAt).toISOString(),
-        updatedAt: new Date(order.updatedAt).toISOString(),
-        paidAt: order.paidAt === null ? null : new Date(order.paidAt).toISOString(),
-        refundedAt: order.refundedAt === null ? null : new Date(order.refundedAt).toISOString(),
         payments: payments.map((payment) => ({
           eventId: payment.eventId,
           type: payment.type,
