@@ -697,3 +697,101 @@ Deno.test("[sales] subscribers get stock-update on every isolate, one watch per 
     await server[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("[sales] racing decisions on one hold: each unit is sold or returned exactly once", async (t) => {
+  const held = heldJobs(["reservation-expire"]);
+  await using t0 = await shop({ jobs: held.jobs });
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 20 }], {
+    perUserLimit: 20,
+  });
+  const stock = async () => (await stockLeft(t0.http, saleId)).items[0].stockRemaining;
+  const paymentRows = (orderId: string) =>
+    t0.deps.database.db.select().from(payments).where(eq(payments.orderId, orderId));
+
+  await t.step("20 concurrent checkouts of one hold make one order", async () => {
+    const hold = await reserved(t0.http, t0.ada, saleId, productId);
+    const answers = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () => t0.http("POST", `/api/reservations/${hold.id}/checkout`, { token: t0.ada.token }),
+      ),
+    );
+    assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([200]));
+    assert.equal(new Set(answers.map((answer) => answer.body.orderId)).size, 1);
+    const rows = await t0.deps.database.db.select().from(orders)
+      .where(eq(orders.reservationId, hold.id));
+    assert.equal(rows.length, 1);
+    await t0.http("DELETE", `/api/reservations/${hold.id}`, { token: t0.ada.token });
+  });
+
+  await t.step(
+    "at the deadline, 5 webhook deliveries, 10 expiry jobs and 5 sweeps race",
+    async () => {
+      const before = await stock();
+      const hold = await reserved(t0.http, t0.bob, saleId, productId);
+      const { orderId } = await checkout(t0.http, t0.bob, hold.id);
+      const job = held.held.find((job) =>
+        (job.payload as { reservationId: string }).reservationId === hold.id
+      )!;
+      t0.clock.advance(10 * MINUTE);
+      const settled =
+        t0.logs.filter((record) => record.msg === "job done" && record.job === "reservation-expire")
+          .length;
+      const answers = await Promise.all([
+        ...Array.from(
+          { length: 5 },
+          () => sandboxWebhook(t0, { id: "evt_race", orderId, amountCents: 1999 }),
+        ),
+        ...Array.from({ length: 10 }, () => held.deliver(job)),
+        ...Array.from({ length: 5 }, () => sweepReservations(t0.deps)),
+      ]);
+      await t0.jobsSettled("reservation-expire", settled + 10);
+      for (const answer of answers.slice(0, 5) as { status: number; body: { outcome: string } }[]) {
+        assert.equal(answer.status, 200);
+        assert.equal(answer.body.outcome, "refunded");
+      }
+      assert.equal(await stock(), before, "the unit came back once, and was not sold");
+      const buyer = await t0.deps.kv.get<Deno.KvU64>(saleBuyerKey(saleId, t0.bob.user.id));
+      assert.equal(buyer.value?.value, 0n);
+      assert.equal((await orderOf(t0.http, t0.bob, orderId)).status, "refunded");
+      const rows = await paymentRows(orderId);
+      assert.deepEqual(rows.map((row) => row.outcome), ["refunded"]);
+    },
+  );
+
+  await t.step(
+    "before the deadline, a payment and 10 releases race: paid or released, never both",
+    async () => {
+      for (let round = 0; round < 8; round++) {
+        const [buyer] = await members(t0.deps, 1);
+        const before = await stock();
+        const hold = await reserved(t0.http, buyer, saleId, productId);
+        const { orderId } = await checkout(t0.http, buyer, hold.id);
+        const [payment, ...releases] = await Promise.all([
+          sandboxWebhook(t0, { orderId, amountCents: 1999 }),
+          ...Array.from(
+            { length: 10 },
+            () => t0.http("DELETE", `/api/reservations/${hold.id}`, { token: buyer.token }),
+          ),
+        ]);
+        const order = await orderOf(t0.http, buyer, orderId);
+        const reservation = await t0.deps.kv.get<Reservation>(reservationKey(hold.id));
+        if (order.status === "paid") {
+          assert.equal(payment.body.outcome, "paid");
+          assert.equal(reservation.value?.status, "sold");
+          assert.equal(await stock(), before - 1);
+          for (const release of releases) {
+            assert.equal(release.status, 409);
+          }
+        } else {
+          assert.equal(order.status, "refunded");
+          assert.equal(payment.body.outcome, "refunded");
+          assert.equal(reservation.value?.status, "released");
+          assert.equal(await stock(), before);
+          for (const release of releases) assert.equal(release.status, 204);
+        }
+        assert.equal((await paymentRows(orderId)).length, 1);
+      }
+    },
+  );
+});
