@@ -10,17 +10,16 @@ import { sweepMatches, timeUp } from "../matchmaking/matchmaking.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
-import { serveApp, TestSocket } from "./helpers/sockets.ts";
+import { servedTestApp, TestSocket } from "./helpers/sockets.ts";
 
 type Options = Parameters<typeof createTestApp>[0];
 
 /** A served app with Ada (female), Bob and Dan (male) and Cy and Eve (undisclosed). */
 async function matchApp(options: Options = {}) {
-  const t0 = await createTestApp(options);
+  const t0 = await servedTestApp(options);
   const [ada] = await members(t0.deps, 1, { name: () => "Ada", gender: "female" });
   const [bob, dan] = await members(t0.deps, 2, { name: (i) => ["Bob", "Dan"][i], gender: "male" });
   const [cy, eve] = await members(t0.deps, 2, { name: (i) => ["Cy", "Eve"][i] });
-  const server = serveApp(t0.app.fetch);
   return {
     ...t0,
     ada,
@@ -28,16 +27,10 @@ async function matchApp(options: Options = {}) {
     cy,
     dan,
     eve,
-    url: server.url,
     socket: async (who: Member) => {
-      const socket = await TestSocket.open(server.url, who.token);
+      const socket = await TestSocket.open(t0.url, who.token);
       await socket.roundTrip();
       return socket;
-    },
-    async [Symbol.asyncDispose]() {
-      await t0.deps.hub.close();
-      await server[Symbol.asyncDispose]();
-      await t0[Symbol.asyncDispose]();
     },
   };
 }

@@ -3,26 +3,14 @@ import { readEvents } from "../kv/events.ts";
 import { holdPresence } from "../kv/presence.ts";
 import { assertProblem, createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
-import { connect, serveApp, TestSocket } from "./helpers/sockets.ts";
+import { connect, serveApp, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 
 /** A served app with members Ada and Bob connected, and Cy connected to nobody. */
 async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {
-  const t0 = await createTestApp(options);
+  const t0 = await servedTestApp(options);
   const [ada, bob, cy] = await members(t0.deps, 3, { name: (i) => ["Ada", "Bob", "Cy"][i] });
   await connect(t0.http, ada, bob);
-  const server = serveApp(t0.app.fetch);
-  return {
-    ...t0,
-    ada,
-    bob,
-    cy,
-    url: server.url,
-    async [Symbol.asyncDispose]() {
-      await t0.deps.hub.close();
-      await server[Symbol.asyncDispose]();
-      await t0[Symbol.asyncDispose]();
-    },
-  };
+  return { ...t0, ada, bob, cy };
 }
 
 const upgrade = {

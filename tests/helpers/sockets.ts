@@ -1,6 +1,6 @@
 // Real WebSockets against a served test app: frames are collected, and tests await the frame they
 // expect (with a deadline that fails the test instead of hanging it), never a sleep.
-import type { HttpClient } from "./app.ts";
+import { createTestApp, type HttpClient, type TestAppOptions } from "./app.ts";
 import type { Member } from "./members.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -13,6 +13,21 @@ export function serveApp(fetch: Deno.ServeHandler) {
     url: `ws://127.0.0.1:${server.addr.port}/ws`,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
+    },
+  };
+}
+
+/** A complete test app served on a free port; disposing closes its sockets, the server, the app. */
+export async function servedTestApp(options: TestAppOptions = {}) {
+  const t0 = await createTestApp(options);
+  const server = serveApp(t0.app.fetch);
+  return {
+    ...t0,
+    url: server.url,
+    async [Symbol.asyncDispose]() {
+      await t0.deps.hub.close();
+      await server[Symbol.asyncDispose]();
+      await t0[Symbol.asyncDispose]();
     },
   };
 }
