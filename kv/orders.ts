@@ -131,7 +131,7 @@ async function settle<T>(
 ): Promise<T> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const event = eventKey ? await deps.kv.get(eventKey) : null;
-    if (event?.value) throw new EventApplied();
+    if (event?.value) throw new EventApplied(event.value as PaymentOutcome);
     const holding = await readHolding(deps.kv, start);
     const now = deps.now();
     const decision = decide(holding, now);
@@ -325,14 +325,6 @@ export async function applyPayment(
   effects: SettlementEffects,
 ): Promise<PaymentResult> {
   const eventKey = paymentEventKey(event.provider, event.id);
-  const repeated = await deps.kv.get<PaymentOutcome>(eventKey);
-  if (repeated.value) {
-    return {
-      outcome: repeated.value,
-      order: await readOrder(deps.kv, event.orderId),
-      repeated: true,
-    };
-  }
   return await settle<PaymentResult>(deps, { orderId: event.orderId }, effects, (holding, now) => {
     const order = holding.order?.value;
     if (!order) return { answer: { outcome: "unknown-order", order: null, repeated: false } };
@@ -345,9 +337,12 @@ export async function applyPayment(
     };
   }, eventKey).catch(async (error) => {
     if (!(error instanceof EventApplied)) throw error;
-    // A concurrent delivery of the same event decided it in the meantime: that is the answer.
-    const outcome = (await deps.kv.get<PaymentOutcome>(eventKey)).value!;
-    return { outcome, order: await readOrder(deps.kv, event.orderId), repeated: true };
+    // Applied before, or by a concurrent delivery in the meantime: its outcome is the answer.
+    return {
+      outcome: error.outcome,
+      order: await readOrder(deps.kv, event.orderId),
+      repeated: true,
+    };
   });
 }
 
@@ -393,8 +388,12 @@ function decidePayment(
   };
 }
 
-/** The event a settlement was to apply has been applied meanwhile (by a concurrent delivery). */
-class EventApplied extends Error {}
+/** The event a settlement was to apply has been applied already (maybe by a concurrent delivery). */
+class EventApplied extends Error {
+  constructor(readonly outcome: PaymentOutcome) {
+    super("payment event applied already");
+  }
+}
 
 function ownReservation(holding: Holding, userId: string): Reservation {
   const reservation = holding.reservation?.value;
