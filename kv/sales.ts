@@ -64,7 +64,7 @@ export const reservationSchema = z.object({
 export type Reservation = z.infer<typeof reservationSchema>;
 
 /** Stock counters per item, at most: the reservation commit reads them with one `getMany`. */
-export const MAX_SHARDS = 8;
+const MAX_SHARDS = 8;
 /** How long a contended reservation keeps trying before answering 409 `busy`. */
 const RESERVE_BUDGET_MS = 20_000;
 /**
@@ -79,11 +79,11 @@ function locksOf(deps: Coordination): KeyedLock {
   return locks;
 }
 /** An `Idempotency-Key` is remembered this long. */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
-/** The shards an item's stock is split over: never more than it has units (and at least one). */
-export function shardsOf(sale: Sale, item: SaleItem): number {
-  return Math.max(1, Math.min(sale.shards, item.stock));
+/** The shards an item's stock is split over: at most MAX_SHARDS, never more than its units, at least one. */
+function shardsOf(sale: Sale, item: SaleItem): number {
+  return Math.max(1, Math.min(sale.shards, MAX_SHARDS, item.stock));
 }
 
 function stockKeys(sale: Sale, item: SaleItem): Deno.KvKey[] {
@@ -307,7 +307,7 @@ async function commitHold(
 }
 
 /** 425 before the sale starts, 410 once it has ended. */
-export function checkWindow(sale: Sale, now: number) {
+function checkWindow(sale: Sale, now: number) {
   if (now < sale.startsAt) {
     const seconds = Math.ceil((sale.startsAt - now) / 1000);
     throw new DomainError(
@@ -334,7 +334,7 @@ export function checkWindow(sale: Sale, now: number) {
  * Which shards to take `quantity` units from: starting at a random shard, so concurrent buyers
  * spread over the counters, and taking from as few as it can. Null when there are not enough.
  */
-export function take(
+function take(
   units: number[],
   quantity: number,
   prefer?: number,
