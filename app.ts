@@ -11,6 +11,7 @@ import type { Outbox } from "./kv/outbox.ts";
 import type { Cache } from "./providers/cache.ts";
 import type { Mailer } from "./providers/mail.ts";
 import type { PaymentProvider } from "./providers/payments.ts";
+import type { Storage } from "./providers/storage.ts";
 import type { Hub } from "./realtime/hub.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -21,6 +22,7 @@ import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
 import { graphRoutes } from "./routes/graph.ts";
 import { interviewRoutes } from "./routes/interviews.ts";
 import { matchRoutes } from "./routes/matches.ts";
+import { mediaRoutes } from "./routes/media.ts";
 import { notificationRoutes } from "./routes/notifications.ts";
 import { postRoutes } from "./routes/posts.ts";
 import { profileRoutes } from "./routes/profiles.ts";
@@ -55,6 +57,8 @@ export interface Deps {
   mailer: Mailer;
   /** The payment provider orders are paid through (sandbox or Paystack). */
   payments: PaymentProvider;
+  /** Where uploaded files' bytes live (local directory or S3-compatible bucket). */
+  storage: Storage;
   /** This isolate's WebSocket hub: sockets, event-log fan-out, ephemeral signals. */
   hub: Hub;
   /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */
@@ -83,7 +87,9 @@ export function createApp(deps: Deps) {
     await next();
   });
   app.use(accessLog(deps));
-  app.use(secureHeaders());
+  const secure = secureHeaders();
+  // Files at /media/:id set their own headers (they are embedded by other origins).
+  app.use((c, next) => c.req.path.startsWith("/media/") ? next() : secure(c, next));
   if (deps.config.CORS_ORIGINS.length > 0) {
     app.use(cors({ origin: deps.config.CORS_ORIGINS, credentials: true, maxAge: 600 }));
   }
@@ -93,7 +99,8 @@ export function createApp(deps: Deps) {
       throw new PayloadTooLarge(JSON_BODY_LIMIT);
     },
   });
-  app.use("/api/*", limitBody);
+  // Uploads stream through their own, larger limit (media/media.ts).
+  app.use("/api/*", (c, next) => isUpload(c.req.raw) ? next() : limitBody(c, next));
   app.use("/workflows/*", limitBody);
   app.use("/sandbox/*", limitBody);
   app.use("/api/*", originCheck({ trusted }));
@@ -110,11 +117,16 @@ export function createApp(deps: Deps) {
   app.route("/api", interviewRoutes(deps));
   app.route("/api", matchRoutes(deps));
   app.route("/api", saleRoutes(deps));
+  app.route("/", mediaRoutes(deps));
   if (deps.payments.name === "sandbox") app.route("/sandbox", sandboxRoutes(deps));
   app.route("/", realtimeRoutes(deps));
   app.route("/api/admin", adminRoutes(deps));
   app.route("/workflows", workflowRoutes(deps));
   return app;
+}
+
+function isUpload(request: Request) {
+  return request.method === "POST" && new URL(request.url).pathname === "/api/media";
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -70,6 +70,12 @@ const schema = z.object({
   S3_ACCESS_KEY_ID: optional,
   S3_SECRET_ACCESS_KEY: optional,
   S3_REGION: optional,
+  /** Largest accepted upload, in bytes (5 MiB). */
+  MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(
+    5 * 1024 * 1024,
+  ),
+  /** Media no post, profile or interview uses are removed by the daily sweep after this long. */
+  MEDIA_ORPHAN_GRACE_SECONDS: seconds(86400),
 });
 
 type Parsed = z.infer<typeof schema>;
@@ -135,6 +141,14 @@ export function parseConfig(
   if (parsed.RESEND_API_KEY && !parsed.MAIL_FROM) {
     throw new ConfigError(
       "MAIL_FROM: required with RESEND_API_KEY (e.g. Convene <hi@example.com>)",
+    );
+  }
+  const s3Extra = ["S3_ENDPOINT", "S3_REGION"].filter((name) => present[name] !== undefined);
+  if (s3Extra.length > 0 && !parsed.S3_BUCKET) {
+    throw new ConfigError(
+      `S3_BUCKET: required with ${
+        s3Extra.join(", ")
+      } (with S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)`,
     );
   }
   if (parsed.PAYMENTS_PROVIDER === "paystack" && !parsed.PAYSTACK_SECRET_KEY) {

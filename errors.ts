@@ -59,13 +59,20 @@ export class TooManyRequests extends DomainError {
 }
 
 export class PayloadTooLarge extends DomainError {
-  constructor(limitBytes: number) {
+  constructor(limitBytes: number, what = "The request body") {
     super(
       413,
       "payload-too-large",
       "Payload too large",
-      `The request body exceeds ${limitBytes} bytes.`,
+      `${what} exceeds ${limitBytes} bytes.`,
+      { limitBytes },
     );
+  }
+}
+
+export class UnsupportedMediaType extends DomainError {
+  constructor(detail: string, extra: Record<string, unknown> = {}) {
+    super(415, "unsupported-media-type", "Unsupported media type", detail, extra);
   }
 }
 

@@ -6,6 +6,7 @@ import { Outbox } from "./kv/outbox.ts";
 import { openCache } from "./providers/cache.ts";
 import { openMailer } from "./providers/mail.ts";
 import { openPayments } from "./providers/payments.ts";
+import { openStorage } from "./providers/storage.ts";
 import { Hub } from "./realtime/hub.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
@@ -52,6 +53,7 @@ const deps: Deps = {
   outbox: new Outbox(kv, clock, log),
   mailer: openMailer(config, kv, clock.now),
   payments: openPayments(config),
+  storage: openStorage(config),
   hub: new Hub({ kv, database, clock, log }),
   verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
   clock,
@@ -77,6 +79,7 @@ log({
     jobs: deps.jobs.kind,
     mail: deps.mailer.kind,
     payments: deps.payments.name,
+    storage: deps.storage.kind,
   },
 });
 

@@ -12,6 +12,7 @@ import { Outbox } from "../kv/outbox.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
 import { devOutboxMailer } from "../providers/mail.ts";
 import { openPayments } from "../providers/payments.ts";
+import { openStorage } from "../providers/storage.ts";
 import { Hub } from "../realtime/hub.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
@@ -97,6 +98,7 @@ async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
     jobs: kvQueueJobs(kv),
     mailer: devOutboxMailer(kv, Date.now),
     payments: openPayments(config),
+    storage: openStorage(config),
     hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
     clock: { now: Date.now },
     log: () => {},

@@ -8,6 +8,7 @@ import { isTokenLive } from "../kv/sessions.ts";
 import { kvCache } from "../providers/cache.ts";
 import { devOutboxMailer } from "../providers/mail.ts";
 import { openPayments } from "../providers/payments.ts";
+import { openStorage } from "../providers/storage.ts";
 import { Hub } from "../realtime/hub.ts";
 import { JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs } from "../workflows/kv-queue.ts";
@@ -57,6 +58,7 @@ const deps: Deps = {
   outbox: new Outbox(kv, { now: Date.now }, () => {}),
   mailer: devOutboxMailer(kv, Date.now),
   payments: openPayments(config),
+  storage: openStorage(config),
   hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
   clock: { now: Date.now },
   log: () => {},

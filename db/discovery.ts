@@ -21,6 +21,7 @@ export interface Candidate {
   skills: string[];
   location: string | null;
   verifiedSkills: unknown;
+  avatarMediaId: string | null;
   createdAt: string;
   lastActiveAt: string;
   sharedSkills: string[];
@@ -68,7 +69,8 @@ export async function discoveryCandidates(
           and ((r.from_user_id = ${userId} and r.to_user_id = u.id)
             or (r.from_user_id = u.id and r.to_user_id = ${userId})))
     )
-    select id, name, headline, bio, skills, location, verified_skills, created_at, last_active_at,
+    select id, name, headline, bio, skills, location, verified_skills, avatar_media_id, created_at,
+      last_active_at,
       shared, union_size, same_place, mutuals, recency::float8 as recency
     from features
     order by ${w.skills}::float8 * (case when union_size = 0 then 0 else cardinality(shared)::float8 / union_size end)
@@ -89,6 +91,7 @@ export async function discoveryCandidates(
       verifiedSkills: typeof row.verified_skills === "string"
         ? JSON.parse(row.verified_skills)
         : row.verified_skills,
+      avatarMediaId: row.avatar_media_id as string | null,
       createdAt: new Date(row.created_at as string).toISOString(),
       lastActiveAt: new Date(row.last_active_at as string).toISOString(),
       sharedSkills: shared,

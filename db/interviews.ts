@@ -1,6 +1,6 @@
 // Interviews in Postgres: the history of every transition KV decided, the listing by role, and
 // the verified skill a passed interview grants.
-import { and, asc, desc, eq, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Interview, Transition } from "../kv/interviews.ts";
@@ -9,9 +9,11 @@ import { isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import {
   interviewEvents,
+  interviewMedia,
   type InterviewRow,
   interviews,
   type InterviewState,
+  media,
   users,
 } from "./schema.ts";
 
@@ -51,6 +53,7 @@ export async function recordInterviewTransition(db: Database, transition: Transi
         toState: interview.state,
         at: row.updatedAt,
       }).onConflictDoNothing();
+      if (interview.mediaIds.length > 0) await linkSubmittedMedia(tx, interview);
       if (interview.state === "SCORED" && interview.passed) {
         const evidence = {
           skill: interview.skill,
@@ -70,6 +73,28 @@ export async function recordInterviewTransition(db: Database, transition: Transi
     });
   } catch (error) {
     // An account deleted since: there is nothing left to record about it.
+    if (!isForeignKeyViolation(error)) throw error;
+  }
+}
+
+/**
+ * Marks the submitted files as used by the interview, so they are never swept. A file its owner
+ * deleted in the meantime is skipped: the rest of the transition is recorded regardless.
+ */
+async function linkSubmittedMedia(tx: Database, interview: Interview) {
+  try {
+    await tx.transaction(async (savepoint) => {
+      await savepoint.insert(interviewMedia)
+        .select(
+          savepoint.select({
+            interviewId: sql<string>`${interview.id}`.as("interview_id"),
+            mediaId: media.id,
+          })
+            .from(media).where(inArray(media.id, interview.mediaIds)),
+        )
+        .onConflictDoNothing();
+    });
+  } catch (error) {
     if (!isForeignKeyViolation(error)) throw error;
   }
 }

@@ -5,7 +5,17 @@ import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
 import { rowsOf } from "./graph.ts";
-import { comments, connections, follows, likes, type PostRow, posts, users } from "./schema.ts";
+import { Invalid } from "../errors.ts";
+import {
+  comments,
+  connections,
+  follows,
+  likes,
+  postMedia,
+  type PostRow,
+  posts,
+  users,
+} from "./schema.ts";
 import { notBlockedWith } from "./visibility.ts";
 
 export interface PostView {
@@ -52,14 +62,28 @@ export async function insertPost(
   db: Database,
   post: { id: string; authorId: string; text: string; mediaIds: string[]; at: Date },
 ): Promise<PostView> {
-  const [row] = await db.insert(posts).values({
-    id: post.id,
-    authorId: post.authorId,
-    text: post.text,
-    mediaIds: post.mediaIds,
-    createdAt: post.at,
-    updatedAt: post.at,
-  }).returning();
+  const row = await db.transaction(async (tx) => {
+    const [inserted] = await tx.insert(posts).values({
+      id: post.id,
+      authorId: post.authorId,
+      text: post.text,
+      mediaIds: post.mediaIds,
+      createdAt: post.at,
+      updatedAt: post.at,
+    }).returning();
+    // The links keep the files from being swept; a file deleted meanwhile fails the foreign key.
+    if (post.mediaIds.length > 0) {
+      await tx.insert(postMedia).values(
+        post.mediaIds.map((mediaId) => ({ postId: post.id, mediaId })),
+      );
+    }
+    return inserted;
+  }).catch((error) => {
+    if (!isForeignKeyViolation(error)) throw error;
+    throw new Invalid("A file of this post was deleted meanwhile.", [
+      { path: "mediaIds", message: "no such media" },
+    ]);
+  });
   const [author] = await db.select({ name: users.name }).from(users)
     .where(eq(users.id, post.authorId));
   return postView({ post: row, authorName: author.name, likedByMe: false });
@@ -79,9 +103,14 @@ export async function updatePostText(db: Database, postId: string, text: string,
   await db.update(posts).set({ text, updatedAt: at }).where(eq(posts.id, postId));
 }
 
-/** Deletes a post; its likes and comments go with it (foreign keys cascade). */
+/**
+ * Deletes a post; its likes, comments and file links go with it (foreign keys cascade). Returns
+ * the files it showed, or null when it was already gone.
+ */
 export async function deletePost(db: Database, postId: string) {
-  await db.delete(posts).where(eq(posts.id, postId));
+  const [row] = await db.delete(posts).where(eq(posts.id, postId))
+    .returning({ mediaIds: posts.mediaIds });
+  return row ?? null;
 }
 
 /**

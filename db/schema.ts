@@ -1,6 +1,8 @@
 // Drizzle tables: Postgres is the system of record for everything with history.
 import { sql } from "drizzle-orm";
 import {
+  type AnyPgColumn,
+  bigint,
   boolean,
   check,
   doublePrecision,
@@ -39,6 +41,8 @@ export const users = pgTable("users", {
   skills: text("skills").array().notNull().default(sql`'{}'::text[]`),
   location: text("location"),
   verifiedSkills: jsonb("verified_skills").$type<VerifiedSkill[]>().notNull().default([]),
+  /** The profile photo: one of the user's own media (never removed while set here). */
+  avatarMediaId: text("avatar_media_id").references((): AnyPgColumn => media.id),
   /** Granted by a paid membership order (null: no membership). */
   membershipTier: text("membership_tier"),
   membershipSince: timestamp("membership_since", { withTimezone: true, mode: "date" }),
@@ -53,6 +57,9 @@ export const users = pgTable("users", {
     sql`${table.gender} in ('female', 'male', 'nonbinary', 'undisclosed')`,
   ),
   check("users_role_check", sql`${table.role} in ('user', 'admin')`),
+  index("users_by_avatar_idx").on(table.avatarMediaId).where(
+    sql`${table.avatarMediaId} is not null`,
+  ),
 ]);
 
 export type UserRow = typeof users.$inferSelect;
@@ -303,6 +310,8 @@ export const interviews = pgTable("interviews", {
   state: text("state").$type<InterviewState>().notNull(),
   version: integer("version").notNull(),
   answer: text("answer"),
+  /** Files the candidate submitted with the answer (their own media). */
+  mediaIds: text("media_ids").array().notNull().default(sql`'{}'::text[]`),
   metrics: jsonb("metrics").$type<InterviewMetrics>(),
   scores: jsonb("scores").$type<CriterionScore[]>(),
   feedback: text("feedback"),
@@ -456,4 +465,52 @@ export const payments = pgTable("payments", {
 }, (table) => [
   primaryKey({ columns: [table.provider, table.eventId] }),
   index("payments_by_order_idx").on(table.orderId),
+]);
+
+export const MEDIA_TYPES = [
+  "image/png",
+  "image/jpeg",
+  "image/webp",
+  "image/gif",
+  "application/pdf",
+] as const;
+
+export type MediaType = (typeof MEDIA_TYPES)[number];
+
+/**
+ * Uploaded files: the blob lives in storage under `<owner id>/<id>`. The tables that use a file
+ * reference this row without cascading, so the database refuses to delete a file still in use.
+ */
+export const media = pgTable("media", {
+  id: text("id").primaryKey(),
+  ownerId: text("owner_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  contentType: text("content_type").$type<MediaType>().notNull(),
+  size: bigint("size", { mode: "number" }).notNull(),
+  /** Hex SHA-256 of the bytes: the strong ETag. */
+  sha256: text("sha256").notNull(),
+  createdAt: at("created_at").notNull(),
+}, (table) => [
+  index("media_by_owner_idx").on(table.ownerId, table.createdAt.desc(), table.id.desc()),
+  index("media_by_time_idx").on(table.createdAt, table.id),
+]);
+
+export type MediaRow = typeof media.$inferSelect;
+
+/** Which post shows which file (the post's `media_ids` keeps their order). */
+export const postMedia = pgTable("post_media", {
+  postId: text("post_id").notNull().references(() => posts.id, { onDelete: "cascade" }),
+  mediaId: text("media_id").notNull().references(() => media.id),
+}, (table) => [
+  primaryKey({ columns: [table.postId, table.mediaId] }),
+  index("post_media_by_media_idx").on(table.mediaId),
+]);
+
+/** Which interview submission carries which file. */
+export const interviewMedia = pgTable("interview_media", {
+  interviewId: text("interview_id").notNull()
+    .references(() => interviews.id, { onDelete: "cascade" }),
+  mediaId: text("media_id").notNull().references(() => media.id),
+}, (table) => [
+  primaryKey({ columns: [table.interviewId, table.mediaId] }),
+  index("interview_media_by_media_idx").on(table.mediaId),
 ]);

@@ -45,6 +45,11 @@ export async function setPasswordHash(db: Database, id: string, passwordHash: st
 }
 
 /** What any member may see of another: never the email, gender or role. */
+/** A profile photo's path on this server (GET /media/:id), or null. */
+export function avatarPath(mediaId: string | null) {
+  return mediaId ? `/media/${encodeURIComponent(mediaId)}` : null;
+}
+
 export function publicProfile(row: UserRow) {
   return {
     id: row.id,
@@ -54,6 +59,8 @@ export function publicProfile(row: UserRow) {
     skills: row.skills,
     location: row.location,
     verifiedSkills: row.verifiedSkills,
+    avatarMediaId: row.avatarMediaId,
+    avatarUrl: avatarPath(row.avatarMediaId),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -67,6 +74,7 @@ export interface ProfilePatch {
   skills?: string[];
   location?: string | null;
   gender?: Gender;
+  avatarMediaId?: string | null;
 }
 
 export async function updateProfile(
@@ -74,10 +82,22 @@ export async function updateProfile(
   id: string,
   patch: ProfilePatch,
   at: Date,
-): Promise<UserRow | null> {
-  const [row] = await db.update(users).set({ ...patch, updatedAt: at, lastActiveAt: at })
-    .where(eq(users.id, id)).returning();
-  return row ?? null;
+): Promise<{ row: UserRow; previousAvatar: string | null } | null> {
+  return await db.transaction(async (tx) => {
+    // Locked, so two concurrent photo changes each see the photo the other replaced.
+    const [before] = await tx.select({ avatarMediaId: users.avatarMediaId }).from(users)
+      .where(eq(users.id, id)).for("update");
+    if (!before) return null;
+    const [row] = await tx.update(users).set({ ...patch, updatedAt: at, lastActiveAt: at })
+      .where(eq(users.id, id)).returning();
+    return { row, previousAvatar: before.avatarMediaId };
+  });
+}
+
+/** Deletes an account; everything it owns goes with it (foreign keys cascade). */
+export async function deleteUser(db: Database, id: string): Promise<boolean> {
+  const deleted = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+  return deleted.length > 0;
 }
 
 /** Marks the user active now (discovery ranks recently active members higher). */

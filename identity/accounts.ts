@@ -4,6 +4,7 @@ import type { Config } from "../config.ts";
 import type { Database } from "../db/client.ts";
 import { GENDERS, type UserRow } from "../db/schema.ts";
 import {
+  deleteUser,
   findUserByEmail,
   findUserById,
   insertUser,
@@ -14,6 +15,7 @@ import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
 import { endOtherSessions } from "../kv/sessions.ts";
+import { purgeOwnerRecord } from "../media/media.ts";
 import type { Outbox } from "../kv/outbox.ts";
 import type { Cache } from "../providers/cache.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
@@ -48,6 +50,8 @@ export const loginInput = z.object({
   email: z.string().trim().toLowerCase().min(1).max(254),
   password: z.string().min(1).max(1024),
 });
+
+export const accountDeletionInput = z.object({ password: z.string().min(1).max(1024) });
 
 export const passwordChangeInput = z.object({
   currentPassword: z.string().min(1).max(1024),
@@ -150,5 +154,27 @@ export async function changePassword(
     (atomic) => deps.outbox.write(atomic, email),
   );
   await deps.outbox.apply(email);
+  await announceSessionsChanged(deps.kv, userId, deps.now);
+}
+
+/**
+ * Deletes the account once the password confirms it: the user's rows go (foreign keys cascade),
+ * every session ends, and the commit that ends them also records the job that purges the
+ * user's uploaded files.
+ */
+export async function deleteAccount(
+  deps: AccountDeps,
+  userId: string,
+  input: z.infer<typeof accountDeletionInput>,
+) {
+  const user = await findUserById(deps.db, userId);
+  if (!user) throw new Unauthorized("This account no longer exists.");
+  if (!await verifyPassword(input.password, user.passwordHash)) {
+    throw new Invalid("The password is wrong.", [{ path: "password", message: "does not match" }]);
+  }
+  await deleteUser(deps.db, userId);
+  const purge = purgeOwnerRecord(deps.outbox, userId);
+  await endOtherSessions(deps.kv, userId, null, (atomic) => deps.outbox.write(atomic, purge));
+  await deps.outbox.apply(purge);
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }

@@ -19,6 +19,7 @@ import {
   transitionSchema,
 } from "../kv/interviews.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
+import { distinctMediaIds, ownMedia } from "../media/media.ts";
 import { reachableUser } from "../social/graph.ts";
 import { normaliseSkills } from "../social/profiles.ts";
 import { notifyRecords } from "../workflows/notify.ts";
@@ -56,6 +57,8 @@ export const interviewInput = z.strictObject({
 
 export const submissionInput = z.strictObject({
   answer: z.string().trim().min(1, "must not be empty").max(10_000),
+  /** Files the candidate uploaded (POST /api/media) to go with the answer. */
+  mediaIds: distinctMediaIds,
 });
 
 export const scoringInput = z.strictObject({
@@ -154,6 +157,7 @@ export function interviewView(interview: Interview, viewerId: string) {
     state: interview.state,
     version: interview.version,
     answer: interview.answer,
+    mediaIds: interview.mediaIds ?? [],
     metrics: interview.metrics,
     scores: interview.scores,
     feedback: interview.feedback,
@@ -190,6 +194,7 @@ export async function openInterview(
     state: "CREATED",
     version: 1,
     answer: null,
+    mediaIds: [],
     metrics: null,
     scores: null,
     feedback: null,
@@ -228,14 +233,16 @@ export function startInterview(deps: Deps, candidateId: string, interviewId: str
   }));
 }
 
-export function submitInterview(
+export async function submitInterview(
   deps: Deps,
   candidateId: string,
   interviewId: string,
   input: z.infer<typeof submissionInput>,
 ) {
-  return participantMove(deps, candidateId, interviewId, "submit", (_, now) => ({
+  await ownMedia(deps, candidateId, input.mediaIds, "mediaIds");
+  return await participantMove(deps, candidateId, interviewId, "submit", (_, now) => ({
     answer: input.answer,
+    mediaIds: input.mediaIds,
     submittedAt: now,
   }));
 }

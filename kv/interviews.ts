@@ -23,6 +23,8 @@ export const interviewSchema = z.object({
   /** 1 when created; +1 on every transition. */
   version: z.number().int(),
   answer: z.string().nullable(),
+  /** Files the candidate submitted with the answer (records from before media have none). */
+  mediaIds: z.array(z.string()).default([]),
   metrics: z.object({
     answerLength: z.number(),
     wordCount: z.number(),

@@ -33,13 +33,14 @@ export async function isTokenLive(
 }
 
 /**
- * Ends every session of the user except the token `keepJti`; returns the new generation.
+ * Ends every session of the user except the token `keepJti` (null: every one); returns the new
+ * generation.
  * `also` adds to the same commit (e.g. the outbox record of a confirmation email).
  */
 export async function endOtherSessions(
   kv: Deno.Kv,
   userId: string,
-  keepJti: string,
+  keepJti: string | null,
   also: (atomic: Deno.AtomicOperation) => void = () => {},
 ): Promise<number> {
   const key = sessionGenerationKey(userId);

@@ -4,7 +4,9 @@ import type { AppEnv, Deps } from "../app.ts";
 import { findUserById } from "../db/users.ts";
 import { Unauthorized } from "../errors.ts";
 import {
+  accountDeletionInput,
   changePassword,
+  deleteAccount,
   login,
   loginInput,
   passwordChangeInput,
@@ -59,6 +61,11 @@ export function authRoutes(deps: Deps) {
       const user = await findUserById(accounts.db, session.sub);
       if (!user) throw new Unauthorized("This account no longer exists.");
       return c.json({ user: publicUser(user) });
+    })
+    .delete("/me", body(accountDeletionInput), async (c) => {
+      await deleteAccount(accounts, requireSession(c).sub, c.req.valid("json"));
+      clearSessionCookie(c, deps);
+      return c.body(null, 204);
     })
     .put("/password", body(passwordChangeInput), async (c) => {
       const session = requireSession(c);

@@ -8,7 +8,7 @@ import {
   discoveryCandidates,
   MUTUALS_SATURATION,
 } from "../db/discovery.ts";
-import type { PublicProfile } from "../db/users.ts";
+import { avatarPath, type PublicProfile } from "../db/users.ts";
 import { discoveryCache } from "./per-user-cache.ts";
 
 export interface DiscoveryItem {
@@ -51,6 +51,8 @@ function rank(candidate: Candidate): DiscoveryItem {
       skills: candidate.skills,
       location: candidate.location,
       verifiedSkills: candidate.verifiedSkills as PublicProfile["verifiedSkills"],
+      avatarMediaId: candidate.avatarMediaId,
+      avatarUrl: avatarPath(candidate.avatarMediaId),
       createdAt: candidate.createdAt,
     },
     score: round(explain.skills + explain.location + explain.mutuals + explain.recency),

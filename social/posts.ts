@@ -17,8 +17,9 @@ import {
   updatePostText,
 } from "../db/posts.ts";
 import { touchActivity } from "../db/users.ts";
-import { Forbidden, Invalid, NotFound } from "../errors.ts";
+import { Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { distinctMediaIds, ownMedia, releaseMedia } from "../media/media.ts";
 import { notifyRecords } from "../workflows/notify.ts";
 import { feedCache } from "./per-user-cache.ts";
 
@@ -26,7 +27,8 @@ const text = (max: number) => z.string().trim().min(1, "must not be empty").max(
 
 export const postInput = z.strictObject({
   text: text(5000),
-  mediaIds: z.array(z.string().min(1).max(100)).max(10).default([]),
+  /** Files the author uploaded (POST /api/media), shown in this order. */
+  mediaIds: distinctMediaIds,
 });
 
 export const postPatch = z.strictObject({ text: text(5000) });
@@ -36,7 +38,7 @@ export const commentInput = z.strictObject({ text: text(2000) });
 const at = (deps: Deps) => new Date(deps.clock.now());
 
 /** Everyone whose feed shows `authorId`'s posts sees the change on their next request. */
-async function refreshAudience(deps: Deps, authorId: string) {
+export async function refreshAudience(deps: Deps, authorId: string) {
   await feedCache(deps.cache).invalidate(...await feedAudience(deps.database.db, authorId));
 }
 
@@ -45,12 +47,7 @@ export async function createPost(
   authorId: string,
   input: z.infer<typeof postInput>,
 ): Promise<PostView> {
-  if (input.mediaIds.length > 0) {
-    // No upload exists yet that a post could show, so every media id is unknown.
-    throw new Invalid("These media ids are unknown.", [
-      { path: "mediaIds", message: "no such media" },
-    ]);
-  }
+  await ownMedia(deps, authorId, input.mediaIds, "mediaIds");
   const now = at(deps);
   const post = await insertPost(deps.database.db, {
     id: newId(now.getTime()),
@@ -84,10 +81,12 @@ export async function editPost(deps: Deps, postId: string, userId: string, newTe
   return await readPost(deps, postId, userId);
 }
 
+/** Deletes the post; its files go too, unless something else of the author's still shows them. */
 export async function removePost(deps: Deps, postId: string, userId: string) {
   await ownPost(deps, postId, userId);
-  await deletePost(deps.database.db, postId);
+  const deleted = await deletePost(deps.database.db, postId);
   await refreshAudience(deps, userId);
+  if (deleted) await releaseMedia(deps, userId, deleted.mediaIds);
 }
 
 /** Likes or unlikes, idempotently; the answer carries the exact count after this call. */

@@ -4,7 +4,9 @@ import type { Deps } from "../app.ts";
 import { countFollows, isFollowing } from "../db/graph.ts";
 import { GENDERS } from "../db/schema.ts";
 import { publicProfile, updateProfile } from "../db/users.ts";
-import { Unauthorized } from "../errors.ts";
+import { isForeignKeyViolation } from "../db/client.ts";
+import { Invalid, Unauthorized } from "../errors.ts";
+import { ownMedia, releaseMedia } from "../media/media.ts";
 import { livePairRequest } from "../kv/connections.ts";
 import { discoveryCache } from "./per-user-cache.ts";
 import { reachableUser } from "./graph.ts";
@@ -35,12 +37,36 @@ export const profilePatch = z.strictObject({
     .optional(),
   location: clearable(100),
   gender: z.enum(GENDERS).optional(),
+  /** One of the user's own uploaded images; null removes the photo. */
+  avatarMediaId: z.string().min(1).max(100).nullable().optional(),
 });
 
+/**
+ * Applies the patch. A new profile photo must be an image the user uploaded; the photo it
+ * replaces (or removes) goes to the release job, which keeps it if a post still shows it.
+ */
 export async function editProfile(deps: Deps, userId: string, patch: z.infer<typeof profilePatch>) {
-  const row = await updateProfile(deps.database.db, userId, patch, new Date(deps.clock.now()));
-  if (!row) throw new Unauthorized("This account no longer exists.");
+  if (patch.avatarMediaId) {
+    const [photo] = await ownMedia(deps, userId, [patch.avatarMediaId], "avatarMediaId");
+    if (!photo.contentType.startsWith("image/")) {
+      throw new Invalid("A profile photo must be an image.", [
+        { path: "avatarMediaId", message: `is ${photo.contentType}` },
+      ]);
+    }
+  }
+  const updated = await updateProfile(deps.database.db, userId, patch, new Date(deps.clock.now()))
+    .catch((error) => {
+      if (!isForeignKeyViolation(error)) throw error;
+      throw new Invalid("This photo was deleted meanwhile.", [
+        { path: "avatarMediaId", message: "no such media" },
+      ]);
+    });
+  if (!updated) throw new Unauthorized("This account no longer exists.");
   await discoveryCache(deps.cache).invalidate(userId);
+  const { row, previousAvatar } = updated;
+  if (previousAvatar && previousAvatar !== row.avatarMediaId) {
+    await releaseMedia(deps, userId, [previousAvatar]);
+  }
   return row;
 }
 

@@ -2,6 +2,7 @@
 import type { Deps } from "../app.ts";
 import { registerChatAppliers } from "../chat/messages.ts";
 import { registerInterviewWorkflows, sweepInterviews } from "../interviews/interviews.ts";
+import { registerMedia, sweepMedia } from "../media/media.ts";
 import { registerMatchmaking, sweepMatches } from "../matchmaking/matchmaking.ts";
 import { registerSales, sweepReservations } from "../sales/sales.ts";
 import { registerGraphAppliers } from "../social/graph.ts";
@@ -18,6 +19,7 @@ export function registerWorkflows(deps: Deps) {
   registerInterviewWorkflows(deps);
   registerMatchmaking(deps);
   registerSales(deps);
+  registerMedia(deps);
 }
 
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
@@ -36,5 +38,8 @@ export function scheduleSweeps(deps: Deps) {
   });
   Deno.cron("reservation sweep", "* * * * *", async () => {
     await sweepReservations(deps);
+  });
+  Deno.cron("media sweep", "17 3 * * *", async () => {
+    await sweepMedia(deps);
   });
 }

@@ -7,6 +7,7 @@ import { Outbox } from "../../kv/outbox.ts";
 import { type Cache, kvCache } from "../../providers/cache.ts";
 import { type Mailer, openMailer } from "../../providers/mail.ts";
 import { openPayments } from "../../providers/payments.ts";
+import { localStorage, type Storage } from "../../providers/storage.ts";
 import { Hub, type HubOptions } from "../../realtime/hub.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
@@ -44,6 +45,8 @@ export interface TestAppOptions {
   /** A KV store shared with another app (as two isolates share one); not closed by this app. */
   kv?: Deno.Kv;
   verifyDelivery?: Deps["verifyDelivery"];
+  /** Media storage (default: a fresh temporary directory, removed with the app). */
+  storage?: Storage;
   /** The wall clock instead of a frozen one (benchmarks); `advance` is then refused. */
   realClock?: boolean;
 }
@@ -73,6 +76,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     await wrapPglite(await (await migratedTemplate()).clone() as PGlite, "pglite:clone");
   const logs = logBook();
   const jobs = options.jobs ? options.jobs(kv) : kvQueueJobs(kv, { backoffMs: TEST_BACKOFF_MS });
+  const mediaDir = options.storage ? null : await Deno.makeTempDir({ prefix: "convene-media-" });
   const deps: Deps = {
     config,
     kv,
@@ -83,6 +87,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     outbox: new Outbox(kv, clock, logs.log),
     mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
     payments: openPayments(config),
+    storage: options.storage ?? localStorage(mediaDir!),
     hub: new Hub({ kv, database, clock, log: logs.log }, options.hub),
     verifyDelivery: options.verifyDelivery,
     clock,
@@ -113,6 +118,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
         await listening;
       }
       if (!options.database) await database.close();
+      if (mediaDir) await Deno.remove(mediaDir, { recursive: true });
     },
   };
 }

@@ -1,0 +1,102 @@
+// Media rows: who owns which file, and what uses it. Posts, profiles and interview submissions
+// reference a file through foreign keys that do not cascade, so Postgres itself refuses to delete
+// a file that is in use; a removal is attempted, and a refusal means "still used".
+import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
+import { type Database, isForeignKeyViolation } from "./client.ts";
+import { rowsOf } from "./graph.ts";
+import { interviewMedia, media, type MediaRow, postMedia, posts, users } from "./schema.ts";
+
+/** Records an upload; null when the owner's account is gone. */
+export async function insertMedia(db: Database, row: MediaRow): Promise<MediaRow | null> {
+  try {
+    const [inserted] = await db.insert(media).values(row).returning();
+    return inserted;
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return null;
+    throw error;
+  }
+}
+
+export async function findMedia(db: Database, id: string): Promise<MediaRow | null> {
+  const [row] = await db.select().from(media).where(eq(media.id, id)).limit(1);
+  return row ?? null;
+}
+
+export async function findMediaMany(db: Database, ids: string[]): Promise<MediaRow[]> {
+  if (ids.length === 0) return [];
+  return await db.select().from(media).where(inArray(media.id, ids));
+}
+
+const unused = sql`not exists (select 1 from ${postMedia} where ${postMedia.mediaId} = ${media.id})
+  and not exists (select 1 from ${users} where ${users.avatarMediaId} = ${media.id})
+  and not exists (select 1 from ${interviewMedia} where ${interviewMedia.mediaId} = ${media.id})`;
+
+/**
+ * Deletes the row of a file nothing uses. "used" when something does (also when a use was
+ * committed while this ran: the foreign keys refuse the delete); "gone" when there is no row.
+ */
+export async function deleteUnusedMedia(
+  db: Database,
+  id: string,
+): Promise<"deleted" | "used" | "gone"> {
+  try {
+    const deleted = await db.delete(media).where(and(eq(media.id, id), unused))
+      .returning({ id: media.id });
+    if (deleted.length > 0) return "deleted";
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return "used";
+    throw error;
+  }
+  return await findMedia(db, id) ? "used" : "gone";
+}
+
+/**
+ * The owner's delete: the file leaves every post and profile of theirs that shows it, and its row
+ * goes, in one transaction. A file submitted with an interview is evidence the interviewer
+ * relies on, so it stays ("evidence"). Returns the posts that changed (their feeds are stale).
+ */
+export async function deleteMediaEverywhere(
+  db: Database,
+  id: string,
+): Promise<{ postIds: string[] } | "evidence" | "gone"> {
+  return await db.transaction(async (tx) => {
+    // Locks the row: a concurrent attach waits, then fails its foreign-key check.
+    const locked = rowsOf<{ id: string }>(
+      await tx.execute(sql`select id from ${media} where ${media.id} = ${id} for update`),
+    );
+    if (locked.length === 0) return "gone";
+    const [evidence] = await tx.select({ id: interviewMedia.interviewId }).from(interviewMedia)
+      .where(eq(interviewMedia.mediaId, id)).limit(1);
+    if (evidence) return "evidence";
+    const changed = await tx.update(posts)
+      .set({ mediaIds: sql`array_remove(${posts.mediaIds}, ${id})` })
+      .where(sql`${posts.id} in (select ${postMedia.postId} from ${postMedia}
+        where ${postMedia.mediaId} = ${id})`)
+      .returning({ id: posts.id });
+    await tx.delete(postMedia).where(eq(postMedia.mediaId, id));
+    await tx.update(users).set({ avatarMediaId: null }).where(eq(users.avatarMediaId, id));
+    await tx.delete(media).where(eq(media.id, id));
+    return { postIds: changed.map((post) => post.id) };
+  });
+}
+
+/** Files older than `before` that nothing uses, oldest first. */
+export async function listUnusedMedia(db: Database, before: Date, limit: number) {
+  return await db.select({ id: media.id, ownerId: media.ownerId }).from(media)
+    .where(and(lt(media.createdAt, before), unused))
+    .orderBy(asc(media.createdAt), asc(media.id))
+    .limit(limit);
+}
+
+/** The ids among `ids` that have a row. */
+export async function existingMediaIds(db: Database, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.select({ id: media.id }).from(media).where(inArray(media.id, ids));
+  return new Set(rows.map((row) => row.id));
+}
+
+/** The ids of every file a user owns (an account deletion purges their blobs). */
+export async function mediaIdsOf(db: Database, ownerId: string): Promise<string[]> {
+  const rows = await db.select({ id: media.id }).from(media).where(eq(media.ownerId, ownerId));
+  return rows.map((row) => row.id);
+}

@@ -1,0 +1,47 @@
+// Media (API.md "Media"): uploads, the owner's delete, and the public bytes at /media/:id.
+import { Hono } from "hono";
+import type { AppEnv, Deps } from "../app.ts";
+import { deleteMedia, mediaBytes, mediaFile, uploadMedia } from "../media/media.ts";
+import { refreshAudience } from "../social/posts.ts";
+import { requireSession, signedIn } from "./middleware/session.ts";
+import { params } from "./middleware/validate.ts";
+import { idParam } from "./profiles.ts";
+
+/** A file never changes under its id, so caches may keep it; a deleted one is gone within a day. */
+const CACHE_CONTROL = "public, max-age=86400, immutable";
+
+export function mediaRoutes(deps: Deps) {
+  return new Hono<AppEnv>()
+    .use("/api/media", signedIn)
+    .use("/api/media/*", signedIn)
+    .post("/api/media", async (c) => {
+      const media = await uploadMedia(deps, requireSession(c).sub, c.req.raw);
+      return c.json(media, 201, { location: media.url });
+    })
+    .delete("/api/media/:id", params(idParam), async (c) => {
+      const userId = requireSession(c).sub;
+      const { postIds } = await deleteMedia(deps, c.req.valid("param").id, userId);
+      if (postIds.length > 0) await refreshAudience(deps, userId);
+      return c.body(null, 204);
+    })
+    .get("/media/:id", params(idParam), async (c) => {
+      const row = await mediaFile(deps, c.req.valid("param").id);
+      const etag = `"${row.sha256}"`;
+      const headers = {
+        "content-type": row.contentType,
+        etag,
+        "cache-control": CACHE_CONTROL,
+        "x-content-type-options": "nosniff",
+        // Bytes to look at, never a document that runs: no scripts, even in a PDF viewer.
+        "content-security-policy": "default-src 'none'; sandbox",
+        // App clients on other origins embed these images.
+        "cross-origin-resource-policy": "cross-origin",
+        "referrer-policy": "no-referrer",
+      };
+      const known = c.req.header("if-none-match")?.split(",").map((tag) => tag.trim());
+      if (known?.includes(etag) || known?.includes("*")) return c.body(null, 304, headers);
+      const sized = { ...headers, "content-length": String(row.size) };
+      if (c.req.method === "HEAD") return c.body(null, 200, sized);
+      return c.body(await mediaBytes(deps, row), 200, sized);
+    });
+}

@@ -1,0 +1,74 @@
+// Files for upload tests: bytes that start with each accepted signature, and a multipart upload.
+import assert from "node:assert/strict";
+import type { App } from "../../app.ts";
+import type { Answer } from "./app.ts";
+
+const ascii = (text: string) => Array.from(text, (char) => char.charCodeAt(0));
+
+/** `size` bytes: the signature, then random bytes (a sniffer must judge by the signature alone). */
+export function fileOf(signature: number[], size = 2048): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  crypto.getRandomValues(bytes.subarray(0, Math.min(size, 65536)));
+  bytes.set(signature);
+  return bytes;
+}
+
+export const SIGNATURES = {
+  png: [0x89, ...ascii("PNG\r\n\x1a\n")],
+  jpeg: [0xff, 0xd8, 0xff, 0xe0],
+  gif87: ascii("GIF87a"),
+  gif89: ascii("GIF89a"),
+  webp: [...ascii("RIFF"), 0x24, 0x08, 0, 0, ...ascii("WEBPVP8 ")],
+  pdf: ascii("%PDF-1.7\n"),
+  elf: [0x7f, ...ascii("ELF"), 2, 1, 1, 0],
+  windowsExe: ascii("MZ\x90\x00"),
+  wav: [...ascii("RIFF"), 0x24, 0x08, 0, 0, ...ascii("WAVEfmt ")],
+};
+
+export const png = (size?: number) => fileOf(SIGNATURES.png, size);
+export const pdf = (size?: number) => fileOf(SIGNATURES.pdf, size);
+
+/** POST /api/media with `bytes` as the `file` field, named and typed as the client claims. */
+export async function upload(
+  app: App,
+  token: string,
+  bytes: Uint8Array<ArrayBuffer>,
+  claimed: { name?: string; type?: string } = {},
+): Promise<Answer> {
+  const form = new FormData();
+  form.append("caption", "ignored");
+  form.append(
+    "file",
+    new Blob([bytes], { type: claimed.type ?? "application/octet-stream" }),
+    claimed.name ?? "upload.bin",
+  );
+  const response = await app.request("/api/media", {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text ? JSON.parse(text) : null,
+  };
+}
+
+/** Uploads and expects 201; the media view. */
+export async function uploaded(app: App, token: string, bytes: Uint8Array<ArrayBuffer>) {
+  const answer = await upload(app, token, bytes);
+  assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  return answer.body as { id: string; url: string; contentType: string; size: number };
+}
+
+/** GET of a file's bytes. */
+export async function fetchMedia(app: App, id: string, headers: Record<string, string> = {}) {
+  const response = await app.request(`/media/${id}`, { headers });
+  return { response, bytes: new Uint8Array(await response.arrayBuffer()) };
+}
+
+export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
