@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { Pool } from "@neondatabase/serverless";
+import { sql } from "drizzle-orm";
 import { openNeon, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { members } from "./helpers/members.ts";
+import { fetchMedia, png, uploaded } from "./helpers/media.ts";
 import { connect } from "./helpers/sockets.ts";
 
 integrationTest(
@@ -374,6 +376,68 @@ integrationTest(
               [[checkout.body.orderId, "paid"]],
             );
             await t0.jobsSettled("notify", 2);
+          },
+        );
+
+        await t.step(
+          "media: attaches racing releases and the owner's delete never leave a post on a removed file",
+          async () => {
+            const [owner] = await members(t0.deps, 1);
+            for (let round = 0; round < 8; round++) {
+              const file = await uploaded(t0.app, owner.token, png());
+              const release = { ownerId: owner.user.id, ids: [file.id] };
+              const racers = Array.from({ length: 40 }, async (_, i) => {
+                if (i % 4 === 0) {
+                  // Later each round, so rounds end both ways: the file used, or removed.
+                  await new Promise((resolve) => setTimeout(resolve, round * 4 + (i % 8)));
+                  await t0.deps.registry.run({
+                    id: crypto.randomUUID(),
+                    name: "media-release",
+                    payload: release,
+                  });
+                  return "released";
+                }
+                if (i === 39 && round % 2 === 1) {
+                  return (await http("DELETE", `/api/media/${file.id}`, { token: owner.token }))
+                    .status;
+                }
+                const answer = i % 4 === 1
+                  ? await http("PATCH", "/api/profile", {
+                    token: owner.token,
+                    body: { avatarMediaId: file.id },
+                  })
+                  : await http("POST", "/api/posts", {
+                    token: owner.token,
+                    body: { text: `round ${round}`, mediaIds: [file.id] },
+                  });
+                return answer.status;
+              });
+              const outcomes = await Promise.all(racers);
+              assert.ok(
+                outcomes.every((outcome) =>
+                  [200, 201, 204, 400, 404, "released"].includes(outcome)
+                ),
+                JSON.stringify(outcomes),
+              );
+              const { rows } = await t0.deps.database.db.execute(sql`
+                select (select count(*)::int from posts where ${file.id} = any(media_ids)) as posts,
+                  (select count(*)::int from post_media where media_id = ${file.id}) as links,
+                  (select count(*)::int from users where avatar_media_id = ${file.id}) as avatars,
+                  (select count(*)::int from media where id = ${file.id}) as rows`) as unknown as {
+                rows: { posts: number; links: number; avatars: number; rows: number }[];
+              };
+              const [state] = rows;
+              assert.equal(state.posts, state.links, "every post showing the file links it");
+              const served = (await fetchMedia(t0.app, file.id)).response.status;
+              if (state.posts + state.avatars > 0) {
+                assert.equal(state.rows, 1, `round ${round}: a used file lost its row`);
+                assert.equal(served, 200, `round ${round}: a used file lost its bytes`);
+              }
+              await http("PATCH", "/api/profile", {
+                token: owner.token,
+                body: { avatarMediaId: null },
+              });
+            }
           },
         );
 
