@@ -138,6 +138,12 @@ export function parseConfig(
         "(set it with QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY)",
     );
   }
+  if (present.DENO_DEPLOYMENT_ID && !parsed.S3_BUCKET) {
+    throw new ConfigError(
+      "S3_BUCKET: required on Deno Deploy, which has no writable disk for uploaded media " +
+        "(set it with S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY and, outside AWS, S3_ENDPOINT)",
+    );
+  }
   if (parsed.RESEND_API_KEY && !parsed.MAIL_FROM) {
     throw new ConfigError(
       "MAIL_FROM: required with RESEND_API_KEY (e.g. Convene <hi@example.com>)",

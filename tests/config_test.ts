@@ -32,6 +32,7 @@ Deno.test("[config] parseConfig reads defaults and rejects bad values with one c
     assert.equal(config.PUBLIC_URL, "https://convene.example");
   });
 
+  const QSTASH_KEYS = { QSTASH_CURRENT_SIGNING_KEY: "c", QSTASH_NEXT_SIGNING_KEY: "n" };
   const bad: [Record<string, string>, RegExp][] = [
     [{ PORT: "eighty" }, /^PORT: /],
     [{ PORT: "70000" }, /^PORT: /],
@@ -48,6 +49,13 @@ Deno.test("[config] parseConfig reads defaults and rejects bad values with one c
     [{ PAYMENTS_PROVIDER: "paystack" }, /^PAYSTACK_SECRET_KEY: required/],
     [{ RESEND_API_KEY: "re_123" }, /^MAIL_FROM: required with RESEND_API_KEY/],
     [{ DENO_DEPLOYMENT_ID: "d1" }, /^QSTASH_TOKEN: required on Deno Deploy/],
+    [
+      { DENO_DEPLOYMENT_ID: "d1", QSTASH_TOKEN: "t", ...QSTASH_KEYS },
+      /^S3_BUCKET: required on Deno Deploy/,
+    ],
+    [{ S3_ENDPOINT: "https://r2.example" }, /^S3_BUCKET: required with S3_ENDPOINT/],
+    [{ S3_BUCKET: "media" }, /^S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY: required together/],
+    [{ MEDIA_MAX_BYTES: "5MB" }, /^MEDIA_MAX_BYTES: /],
   ];
   for (const [env, message] of bad) {
     await t.step(`${JSON.stringify(env)} is refused`, () => {
