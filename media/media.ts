@@ -19,7 +19,7 @@ import {
   insertMedia,
   listUnusedMedia,
 } from "../db/media.ts";
-import type { MediaRow, MediaType } from "../db/schema.ts";
+import { MEDIA_TYPES, type MediaRow, type MediaType } from "../db/schema.ts";
 import { findUserById } from "../db/users.ts";
 import {
   Conflict,
@@ -28,6 +28,7 @@ import {
   NotFound,
   PayloadTooLarge,
   Unauthorized,
+  Unavailable,
   UnsupportedMediaType,
 } from "../errors.ts";
 import { newId } from "../ids.ts";
@@ -79,7 +80,7 @@ export async function uploadMedia(deps: Deps, ownerId: string, request: Request)
   if (!contentType.accepted) {
     throw new UnsupportedMediaType(
       `Only PNG, JPEG, WebP, GIF and PDF files are accepted; ${contentType.description}.`,
-      { accepted: ["image/png", "image/jpeg", "image/webp", "image/gif", "application/pdf"] },
+      { accepted: MEDIA_TYPES },
     );
   }
   const now = new Date(deps.clock.now());
@@ -94,7 +95,7 @@ export async function uploadMedia(deps: Deps, ownerId: string, request: Request)
   const key = blobKey(ownerId, row.id);
   // The blob first: a row always has its bytes. A blob left without a row (the insert failed,
   // the process died) is removed by the daily sweep once the grace period has passed.
-  await deps.storage.put(key, bytes, row.contentType);
+  await deps.storage.put(key, bytes, row.contentType).catch(storageDown(deps, "put"));
   const inserted = await insertMedia(deps.database.db, row).catch(async (error) => {
     await deps.storage.delete(key).catch(() => {});
     throw error;
@@ -104,6 +105,14 @@ export async function uploadMedia(deps: Deps, ownerId: string, request: Request)
     throw new Unauthorized("This account no longer exists.");
   }
   return mediaView(deps, inserted);
+}
+
+/** A storage outage is the client's 503 (try again), not a bug; the cause is logged. */
+function storageDown(deps: Deps, operation: string) {
+  return (error: unknown): never => {
+    deps.log({ level: "error", msg: "media storage failed", operation, error: String(error) });
+    throw new Unavailable("File storage is unavailable right now; try again shortly.");
+  };
 }
 
 async function readFilePart(request: Request, limit: number): Promise<Uint8Array> {
@@ -171,7 +180,7 @@ export async function mediaFile(deps: Deps, id: string): Promise<MediaRow> {
 
 /** A file's bytes as a stream; 404 when the blob is missing. */
 export async function mediaBytes(deps: Deps, row: MediaRow): Promise<ReadableStream<Uint8Array>> {
-  const blob = await deps.storage.get(blobKey(row.ownerId, row.id));
+  const blob = await deps.storage.get(blobKey(row.ownerId, row.id)).catch(storageDown(deps, "get"));
   if (!blob) {
     deps.log({ level: "warn", msg: "media row without its blob", mediaId: row.id });
     throw new NotFound("No file has this id.");

@@ -3,6 +3,7 @@ import { count, eq } from "drizzle-orm";
 import type { Deps } from "../app.ts";
 import { interviewMedia, media } from "../db/schema.ts";
 import { blobKey, sweepMedia } from "../media/media.ts";
+import { localStorage, type Storage, StorageError } from "../providers/storage.ts";
 import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import {
@@ -514,4 +515,32 @@ Deno.test("[media] DELETE /api/auth/me ends the account and purges its files", a
     assert.deepEqual(await storedKeys(deps, `${ada.user.id}/`), []);
     assert.equal((await fetchMedia(app, bobs.id)).response.status, 200);
   });
+});
+
+Deno.test("[media] a storage outage is a 503 and leaves no row behind", async () => {
+  const root = await Deno.makeTempDir();
+  const working = localStorage(root);
+  let down = true;
+  const storage: Storage = {
+    ...working,
+    put: (...args) =>
+      down ? Promise.reject(new StorageError(503, "SlowDown")) : working.put(...args),
+    get: (key) => down ? Promise.reject(new StorageError(500, "InternalError")) : working.get(key),
+  };
+  try {
+    await using t0 = await createTestApp({ storage });
+    const [ada] = await members(t0.deps, 1);
+    const refused = await upload(t0.app, ada.token, png());
+    assert.equal(assertProblem(refused, 503).type, "/problems/unavailable");
+    assert.equal(await mediaRows(t0.deps), 0);
+    down = false;
+    const file = await uploaded(t0.app, ada.token, png());
+    down = true;
+    const served = await fetchMedia(t0.app, file.id);
+    assert.equal(served.response.status, 503);
+    down = false;
+    assert.equal((await fetchMedia(t0.app, file.id)).response.status, 200);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
