@@ -3,19 +3,12 @@
 // Run alone with `deno run -A bench/feed.ts`, or as part of `deno task bench`.
 import { sql } from "drizzle-orm";
 import { createApp, type Deps } from "../app.ts";
-import { parseConfig } from "../config.ts";
 import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
+import { BENCH_CONFIG, benchDeps } from "./deps.ts";
 import { issueToken, signingKey } from "../identity/tokens.ts";
-import { Outbox } from "../kv/outbox.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
-import { devOutboxMailer } from "../providers/mail.ts";
-import { openPayments } from "../providers/payments.ts";
-import { openStorage } from "../providers/storage.ts";
-import { Hub } from "../realtime/hub.ts";
-import { JobRegistry } from "../workflows/jobs.ts";
-import { kvQueueJobs } from "../workflows/kv-queue.ts";
 
 const USERS = Number(Deno.env.get("BENCH_FEED_USERS") ?? 10_000);
 const POSTS = Number(Deno.env.get("BENCH_FEED_POSTS") ?? 200_000);
@@ -90,33 +83,10 @@ async function seed(deps: Deps) {
 async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
   const kv = await Deno.openKv(":memory:");
   const database = await open();
-  const config = parseConfig({ APP_ENV: "test", RATE_LIMIT_API: "1000000000/1h" });
-  const base = {
-    config,
-    kv,
-    database,
-    jobs: kvQueueJobs(kv),
-    mailer: devOutboxMailer(kv, Date.now),
-    payments: openPayments(config),
-    storage: openStorage(config),
-    hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
-    clock: { now: Date.now },
-    log: () => {},
-  };
-  const warmDeps: Deps = {
-    ...base,
-    cache: kvCache(kv),
-    registry: new JobRegistry(),
-    outbox: new Outbox(kv, { now: Date.now }, () => {}),
-  };
-  const coldDeps: Deps = {
-    ...base,
-    cache: coldFeeds(kvCache(kv)),
-    registry: new JobRegistry(),
-    outbox: new Outbox(kv, { now: Date.now }, () => {}),
-  };
+  const warmDeps = benchDeps(kv, database);
+  const coldDeps = benchDeps(kv, database, coldFeeds(kvCache(kv)));
   const seconds = await seed(warmDeps);
-  const key = await signingKey(config.JWT_SECRET);
+  const key = await signingKey(BENCH_CONFIG.JWT_SECRET);
   const readers = await Promise.all(Array.from({ length: READERS }, async (_, i) => {
     const userId = `u${String(i + 1).padStart(6, "0")}`;
     const { token } = await issueToken(key, { userId, generation: 0 }, Date.now(), 3600);

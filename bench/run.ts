@@ -1,18 +1,10 @@
 // `deno task bench`: throughput of Convene's hot paths as ratios against raw baselines measured in
 // the same run (raw Deno.serve for HTTP, raw KV commits for KV). Every loop is bounded in time.
-import { createApp, type Deps } from "../app.ts";
-import { parseConfig } from "../config.ts";
+import { createApp } from "../app.ts";
 import { openPglite } from "../db/client.ts";
-import { Outbox } from "../kv/outbox.ts";
 import { isTokenLive } from "../kv/sessions.ts";
-import { kvCache } from "../providers/cache.ts";
-import { devOutboxMailer } from "../providers/mail.ts";
-import { openPayments } from "../providers/payments.ts";
-import { openStorage } from "../providers/storage.ts";
-import { Hub } from "../realtime/hub.ts";
-import { JobRegistry } from "../workflows/jobs.ts";
-import { kvQueueJobs } from "../workflows/kv-queue.ts";
 import { benchChat } from "./chat.ts";
+import { benchDeps } from "./deps.ts";
 import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
 import { benchSales } from "./sales.ts";
@@ -47,22 +39,7 @@ function report(title: string, baseline: [string, number], rows: [string, number
 
 const kv = await Deno.openKv(":memory:");
 const database = await openPglite();
-const config = parseConfig({ APP_ENV: "test", RATE_LIMIT_API: "1000000000/1h" });
-const deps: Deps = {
-  config,
-  kv,
-  database,
-  cache: kvCache(kv),
-  jobs: kvQueueJobs(kv),
-  registry: new JobRegistry(),
-  outbox: new Outbox(kv, { now: Date.now }, () => {}),
-  mailer: devOutboxMailer(kv, Date.now),
-  payments: openPayments(config),
-  storage: openStorage(config),
-  hub: new Hub({ kv, database, clock: { now: Date.now }, log: () => {} }),
-  clock: { now: Date.now },
-  log: () => {},
-};
+const deps = benchDeps(kv, database);
 const app = createApp(deps);
 
 const raw = Deno.serve(
@@ -104,7 +81,7 @@ report("HTTP over loopback", ["raw Deno.serve, text response", httpBaseline], [
 
 let n = 0;
 const kvBaseline = await throughput(() => kv.set(["bench", n++ % 1000], n), 8);
-const cache = kvCache(kv);
+const cache = deps.cache;
 const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
 report("Deno KV (in memory)", ["raw kv.set commit", kvBaseline], [
   [
