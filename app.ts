@@ -100,7 +100,7 @@ export function createApp(deps: Deps) {
     },
   });
   // Uploads stream through their own, larger limit (media/media.ts).
-  app.use("/api/*", (c, next) => isUpload(c.req.raw) ? next() : limitBody(c, next));
+  app.use("/api/*", (c, next) => isUpload(c.req) ? next() : limitBody(c, next));
   app.use("/workflows/*", limitBody);
   app.use("/sandbox/*", limitBody);
   app.use("/api/*", originCheck({ trusted }));
@@ -125,8 +125,8 @@ export function createApp(deps: Deps) {
   return app;
 }
 
-function isUpload(request: Request) {
-  return request.method === "POST" && new URL(request.url).pathname === "/api/media";
+function isUpload(request: { method: string; path: string }) {
+  return request.method === "POST" && request.path === "/api/media";
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -87,16 +87,3 @@ export async function listUnusedMedia(db: Database, before: Date, limit: number)
     .orderBy(asc(media.createdAt), asc(media.id))
     .limit(limit);
 }
-
-/** The ids among `ids` that have a row. */
-export async function existingMediaIds(db: Database, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const rows = await db.select({ id: media.id }).from(media).where(inArray(media.id, ids));
-  return new Set(rows.map((row) => row.id));
-}
-
-/** The ids of every file a user owns (an account deletion purges their blobs). */
-export async function mediaIdsOf(db: Database, ownerId: string): Promise<string[]> {
-  const rows = await db.select({ id: media.id }).from(media).where(eq(media.ownerId, ownerId));
-  return rows.map((row) => row.id);
-}

@@ -13,7 +13,6 @@ import type { Deps } from "../app.ts";
 import {
   deleteMediaEverywhere,
   deleteUnusedMedia,
-  existingMediaIds,
   findMedia,
   findMediaMany,
   insertMedia,
@@ -36,8 +35,8 @@ import type { Outbox } from "../kv/outbox.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
 import { sniffMediaType } from "./sniff.ts";
 
-export const RELEASE_JOB = "media-release";
-export const PURGE_OWNER_JOB = "media-purge-owner";
+const RELEASE_JOB = "media-release";
+const PURGE_OWNER_JOB = "media-purge-owner";
 
 /** Room for the multipart framing around the file (boundaries, part headers, small fields). */
 const FRAMING_BYTES = 64 * 1024;
@@ -50,7 +49,7 @@ export interface MediaView {
   createdAt: string;
 }
 
-export function mediaView(deps: Deps, row: MediaRow): MediaView {
+function mediaView(deps: Deps, row: MediaRow): MediaView {
   return {
     id: row.id,
     url: mediaUrl(deps.config.PUBLIC_URL, row.id),
@@ -60,7 +59,7 @@ export function mediaView(deps: Deps, row: MediaRow): MediaView {
   };
 }
 
-export function mediaUrl(publicUrl: string, id: string) {
+function mediaUrl(publicUrl: string, id: string) {
   return `${publicUrl}/media/${encodeURIComponent(id)}`;
 }
 
@@ -308,7 +307,7 @@ export async function sweepMedia(deps: Deps) {
   await forEachBlob(deps, "", async (keys, lastModified) => {
     const old = keys.filter((key) => lastModified.get(key)! < cutoff);
     const ids = old.map((key) => key.slice(key.indexOf("/") + 1));
-    const known = await existingMediaIds(deps.database.db, ids);
+    const known = new Set((await findMediaMany(deps.database.db, ids)).map((row) => row.id));
     for (const key of old) {
       if (known.has(key.slice(key.indexOf("/") + 1))) continue;
       await deps.storage.delete(key);
