@@ -5,8 +5,10 @@ import { interviewMedia, media } from "../db/schema.ts";
 import { blobKey, sweepMedia } from "../media/media.ts";
 import { localStorage, type Storage, StorageError } from "../providers/storage.ts";
 import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
+import { heldJobs } from "./helpers/held-jobs.ts";
 import { members } from "./helpers/members.ts";
 import {
+  concurrentPhotoChanges,
   fetchMedia,
   fileOf,
   pdf,
@@ -543,4 +545,11 @@ Deno.test("[media] a storage outage is a 503 and leaves no row behind", async ()
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("[media] concurrent photo changes hand each replaced photo to removal exactly once", async () => {
+  const release = heldJobs(["media-release"]);
+  await using t0 = await createTestApp({ jobs: release.jobs });
+  const [ada] = await members(t0.deps, 1);
+  await concurrentPhotoChanges(t0.app, t0.http, ada, release.held);
 });

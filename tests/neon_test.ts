@@ -6,7 +6,8 @@ import { serveWsProxy } from "../db/ws-proxy.ts";
 import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { members } from "./helpers/members.ts";
-import { fetchMedia, png, uploaded } from "./helpers/media.ts";
+import { heldJobs } from "./helpers/held-jobs.ts";
+import { concurrentPhotoChanges, fetchMedia, png, uploaded } from "./helpers/media.ts";
 import { connect } from "./helpers/sockets.ts";
 
 integrationTest(
@@ -438,6 +439,16 @@ integrationTest(
                 body: { avatarMediaId: null },
               });
             }
+          },
+        );
+
+        await t.step(
+          "media: 20 concurrent photo changes hand each replaced photo to removal once",
+          async () => {
+            const release = heldJobs(["media-release"]);
+            await using photos = await createTestApp({ database, jobs: release.jobs });
+            const [member] = await members(photos.deps, 1);
+            await concurrentPhotoChanges(photos.app, photos.http, member, release.held);
           },
         );
 

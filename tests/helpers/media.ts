@@ -1,7 +1,8 @@
 // Files for upload tests: bytes that start with each accepted signature, and a multipart upload.
 import assert from "node:assert/strict";
 import type { App } from "../../app.ts";
-import type { Answer } from "./app.ts";
+import type { Answer, HttpClient } from "./app.ts";
+import type { HeldJob } from "./held-jobs.ts";
 
 const ascii = (text: string) => Array.from(text, (char) => char.charCodeAt(0));
 
@@ -71,4 +72,32 @@ export async function fetchMedia(app: App, id: string, headers: Record<string, s
 export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * 20 concurrent photo changes, each to a different new image: each replaced photo must be handed
+ * to the release job exactly once, and the photo that won never. `held` are the app's held
+ * `media-release` jobs (so the handoff is counted, not raced by the removal itself).
+ */
+export async function concurrentPhotoChanges(
+  app: App,
+  http: HttpClient,
+  member: { token: string; user: { id: string } },
+  held: HeldJob[],
+) {
+  const files = await Promise.all(
+    Array.from({ length: 20 }, () => uploaded(app, member.token, png())),
+  );
+  const before = held.length;
+  const answers = await Promise.all(
+    files.map((file) =>
+      http("PATCH", "/api/profile", { token: member.token, body: { avatarMediaId: file.id } })
+    ),
+  );
+  assert.ok(answers.every((answer) => answer.status === 200), JSON.stringify(answers[0].body));
+  const me = await http("GET", "/api/auth/me", { token: member.token });
+  const winner = me.body.user.avatarMediaId as string;
+  const handed = held.slice(before).flatMap((job) => (job.payload as { ids: string[] }).ids);
+  const replaced = files.map((file) => file.id).filter((id) => id !== winner);
+  assert.deepEqual(handed.toSorted(), replaced.toSorted(), "each replaced photo, once");
 }
