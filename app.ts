@@ -17,6 +17,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { accessLog } from "./routes/middleware/access-log.ts";
+import { jsonOnly } from "./routes/middleware/json-only.ts";
 import { originCheck } from "./routes/middleware/origin-check.ts";
 import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
 import { graphRoutes } from "./routes/graph.ts";
@@ -78,7 +79,7 @@ export function createApp(deps: Deps) {
   const app = new Hono<AppEnv>();
   const trusted = [deps.config.PUBLIC_URL, ...deps.config.CORS_ORIGINS];
 
-  app.onError(errorHandler(deps.config.production));
+  app.onError(errorHandler());
   app.notFound(notFoundHandler);
 
   app.use(requestId({ limitLength: 100 }));
@@ -103,6 +104,7 @@ export function createApp(deps: Deps) {
   app.use("/api/*", (c, next) => isUpload(c.req) ? next() : limitBody(c, next));
   app.use("/workflows/*", limitBody);
   app.use("/sandbox/*", limitBody);
+  app.use("/api/*", jsonOnly({ except: (request) => isUpload(request) || isWebhook(request) }));
   app.use("/api/*", originCheck({ trusted }));
   app.use("/api/*", authenticate(deps));
   app.use("/api/*", writeRateLimit(deps));
@@ -127,6 +129,11 @@ export function createApp(deps: Deps) {
 
 function isUpload(request: { method: string; path: string }) {
   return request.method === "POST" && request.path === "/api/media";
+}
+
+/** Webhooks are verified on their raw bytes, whatever type the provider declares. */
+function isWebhook(request: { path: string }) {
+  return request.path.startsWith("/api/payments/webhook/");
 }
 
 export type App = ReturnType<typeof createApp>;

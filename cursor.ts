@@ -1,6 +1,7 @@
 // Opaque list cursors: a keyset position, base64url-encoded JSON, validated when read back.
 import type { z } from "zod";
 import { Invalid } from "./errors.ts";
+import { unstorableField } from "./input.ts";
 
 export function encodeCursor(position: unknown): string {
   const bytes = new TextEncoder().encode(JSON.stringify(position));
@@ -31,8 +32,9 @@ export function decodeCursor<S extends z.ZodType>(cursor: string, shape: S): z.i
   try {
     const binary = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
     const text = new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)));
-    const parsed = shape.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
+    const value = JSON.parse(text);
+    const parsed = unstorableField(value) ? null : shape.safeParse(value);
+    if (parsed?.success) return parsed.data;
   } catch {
     // fall through: not base64 or not JSON
   }

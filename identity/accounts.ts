@@ -39,21 +39,21 @@ const password = z.string()
   .min(8, "must be at least 8 characters")
   .refine((text) => new TextEncoder().encode(text).length <= 72, "must be at most 72 bytes");
 
-export const signupInput = z.object({
+export const signupInput = z.strictObject({
   name: z.string().trim().min(1, "must not be empty").max(100),
   email,
   password,
   gender: z.enum(GENDERS).default("undisclosed"),
 });
 
-export const loginInput = z.object({
+export const loginInput = z.strictObject({
   email: z.string().trim().toLowerCase().min(1).max(254),
   password: z.string().min(1).max(1024),
 });
 
-export const accountDeletionInput = z.object({ password: z.string().min(1).max(1024) });
+export const accountDeletionInput = z.strictObject({ password: z.string().min(1).max(1024) });
 
-export const passwordChangeInput = z.object({
+export const passwordChangeInput = z.strictObject({
   currentPassword: z.string().min(1).max(1024),
   newPassword: password,
 });

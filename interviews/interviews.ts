@@ -24,6 +24,7 @@ import { reachableUser } from "../social/graph.ts";
 import { normaliseSkills } from "../social/profiles.ts";
 import { notifyRecords } from "../workflows/notify.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
+import { id } from "../input.ts";
 
 /** A weighted score at or above this (out of 10) passes and verifies the skill. */
 export const PASS_MARK = 7;
@@ -39,7 +40,7 @@ const criterion = z.string().trim().min(1, "must not be empty").max(200);
 
 // Limits keep an interview, its outbox record and its events well inside KV's 64 KiB per value.
 export const interviewInput = z.strictObject({
-  candidateId: z.string().min(1).max(100),
+  candidateId: id,
   skill: z.string().trim().min(1, "must not be empty").max(50)
     .transform((skill) => normaliseSkills([skill])[0]),
   prompt: z.string().trim().min(1, "must not be empty").max(4000),

@@ -46,7 +46,7 @@ const SWEEP_BATCH = 500;
 /** The signalling frames relayed between the two participants of a live match. */
 export const SIGNALS = ["offer", "answer", "ice-candidate"] as const;
 
-export const queueInput = z.object({
+export const queueInput = z.strictObject({
   // Free-form, so communities can add intents; a slug, so it is one well-behaved KV key part.
   intent: z.string().trim().toLowerCase().min(1, "must not be empty").max(40)
     .regex(/^[a-z0-9][a-z0-9 _-]*$/, "a-z, 0-9, spaces, '-' and '_' only")

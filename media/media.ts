@@ -34,6 +34,7 @@ import { newId } from "../ids.ts";
 import type { Outbox } from "../kv/outbox.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
 import { sniffMediaType } from "./sniff.ts";
+import { id } from "../input.ts";
 
 const RELEASE_JOB = "media-release";
 const PURGE_OWNER_JOB = "media-purge-owner";
@@ -245,8 +246,6 @@ async function releaseOne(deps: Deps, ownerId: string, id: string) {
   if (outcome !== "used") await deps.storage.delete(blobKey(ownerId, id));
   return outcome;
 }
-
-const id = z.string().min(1).max(100);
 
 /** The `mediaIds` of a post or an interview submission: up to 10 files, each once. */
 export const distinctMediaIds = z.array(id).max(10)

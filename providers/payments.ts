@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import { DomainError, Invalid, Unauthorized } from "../errors.ts";
+import { unstorableField } from "../input.ts";
 import type { PaymentEvent } from "../kv/orders.ts";
 import { PermanentJobError } from "../workflows/jobs.ts";
 
@@ -218,8 +219,8 @@ function parseEvent<S extends z.ZodType>(schema: S, rawBody: string): z.infer<S>
   } catch {
     throw new Invalid("The webhook body is not JSON.");
   }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new Invalid("The webhook body is not an event this server knows.");
+  const parsed = unstorableField(value) ? null : schema.safeParse(value);
+  if (!parsed?.success) throw new Invalid("The webhook body is not an event this server knows.");
   return parsed.data;
 }
 

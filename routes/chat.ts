@@ -8,10 +8,11 @@ import { messageText, readConversation, sendMessage, tempId } from "../chat/mess
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, optionalJsonBody, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";
+import { id } from "../input.ts";
 
-const userParam = z.object({ userId: z.string().min(1).max(100) });
+const userParam = z.object({ userId: id });
 const messageInput = z.strictObject({ text: messageText, tempId });
-const readInput = z.strictObject({ messageId: z.string().min(1).max(100).optional() });
+const readInput = z.strictObject({ messageId: id.optional() });
 
 export function chatRoutes(deps: Deps) {
   return new Hono<AppEnv>()

@@ -18,11 +18,12 @@ import { fileReport, reportInput } from "../social/reports.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";
+import { id } from "../input.ts";
 
-const userParam = z.object({ userId: z.string().min(1).max(100) });
+const userParam = z.object({ userId: id });
 
 const connectionInput = z.strictObject({
-  toUserId: z.string().min(1).max(100),
+  toUserId: id,
   message: z.string().trim().max(500).optional(),
 });
 

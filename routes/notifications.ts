@@ -5,14 +5,15 @@ import type { AppEnv, Deps } from "../app.ts";
 import { countUnread, listNotifications, markRead } from "../db/notifications.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";
+import { id } from "../input.ts";
 
 const listQuery = pageQuery.extend({
   unread: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
 });
 
-const readInput = z.object({
+const readInput = z.strictObject({
   /** Which to mark read; absent marks every notification read. */
-  ids: z.array(z.string().min(1).max(100)).max(100).optional(),
+  ids: z.array(id).max(100).optional(),
 });
 
 export function notificationRoutes(deps: Deps) {

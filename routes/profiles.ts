@@ -10,8 +10,9 @@ import { reachableUser } from "../social/graph.ts";
 import { editProfile, profilePatch, viewProfile } from "../social/profiles.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
+import { id } from "../input.ts";
 
-export const idParam = z.object({ id: z.string().min(1).max(100) });
+export const idParam = z.object({ id });
 
 const searchQuery = pageQuery.extend({
   q: z.string().trim().min(1, "say what to look for").max(100),

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
 import { listOrders, orderView, paymentsOf } from "../db/sales.ts";
 import { Invalid, NotFound } from "../errors.ts";
+import { zodFieldErrors } from "../input.ts";
 import { readOrder, readReservation } from "../kv/orders.ts";
 import {
   buyMembership,
@@ -21,7 +22,6 @@ import {
   saleInput,
   saleView,
 } from "../sales/sales.ts";
-import { zodFieldErrors } from "./middleware/problem.ts";
 import { requireAdmin, requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";

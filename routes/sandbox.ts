@@ -11,8 +11,9 @@ import { readOrder } from "../kv/orders.ts";
 import { SANDBOX_SIGNATURE_HEADER, type SandboxEvent, signSandbox } from "../providers/payments.ts";
 import { receiveWebhook } from "../sales/sales.ts";
 import { params } from "./middleware/validate.ts";
+import { id } from "../input.ts";
 
-const orderParam = z.object({ orderId: z.string().min(1).max(100) });
+const orderParam = z.object({ orderId: id });
 
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 

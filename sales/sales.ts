@@ -44,6 +44,7 @@ import {
 } from "../kv/sales.ts";
 import { PermanentJobError } from "../workflows/jobs.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
+import { id } from "../input.ts";
 
 const RESERVATION_RECORD = "reservation-record";
 const ORDER_RECORD = "order-record";
@@ -67,20 +68,19 @@ export const MEMBERSHIP_TIERS = {
 
 export type MembershipTier = keyof typeof MEMBERSHIP_TIERS;
 
-const id = z.string().min(1).max(100);
 const currency = z.string().trim().toUpperCase().regex(/^[A-Z]{3}$/, "an ISO 4217 code like USD");
 const cents = z.number().int().min(1).max(100_000_000);
 const instant = z.iso.datetime({ offset: true }).transform((text) => Date.parse(text));
 
-export const productInput = z.object({
+export const productInput = z.strictObject({
   name: z.string().trim().min(1, "must not be empty").max(200),
   description: z.string().trim().max(4000).optional(),
   priceCents: cents,
   currency,
 });
 
-export const saleInput = z.object({
-  items: z.array(z.object({
+export const saleInput = z.strictObject({
+  items: z.array(z.strictObject({
     productId: id,
     stock: z.number().int().min(1).max(1_000_000),
     priceCents: cents,
@@ -96,13 +96,13 @@ export const saleInput = z.object({
   message: "must be after startsAt",
 });
 
-export const reservationInput = z.object({
+export const reservationInput = z.strictObject({
   productId: id,
   quantity: z.number().int().min(1).max(1000).default(1),
   // A price or amount in the body is ignored: the hold's amount is the sale's price × quantity.
 });
 
-export const membershipInput = z.object({
+export const membershipInput = z.strictObject({
   tier: z.enum(Object.keys(MEMBERSHIP_TIERS) as [MembershipTier, ...MembershipTier[]]),
   // A price in the body is ignored: tiers have server-side prices.
 });

@@ -68,8 +68,11 @@ export async function reachableUser(deps: Deps, viewerId: string, targetId: stri
   return user;
 }
 
-function notSelf(viewerId: string, targetId: string, what: string) {
-  if (viewerId === targetId) throw new Invalid(`You cannot ${what} yourself.`);
+/** `field` names where the target came from (a path's `userId`, a body's `toUserId`). */
+function notSelf(viewerId: string, targetId: string, what: string, field = "userId") {
+  if (viewerId === targetId) {
+    throw new Invalid(`You cannot ${what} yourself.`, [{ path: field, message: "is your own id" }]);
+  }
 }
 
 export async function follow(deps: Deps, followerId: string, followeeId: string) {
@@ -141,7 +144,7 @@ export async function requestConnection(
   fromUserId: string,
   input: { toUserId: string; message?: string },
 ) {
-  notSelf(fromUserId, input.toUserId, "connect with");
+  notSelf(fromUserId, input.toUserId, "connect with", "toUserId");
   await reachableUser(deps, fromUserId, input.toUserId);
   const { request } = await sendConnectionRequest(coordination(deps), {
     fromUserId,

@@ -10,6 +10,7 @@ import { ownMedia, releaseMedia } from "../media/media.ts";
 import { livePairRequest } from "../kv/connections.ts";
 import { discoveryCache } from "./per-user-cache.ts";
 import { reachableUser } from "./graph.ts";
+import { id } from "../input.ts";
 
 export const MAX_SKILLS = 30;
 
@@ -38,7 +39,7 @@ export const profilePatch = z.strictObject({
   location: clearable(100),
   gender: z.enum(GENDERS).optional(),
   /** One of the user's own uploaded images; null removes the photo. */
-  avatarMediaId: z.string().min(1).max(100).nullable().optional(),
+  avatarMediaId: id.nullable().optional(),
 });
 
 /**

@@ -6,12 +6,13 @@ import { findUserById } from "../db/users.ts";
 import { findPostAuthor } from "../db/posts.ts";
 import { Invalid, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { id } from "../input.ts";
 
 export const reportInput = z.strictObject({
-  userId: z.string().min(1).max(100),
+  userId: id,
   reason: z.string().trim().min(1, "must not be empty").max(2000),
   /** The post that prompted the report, if any; it must be the reported member's. */
-  postId: z.string().min(1).max(100).optional(),
+  postId: id.optional(),
 });
 
 export async function fileReport(
@@ -19,7 +20,12 @@ export async function fileReport(
   reporterId: string,
   input: z.infer<typeof reportInput>,
 ) {
-  if (input.userId === reporterId) throw new Invalid("You cannot report yourself.");
+  if (input.userId === reporterId) {
+    throw new Invalid("You cannot report yourself.", [{
+      path: "userId",
+      message: "is your own id",
+    }]);
+  }
   const db = deps.database.db;
   if (!await findUserById(db, input.userId)) throw new NotFound("No member has this id.");
   if (input.postId && await findPostAuthor(db, input.postId) !== input.userId) {

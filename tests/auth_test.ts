@@ -31,15 +31,24 @@ Deno.test("[auth] signup, login, me, password change and logout work end to end"
     },
   );
 
-  await t.step("a client cannot choose its role; ADMIN_EMAILS bootstraps admins", async () => {
-    const sneaky = await http("POST", "/api/auth/signup", {
-      body: { name: "Eve", email: randomEmail(), password: "let-me-in-please", role: "admin" },
-    });
-    assert.equal(sneaky.status, 201);
-    assert.equal(sneaky.body.user.role, "user");
-    const boss = await signUp(http, { email: "boss@example.com" });
-    assert.equal(boss.user.role, "admin");
-  });
+  await t.step(
+    "a client cannot choose its role (400 naming it, as PATCH /api/profile); ADMIN_EMAILS bootstraps admins",
+    async () => {
+      const email = randomEmail();
+      const sneaky = await http("POST", "/api/auth/signup", {
+        body: { name: "Eve", email, password: "let-me-in-please", role: "admin" },
+      });
+      assert.deepEqual(assertProblem(sneaky, 400).errors.map((e: { path: string }) => e.path), [
+        "role",
+      ]);
+      const login = await http("POST", "/api/auth/login", {
+        body: { email, password: "let-me-in-please" },
+      });
+      assert.equal(login.status, 401, "no account was made");
+      const boss = await signUp(http, { email: "boss@example.com" });
+      assert.equal(boss.user.role, "admin");
+    },
+  );
 
   await t.step("signup with a taken email (any case) → 409", async () => {
     const first = await signUp(http);

@@ -105,15 +105,23 @@ Deno.test("[matches] 200 members join one intent at once → exactly 100 matches
   assert.equal(new Set(rows.flatMap((row) => [row.offererId, row.answererId])).size, 200);
 });
 
-Deno.test("[matches] found-match carries the stored profile, never the client's claims", async () => {
+Deno.test("[matches] found-match carries the stored profile; a client's claims are refused", async () => {
   await using t0 = await matchApp();
   await using adaSocket = await t0.socket(t0.ada);
   await using bobSocket = await t0.socket(t0.bob);
   await joined(t0.http, t0.bob);
-  // A spoofed id and gender in the body are ignored.
-  const answer = await t0.http("POST", "/api/match/queue", {
+  // A spoofed id and gender in the body are refused, naming them; nobody was queued.
+  const spoofed = await t0.http("POST", "/api/match/queue", {
     token: t0.ada.token,
     body: { intent: "pair-programming", userId: t0.cy.user.id, gender: "male" },
+  });
+  assert.deepEqual(assertProblem(spoofed, 400).errors.map((e: { path: string }) => e.path), [
+    "userId",
+    "gender",
+  ]);
+  const answer = await t0.http("POST", "/api/match/queue", {
+    token: t0.ada.token,
+    body: { intent: "pair-programming" },
   });
   assert.equal(answer.status, 202);
   const [toAda] = await adaSocket.waitFor("found-match");

@@ -503,25 +503,42 @@ Deno.test("[sales] amounts and tiers come from the server; Idempotency-Key repla
   await using t0 = await shop();
   const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 10, priceCents: 1500 }]);
 
-  await t.step("a price in the reservation body is ignored", async () => {
-    const answer = await reserve(t0.http, t0.ada, saleId, {
-      productId,
-      quantity: 2,
-      priceCents: 1,
-      amountCents: 1,
-    });
-    assert.equal(answer.status, 201);
-    assert.equal(answer.body.amountCents, 3000);
-    const { orderId } = await checkout(t0.http, t0.ada, answer.body.id);
-    assert.equal((await orderOf(t0.http, t0.ada, orderId)).amountCents, 3000);
-  });
+  await t.step(
+    "a price in the reservation body is refused, naming it; the server's applies",
+    async () => {
+      const spoofed = await reserve(t0.http, t0.ada, saleId, {
+        productId,
+        quantity: 2,
+        priceCents: 1,
+        amountCents: 1,
+      });
+      assert.deepEqual(assertProblem(spoofed, 400).errors.map((e: { path: string }) => e.path), [
+        "priceCents",
+        "amountCents",
+      ]);
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 10, "nothing held");
+      const answer = await reserve(t0.http, t0.ada, saleId, { productId, quantity: 2 });
+      assert.equal(answer.status, 201);
+      assert.equal(answer.body.amountCents, 3000);
+      const { orderId } = await checkout(t0.http, t0.ada, answer.body.id);
+      assert.equal((await orderOf(t0.http, t0.ada, orderId)).amountCents, 3000);
+    },
+  );
 
   await t.step(
     "membership: the tier's price is the server's, and paying grants it on /me",
     async () => {
-      const answer = await t0.http("POST", "/api/payments/membership", {
+      const spoofed = await t0.http("POST", "/api/payments/membership", {
         token: t0.bob.token,
         body: { tier: "pro", amountCents: 1, priceCents: 1 },
+      });
+      assert.deepEqual(assertProblem(spoofed, 400).errors.map((e: { path: string }) => e.path), [
+        "amountCents",
+        "priceCents",
+      ]);
+      const answer = await t0.http("POST", "/api/payments/membership", {
+        token: t0.bob.token,
+        body: { tier: "pro" },
       });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       const order = await orderOf(t0.http, t0.bob, answer.body.orderId);

@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
 import { DomainError } from "../../errors.ts";
+import { zodFieldErrors } from "../../input.ts";
 import type { AppEnv } from "../../app.ts";
 
 export interface Problem {
@@ -30,15 +31,6 @@ function problem(status: number, code: string, title: string, detail: string, ex
   return { ...extra, type: `/problems/${code}`, code, title, status, detail };
 }
 
-export function zodFieldErrors(
-  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
-) {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "(body)",
-    message: issue.message,
-  }));
-}
-
 const HTTP_TITLES: Record<number, [string, string]> = {
   400: ["bad-request", "Bad request"],
   401: ["unauthorized", "Unauthorized"],
@@ -50,7 +42,7 @@ const HTTP_TITLES: Record<number, [string, string]> = {
 };
 
 /** Domain errors and zod errors → their 4xx; anything else → 500 with a reference, logged. */
-export function errorHandler(production: boolean): ErrorHandler<AppEnv> {
+export function errorHandler(): ErrorHandler<AppEnv> {
   return (error, c) => {
     if (error instanceof DomainError) {
       const body = problem(error.status, error.type, error.title, error.message, error.extra);
@@ -66,11 +58,11 @@ export function errorHandler(production: boolean): ErrorHandler<AppEnv> {
       const [code, title] = HTTP_TITLES[error.status] ?? ["bad-request", "Bad request"];
       return problemResponse(c, problem(error.status, code, title, error.message || title));
     }
-    return internalError(c, error, production);
+    return internalError(c, error);
   };
 }
 
-function internalError(c: Context<AppEnv>, error: unknown, production: boolean) {
+function internalError(c: Context<AppEnv>, error: unknown) {
   const ref = c.get("requestId") ?? crypto.randomUUID();
   c.get("deps")?.log({
     level: "error",
@@ -80,9 +72,9 @@ function internalError(c: Context<AppEnv>, error: unknown, production: boolean) 
     path: c.req.path,
     error: error instanceof Error ? (error.stack ?? error.message) : String(error),
   });
-  const detail = production || !(error instanceof Error)
-    ? `Something went wrong on our side. Quote reference ${ref}.`
-    : `${error.message} (reference ${ref})`;
+  // Never the error itself, in any environment: a driver's message can quote a query and its
+  // parameters (password hashes included). The log line with the same ref has the details.
+  const detail = `Something went wrong on our side. Quote reference ${ref}.`;
   return problemResponse(
     c,
     problem(500, "internal-error", "Internal server error", detail, { ref }),

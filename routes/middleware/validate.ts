@@ -1,18 +1,23 @@
-// zod validation for request parts: a failure is a 400 problem listing every field at fault.
+// zod validation for request parts: a failure is a 400 problem listing every field at fault. Every
+// part is first checked for strings storage cannot hold (input.ts), whatever its schema says.
 import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import { z } from "zod";
 import { Invalid } from "../../errors.ts";
-import { zodFieldErrors } from "./problem.ts";
+import { parseInput } from "../../input.ts";
+
+const PARTS: Partial<Record<keyof ValidationTargets, string>> = {
+  json: "body",
+  param: "path",
+};
 
 function validate<T extends keyof ValidationTargets, S extends z.ZodType>(target: T, schema: S) {
-  return zValidator(target, schema, (result) => {
-    if (!result.success) {
-      throw new Invalid(
-        `The ${target === "json" ? "body" : target} is invalid.`,
-        zodFieldErrors(result.error),
-      );
-    }
+  const part = PARTS[target] ?? target;
+  return zValidator(target, schema, undefined, {
+    validationFunction: (schema, value) => {
+      // parseInput throws the 400 itself; a success is handed back in zod's shape.
+      return { success: true, data: parseInput(schema as S, value, part) } as never;
+    },
   });
 }
 
@@ -26,17 +31,16 @@ export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
 });
 
+/** Parses JSON text, or throws a 400 saying the body is not JSON. */
+export function parseJson(raw: string, what = "The body"): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new Invalid(`${what} is not valid JSON.`);
+  }
+}
+
 /** Validates a body that may be empty (empty reads as `{}`), for endpoints whose body is optional. */
 export function optionalJsonBody<S extends z.ZodType>(schema: S, raw: string): z.infer<S> {
-  let value: unknown = {};
-  if (raw.trim() !== "") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      throw new Invalid("The body is not valid JSON.");
-    }
-  }
-  const result = schema.safeParse(value);
-  if (!result.success) throw new Invalid("The body is invalid.", zodFieldErrors(result.error));
-  return result.data;
+  return parseInput(schema, raw.trim() === "" ? {} : parseJson(raw));
 }
