@@ -1,4 +1,5 @@
 // The one error vocabulary: thrown anywhere, turned into problem+json once, in app.ts.
+import { ZodError } from "zod";
 
 export interface FieldError {
   path: string;
@@ -80,4 +81,24 @@ export class Unavailable extends DomainError {
   constructor(detail: string, extra: Record<string, unknown> = {}) {
     super(503, "unavailable", "Service unavailable", detail, extra);
   }
+}
+
+/** A failure no retry can fix (a payload of the wrong shape, a value storage refuses). */
+export class PermanentFailure extends Error {
+  override name = "PermanentFailure";
+}
+
+/**
+ * Whether retrying `error` is pointless: a PermanentFailure, a payload that fails its schema, or a
+ * Postgres data exception (SQLSTATE class 22: a NUL byte, a value out of range) anywhere in its
+ * causes.
+ */
+export function isPermanentFailure(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause && depth < 5; depth++) {
+    if (cause instanceof PermanentFailure || cause instanceof ZodError) return true;
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
 }

@@ -1,24 +1,15 @@
-// Job bookkeeping in KV: done markers, run leases, failure counts and the dead-letter store.
-import type { JobMessage } from "../workflows/jobs.ts";
-import { deadLetterKey, deadLetterPrefix, jobDoneKey, jobFailureKey, jobLeaseKey } from "./keys.ts";
-import { listPage, type PageOptions } from "./pages.ts";
+// Job bookkeeping in KV: done markers, run leases and failure counts.
+import { FAILURE_TTL_MS, type JobFailure } from "./dead-letters.ts";
+import { jobDoneKey, jobFailureKey, jobLeaseKey } from "./keys.ts";
 
 /** Done markers outlive every retry and redelivery window of both adapters. */
 const DONE_TTL_MS = 7 * 24 * 3600 * 1000;
-/** Failure records outlive the dead letter's likely wait for an admin. */
-const FAILURE_TTL_MS = 30 * 24 * 3600 * 1000;
 /**
  * A delivery that crashed without releasing its lease blocks duplicates this long at most: less
  * than the KV queue's last retry (36 s after the first attempt), so a crashed run is retried.
  * Handlers must finish well within it.
  */
 export const LEASE_MS = 30_000;
-
-export interface JobFailure {
-  attempts: number;
-  error: string;
-  failedAt: number;
-}
 
 interface Lease {
   until: number;
@@ -70,76 +61,4 @@ export async function recordJobFailure(
       .commit();
     if (result.ok) return failure;
   }
-}
-
-/** The same record the KV queue writes through `keysIfUndelivered`: the job message itself. */
-export async function storeDeadLetter(kv: Deno.Kv, job: JobMessage) {
-  await kv.set(deadLetterKey(job.id), job);
-}
-
-export interface DeadLetter {
-  id: string;
-  name: string;
-  payload: unknown;
-  attempts: number;
-  lastError: string | null;
-  failedAt: string | null;
-}
-
-/** Dead letters, oldest first, with the failure each one ended on. */
-export async function listDeadLetters(kv: Deno.Kv, page: PageOptions) {
-  const { entries, nextCursor } = await listPage<JobMessage>(kv, deadLetterPrefix(), page);
-  const failures = await getFailures(kv, entries.map((entry) => entry.value.id));
-  const items: DeadLetter[] = entries.map((entry, index) => {
-    const failure = failures[index];
-    return {
-      id: entry.value.id,
-      name: entry.value.name,
-      payload: entry.value.payload,
-      attempts: failure?.attempts ?? 0,
-      lastError: failure?.error ?? null,
-      failedAt: failure ? new Date(failure.failedAt).toISOString() : null,
-    };
-  });
-  return { items, nextCursor };
-}
-
-async function getFailures(kv: Deno.Kv, jobIds: string[]): Promise<(JobFailure | null)[]> {
-  const failures: (JobFailure | null)[] = [];
-  for (let start = 0; start < jobIds.length; start += 10) {
-    const keys = jobIds.slice(start, start + 10).map(jobFailureKey);
-    for (const entry of await kv.getMany<JobFailure[]>(keys)) failures.push(entry.value);
-  }
-  return failures;
-}
-
-export interface TakenDeadLetter {
-  job: JobMessage;
-  failure: JobFailure | null;
-}
-
-/**
- * Takes a dead letter out to replay or discard it, with its failure count so a replay starts with
- * fresh retries. Null when there is none, or when a concurrent caller took it first.
- */
-export async function takeDeadLetter(kv: Deno.Kv, jobId: string): Promise<TakenDeadLetter | null> {
-  const [letter, failure] = await kv.getMany<[JobMessage, JobFailure]>([
-    deadLetterKey(jobId),
-    jobFailureKey(jobId),
-  ]);
-  if (!letter.value) return null;
-  const taken = await kv.atomic().check(letter).check(failure)
-    .delete(letter.key)
-    .delete(failure.key)
-    .commit();
-  return taken.ok ? { job: letter.value, failure: failure.value } : null;
-}
-
-/** Puts back a dead letter whose replay could not be enqueued, failure count included. */
-export async function restoreDeadLetter(kv: Deno.Kv, taken: TakenDeadLetter) {
-  const atomic = kv.atomic().set(deadLetterKey(taken.job.id), taken.job);
-  if (taken.failure) {
-    atomic.set(jobFailureKey(taken.job.id), taken.failure, { expireIn: FAILURE_TTL_MS });
-  }
-  await atomic.commit();
 }

@@ -1,8 +1,11 @@
 // The transactional outbox: a side effect is written into the same KV commit that decides it,
-// applied right after that commit, and applied by the sweep if the process died in between.
+// applied right after that commit, and applied by the sweep if the process died in between. A
+// record that keeps failing becomes a dead letter, so it never holds back the others.
 import type { z } from "zod";
 import type { Clock, Deps, Logger } from "../app.ts";
+import { isPermanentFailure, PermanentFailure } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { addDeadLetter, type DeadLetterRecord } from "./dead-letters.ts";
 import { outboxKey, outboxPrefix } from "./keys.ts";
 
 export interface OutboxRecord {
@@ -33,8 +36,13 @@ export const coordination = (deps: Pick<Deps, "kv" | "outbox" | "clock">): Coord
 
 /** Records younger than this are left to the request that wrote them. */
 export const SWEEP_GRACE_MS = 30_000;
-/** At most this many records per sweep, so one sweep stays well inside a cron tick. */
-const SWEEP_BATCH = 1000;
+/** Failed applies before a record becomes a dead letter (about one per sweep, so ~5 minutes). */
+export const OUTBOX_MAX_ATTEMPTS = 5;
+/** The sweep reads the outbox in pages of this many, past any that fail. */
+const SWEEP_PAGE = 500;
+
+type Outcome = "applied" | "failed" | "deadLettered";
+export type SweepResult = Record<Outcome, number>;
 
 export class Outbox {
   #appliers = new Map<string, Applier>();
@@ -79,59 +87,118 @@ export class Outbox {
     await this.apply(...records);
   }
 
+  /** A dead letter of the outbox, back in the outbox with fresh attempts, applied at once. */
+  async replay(letter: DeadLetterRecord): Promise<void> {
+    const record: OutboxRecord = {
+      id: letter.id,
+      kind: letter.name,
+      payload: letter.payload,
+      createdAt: this.clock.now(),
+      attempts: 0,
+    };
+    await this.send(record);
+  }
+
   /**
-   * Applies records right after their commit succeeded. Never throws: a failure is logged and the
-   * record stays for the sweep, because the decision it belongs to has already been made.
+   * Applies records right after their commit succeeded. Never throws: the decision they belong
+   * to has already been made, so a failure is logged and the record stays for the sweep.
    */
   async apply(...records: OutboxRecord[]): Promise<void> {
     await Promise.all(records.map(async (record) => {
-      const entry = await this.kv.get<OutboxRecord>(outboxKey(record.id));
-      if (entry.value) await this.#applyEntry(entry as Deno.KvEntry<OutboxRecord>);
+      try {
+        const entry = await this.kv.get<OutboxRecord>(outboxKey(record.id));
+        if (entry.value) await this.#applyEntry(entry as Deno.KvEntry<OutboxRecord>);
+      } catch (error) {
+        this.#logFailure(record, record.attempts, error, "left to the sweep");
+      }
     }));
   }
 
-  /** Applies every record older than the grace period, oldest first (the cron sweep). */
-  async sweep(): Promise<{ applied: number; failed: number }> {
-    const cutoff = this.clock.now() - SWEEP_GRACE_MS;
-    let applied = 0;
-    let failed = 0;
-    for await (
-      const entry of this.kv.list<OutboxRecord>({ prefix: [...outboxPrefix()] }, {
-        limit: SWEEP_BATCH,
-      })
-    ) {
-      // Ids are time-ordered: once one record is too young, so are the rest.
-      if (entry.value.createdAt > cutoff) break;
-      if (await this.#applyEntry(entry)) applied++;
-      else failed++;
+  /**
+   * Applies every record older than the grace period, oldest first, paging past the ones that
+   * fail (the cron sweep). `graceMs: 0` takes every record: safe at any time, since applying is
+   * idempotent, and what start-up does to finish a crashed predecessor's work at once.
+   */
+  async sweep(options: { graceMs?: number } = {}): Promise<SweepResult> {
+    const cutoff = this.clock.now() - (options.graceMs ?? SWEEP_GRACE_MS);
+    const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
+    let cursor: string | undefined;
+    pages: for (;;) {
+      const page = this.kv.list<OutboxRecord>({ prefix: [...outboxPrefix()] }, {
+        limit: SWEEP_PAGE,
+        cursor,
+      });
+      let seen = 0;
+      for await (const entry of page) {
+        seen++;
+        // Ids are time-ordered: once one record is too young, so are the rest.
+        if (entry.value.createdAt > cutoff) break pages;
+        result[await this.#applyEntry(entry)]++;
+      }
+      if (seen < SWEEP_PAGE) break;
+      cursor = page.cursor;
     }
-    if (applied + failed > 0) this.log({ level: "info", msg: "outbox swept", applied, failed });
-    return { applied, failed };
+    if (result.applied + result.failed + result.deadLettered > 0) {
+      this.log({ level: "info", msg: "outbox swept", ...result });
+    }
+    return result;
   }
 
-  async #applyEntry(entry: Deno.KvEntry<OutboxRecord>): Promise<boolean> {
+  /** Applies one stored record and settles it; never throws. */
+  async #applyEntry(entry: Deno.KvEntry<OutboxRecord>): Promise<Outcome> {
     const record = entry.value;
-    const apply = this.#appliers.get(record.kind);
     try {
-      if (!apply) throw new Error(`no applier for outbox kind "${record.kind}"`);
+      const apply = this.#appliers.get(record.kind);
+      if (!apply) throw new PermanentFailure(`no applier for outbox kind "${record.kind}"`);
       await apply(record.payload, record);
     } catch (error) {
-      const lastError = error instanceof Error ? error.message : String(error);
-      this.log({
-        level: "error",
-        msg: "outbox apply failed",
-        kind: record.kind,
-        recordId: record.id,
-        attempts: record.attempts + 1,
-        error: lastError,
-      });
-      await this.kv.atomic().check(entry)
-        .set(entry.key, { ...record, attempts: record.attempts + 1, lastError })
-        .commit();
-      return false;
+      return await this.#failed(entry, error);
     }
     // A concurrent apply may have deleted it already; the effect is idempotent either way.
-    await this.kv.atomic().check(entry).delete(entry.key).commit();
-    return true;
+    await this.#settle(record, this.kv.atomic().check(entry).delete(entry.key));
+    return "applied";
+  }
+
+  /** Counts the failure on the record, or moves it to the dead letters when retrying is over. */
+  async #failed(entry: Deno.KvEntry<OutboxRecord>, error: unknown): Promise<Outcome> {
+    const record = entry.value;
+    const attempts = record.attempts + 1;
+    const dead = attempts >= OUTBOX_MAX_ATTEMPTS || isPermanentFailure(error);
+    const lastError = this.#logFailure(record, attempts, error, dead ? "dead-lettered" : "retried");
+    const atomic = this.kv.atomic().check(entry);
+    if (dead) {
+      addDeadLetter(
+        atomic.delete(entry.key),
+        { id: record.id, name: record.kind, payload: record.payload, source: "outbox" },
+        { attempts, error: lastError, failedAt: this.clock.now() },
+      );
+    } else {
+      atomic.set(entry.key, { ...record, attempts, lastError });
+    }
+    await this.#settle(record, atomic);
+    return dead ? "deadLettered" : "failed";
+  }
+
+  /** Commits a record's bookkeeping; a failure here only means the sweep sees it again. */
+  async #settle(record: OutboxRecord, atomic: Deno.AtomicOperation) {
+    try {
+      await atomic.commit();
+    } catch (error) {
+      this.#logFailure(record, record.attempts, error, "bookkeeping failed, left to the sweep");
+    }
+  }
+
+  #logFailure(record: OutboxRecord, attempts: number, error: unknown, outcome: string): string {
+    const message = error instanceof Error ? error.message : String(error);
+    this.log({
+      level: outcome === "retried" ? "warn" : "error",
+      msg: "outbox apply failed",
+      kind: record.kind,
+      recordId: record.id,
+      attempts,
+      outcome,
+      error: message,
+    });
+    return message;
   }
 }

@@ -1,15 +1,17 @@
-// Administration: dead letters (list, replay, discard) and the development mail outbox.
+// Administration: dead letters of jobs and of the outbox (list, replay, discard), reports, and the
+// development mail outbox.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
 import { listReports } from "../db/reports.ts";
 import { NotFound } from "../errors.ts";
-import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/jobs.ts";
+import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-letters.ts";
 import { listDevMail } from "../providers/mail.ts";
 import { requireAdmin } from "./middleware/session.ts";
 import { pageQuery, params, query } from "./middleware/validate.ts";
 
-const jobIdParam = z.object({ id: z.string().min(1).max(200) });
+/** Job ids are server-made: a UUID, or `<job>:<UUID>` for jobs keyed by what they act on. */
+const jobIdParam = z.object({ id: z.string().regex(/^[\w:-]{1,200}$/, "not a job id") });
 
 export function adminRoutes(deps: Deps) {
   return new Hono<AppEnv>()
@@ -18,28 +20,38 @@ export function adminRoutes(deps: Deps) {
       return c.json(await listDeadLetters(deps.kv, c.req.valid("query")));
     })
     .post("/dead-letters/:id/replay", params(jobIdParam), async (c) => {
-      // Taking it out first makes concurrent replays of one dead letter enqueue it once.
+      // Taking it out first makes concurrent replays of one dead letter start it once.
       const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
       if (!taken) throw noSuchDeadLetter();
-      const { job } = taken;
+      const { letter } = taken;
+      const source = letter.source ?? "job";
       try {
-        // Same job id: if an earlier delivery did finish after all, the replay does nothing.
-        await deps.jobs.enqueue(job.name, job.payload, { jobId: job.id });
+        // Same id: if an earlier attempt did finish after all, the replay does nothing.
+        if (source === "outbox") await deps.outbox.replay(letter);
+        else await deps.jobs.enqueue(letter.name, letter.payload, { jobId: letter.id });
       } catch (error) {
         await restoreDeadLetter(deps.kv, taken);
         throw error;
       }
-      deps.log({ level: "info", msg: "dead letter replayed", job: job.name, jobId: job.id });
-      return c.json({ jobId: job.id, name: job.name }, 202);
+      deps.log({
+        level: "info",
+        msg: "dead letter replayed",
+        source,
+        name: letter.name,
+        id: letter.id,
+      });
+      return c.json({ jobId: letter.id, name: letter.name, source }, 202);
     })
     .delete("/dead-letters/:id", params(jobIdParam), async (c) => {
       const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
       if (!taken) throw noSuchDeadLetter();
+      const { letter } = taken;
       deps.log({
         level: "info",
         msg: "dead letter discarded",
-        job: taken.job.name,
-        jobId: taken.job.id,
+        source: letter.source ?? "job",
+        name: letter.name,
+        id: letter.id,
       });
       return c.body(null, 204);
     })

@@ -360,7 +360,7 @@ for (const adapter of ["kv-queue", "qstash"] as const) {
         const accepted = answers.filter((answer) => answer.status === 202);
         assert.equal(accepted.length, 1);
         assert.equal(answers.filter((answer) => answer.status === 404).length, 49);
-        assert.deepEqual(accepted[0].body, { jobId, name: "greet" });
+        assert.deepEqual(accepted[0].body, { jobId, name: "greet", source: "job" });
         await t0.waitForLog((record) => record.msg === "job done" && record.jobId === jobId);
         await t0.double?.settled();
         assert.equal(t0.effects.length, doomed + 1);

@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { SWEEP_GRACE_MS } from "../kv/outbox.ts";
+import { Outbox, OUTBOX_MAX_ATTEMPTS, type OutboxRecord, SWEEP_GRACE_MS } from "../kv/outbox.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
 import { createTestApp, signUp } from "./helpers/app.ts";
+import { members } from "./helpers/members.ts";
 
 /** An app with two members and an outbox record that notifies Ada of Bob's follow. */
 async function outboxApp() {
   const t0 = await createTestApp();
   const [ada, bob] = await Promise.all([signUp(t0.http), signUp(t0.http)]);
+  const [admin] = await members(t0.deps, 1, { role: "admin" });
   const follow = () =>
     jobRecord(t0.deps.outbox, "notify", {
       userId: ada.user.id,
@@ -19,7 +21,37 @@ async function outboxApp() {
     (await t0.http("GET", "/api/notifications", { token: ada.token })).body.items;
   const outboxKeys = async () =>
     (await Array.fromAsync(t0.deps.kv.list({ prefix: ["outbox"] }))).map((entry) => entry.key);
-  return { ...t0, ada, bob, follow, notifications, outboxKeys };
+  /** Stores records as their deciding commits would, a hundred per commit, without applying. */
+  const commitUnapplied = async (records: OutboxRecord[]) => {
+    for (let start = 0; start < records.length; start += 100) {
+      const batch = records.slice(start, start + 100);
+      assert.ok((await t0.deps.outbox.write(t0.deps.kv.atomic(), ...batch).commit()).ok);
+    }
+  };
+  const deadLetters = async () => {
+    const items = [];
+    let cursor = "";
+    do {
+      const page = await t0.http("GET", `/api/admin/dead-letters?limit=100${cursor}`, {
+        token: admin.token,
+      });
+      assert.equal(page.status, 200);
+      items.push(...page.body.items);
+      cursor = page.body.nextCursor ? `&cursor=${page.body.nextCursor}` : "";
+    } while (cursor);
+    return items;
+  };
+  return {
+    ...t0,
+    ada,
+    bob,
+    admin,
+    follow,
+    notifications,
+    outboxKeys,
+    commitUnapplied,
+    deadLetters,
+  };
 }
 
 Deno.test("[outbox] a commit whose apply step never ran (a crash) is applied once by the sweep", async (t) => {
@@ -33,20 +65,20 @@ Deno.test("[outbox] a commit whose apply step never ran (a crash) is applied onc
   assert.ok(committed.ok);
 
   await t.step("within the grace period the sweep leaves it to its request", async () => {
-    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 0, failed: 0 });
+    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 0, failed: 0, deadLettered: 0 });
     assert.equal((await t0.outboxKeys()).length, 1);
   });
 
   await t.step("after it, the sweep applies it: the notification arrives, once", async () => {
     t0.clock.advance(SWEEP_GRACE_MS + 1000);
-    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 1, failed: 0 });
+    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 1, failed: 0, deadLettered: 0 });
     await t0.jobsSettled("notify");
     assert.equal((await t0.notifications()).length, 1);
     assert.deepEqual(await t0.outboxKeys(), []);
   });
 
   await t.step("sweeping again changes nothing", async () => {
-    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 0, failed: 0 });
+    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 0, failed: 0, deadLettered: 0 });
     const jobs = t0.logs.filter((record) => record.job === "notify" && record.msg === "job done");
     assert.equal(jobs.length, 1);
     assert.equal((await t0.notifications()).length, 1);
@@ -100,7 +132,7 @@ Deno.test("[outbox] a failing apply keeps the record, counts the attempt, and th
   );
 
   t0.clock.advance(SWEEP_GRACE_MS + 1000);
-  assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 1, failed: 0 });
+  assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 1, failed: 0, deadLettered: 0 });
   assert.deepEqual(applied, ["history row"]);
   assert.deepEqual(await t0.outboxKeys(), []);
 });
@@ -108,4 +140,141 @@ Deno.test("[outbox] a failing apply keeps the record, counts the attempt, and th
 Deno.test("[outbox] a record of an unregistered kind is refused before anything is committed", async () => {
   await using t0 = await createTestApp();
   assert.throws(() => t0.deps.outbox.record("no-such-kind", {}), /not registered/);
+});
+
+Deno.test("[outbox] 1,000 records that keep failing never hold back the others; they end as dead letters an admin replays", async (t) => {
+  await using t0 = await outboxApp();
+  let broken = true;
+  const applied: number[] = [];
+  t0.deps.outbox.register("history-row", z.object({ n: z.number() }), (payload) => {
+    if (broken) return Promise.reject(new Error("history database unreachable"));
+    applied.push(payload.n);
+    return Promise.resolve();
+  });
+  const failing = Array.from(
+    { length: 1000 },
+    (_, n) => t0.deps.outbox.record("history-row", { n }),
+  );
+  await t0.commitUnapplied(failing);
+  const ordinary = t0.follow(); // younger than all of them: last in the sweep's order
+  await t0.commitUnapplied([ordinary]);
+  t0.clock.advance(SWEEP_GRACE_MS + 1000);
+
+  await t.step(
+    "one sweep pages past all 1,000 failures and applies the record behind them",
+    async () => {
+      const swept = await t0.deps.outbox.sweep();
+      assert.deepEqual(swept, { applied: 1, failed: 1000, deadLettered: 0 });
+      await t0.jobsSettled("notify");
+      assert.equal((await t0.notifications()).length, 1, "the notification behind them arrived");
+      assert.equal((await t0.outboxKeys()).length, 1000);
+    },
+  );
+
+  await t.step(
+    `after ${OUTBOX_MAX_ATTEMPTS} attempts each one is a dead letter, payload kept`,
+    async () => {
+      for (let sweep = 2; sweep < OUTBOX_MAX_ATTEMPTS; sweep++) {
+        assert.deepEqual(await t0.deps.outbox.sweep(), {
+          applied: 0,
+          failed: 1000,
+          deadLettered: 0,
+        });
+      }
+      assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 0, failed: 0, deadLettered: 1000 });
+      assert.deepEqual(await t0.outboxKeys(), [], "the outbox is empty again");
+      const letters = await t0.deadLetters();
+      assert.equal(letters.length, 1000);
+      assert.deepEqual(letters[0], {
+        id: failing[0].id,
+        source: "outbox",
+        name: "history-row",
+        payload: { n: 0 },
+        attempts: OUTBOX_MAX_ATTEMPTS,
+        lastError: "history database unreachable",
+        failedAt: new Date(t0.clock.now()).toISOString(),
+      });
+      assert.deepEqual(letters.map((letter) => letter.payload.n), failing.map((_, n) => n));
+    },
+  );
+
+  await t.step(
+    "an admin replays one after the cause is fixed: applied once, gone from the list",
+    async () => {
+      broken = false;
+      const path = `/api/admin/dead-letters/${failing[7].id}/replay`;
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, () => t0.http("POST", path, { token: t0.admin.token })),
+      );
+      assert.deepEqual(answers.map((answer) => answer.status).sort(), [202, ...Array(9).fill(404)]);
+      const accepted = answers.find((answer) => answer.status === 202)!;
+      assert.deepEqual(accepted.body, {
+        jobId: failing[7].id,
+        name: "history-row",
+        source: "outbox",
+      });
+      assert.deepEqual(applied, [7]);
+      assert.deepEqual(await t0.outboxKeys(), []);
+      assert.equal((await t0.deadLetters()).length, 999);
+    },
+  );
+});
+
+Deno.test("[outbox] a record storage refuses (a NUL byte written before the edge refused it) is a dead letter at once", async () => {
+  await using t0 = await outboxApp();
+  // The chat applier's real Postgres insert: text cannot hold U+0000 (SQLSTATE 22021).
+  const poisoned = t0.deps.outbox.record("chat-message", {
+    id: crypto.randomUUID(),
+    conversationId: crypto.randomUUID(),
+    seq: 1,
+    fromUserId: t0.ada.user.id,
+    toUserId: t0.bob.user.id,
+    text: "a\u0000b",
+    tempId: "t-1",
+    createdAt: t0.clock.now(),
+  });
+  const ordinary = t0.follow();
+  await t0.commitUnapplied([poisoned, ordinary]);
+  await t0.deps.outbox.apply(poisoned, ordinary); // never throws
+  await t0.jobsSettled("notify");
+  assert.equal((await t0.notifications()).length, 1);
+  assert.deepEqual(await t0.outboxKeys(), []);
+  const [letter, ...more] = await t0.deadLetters();
+  assert.equal(more.length, 0);
+  assert.equal(letter.id, poisoned.id);
+  assert.equal(letter.source, "outbox");
+  assert.equal(letter.attempts, 1, "retrying cannot help, so it was not retried");
+  assert.equal(letter.payload.text, "a\u0000b");
+});
+
+Deno.test("[outbox] apply never throws after a committed decision, even when KV refuses its bookkeeping", async () => {
+  await using t0 = await outboxApp();
+  const logs: Record<string, unknown>[] = [];
+  // The same store, except that every commit fails the way a locked SQLite file does.
+  const locked = new Proxy(t0.deps.kv, {
+    get(kv, name) {
+      if (name !== "atomic") return Reflect.get(kv, name, kv).bind?.(kv) ?? Reflect.get(kv, name);
+      return () => {
+        const atomic = kv.atomic();
+        atomic.commit = () => Promise.reject(new Error("database is locked"));
+        return atomic;
+      };
+    },
+  });
+  const outbox = new Outbox(locked, t0.clock, (record) => logs.push(record));
+  let runs = 0;
+  outbox.register("history-row", z.object({}), () => {
+    runs++;
+    return Promise.reject(new Error("history database unreachable"));
+  });
+  const record = outbox.record("history-row", {});
+  assert.ok((await outbox.write(t0.deps.kv.atomic(), record).commit()).ok);
+
+  await outbox.apply(record);
+  assert.equal(runs, 1);
+  assert.deepEqual(logs.map((line) => line.outcome), [
+    "retried",
+    "bookkeeping failed, left to the sweep",
+  ]);
+  assert.equal((await t0.outboxKeys()).length, 1, "the record stays for the sweep");
 });

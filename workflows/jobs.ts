@@ -1,7 +1,7 @@
 // The jobs port: what a job is, how it is enqueued, and the one registry of handlers that both
 // adapters (KV queue: workflows/kv-queue.ts, QStash: workflows/qstash.ts) deliver to.
 import type { z } from "zod";
-import { Invalid } from "../errors.ts";
+import { Invalid, PermanentFailure } from "../errors.ts";
 
 export interface JobMessage {
   id: string;
@@ -28,7 +28,7 @@ export interface Jobs {
 export const JOB_RETRIES = 3;
 
 /** A failure no retry can fix (a payload of the wrong shape, an address the provider refuses). */
-export class PermanentJobError extends Error {
+export class PermanentJobError extends PermanentFailure {
   override name = "PermanentJobError";
 }
 

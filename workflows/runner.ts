@@ -1,9 +1,10 @@
 // Runs one delivery of a job for either adapter: at most one effect per job id, failures counted,
 // retried by rethrowing, and dead-lettered when retrying cannot help or retries are used up.
 import type { Clock, Logger } from "../app.ts";
-import { DomainError } from "../errors.ts";
-import { claimJob, completeJob, recordJobFailure, storeDeadLetter } from "../kv/jobs.ts";
-import { JOB_RETRIES, type JobMessage, type JobRegistry, PermanentJobError } from "./jobs.ts";
+import { DomainError, isPermanentFailure } from "../errors.ts";
+import { storeDeadLetter } from "../kv/dead-letters.ts";
+import { claimJob, completeJob, recordJobFailure } from "../kv/jobs.ts";
+import { JOB_RETRIES, type JobMessage, type JobRegistry } from "./jobs.ts";
 
 export interface RunnerDeps {
   kv: Deno.Kv;
@@ -53,7 +54,7 @@ export async function runJob(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const failure = await recordJobFailure(deps.kv, job.id, message, deps.clock.now());
-    const permanent = error instanceof PermanentJobError;
+    const permanent = isPermanentFailure(error);
     if (permanent || delivery.final || failure.attempts > JOB_RETRIES) {
       await storeDeadLetter(deps.kv, job);
       deps.log({
