@@ -52,6 +52,8 @@ const schema = z.object({
   CORS_ORIGINS: list.default([]),
   RATE_LIMIT_LOGIN: rate.default({ limit: 10, windowSeconds: 900 }),
   RATE_LIMIT_API: rate.default({ limit: 100, windowSeconds: 900 }),
+  /** Sockets one user may hold at once over every isolate; a connect past it is closed 4029. */
+  WS_MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100).default(10),
   RESERVATION_TTL_SECONDS: seconds(600),
   CALL_DURATION_SECONDS: seconds(180),
   /** Two members matched within this long are not paired again. */

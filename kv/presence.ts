@@ -1,6 +1,8 @@
 // Presence: which users have a live socket, and their status, kept in KV so every isolate agrees.
 // Each socket holds an entry with its own expiry, refreshed by the hub's heartbeat; a crashed
 // isolate's sockets simply stop being refreshed, and readers treat expired entries as gone.
+import { backoff } from "./backoff.ts";
+import { KeyedLock } from "./keyed-lock.ts";
 import { presenceKey, presencePrefix } from "./keys.ts";
 
 export const PRESENCE_STATUSES = ["online", "offline", "in-call", "queuing"] as const;
@@ -14,6 +16,15 @@ export interface PresenceRecord {
 }
 
 const ATTEMPTS = 50;
+
+/** One isolate's changes to one user's presence take turns (a burst of connects, say). */
+const locks = new WeakMap<Deno.Kv, KeyedLock>();
+
+function lockOf(kv: Deno.Kv): KeyedLock {
+  let lock = locks.get(kv);
+  if (!lock) locks.set(kv, lock = new KeyedLock());
+  return lock;
+}
 
 /** The status others see: offline unless some socket's entry is still unexpired. */
 export function presenceStatus(record: PresenceRecord | null, now: number): PresenceStatus {
@@ -30,7 +41,17 @@ export function presenceStatus(record: PresenceRecord | null, now: number): Pres
  * sets in-call from the member's match state) can never be written from a stale read.
  * Returns the status before and after.
  */
-export async function changePresence<C = unknown>(
+export function changePresence<C = unknown>(
+  kv: Deno.Kv,
+  userId: string,
+  now: number,
+  change: (record: PresenceRecord, context: C | null) => PresenceRecord,
+  context?: Deno.KvKey,
+): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
+  return lockOf(kv).run(userId, () => commitPresence(kv, userId, now, change, context));
+}
+
+async function commitPresence<C>(
   kv: Deno.Kv,
   userId: string,
   now: number,
@@ -39,6 +60,7 @@ export async function changePresence<C = unknown>(
 ): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
   const key = presenceKey(userId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    if (attempt > 0) await backoff(attempt); // another isolate won: spread out
     const [entry, decidedBy] = await kv.getMany<unknown[]>(context ? [key, context] : [key]) as [
       Deno.KvEntryMaybe<PresenceRecord>,
       Deno.KvEntryMaybe<C> | undefined,
@@ -68,7 +90,29 @@ function sameRecord(stored: PresenceRecord | null, next: PresenceRecord): boolea
     sockets.every(([id, expiresAt]) => stored.sockets[id] === expiresAt);
 }
 
-/** Registers (or refreshes) sockets of a user until `expiresAt`. */
+/**
+ * Registers a new socket of a user until `expiresAt`, unless the user already holds `max` live
+ * sockets (on any isolate): then nothing changes and `full` is true.
+ */
+export async function claimPresence(
+  kv: Deno.Kv,
+  userId: string,
+  socketId: string,
+  now: number,
+  expiresAt: number,
+  max: number,
+) {
+  let full = false;
+  const change = await changePresence(kv, userId, now, (record) => {
+    full = Object.keys(record.sockets).length >= max;
+    return full
+      ? record
+      : { status: record.status, sockets: { ...record.sockets, [socketId]: expiresAt } };
+  });
+  return { ...change, full };
+}
+
+/** Refreshes sockets of a user until `expiresAt` (the heartbeat). */
 export function holdPresence(
   kv: Deno.Kv,
   userId: string,

@@ -1,5 +1,7 @@
 // The cache port: recomputable values and rate-limit windows. Upstash Redis in production, KV locally.
 import { Redis } from "@upstash/redis";
+import type { Rate } from "../config.ts";
+import { TooManyRequests } from "../errors.ts";
 import { cacheKey } from "../kv/keys.ts";
 
 export interface Counter {
@@ -18,6 +20,21 @@ export interface Cache {
   /** Adds `by` to a counter whose window of `windowSeconds` opens at its first increment. */
   increment(key: string, windowSeconds: number, by?: number): Promise<Counter>;
   ping(): Promise<void>;
+}
+
+/**
+ * Spends one write of `who`'s budget (RATE_LIMIT_API): HTTP writes and socket writes draw on the
+ * same one. 429 once it is spent; otherwise what is left of it.
+ */
+export async function spendWrite(cache: Cache, rate: Rate, who: string) {
+  const counter = await cache.increment(`api:${who}`, rate.windowSeconds);
+  if (counter.count > rate.limit) {
+    throw new TooManyRequests(
+      `More than ${rate.limit} writes in ${rate.windowSeconds} s. Slow down.`,
+      counter.resetInSeconds,
+    );
+  }
+  return { limit: rate.limit, remaining: Math.max(0, rate.limit - counter.count) };
 }
 
 interface Stored<T> {

@@ -11,20 +11,20 @@ import {
   tempId,
 } from "../chat/messages.ts";
 import { DomainError, NotFound } from "../errors.ts";
+import { spendWrite } from "../providers/cache.ts";
 import { saleStockHeadKey } from "../kv/keys.ts";
 import { readSale } from "../kv/sales.ts";
 import { stockUpdate } from "../sales/sales.ts";
 import { signal, SIGNALS } from "../matchmaking/matchmaking.ts";
-import { zodFieldErrors } from "../routes/middleware/problem.ts";
 import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
+import { id, unstorableField, zodFieldErrors } from "../input.ts";
 
-/** Larger text frames are refused unread (a message is at most 4000 characters). */
+/** A larger frame closes its socket with 1009 (a message is at most 4000 characters). */
 export const MAX_FRAME_BYTES = 32 * 1024;
 /** Each socket may send this many frames in a burst, refilled at `FRAMES_PER_SECOND`. */
 const FRAME_BURST = 60;
 const FRAMES_PER_SECOND = 20;
 
-const id = z.string().min(1).max(100);
 const ref = z.union([z.string().max(100), z.number()]).optional();
 
 const clientFrame = z.discriminatedUnion("type", [
@@ -91,9 +91,6 @@ export async function handleFrame(deps: Deps, client: Client, raw: unknown, budg
     if (typeof raw !== "string") {
       throw frameError("binary-unsupported", "Send JSON text frames; binary frames are not read.");
     }
-    if (raw.length > MAX_FRAME_BYTES) {
-      throw frameError("frame-too-large", `Frames are limited to ${MAX_FRAME_BYTES} bytes.`);
-    }
     if (!budget.take()) {
       throw frameError(
         "rate-limited",
@@ -119,6 +116,7 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
   if (!client.live) deps.hub.startLive(client);
   switch (frame.type) {
     case "private-message": {
+      await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);
       const { message, replayed } = await sendMessage(deps, client.userId, frame.data);
       // A fresh message is acknowledged through the sender's event log; a re-sent tempId here.
       if (replayed) {
@@ -127,6 +125,7 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
       return;
     }
     case "message-read":
+      await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);
       await readConversation(deps, client.userId, frame.data);
       return;
     case "typing":
@@ -185,10 +184,11 @@ function parseFrame(raw: string): ClientFrame {
       `Unknown frame type ${JSON.stringify(type)}; expected one of ${FRAME_TYPES.join(", ")}.`,
     );
   }
-  const parsed = clientFrame.safeParse(value);
-  if (!parsed.success) {
+  const unstorable = unstorableField(value);
+  const parsed = unstorable ? null : clientFrame.safeParse(value);
+  if (!parsed?.success) {
     throw frameError("invalid-frame", `The ${type} frame is invalid.`, {
-      errors: zodFieldErrors(parsed.error),
+      errors: parsed ? zodFieldErrors(parsed.error) : [unstorable],
     });
   }
   return parsed.data;
@@ -213,7 +213,7 @@ function describe(deps: Deps, client: Client, error: unknown) {
 
 /** The `id` of a frame that failed before it was validated, so the client can match the error. */
 function refOf(raw: unknown): string | number | undefined {
-  if (typeof raw !== "string" || raw.length > MAX_FRAME_BYTES) return undefined;
+  if (typeof raw !== "string") return undefined;
   try {
     const id = JSON.parse(raw)?.id;
     return typeof id === "string" || typeof id === "number" ? id : undefined;

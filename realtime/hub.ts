@@ -8,6 +8,7 @@ import type { SessionClaims } from "../identity/tokens.ts";
 import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
 import { eventHeadKey } from "../kv/keys.ts";
 import {
+  claimPresence,
   holdPresence,
   type PresenceStatus,
   releasePresence,
@@ -29,12 +30,15 @@ export interface HubOptions {
   presenceTtlMs: number;
   /** Live events wait this long for a first frame (a `resume`) before flowing from the connection's head. */
   resumeGraceMs: number;
+  /** Sockets one user may hold at once, over every isolate (WS_MAX_SOCKETS_PER_USER). */
+  maxSocketsPerUser: number;
 }
 
 export const HUB_DEFAULTS: HubOptions = {
   heartbeatMs: 20_000,
   presenceTtlMs: 60_000,
   resumeGraceMs: 1_000,
+  maxSocketsPerUser: 10,
 };
 
 /** What the hub needs of a socket (Hono's WSContext, or a raw WebSocket). */
@@ -53,6 +57,16 @@ export interface ServerFrame {
 
 /** The close code a socket gets when its session was revoked or expired. */
 export const SESSION_ENDED = 4001;
+/** The close code of a socket refused because its user holds `maxSocketsPerUser` already. */
+export const TOO_MANY_SOCKETS = 4029;
+
+/** A connect refused by the per-user socket cap. */
+export class TooManySockets extends Error {
+  override name = "TooManySockets";
+  constructor(readonly max: number) {
+    super(`At most ${max} sockets per user; close one before opening another.`);
+  }
+}
 const CHANNEL = "convene-realtime";
 const PUMP_BATCH = 200;
 const OPEN = 1;
@@ -135,21 +149,31 @@ export class Hub {
     this.#listeners.push(listener);
   }
 
-  /** Registers a socket of an authenticated user; live events start with its first frame. */
+  /**
+   * Registers a socket of an authenticated user; live events start with its first frame. Throws
+   * TooManySockets when the user is at the cap; a connect that fails leaves nothing registered.
+   */
   async connect(session: SessionClaims, socket: Socket): Promise<Client> {
     const client = new Client(session, socket);
     const { kv, clock } = this.deps;
-    client.lastSeq = await currentHead(kv, client.userId);
-    this.#sockets(client.userId).clients.add(client);
-    client.grace = setTimeout(() => this.startLive(client), this.options.resumeGraceMs);
     const now = clock.now();
-    const presence = await holdPresence(
+    const presence = await claimPresence(
       kv,
       client.userId,
-      [client.id],
+      client.id,
       now,
       now + this.options.presenceTtlMs,
+      this.options.maxSocketsPerUser,
     );
+    if (presence.full) throw new TooManySockets(this.options.maxSocketsPerUser);
+    try {
+      client.lastSeq = await currentHead(kv, client.userId);
+    } catch (error) {
+      await releasePresence(kv, client.userId, client.id, clock.now()).catch(() => {});
+      throw error;
+    }
+    this.#sockets(client.userId).clients.add(client);
+    client.grace = setTimeout(() => this.startLive(client), this.options.resumeGraceMs);
     if (presence.before !== presence.after) await this.#changed(client.userId, presence.after);
     return client;
   }
@@ -296,8 +320,16 @@ export class Hub {
     return gone.length;
   }
 
+  /** Tells connections and listeners; never throws (a socket's life does not hang on it). */
   async #changed(userId: string, status: PresenceStatus) {
-    await this.announcePresence(userId, status);
+    await this.announcePresence(userId, status).catch((error) =>
+      this.deps.log({
+        level: "error",
+        msg: "presence announcement failed",
+        userId,
+        error: String(error),
+      })
+    );
     for (const listener of this.#listeners) {
       await listener(userId, status).catch((error) =>
         this.deps.log({

@@ -7,8 +7,9 @@ import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, Deps } from "../app.ts";
 import { DomainError, Forbidden, Unauthorized } from "../errors.ts";
-import { FrameBudget, handleFrame } from "../realtime/frames.ts";
-import type { Client } from "../realtime/hub.ts";
+import { FrameBudget, handleFrame, MAX_FRAME_BYTES } from "../realtime/frames.ts";
+import { type Client, TOO_MANY_SOCKETS, TooManySockets } from "../realtime/hub.ts";
+import type { WSContext } from "hono/ws";
 import {
   presentedToken,
   requireSession,
@@ -75,17 +76,25 @@ export function realtimeRoutes(deps: Deps) {
         const session = c.get("session")!;
         const budget = new FrameBudget();
         let client: Promise<Client | null> = Promise.resolve(null);
+        let refused = false;
         // Frames of one socket are handled one after another, so its messages keep their order.
         let queue = Promise.resolve();
         return {
           onOpen(_event, socket) {
             client = deps.hub.connect(session, socket).catch((error) => {
-              deps.log({ level: "error", msg: "socket connect failed", error: String(error) });
-              socket.close(1011, "try again");
+              refuseConnect(deps, socket, error);
               return null;
             });
           },
-          onMessage(event) {
+          onMessage(event, socket) {
+            if (refused) return;
+            // Deno hands over a frame only once it is whole: close on the first one over the
+            // limit, so no more arrive (the README states the bound this leaves).
+            if (frameSize(event.data) > MAX_FRAME_BYTES) {
+              refused = true;
+              socket.close(MESSAGE_TOO_BIG, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+              return;
+            }
             queue = queue.then(async () => {
               const connected = await client;
               if (connected) await handleFrame(deps, connected, event.data, budget);
@@ -102,4 +111,28 @@ export function realtimeRoutes(deps: Deps) {
         };
       }, { idleTimeout: IDLE_TIMEOUT_SECONDS }),
     );
+}
+
+/** WebSocket close code 1009: a frame was larger than this server reads. */
+export const MESSAGE_TOO_BIG = 1009;
+
+function frameSize(data: unknown): number {
+  if (typeof data === "string") return data.length;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}
+
+/** Closes a socket whose connect failed: 4029 at the per-user cap, 1011 (try again) otherwise. */
+function refuseConnect(deps: Deps, socket: WSContext, error: unknown) {
+  if (error instanceof TooManySockets) {
+    socket.send(JSON.stringify({
+      type: "error",
+      data: { code: "too-many-sockets", status: 429, detail: error.message, max: error.max },
+    }));
+    socket.close(TOO_MANY_SOCKETS, "too many sockets");
+    return;
+  }
+  deps.log({ level: "error", msg: "socket connect failed", error: String(error) });
+  socket.close(1011, "try again");
 }

@@ -117,17 +117,34 @@ Deno.test("[realtime] a socket speaks only as its user, only to connections", as
     cy.sendRaw("{not json");
     cy.sendRaw(JSON.stringify({ type: "teleport", data: {} }));
     cy.sendRaw(JSON.stringify({ type: "private-message", id: "x", data: { toUserId: 7 } }));
-    cy.sendRaw("x".repeat(40_000));
+    const nul = { toUserId: t0.ada.user.id, tempId: "n-1", text: "a\u0000b" };
+    cy.sendRaw(JSON.stringify({ type: "private-message", id: "nul", data: nul }));
     const errors = (await cy.waitFor("error", () => true, before + 4)).slice(before);
     assert.deepEqual(errors.map((e) => e.data.code), [
       "invalid-json",
       "unknown-type",
       "invalid-frame",
-      "frame-too-large",
+      "invalid-frame",
     ]);
     assert.equal(errors[2].data.ref, "x");
     assert.ok(errors[2].data.errors.some((e: { path: string }) => e.path.includes("toUserId")));
+    assert.deepEqual(
+      [errors[3].data.ref, errors[3].data.errors[0].path],
+      ["nul", "data.text"],
+      "a NUL byte is refused before anything is acknowledged",
+    );
     await cy.roundTrip();
+  });
+
+  await t.step("a frame over 32 KiB closes the socket with 1009 (message too big)", async () => {
+    await using big = await TestSocket.open(t0.url, t0.cy.token);
+    await big.roundTrip();
+    big.sendRaw(JSON.stringify({ type: "ping", data: { pad: "x".repeat(40_000) } }));
+    big.send("ping", {}, "after");
+    const closed = await big.closedByServer();
+    assert.deepEqual([closed.code, closed.reason], [1009, "frames are limited to 32768 bytes"]);
+    assert.equal(big.received("pong").length, 0, "nothing after it was read");
+    await cy.roundTrip(); // the user's other socket is untouched
   });
 });
 
@@ -294,4 +311,103 @@ Deno.test("[realtime] notifications reach the recipient's sockets live", async (
   assert.deepEqual([notification.data.type, notification.data.actor.id], ["follow", t0.cy.user.id]);
   const logged = await readEvents(t0.deps.kv, t0.ada.user.id, 0, 100);
   assert.ok(logged.some((event) => String(event.seq) === notification.id));
+});
+
+Deno.test("[realtime] a user holds at most WS_MAX_SOCKETS_PER_USER sockets; the next is closed 4029", async (t) => {
+  await using t0 = await chatApp({ env: { WS_MAX_SOCKETS_PER_USER: "3" } });
+  const open = await Promise.all([1, 2, 3].map(() => TestSocket.open(t0.url, t0.ada.token)));
+  for (const socket of open) await socket.roundTrip();
+
+  await t.step("the fourth gets an error frame and close code 4029", async () => {
+    const fourth = await TestSocket.open(t0.url, t0.ada.token);
+    const closed = await fourth.closedByServer();
+    assert.deepEqual([closed.code, closed.reason], [4029, "too many sockets"]);
+    const [error] = fourth.received("error");
+    assert.deepEqual([error.data.code, error.data.max], ["too-many-sockets", 3]);
+    assert.equal(t0.deps.hub.localSockets(t0.ada.user.id), 3);
+  });
+
+  await t.step("closing one makes room for another", async () => {
+    await open.pop()!.close();
+    await using again = await TestSocket.open(t0.url, t0.ada.token);
+    await again.roundTrip();
+    assert.equal(t0.deps.hub.localSockets(t0.ada.user.id), 3);
+  });
+  for (const socket of open) await socket.close();
+});
+
+Deno.test("[realtime] 150 simultaneous connects of one user, then all closed: nothing stays registered, presence is offline", async () => {
+  await using t0 = await chatApp();
+  await using bob = await TestSocket.open(t0.url, t0.bob.token);
+  await bob.roundTrip();
+  const sockets = await Promise.all(
+    Array.from({ length: 150 }, () => TestSocket.open(t0.url, t0.ada.token)),
+  );
+  const outcomes = await Promise.all(sockets.map((socket) =>
+    Promise.race([
+      socket.closed.then((event) => event.code),
+      socket.roundTrip().then(() => "open"),
+    ])
+  ));
+  assert.equal(outcomes.filter((outcome) => outcome === "open").length, 10);
+  assert.equal(outcomes.filter((outcome) => outcome === 4029).length, 140);
+  assert.equal(t0.deps.hub.localSockets(t0.ada.user.id), 10);
+  const status = async () =>
+    (await t0.http("GET", `/api/presence?userIds=${t0.ada.user.id}`, { token: t0.bob.token }))
+      .body.items[0].status;
+  assert.equal(await status(), "online");
+
+  await Promise.all(sockets.map((socket) => socket.close()));
+  await bob.waitFor(
+    "presence",
+    (f) => f.data.userId === t0.ada.user.id && f.data.status === "offline",
+  );
+  assert.equal(t0.deps.hub.localSockets(t0.ada.user.id), 0);
+  await t0.deps.hub.heartbeat(); // refreshes nothing of Ada's: she has no socket left
+  assert.equal(await status(), "offline");
+});
+
+Deno.test("[realtime] socket writes spend the same per-user budget as HTTP writes", async () => {
+  // Ada's budget of 6: her connection request, three HTTP messages, two socket messages.
+  await using t0 = await chatApp({ env: { RATE_LIMIT_API: "6/15m" } });
+  await using ada = await TestSocket.open(t0.url, t0.ada.token);
+  await ada.roundTrip();
+  for (const n of [1, 2, 3]) {
+    const sent = await t0.http("POST", `/api/conversations/${t0.bob.user.id}/messages`, {
+      token: t0.ada.token,
+      body: { text: `http ${n}`, tempId: `h-${n}` },
+    });
+    assert.equal(sent.status, 201);
+  }
+  for (const n of [1, 2, 3]) {
+    ada.send(
+      "private-message",
+      { toUserId: t0.bob.user.id, tempId: `s-${n}`, text: `ws ${n}` },
+      `f${n}`,
+    );
+  }
+  const [refused] = await ada.waitFor("error");
+  assert.deepEqual([refused.data.code, refused.data.status, refused.data.ref], [
+    "rate-limited",
+    429,
+    "f3",
+  ]);
+  assert.ok(refused.data.retryAfter > 0);
+  await ada.waitFor("message-delivered", () => true, 2);
+  const http = await t0.http("POST", `/api/conversations/${t0.bob.user.id}/messages`, {
+    token: t0.ada.token,
+    body: { text: "http 4", tempId: "h-4" },
+  });
+  assertProblem(http, 429);
+  const conversation = ada.received("message-delivered")[0].data.conversationId;
+  const stored = await t0.http("GET", `/api/conversations/${conversation}/messages`, {
+    token: t0.bob.token,
+  });
+  assert.deepEqual(stored.body.items.map((m: { text: string }) => m.text).sort(), [
+    "http 1",
+    "http 2",
+    "http 3",
+    "ws 1",
+    "ws 2",
+  ]);
 });

@@ -88,7 +88,10 @@ export async function createTestApp(options: TestAppOptions = {}) {
     mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
     payments: openPayments(config),
     storage: options.storage ?? localStorage(mediaDir!),
-    hub: new Hub({ kv, database, clock, log: logs.log }, options.hub),
+    hub: new Hub({ kv, database, clock, log: logs.log }, {
+      maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
+      ...options.hub,
+    }),
     verifyDelivery: options.verifyDelivery,
     clock,
     log: logs.log,

@@ -97,6 +97,18 @@ export class TestSocket {
     });
   }
 
+  /** Resolves with the close event once the server closed the socket (fails after the deadline). */
+  closedByServer(): Promise<CloseEvent> {
+    let timer: ReturnType<typeof setTimeout>;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`waited ${DEADLINE_MS} ms for the server to close the socket`)),
+        DEADLINE_MS,
+      );
+    });
+    return Promise.race([this.closed, deadline]).finally(() => clearTimeout(timer));
+  }
+
   /** A round trip: every frame this socket sent before has been handled once the pong is back. */
   async roundTrip() {
     const id = crypto.randomUUID();
