@@ -1,4 +1,6 @@
-// Entry: read config, open KV, database, cache and jobs, build the app; `deno serve` serves the default export.
+// Entry: read config, open KV, database, cache and jobs, build the app; `deno serve` serves the default
+// export. SIGTERM or SIGINT drains it: in-flight work finishes (bounded), then sockets, jobs, KV and
+// the database close, and the process ends by itself.
 import { createApp, type Deps, type Logger } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
@@ -8,64 +10,51 @@ import { openMailer } from "./providers/mail.ts";
 import { openPayments } from "./providers/payments.ts";
 import { openStorage } from "./providers/storage.ts";
 import { Hub } from "./realtime/hub.ts";
+import { InFlight, tellLauncher } from "./scripts/lifecycle.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "./workflows/qstash.ts";
 
+/** In-flight requests, job runs and sweeps get this long to finish once a stop is asked for. */
+const DRAIN_MS = 10_000;
+/** After this, a stop that is still waiting on something ends the process anyway. */
+const STOP_DEADLINE_MS = DRAIN_MS + 5_000;
+
 const log: Logger = (record) =>
   console.log(JSON.stringify({ time: new Date().toISOString(), ...record }));
 
+/** A start that cannot succeed says why in one line and exits non-zero, also under `--watch`. */
+function startFailed(message: string): never {
+  console.error(message);
+  tellLauncher();
+  Deno.exit(1);
+}
+
 const config = await loadConfig().catch((error) => {
   if (!(error instanceof ConfigError)) throw error;
-  console.error(`Configuration error: ${error.message}`);
-  Deno.exit(1);
+  startFailed(`Configuration error: ${error.message}`);
 });
 
 const onDeploy = Deno.env.get("DENO_DEPLOYMENT_ID") !== undefined;
 const kvPath = config.DENO_KV_PATH ?? (onDeploy ? undefined : `${config.DATA_DIR}/kv.sqlite3`);
-if (kvPath && kvPath !== ":memory:") await Deno.mkdir(config.DATA_DIR, { recursive: true });
-/** Held open for the life of the process: closing it would release the PGlite lock. */
-const pgliteLock = config.DATABASE_URL ? null : await holdPgliteLock(config.DATA_DIR);
+const inFlight = new InFlight();
+const stopping = new AbortController();
 
-const kv = await Deno.openKv(kvPath);
-const database = await openDatabase(config);
-const cache = openCache(config, kv);
-const clock = { now: Date.now };
-const qstash = config.QSTASH_TOKEN && config.QSTASH_CURRENT_SIGNING_KEY &&
-    config.QSTASH_NEXT_SIGNING_KEY
-  ? {
-    token: config.QSTASH_TOKEN,
-    current: config.QSTASH_CURRENT_SIGNING_KEY,
-    next: config.QSTASH_NEXT_SIGNING_KEY,
-  }
-  : null;
-
-const deps: Deps = {
-  config,
-  kv,
-  database,
-  cache,
-  jobs: qstash
-    ? qstashJobs({ token: qstash.token, baseUrl: config.QSTASH_URL, publicUrl: config.PUBLIC_URL })
-    : kvQueueJobs(kv),
-  registry: new JobRegistry(),
-  outbox: new Outbox(kv, clock, log),
-  mailer: openMailer(config, kv, clock.now),
-  payments: openPayments(config),
-  storage: openStorage(config),
-  hub: new Hub({ kv, database, clock, log }),
-  verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
-  clock,
-  log,
-};
+const { deps, pgliteLock } = await open().catch((error) =>
+  startFailed(`Start-up failed: ${error instanceof Error ? error.message : String(error)}`)
+);
 const app = createApp(deps);
-if (!qstash) {
-  listenForJobs(deps).catch((error) =>
+const listening = deps.jobs.kind === "kv-queue"
+  ? listenForJobs(deps, (work) => inFlight.track(work)).catch((error) =>
     log({ level: "error", msg: "job listener stopped", error: String(error) })
-  );
-}
-scheduleSweeps(deps);
+  )
+  : Promise.resolve();
+scheduleSweeps(deps, { signal: stopping.signal, track: (work) => inFlight.track(work) });
+// What a crashed predecessor committed but never applied is applied now, not a sweep later.
+void inFlight.track(() => deps.outbox.sweep({ graceMs: 0 })).catch((error) =>
+  log({ level: "error", msg: "start-up outbox sweep failed", error: String(error) })
+);
 
 log({
   level: "info",
@@ -74,15 +63,14 @@ log({
   publicUrl: config.PUBLIC_URL,
   adapters: {
     kv: kvPath ? `sqlite:${kvPath}` : "deno-deploy",
-    database: database.description,
-    cache: cache.kind === "kv" ? "kv" : "upstash-redis",
+    database: deps.database.description,
+    cache: deps.cache.kind === "kv" ? "kv" : "upstash-redis",
     jobs: deps.jobs.kind,
     mail: deps.mailer.kind,
     payments: deps.payments.name,
     storage: deps.storage.kind,
   },
 });
-
 if (config.production && deps.mailer.kind === "dev-outbox") {
   log({
     level: "warn",
@@ -90,22 +78,46 @@ if (config.production && deps.mailer.kind === "dev-outbox") {
   });
 }
 
-/** Closes KV and the database so container platforms can stop the process with SIGTERM. */
-async function shutdown(signal: string) {
-  log({ level: "info", msg: "shutting down", signal });
-  try {
-    await deps.hub.close();
-    kv.close();
-    await database.close();
-    pgliteLock?.close();
-  } finally {
-    Deno.exit(0);
-  }
-}
-try {
-  Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
-} catch {
-  // Signal listeners are unavailable on some platforms (e.g. Windows): the default applies.
+async function open() {
+  if (kvPath && kvPath !== ":memory:") await Deno.mkdir(config.DATA_DIR, { recursive: true });
+  /** Held open for the life of the process: closing it would release the PGlite lock. */
+  const pgliteLock = config.DATABASE_URL ? null : await holdPgliteLock(config.DATA_DIR);
+  const kv = await Deno.openKv(kvPath);
+  const database = await openDatabase(config);
+  const clock = { now: Date.now };
+  const qstash = config.QSTASH_TOKEN && config.QSTASH_CURRENT_SIGNING_KEY &&
+      config.QSTASH_NEXT_SIGNING_KEY
+    ? {
+      token: config.QSTASH_TOKEN,
+      current: config.QSTASH_CURRENT_SIGNING_KEY,
+      next: config.QSTASH_NEXT_SIGNING_KEY,
+    }
+    : null;
+  const deps: Deps = {
+    config,
+    kv,
+    database,
+    cache: openCache(config, kv),
+    jobs: qstash
+      ? qstashJobs({
+        token: qstash.token,
+        baseUrl: config.QSTASH_URL,
+        publicUrl: config.PUBLIC_URL,
+      })
+      : kvQueueJobs(kv),
+    registry: new JobRegistry(),
+    outbox: new Outbox(kv, clock, log),
+    mailer: openMailer(config, kv, clock.now),
+    payments: openPayments(config),
+    storage: openStorage(config),
+    hub: new Hub({ kv, database, clock, log }, {
+      maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
+    }),
+    verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
+    clock,
+    log,
+  };
+  return { deps, pgliteLock };
 }
 
 /**
@@ -116,14 +128,64 @@ async function holdPgliteLock(dataDir: string) {
   await Deno.mkdir(dataDir, { recursive: true });
   const file = await Deno.open(`${dataDir}/pg.lock`, { create: true, write: true });
   if (!await file.tryLock(true)) {
-    console.error(
+    startFailed(
       `Configuration error: DATABASE_URL: unset, and the embedded PGlite database in ${dataDir}/pg ` +
         "is already open in another isolate or process. Run a single isolate (deno task dev), " +
         "or set DATABASE_URL to a server Postgres to run in parallel.",
     );
-    Deno.exit(1);
   }
   return file;
 }
 
-export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;
+/**
+ * `deno serve` stops listening and closes upgraded sockets (1001) on the signal itself; this lets
+ * requests, job runs and sweeps under way finish, then closes everything else. Nothing is left to
+ * keep the event loop alive, so each isolate ends by itself and the process exits 0.
+ */
+async function shutdown(signal: string) {
+  if (stopping.signal.aborted) return;
+  stopping.abort();
+  const started = performance.now();
+  log({ level: "info", msg: "shutting down", signal, inFlight: inFlight.count });
+  const deadline = setTimeout(() => {
+    log({ level: "error", msg: "shutdown overran its deadline; exiting" });
+    Deno.exit(1);
+  }, STOP_DEADLINE_MS);
+  Deno.unrefTimer(deadline);
+  const drained = await inFlight.idle(DRAIN_MS);
+  await deps.hub.close();
+  deps.kv.close(); // ends the job listener too
+  await listening;
+  await deps.database.close();
+  pgliteLock?.close();
+  clearTimeout(deadline);
+  log({
+    level: drained ? "info" : "warn",
+    msg: "stopped",
+    drained,
+    abandoned: inFlight.count,
+    ms: Math.round(performance.now() - started),
+  });
+  tellLauncher();
+}
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  try {
+    Deno.addSignalListener(signal, () => void shutdown(signal));
+  } catch {
+    // Signal listeners are unavailable on some platforms (e.g. Windows): the default applies.
+  }
+}
+
+/** Every request counts as in flight until its response is fully sent (sockets excepted). */
+function fetch(request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
+  if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+    return Promise.resolve(app.fetch(request, info));
+  }
+  const done = inFlight.begin();
+  const answer = Promise.resolve(app.fetch(request, info));
+  answer.then(() => info.completed).catch(() => {}).finally(done);
+  return answer;
+}
+
+export default { fetch } satisfies Deno.ServeDefaultExport;

@@ -22,24 +22,25 @@ export function registerWorkflows(deps: Deps) {
   registerMedia(deps);
 }
 
+/** How the server runs its sweeps: until `signal` aborts, each run counted by `track`. */
+export interface SweepSchedule {
+  signal: AbortSignal;
+  track: <T>(work: () => Promise<T>) => Promise<T>;
+}
+
 /** `Deno.cron` sweeps; main.ts registers them at start-up (tests call the sweeps directly). */
-export function scheduleSweeps(deps: Deps) {
-  Deno.cron("outbox sweep", "* * * * *", async () => {
-    await deps.outbox.sweep();
-  });
-  Deno.cron("presence sweep", "* * * * *", async () => {
-    await deps.hub.sweepPresence();
-  });
-  Deno.cron("interview sweep", "* * * * *", async () => {
-    await sweepInterviews(deps);
-  });
-  Deno.cron("match sweep", "* * * * *", async () => {
-    await sweepMatches(deps);
-  });
-  Deno.cron("reservation sweep", "* * * * *", async () => {
-    await sweepReservations(deps);
-  });
-  Deno.cron("media sweep", "17 3 * * *", async () => {
-    await sweepMedia(deps);
-  });
+export function scheduleSweeps(deps: Deps, schedule: SweepSchedule) {
+  const sweeps: [name: string, cron: string, sweep: () => Promise<unknown>][] = [
+    ["outbox sweep", "* * * * *", () => deps.outbox.sweep()],
+    ["presence sweep", "* * * * *", () => deps.hub.sweepPresence()],
+    ["interview sweep", "* * * * *", () => sweepInterviews(deps)],
+    ["match sweep", "* * * * *", () => sweepMatches(deps)],
+    ["reservation sweep", "* * * * *", () => sweepReservations(deps)],
+    ["media sweep", "17 3 * * *", () => sweepMedia(deps)],
+  ];
+  for (const [name, cron, sweep] of sweeps) {
+    Deno.cron(name, cron, { signal: schedule.signal }, async () => {
+      await schedule.track(sweep);
+    });
+  }
 }

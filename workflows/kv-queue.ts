@@ -43,15 +43,19 @@ export function kvQueueJobs(
 }
 
 /**
- * Delivers KV queue messages to the registry until `kv` closes. A failing handler rethrows, so
- * KV retries it on its backoff schedule and finally writes it to the dead-letter store.
+ * Delivers KV queue messages to the registry until `kv` closes, each run counted by `track`. A
+ * failing handler rethrows, so KV retries it on its backoff schedule and finally writes it to the
+ * dead-letter store.
  */
-export function listenForJobs(deps: RunnerDeps): Promise<void> {
+export function listenForJobs(
+  deps: RunnerDeps,
+  track: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
+): Promise<void> {
   return deps.kv.listenQueue(async (message: unknown) => {
     if (!isJobMessage(message)) {
       deps.log({ level: "error", msg: "dropped a queue message that is not a job", message });
       return;
     }
-    await runJob(deps, message, { final: false });
+    await track(() => runJob(deps, message, { final: false }));
   });
 }
