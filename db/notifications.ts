@@ -13,6 +13,14 @@ import { type NotificationRow, notifications, type NotificationType, users } fro
  */
 const RESURFACING = new Set<NotificationType>(["message", "comment", "interview", "order"]);
 
+/** About the user's own doings, told by the system: the actor is the user (an order paid). */
+const ABOUT_ONESELF = new Set<NotificationType>(["order"]);
+
+/** Whether `userId` is told of this at all: never of their own acts, except about themselves. */
+export function isNotified(event: { userId: string; actorId: string; type: NotificationType }) {
+  return event.userId !== event.actorId || ABOUT_ONESELF.has(event.type);
+}
+
 export interface NotificationEvent {
   userId: string;
   actorId: string;
@@ -36,13 +44,13 @@ export interface NotificationView {
 /**
  * Stores an event as a notification of `userId`, collapsing it into an existing one of the same
  * (actor, type, subject). Returns the notification when it is new or raised again; null when the
- * event is the user's own, a repeat that changes nothing, or either user no longer exists.
+ * user is not told of it (isNotified), a repeat changes nothing, or either user no longer exists.
  */
 export async function recordNotification(
   db: Database,
   event: NotificationEvent,
 ): Promise<NotificationView | null> {
-  if (event.userId === event.actorId) return null;
+  if (!isNotified(event)) return null;
   const values = {
     id: newId(event.at.getTime()),
     userId: event.userId,

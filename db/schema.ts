@@ -101,7 +101,11 @@ export const notifications = pgTable("notifications", {
   ),
   index("notifications_by_user_idx").on(table.userId, table.createdAt.desc(), table.id.desc()),
   index("notifications_unread_idx").on(table.userId).where(sql`${table.readAt} is null`),
-  check("notifications_self_check", sql`${table.userId} <> ${table.actorId}`),
+  // Only news about one's own doings (an order) comes from oneself.
+  check(
+    "notifications_self_check",
+    sql`${table.userId} <> ${table.actorId} or ${table.type} = 'order'`,
+  ),
 ]);
 
 export type NotificationRow = typeof notifications.$inferSelect;

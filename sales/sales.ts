@@ -43,6 +43,7 @@ import {
   stockRemaining,
 } from "../kv/sales.ts";
 import { PermanentJobError } from "../workflows/jobs.ts";
+import { notifyRecords } from "../workflows/notify.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
 import { id } from "../input.ts";
 
@@ -189,7 +190,7 @@ function settlementEffects(deps: Deps): SettlementEffects {
       if (
         after.status !== before?.status && (after.status === "paid" || after.status === "refunded")
       ) {
-        records.push(jobRecord(deps.outbox, "notify", {
+        records.push(...notifyRecords(deps.outbox, {
           userId: after.userId,
           actorId: after.userId,
           type: "order",

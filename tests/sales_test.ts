@@ -812,3 +812,54 @@ Deno.test("[sales] racing decisions on one hold: each unit is sold or returned e
     },
   );
 });
+
+Deno.test("[sales] the buyer is notified of their orders: paid, refunded after a late payment, a membership", async () => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 5, priceCents: 1500 }]);
+  /** The buyer's `order` notifications, once `jobs` notify jobs have run. */
+  const orderNotifications = async (jobs: number) => {
+    await t0.jobsSettled("notify", jobs);
+    const list = await t0.http("GET", "/api/notifications", { token: t0.ada.token });
+    return list.body.items
+      .filter((item: { type: string }) => item.type === "order")
+      .map((
+        item: { subjectId: string; actor: { id: string }; read: boolean },
+      ) => [item.subjectId, item.actor.id, item.read]);
+  };
+
+  const paid = await checkout(
+    t0.http,
+    t0.ada,
+    (await reserved(t0.http, t0.ada, saleId, productId)).id,
+  );
+  assert.equal(
+    (await sandboxWebhook(t0, { orderId: paid.orderId, amountCents: 1500 })).body.outcome,
+    "paid",
+  );
+  assert.deepEqual(await orderNotifications(1), [[paid.orderId, t0.ada.user.id, false]]);
+
+  const late = await checkout(
+    t0.http,
+    t0.ada,
+    (await reserved(t0.http, t0.ada, saleId, productId)).id,
+  );
+  t0.clock.advance(11 * MINUTE);
+  assert.equal(
+    (await sandboxWebhook(t0, { orderId: late.orderId, amountCents: 1500 })).body.outcome,
+    "refunded",
+  );
+  assert.deepEqual(await orderNotifications(2), [
+    [late.orderId, t0.ada.user.id, false],
+    [paid.orderId, t0.ada.user.id, false],
+  ]);
+
+  const membership = await t0.http("POST", "/api/payments/membership", {
+    token: t0.ada.token,
+    body: { tier: "pro" },
+  });
+  const { orderId } = membership.body;
+  assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 900 })).body.outcome, "paid");
+  assert.equal((await orderNotifications(3))[0][0], orderId);
+  const unread = await t0.http("GET", "/api/notifications/unread-count", { token: t0.ada.token });
+  assert.equal(unread.body.count, 3);
+});

@@ -2,7 +2,7 @@
 // recipient's event log, which pushes it live to every socket and keeps it for `resume`.
 import { z } from "zod";
 import type { Deps } from "../app.ts";
-import { recordNotification } from "../db/notifications.ts";
+import { isNotified, recordNotification } from "../db/notifications.ts";
 import { NOTIFICATION_TYPES } from "../db/schema.ts";
 import { appendEventsNow } from "../kv/events.ts";
 import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
@@ -42,11 +42,11 @@ export function registerNotifyJob(deps: Deps) {
 
 /** Enqueues a notification; nothing when users act on their own things. */
 export async function notify(jobs: Jobs, payload: NotifyPayload): Promise<string | null> {
-  if (payload.userId === payload.actorId) return null;
+  if (!isNotified(payload)) return null;
   return await jobs.enqueue("notify", payload);
 }
 
 /** The outbox record that notifies `userId`, for a commit to carry; none for one's own acts. */
 export function notifyRecords(outbox: Outbox, payload: NotifyPayload): OutboxRecord[] {
-  return payload.userId === payload.actorId ? [] : [jobRecord(outbox, "notify", payload)];
+  return isNotified(payload) ? [jobRecord(outbox, "notify", payload)] : [];
 }

@@ -128,6 +128,8 @@ export async function createTestApp(options: TestAppOptions = {}) {
 
 type LogRecord = Record<string, unknown>;
 
+const LOG_DEADLINE_MS = 20_000;
+
 /** Collected log records, and promises that resolve when matching records arrive (no sleeps). */
 export function logBook() {
   const records: LogRecord[] = [];
@@ -138,11 +140,17 @@ export function logBook() {
       records.push(record);
       for (const wake of waiters) wake();
     },
+    /** Fails after a deadline instead of hanging the test when the records never come. */
     waitFor(match: (record: LogRecord) => boolean, count = 1): Promise<LogRecord[]> {
-      return new Promise((resolve) => {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(wake);
+          reject(new Error(`waited ${LOG_DEADLINE_MS} ms for ${count} log records: ${match}`));
+        }, LOG_DEADLINE_MS);
         const wake = () => {
           const found = records.filter(match);
           if (found.length < count) return;
+          clearTimeout(timer);
           waiters.delete(wake);
           resolve(found);
         };

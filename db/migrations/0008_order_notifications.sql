@@ -1,0 +1,2 @@
+ALTER TABLE "notifications" DROP CONSTRAINT "notifications_self_check";--> statement-breakpoint
+ALTER TABLE "notifications" ADD CONSTRAINT "notifications_self_check" CHECK ("notifications"."user_id" <> "notifications"."actor_id" or "notifications"."type" = 'order');
