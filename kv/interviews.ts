@@ -177,7 +177,8 @@ export interface Move {
  * changes nothing, so jobs and sweeps may run it any number of times.
  *
  * A started interview past its deadline is expired by whichever move reaches it first: a late
- * submission commits the expiry and then answers 409 `interview-expired`.
+ * submission commits the expiry and then answers 409 `interview-expired`, as does any participant
+ * move on an interview that has expired.
  */
 export async function moveInterview(
   deps: Coordination,
@@ -200,7 +201,10 @@ export async function moveInterview(
     const action = overdue && move.actorId !== null ? "expire" : move.action;
     if (!MOVES[action].from.includes(interview.state)) {
       if (move.actorId === null) return null;
-      throw illegalMove(interview, move.action);
+      // The same answer whether the expiry job or this late move reached it first.
+      throw interview.state === "EXPIRED"
+        ? expired(interview)
+        : illegalMove(interview, move.action);
     }
     if (action === "expire" && !overdue) return null;
     const next: Interview = {

@@ -246,7 +246,8 @@ Deno.test("[interviews] every illegal move → 409 with the current state, and c
     const recorded = await history(t0.deps, id);
     for (const move of moves.filter((move) => !move.legalFrom.includes(state))) {
       const problem = assertProblem(await act(http, move.by, id, move.action, move.body), 409);
-      assert.equal(problem.type, "/problems/invalid-transition", `${move.action} from ${state}`);
+      const type = state === "EXPIRED" ? "interview-expired" : "invalid-transition";
+      assert.equal(problem.type, `/problems/${type}`, `${move.action} from ${state}`);
       assert.equal(problem.state, state);
       assert.equal(problem.version, before.version);
       refused++;
@@ -392,7 +393,7 @@ Deno.test("[interviews] expiry jobs, sweeps and duplicates racing expire an inte
   await act(http, candidate, interview.id, "start");
   const [job] = jobs.held;
   t0.clock.advance(60_001);
-  const [, sweeps, direct] = await Promise.all([
+  const [, sweeps, direct, submits] = await Promise.all([
     Promise.all(Array.from({ length: 20 }, () => jobs.deliver(job))),
     Promise.all(Array.from({ length: 20 }, () => sweepInterviews(t0.deps))),
     Promise.all(Array.from({ length: 20 }, () => expire(t0.deps, interview.id))),
@@ -413,6 +414,10 @@ Deno.test("[interviews] expiry jobs, sweeps and duplicates racing expire an inte
   const counted = sweeps.reduce((sum, sweep) => sum + sweep.expired, 0) +
     direct.filter((transition) => transition !== null).length;
   assert.ok(counted <= 1, `at most one sweep or direct call made the move, not ${counted}`);
+  // Whichever reached it first, every late submit hears the same thing.
+  for (const late of submits) {
+    assert.equal(assertProblem(late, 409).type, "/problems/interview-expired");
+  }
   await t0.jobsSettled("notify", 3); // the invitation, and the expiry to each participant
 });
 
