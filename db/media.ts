@@ -6,6 +6,19 @@ import { type Database, isForeignKeyViolation } from "./client.ts";
 import { rowsOf } from "./graph.ts";
 import { interviewMedia, media, type MediaRow, postMedia, posts, users } from "./schema.ts";
 
+/**
+ * Where a file is served: a path on this server's own origin (GET /media/:id). Every view (an
+ * upload, a profile photo, a post's or a submission's files) gives this one form.
+ */
+export function mediaPath(id: string): string {
+  return `/media/${encodeURIComponent(id)}`;
+}
+
+/** Files as views list them, in order: each id with its path. */
+export function mediaRefs(ids: readonly string[]): { id: string; url: string }[] {
+  return ids.map((id) => ({ id, url: mediaPath(id) }));
+}
+
 /** Records an upload; null when the owner's account is gone. */
 export async function insertMedia(db: Database, row: MediaRow): Promise<MediaRow | null> {
   try {

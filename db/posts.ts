@@ -5,6 +5,7 @@ import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
 import { rowsOf } from "./graph.ts";
+import { mediaRefs } from "./media.ts";
 import { Invalid } from "../errors.ts";
 import {
   comments,
@@ -23,6 +24,8 @@ export interface PostView {
   author: { id: string; name: string };
   text: string;
   mediaIds: string[];
+  /** The files of `mediaIds`, in order, each with the path it is served at. */
+  media: { id: string; url: string }[];
   likeCount: number;
   commentCount: number;
   likedByMe: boolean;
@@ -37,6 +40,7 @@ function postView(row: { post: PostRow; authorName: string; likedByMe: boolean }
     author: { id: post.authorId, name: row.authorName },
     text: post.text,
     mediaIds: post.mediaIds,
+    media: mediaRefs(post.mediaIds),
     likeCount: post.likeCount,
     commentCount: post.commentCount,
     likedByMe: row.likedByMe,

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Database } from "./client.ts";
 import { isUniqueViolation } from "./client.ts";
+import { mediaPath } from "./media.ts";
 import { notBlockedWith } from "./visibility.ts";
 import { type Gender, type Role, type UserRow, users } from "./schema.ts";
 
@@ -44,12 +45,12 @@ export async function setPasswordHash(db: Database, id: string, passwordHash: st
   await db.update(users).set({ passwordHash, updatedAt: at }).where(eq(users.id, id));
 }
 
-/** What any member may see of another: never the email, gender or role. */
 /** A profile photo's path on this server (GET /media/:id), or null. */
 export function avatarPath(mediaId: string | null) {
-  return mediaId ? `/media/${encodeURIComponent(mediaId)}` : null;
+  return mediaId ? mediaPath(mediaId) : null;
 }
 
+/** What any member may see of another: never the email, gender or role. */
 export function publicProfile(row: UserRow) {
   return {
     id: row.id,

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { Deps } from "../app.ts";
 import { recordInterviewTransition } from "../db/interviews.ts";
+import { mediaRefs } from "../db/media.ts";
 import type { CriterionScore, InterviewMetrics, RubricItem } from "../db/schema.ts";
 import { Invalid } from "../errors.ts";
 import { newId } from "../ids.ts";
@@ -159,6 +160,7 @@ export function interviewView(interview: Interview, viewerId: string) {
     version: interview.version,
     answer: interview.answer,
     mediaIds: interview.mediaIds ?? [],
+    media: mediaRefs(interview.mediaIds ?? []),
     metrics: interview.metrics,
     scores: interview.scores,
     feedback: interview.feedback,

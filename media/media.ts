@@ -17,6 +17,7 @@ import {
   findMediaMany,
   insertMedia,
   listUnusedMedia,
+  mediaPath,
 } from "../db/media.ts";
 import { MEDIA_TYPES, type MediaRow, type MediaType } from "../db/schema.ts";
 import { findUserById } from "../db/users.ts";
@@ -50,18 +51,14 @@ export interface MediaView {
   createdAt: string;
 }
 
-function mediaView(deps: Deps, row: MediaRow): MediaView {
+function mediaView(row: MediaRow): MediaView {
   return {
     id: row.id,
-    url: mediaUrl(deps.config.PUBLIC_URL, row.id),
+    url: mediaPath(row.id),
     contentType: row.contentType,
     size: row.size,
     createdAt: row.createdAt.toISOString(),
   };
-}
-
-function mediaUrl(publicUrl: string, id: string) {
-  return `${publicUrl}/media/${encodeURIComponent(id)}`;
 }
 
 /** Where a file's bytes live: under its owner, so an account's files can be purged together. */
@@ -104,7 +101,7 @@ export async function uploadMedia(deps: Deps, ownerId: string, request: Request)
     await deps.storage.delete(key);
     throw new Unauthorized("This account no longer exists.");
   }
-  return mediaView(deps, inserted);
+  return mediaView(inserted);
 }
 
 /** A storage outage is the client's 503 (try again), not a bug; the cause is logged. */
