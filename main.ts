@@ -52,7 +52,10 @@ const listening = deps.jobs.kind === "kv-queue"
   : Promise.resolve();
 scheduleSweeps(deps, { signal: stopping.signal, track: (work) => inFlight.track(work) });
 // What a crashed predecessor committed but never applied is applied now, not a sweep later.
-void inFlight.track(() => deps.outbox.sweep({ graceMs: 0 })).catch((error) =>
+void inFlight.track(async () => {
+  const swept = await deps.outbox.sweep({ graceMs: 0 });
+  log({ level: "info", msg: "start-up outbox sweep", ...swept });
+}).catch((error) =>
   log({ level: "error", msg: "start-up outbox sweep failed", error: String(error) })
 );
 
