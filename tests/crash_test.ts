@@ -200,8 +200,12 @@ Deno.test("[crash] kill -9 mid-burst: every acknowledged write survives, stock i
       // The acknowledged counts say the kill really came mid-burst.
       assert.equal(socketAcks.size, 10);
       assert.ok(httpAcked.length < 200, "some HTTP messages were cut off");
+      const live = new WebSocket(`${second.url.replace("http", "ws")}/ws?token=${bob.token}`);
+      await new Promise((resolve) => live.onopen = resolve);
+      const goneAway = new Promise<CloseEvent>((resolve) => live.onclose = resolve);
       const stopped = await second.kill("SIGTERM");
       assert.equal(stopped.code, 0, "SIGTERM stops it cleanly");
+      assert.equal((await goneAway).code, 1001, "sockets are told the server is going away");
       assert.equal((await second.waitForLog((line) => line.msg === "stopped")).drained, true);
     } finally {
       await second.kill("SIGKILL");

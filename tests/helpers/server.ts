@@ -2,7 +2,8 @@
 // directory of the test's: its log lines are collected and awaited (with a deadline), never slept on.
 import { httpClient } from "./app.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
 const DEADLINE_MS = 60_000;
 
 export type LogLine = Record<string, unknown>;
@@ -14,46 +15,69 @@ export class ServerProcess {
   readonly exited: Promise<Deno.CommandStatus>;
   #waiters = new Set<() => void>();
   #port = 0;
+  #reading: Promise<void>[];
 
   private constructor(readonly child: Deno.ChildProcess) {
-    void this.#read(child.stdout, (line) => {
-      let parsed: LogLine;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = { notJson: line };
-      }
-      this.logs.push(parsed);
-    });
-    void this.#read(child.stderr, (line) => {
-      this.stderr.push(line);
-      const port = /Listening on http:\/\/[^:]+:(\d+)\//.exec(line)?.[1];
-      if (port) this.#port = Number(port);
-    });
+    this.#reading = [
+      this.#read(child.stdout, (line) => {
+        let parsed: LogLine;
+        try {
+          parsed = JSON.parse(line);
+        } catch {
+          parsed = { notJson: line };
+        }
+        this.logs.push(parsed);
+      }),
+      this.#read(child.stderr, (line) => {
+        this.stderr.push(line);
+        const port = /Listening on http:\/\/[^:]+:(\d+)\//.exec(line)?.[1];
+        if (port) this.#port = Number(port);
+      }),
+    ];
     this.exited = child.status;
   }
 
   /** Starts the server on `dataDir` and resolves once it is ready and listening. */
   static async start(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+    const server = ServerProcess.spawn([Deno.execPath(), "serve", "-A", "--port=0", MAIN], {
+      DATA_DIR: dataDir,
+      ...env,
+    });
+    await server.ready();
+    return server;
+  }
+
+  /**
+   * Runs `command` (the server, or a launcher of it) with a clean environment plus `env`, from the
+   * project's root, its output collected.
+   */
+  static spawn(command: string[], env: Record<string, string>): ServerProcess {
     const passed = Object.fromEntries(
-      ["PATH", "HOME", "DENO_DIR", "TMPDIR"].flatMap((name) => {
+      ["PATH", "HOME", "DENO_DIR", "TMPDIR", "npm_config_cache"].flatMap((name) => {
         const value = Deno.env.get(name);
         return value === undefined ? [] : [[name, value]];
       }),
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["serve", "-A", "--port=0", MAIN],
-      env: { ...passed, NO_COLOR: "1", DATA_DIR: dataDir, ...env },
+    const child = new Deno.Command(command[0], {
+      args: command.slice(1),
+      cwd: ROOT,
+      env: { ...passed, NO_COLOR: "1", ...env },
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const server = new ServerProcess(child);
-    await server.waitFor(() =>
-      server.#port > 0 && server.logs.some((l) => l.msg === "convene ready")
-    );
-    return server;
+    return new ServerProcess(child);
+  }
+
+  /** Resolves once the server said it is ready and Deno said where it listens. */
+  ready(): Promise<void> {
+    return this.waitFor(() => this.#port > 0 && this.logs.some((l) => l.msg === "convene ready"));
+  }
+
+  /** Resolves when stdout and stderr have closed: every process holding them has exited. */
+  get outputClosed(): Promise<void> {
+    return Promise.all(this.#reading).then(() => {});
   }
 
   get url(): string {
