@@ -79,7 +79,7 @@ export function createApp(deps: Deps) {
   const app = new Hono<AppEnv>();
   const trusted = [deps.config.PUBLIC_URL, ...deps.config.CORS_ORIGINS];
 
-  app.onError(errorHandler());
+  app.onError(errorHandler);
   app.notFound(notFoundHandler);
 
   app.use(requestId({ limitLength: 100 }));
@@ -107,7 +107,7 @@ export function createApp(deps: Deps) {
   app.use("/api/*", jsonOnly({ except: (request) => isUpload(request) || isWebhook(request) }));
   app.use("/api/*", originCheck({ trusted }));
   app.use("/api/*", authenticate(deps));
-  app.use("/api/*", writeRateLimit(deps));
+  app.use("/api/*", writeRateLimit(deps, { except: isWebhook }));
 
   app.route("/", healthRoutes(deps));
   app.route("/api/auth", authRoutes(deps));
@@ -131,7 +131,10 @@ function isUpload(request: { method: string; path: string }) {
   return request.method === "POST" && request.path === "/api/media";
 }
 
-/** Webhooks are verified on their raw bytes, whatever type the provider declares. */
+/**
+ * Webhooks are verified on their raw bytes, whatever type the provider declares, and never
+ * refused for volume.
+ */
 function isWebhook(request: { path: string }) {
   return request.path.startsWith("/api/payments/webhook/");
 }

@@ -33,3 +33,8 @@ export function newId(now: number = Date.now()): string {
     hex.slice(20)
   }`;
 }
+
+/** When an id made by `newId` was made (ms since the epoch): its first 48 bits. */
+export function idTime(id: string): number {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}

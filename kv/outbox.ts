@@ -4,7 +4,7 @@
 import type { z } from "zod";
 import type { Clock, Deps, Logger } from "../app.ts";
 import { isPermanentFailure, PermanentFailure } from "../errors.ts";
-import { newId } from "../ids.ts";
+import { idTime, newId } from "../ids.ts";
 import { addDeadLetter, type DeadLetterRecord } from "./dead-letters.ts";
 import { outboxKey, outboxPrefix } from "./keys.ts";
 
@@ -87,13 +87,17 @@ export class Outbox {
     await this.apply(...records);
   }
 
-  /** A dead letter of the outbox, back in the outbox with fresh attempts, applied at once. */
+  /**
+   * A dead letter of the outbox, back in the outbox as it was made (same id, so its effect is still
+   * applied once) with fresh attempts, and applied at once.
+   */
   async replay(letter: DeadLetterRecord): Promise<void> {
     const record: OutboxRecord = {
       id: letter.id,
       kind: letter.name,
       payload: letter.payload,
-      createdAt: this.clock.now(),
+      // Its id's time, as when it was first written: the sweep's "ids are time-ordered" holds.
+      createdAt: idTime(letter.id),
       attempts: 0,
     };
     await this.send(record);

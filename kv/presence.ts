@@ -48,37 +48,29 @@ export function changePresence<C = unknown>(
   change: (record: PresenceRecord, context: C | null) => PresenceRecord,
   context?: Deno.KvKey,
 ): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
-  return lockOf(kv).run(userId, () => commitPresence(kv, userId, now, change, context));
-}
-
-async function commitPresence<C>(
-  kv: Deno.Kv,
-  userId: string,
-  now: number,
-  change: (record: PresenceRecord, context: C | null) => PresenceRecord,
-  context?: Deno.KvKey,
-): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
-  const key = presenceKey(userId);
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    if (attempt > 0) await backoff(attempt); // another isolate won: spread out
-    const [entry, decidedBy] = await kv.getMany<unknown[]>(context ? [key, context] : [key]) as [
-      Deno.KvEntryMaybe<PresenceRecord>,
-      Deno.KvEntryMaybe<C> | undefined,
-    ];
-    const current = entry.value ?? { status: "online", sockets: {} };
-    const live = Object.fromEntries(
-      Object.entries(current.sockets).filter(([, expiresAt]) => expiresAt > now),
-    );
-    const next = change({ status: current.status, sockets: live }, decidedBy?.value ?? null);
-    const before = presenceStatus(entry.value, now);
-    if (sameRecord(entry.value, next)) return { before, after: before }; // nothing to write
-    const atomic = kv.atomic().check(entry);
-    if (decidedBy) atomic.check(decidedBy);
-    if (Object.keys(next.sockets).length === 0) atomic.delete(key);
-    else atomic.set(key, next);
-    if ((await atomic.commit()).ok) return { before, after: presenceStatus(next, now) };
-  }
-  throw new Error(`presence of ${userId} changed too often at once`);
+  return lockOf(kv).run(userId, async () => {
+    const key = presenceKey(userId);
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      if (attempt > 0) await backoff(attempt); // another isolate won: spread out
+      const [entry, decidedBy] = await kv.getMany<unknown[]>(context ? [key, context] : [key]) as [
+        Deno.KvEntryMaybe<PresenceRecord>,
+        Deno.KvEntryMaybe<C> | undefined,
+      ];
+      const current = entry.value ?? { status: "online", sockets: {} };
+      const live = Object.fromEntries(
+        Object.entries(current.sockets).filter(([, expiresAt]) => expiresAt > now),
+      );
+      const next = change({ status: current.status, sockets: live }, decidedBy?.value ?? null);
+      const before = presenceStatus(entry.value, now);
+      if (sameRecord(entry.value, next)) return { before, after: before }; // nothing to write
+      const atomic = kv.atomic().check(entry);
+      if (decidedBy) atomic.check(decidedBy);
+      if (Object.keys(next.sockets).length === 0) atomic.delete(key);
+      else atomic.set(key, next);
+      if ((await atomic.commit()).ok) return { before, after: presenceStatus(next, now) };
+    }
+    throw new Error(`presence of ${userId} changed too often at once`);
+  });
 }
 
 /** Whether storing `next` would change nothing (no record and no sockets count as the same). */

@@ -218,6 +218,25 @@ Deno.test("[outbox] 1,000 records that keep failing never hold back the others; 
       assert.equal((await t0.deadLetters()).length, 999);
     },
   );
+
+  await t.step("a replay that fails again holds back nothing behind it in the sweep", async () => {
+    const audited: string[] = [];
+    t0.deps.outbox.register("audit-row", z.object({ what: z.string() }), (payload) => {
+      audited.push(payload.what);
+      return Promise.resolve();
+    });
+    const behind = t0.deps.outbox.record("audit-row", { what: "written before the replay" });
+    await t0.commitUnapplied([behind]);
+    t0.clock.advance(SWEEP_GRACE_MS + 1000);
+    broken = true;
+    const replayed = await t0.http("POST", `/api/admin/dead-letters/${failing[8].id}/replay`, {
+      token: t0.admin.token,
+    });
+    assert.equal(replayed.status, 202);
+    // The replayed record keeps its old id (first in the outbox's order) and fails again.
+    assert.deepEqual(await t0.deps.outbox.sweep(), { applied: 1, failed: 1, deadLettered: 0 });
+    assert.deepEqual(audited, ["written before the replay"]);
+  });
 });
 
 Deno.test("[outbox] a record storage refuses (a NUL byte written before the edge refused it) is a dead letter at once", async () => {

@@ -42,25 +42,23 @@ const HTTP_TITLES: Record<number, [string, string]> = {
 };
 
 /** Domain errors and zod errors → their 4xx; anything else → 500 with a reference, logged. */
-export function errorHandler(): ErrorHandler<AppEnv> {
-  return (error, c) => {
-    if (error instanceof DomainError) {
-      const body = problem(error.status, error.type, error.title, error.message, error.extra);
-      return problemResponse(c, body, error.headers);
-    }
-    if (error instanceof ZodError) {
-      const body = problem(400, "invalid-request", "Invalid request", "The request is invalid.", {
-        errors: zodFieldErrors(error),
-      });
-      return problemResponse(c, body);
-    }
-    if (error instanceof HTTPException && error.status < 500) {
-      const [code, title] = HTTP_TITLES[error.status] ?? ["bad-request", "Bad request"];
-      return problemResponse(c, problem(error.status, code, title, error.message || title));
-    }
-    return internalError(c, error);
-  };
-}
+export const errorHandler: ErrorHandler<AppEnv> = (error, c) => {
+  if (error instanceof DomainError) {
+    const body = problem(error.status, error.type, error.title, error.message, error.extra);
+    return problemResponse(c, body, error.headers);
+  }
+  if (error instanceof ZodError) {
+    const body = problem(400, "invalid-request", "Invalid request", "The request is invalid.", {
+      errors: zodFieldErrors(error),
+    });
+    return problemResponse(c, body);
+  }
+  if (error instanceof HTTPException && error.status < 500) {
+    const [code, title] = HTTP_TITLES[error.status] ?? ["bad-request", "Bad request"];
+    return problemResponse(c, problem(error.status, code, title, error.message || title));
+  }
+  return internalError(c, error);
+};
 
 function internalError(c: Context<AppEnv>, error: unknown) {
   const ref = c.get("requestId") ?? crypto.randomUUID();

@@ -6,12 +6,14 @@ import { spendWrite } from "../../providers/cache.ts";
 import { clientIp } from "./client-ip.ts";
 
 const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-const WEBHOOKS = "/api/payments/webhook/";
 
-export function writeRateLimit(deps: Deps): MiddlewareHandler<AppEnv> {
+/** `except` says which writes are never counted (webhooks, authenticated by their signature). */
+export function writeRateLimit(
+  deps: Deps,
+  options: { except: (request: { path: string }) => boolean },
+): MiddlewareHandler<AppEnv> {
   return async function writeRateLimit(c, next) {
-    // Webhooks are authenticated by their signature and must never be refused for volume.
-    if (!WRITES.has(c.req.method) || c.req.path.startsWith(WEBHOOKS)) return await next();
+    if (!WRITES.has(c.req.method) || options.except(c.req)) return await next();
     const who = c.get("session")?.sub ?? `ip:${clientIp(c)}`;
     const budget = await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, who);
     c.header("RateLimit-Limit", String(budget.limit));
