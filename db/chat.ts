@@ -4,8 +4,7 @@ import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { ChatMessage } from "../kv/chat.ts";
-import type { Database } from "./client.ts";
-import { rowsOf } from "./graph.ts";
+import { type Database, rowsOf } from "./client.ts";
 import { conversationMembers, conversations, type MessageRow, messages, users } from "./schema.ts";
 
 export interface MessageView {

@@ -99,6 +99,11 @@ export function openDatabase(
 }
 
 /** True when `error` is Postgres' unique_violation (from either driver). */
+/** Rows of `db.execute` from either driver (both answer `{ rows }`). */
+export function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows;
+}
+
 export function isUniqueViolation(error: unknown): boolean {
   return hasSqlState(error, "23505");
 }

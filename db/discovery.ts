@@ -1,7 +1,6 @@
 // Peer discovery: every candidate's features, computed in one query, ranked by a weighted sum.
 import { sql } from "drizzle-orm";
-import type { Database } from "./client.ts";
-import { rowsOf } from "./graph.ts";
+import { type Database, rowsOf } from "./client.ts";
 import { blocks, connectionRequests, connections, users } from "./schema.ts";
 
 /** How much each feature (each in [0, 1]) weighs; they add up to 1, so a score is in [0, 1]. */

@@ -5,7 +5,7 @@ import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Transition } from "../kv/connections.ts";
 import type { Database } from "./client.ts";
-import { isForeignKeyViolation } from "./client.ts";
+import { isForeignKeyViolation, rowsOf } from "./client.ts";
 import {
   blocks,
   connectionEvents,
@@ -260,11 +260,6 @@ export async function feedAudience(db: Database, authorId: string): Promise<stri
     union
     select ${connections.otherId} from ${connections} where ${connections.userId} = ${authorId}`);
   return [authorId, ...rowsOf<{ id: string }>(rows).map((row) => row.id)];
-}
-
-/** Rows of `db.execute` from either driver (both answer `{ rows }`). */
-export function rowsOf<T>(result: unknown): T[] {
-  return (result as { rows: T[] }).rows;
 }
 
 /** The ids of everyone `userId` is connected with. */

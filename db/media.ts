@@ -2,8 +2,7 @@
 // reference a file through foreign keys that do not cascade, so Postgres itself refuses to delete
 // a file that is in use; a removal is attempted, and a refusal means "still used".
 import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
-import { type Database, isForeignKeyViolation } from "./client.ts";
-import { rowsOf } from "./graph.ts";
+import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { interviewMedia, media, type MediaRow, postMedia, posts, users } from "./schema.ts";
 
 /**

@@ -3,8 +3,7 @@
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import { type Database, isForeignKeyViolation } from "./client.ts";
-import { rowsOf } from "./graph.ts";
+import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { mediaRefs } from "./media.ts";
 import { Invalid } from "../errors.ts";
 import {

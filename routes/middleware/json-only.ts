@@ -1,7 +1,6 @@
 // Bodies of the JSON API must say they are JSON: a form or text/plain body would otherwise be read
 // as `{}` and answered 200 with nothing done.
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../../app.ts";
 import { UnsupportedMediaType } from "../../errors.ts";
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
@@ -9,7 +8,7 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 /** `except` says which requests read their body another way (multipart uploads, webhooks). */
 export function jsonOnly(
   options: { except: (request: { method: string; path: string }) => boolean },
-): MiddlewareHandler<AppEnv> {
+): MiddlewareHandler {
   return async function jsonOnly(c, next) {
     if (hasBody(c.req.raw) && !options.except(c.req)) {
       const type = (c.req.header("content-type") ?? "").split(";")[0].trim();
