@@ -197,9 +197,9 @@ Deno.test("[crash] kill -9 mid-burst: every acknowledged write survives, stock i
         kv.close();
       }
 
-      // The acknowledged counts say the kill really came mid-burst.
-      assert.equal(socketAcks.size, 10);
-      assert.ok(httpAcked.length < 200, "some HTTP messages were cut off");
+      // The kill really came mid-burst: Ada's socket sent 40, and history holds fewer.
+      const socketStored = [...stored.values()].filter((text) => text.startsWith("socket "));
+      assert.ok(socketStored.length < 40, `${socketStored.length} of 40 socket messages stored`);
       const live = new WebSocket(`${second.url.replace("http", "ws")}/ws?token=${bob.token}`);
       await new Promise((resolve) => live.onopen = resolve);
       const goneAway = new Promise<CloseEvent>((resolve) => live.onclose = resolve);
