@@ -32,7 +32,7 @@ import { authenticate, type Session } from "./routes/middleware/session.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { saleRoutes } from "./routes/sales.ts";
-import { sandboxRoutes } from "./routes/sandbox.ts";
+import { sandboxRoutes } from "./routes/sales.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { registerWorkflows } from "./workflows/index.ts";
 import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
@@ -100,7 +100,7 @@ export function createApp(deps: Deps) {
       throw new PayloadTooLarge(JSON_BODY_LIMIT);
     },
   });
-  // Uploads stream through their own, larger limit (media/media.ts).
+  // Uploads stream through their own, larger limit (workflows/media/uploads.ts).
   app.use("/api/*", (c, next) => isUpload(c.req) ? next() : limitBody(c, next));
   app.use("/workflows/*", limitBody);
   app.use("/sandbox/*", limitBody);

@@ -7,7 +7,7 @@ import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { BENCH_CONFIG, benchDeps } from "./deps.ts";
-import { issueToken, signingKey } from "../identity/tokens.ts";
+import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
 
 const USERS = Number(Deno.env.get("BENCH_FEED_USERS") ?? 10_000);

@@ -2,7 +2,7 @@
 // the same run (raw Deno.serve for HTTP, raw KV commits for KV). Every loop is bounded in time.
 import { createApp } from "../app.ts";
 import { openPglite } from "../db/client.ts";
-import { isTokenLive } from "../kv/sessions.ts";
+import { isTokenLive } from "../kv/auth/sessions.ts";
 import { benchChat } from "./chat.ts";
 import { benchDeps } from "./deps.ts";
 import { benchFeed } from "./feed.ts";

@@ -1,11 +1,11 @@
 // The social graph in Postgres: follows, accepted connections, blocks and connection history.
+// Reports of members (and optionally one of their posts) for administrators to review.
 import { and, desc, eq, type InferSelectModel, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import type { Transition } from "../kv/connections.ts";
-import type { Database } from "./client.ts";
-import { isForeignKeyViolation, rowsOf } from "./client.ts";
+import { type Transition } from "../kv/graph.ts";
+import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
 import {
   blocks,
   connectionEvents,
@@ -13,10 +13,12 @@ import {
   connections,
   type ConnectionStatus,
   follows,
+  reports,
   users,
 } from "./schema.ts";
 import { publicProfile } from "./users.ts";
 import { notBlockedWith } from "./visibility.ts";
+import { alias } from "drizzle-orm/pg-core";
 
 /** Follows (idempotent); true when this call created the follow. */
 export async function insertFollow(
@@ -267,4 +269,61 @@ export async function connectionIds(db: Database, userId: string): Promise<strin
   const rows = await db.select({ id: connections.otherId }).from(connections)
     .where(eq(connections.userId, userId));
   return rows.map((row) => row.id);
+}
+
+export async function insertReport(
+  db: Database,
+  report: {
+    id: string;
+    reporterId: string;
+    userId: string;
+    postId: string | null;
+    reason: string;
+    at: Date;
+  },
+) {
+  const [row] = await db.insert(reports).values({ ...report, createdAt: report.at }).returning();
+  return reportView(row);
+}
+
+function reportView(row: typeof reports.$inferSelect) {
+  return {
+    id: row.id,
+    reporterId: row.reporterId,
+    userId: row.userId,
+    postId: row.postId,
+    reason: row.reason,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+const reporter = alias(users, "reporter");
+const cursorShape = z.tuple([z.iso.datetime(), z.string()]);
+
+/** Every report, newest first, with the names of both members. */
+export async function listReports(db: Database, page: { cursor?: string; limit: number }) {
+  const after = page.cursor ? decodeCursor(page.cursor, cursorShape) : null;
+  const rows = await db.select({
+    report: reports,
+    reporterName: reporter.name,
+    userName: users.name,
+  })
+    .from(reports)
+    .innerJoin(users, eq(users.id, reports.userId))
+    .innerJoin(reporter, eq(reporter.id, reports.reporterId))
+    .where(
+      afterPosition(reports.createdAt, reports.id, after),
+    )
+    .orderBy(desc(reports.createdAt), desc(reports.id))
+    .limit(page.limit + 1);
+  return keysetPage(
+    rows,
+    page.limit,
+    (row) => ({
+      ...reportView(row.report),
+      reporter: { id: row.report.reporterId, name: row.reporterName },
+      user: { id: row.report.userId, name: row.userName },
+    }),
+    ({ report }) => [report.createdAt.toISOString(), report.id],
+  );
 }

@@ -4,7 +4,7 @@
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
-import { type ConnectionRequest, isBlocked } from "./connections.ts";
+import { type ConnectionRequest, isBlocked } from "./graph.ts";
 import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
 import {
   blockKey,
@@ -33,7 +33,7 @@ export interface ChatMessage {
   createdAt: number;
 }
 
-/** What a connection pair key holds (see kv/connections.ts). */
+/** What a connection pair key holds (see kv/graph.ts). */
 interface LivePair {
   requestId: string;
 }

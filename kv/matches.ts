@@ -14,7 +14,7 @@ import {
   pairBlocked,
   readPair,
   type Transition as ConnectionTransition,
-} from "./connections.ts";
+} from "./graph.ts";
 import { appendEvents, type EventDraft, headKeys } from "./events.ts";
 import {
   blockKey,

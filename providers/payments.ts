@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import { DomainError, Invalid, Unauthorized } from "../errors.ts";
 import { unstorableField } from "../input.ts";
-import type { PaymentEvent } from "../kv/orders.ts";
+import type { PaymentEvent } from "../kv/sales/orders.ts";
 import { PermanentJobError } from "../workflows/jobs.ts";
 
 export interface PaymentRequest {

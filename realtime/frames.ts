@@ -9,13 +9,13 @@ import {
   sendMessage,
   signalTyping,
   tempId,
-} from "../chat/messages.ts";
+} from "../workflows/chat.ts";
 import { DomainError, NotFound } from "../errors.ts";
 import { spendWrite } from "../providers/cache.ts";
 import { saleStockHeadKey } from "../kv/keys.ts";
-import { readSale } from "../kv/sales.ts";
-import { stockUpdate } from "../sales/sales.ts";
-import { signal, SIGNALS } from "../matchmaking/matchmaking.ts";
+import { readSale } from "../kv/sales/stock.ts";
+import { stockUpdate } from "../workflows/sales.ts";
+import { signal, SIGNALS } from "../workflows/matches.ts";
 import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
 import { id, unstorableField, zodFieldErrors } from "../input.ts";
 

@@ -4,7 +4,7 @@
 // fresh and closes sockets whose session ended.
 import type { Database } from "../db/client.ts";
 import { connectionIds } from "../db/graph.ts";
-import type { SessionClaims } from "../identity/tokens.ts";
+import type { SessionClaims } from "../kv/auth/tokens.ts";
 import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
 import { eventHeadKey } from "../kv/keys.ts";
 import {
@@ -14,7 +14,7 @@ import {
   releasePresence,
   sweepPresence,
 } from "../kv/presence.ts";
-import { isTokenLive } from "../kv/sessions.ts";
+import { isTokenLive } from "../kv/auth/sessions.ts";
 
 export interface HubDeps {
   kv: Deno.Kv;

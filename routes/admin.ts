@@ -3,7 +3,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
-import { listReports } from "../db/reports.ts";
+import { listReports } from "../db/graph.ts";
 import { NotFound } from "../errors.ts";
 import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-letters.ts";
 import { listDevMail } from "../providers/mail.ts";

@@ -13,10 +13,10 @@ import {
   publicUser,
   signup,
   signupInput,
-} from "../identity/accounts.ts";
-import { issueToken, signingKey } from "../identity/tokens.ts";
+} from "../workflows/auth/accounts.ts";
+import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
-import { currentGeneration, revokeToken } from "../kv/sessions.ts";
+import { currentGeneration, revokeToken } from "../kv/auth/sessions.ts";
 import { clientIp } from "./middleware/client-ip.ts";
 import { clearSessionCookie, requireSession, setSessionCookie } from "./middleware/session.ts";
 import { body } from "./middleware/validate.ts";

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { AppEnv, Deps } from "../app.ts";
 import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
-import { messageText, readConversation, sendMessage, tempId } from "../chat/messages.ts";
+import { messageText, readConversation, sendMessage, tempId } from "../workflows/chat.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, optionalJsonBody, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";

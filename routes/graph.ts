@@ -5,7 +5,7 @@ import type { AppEnv, Deps } from "../app.ts";
 import { listBlocks, listConnectionRequests, requestView } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
 import { NotFound } from "../errors.ts";
-import { readConnectionRequest } from "../kv/connections.ts";
+import { readConnectionRequest } from "../kv/graph.ts";
 import {
   answerConnection,
   block,
@@ -13,8 +13,8 @@ import {
   requestConnection,
   unblock,
   unfollow,
-} from "../social/graph.ts";
-import { fileReport, reportInput } from "../social/reports.ts";
+} from "../workflows/graph.ts";
+import { fileReport, reportInput } from "../workflows/graph.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";

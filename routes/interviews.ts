@@ -14,7 +14,7 @@ import {
   startInterview,
   submissionInput,
   submitInterview,
-} from "../interviews/interviews.ts";
+} from "../workflows/interviews.ts";
 import { readInterview } from "../kv/interviews.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";

@@ -13,7 +13,7 @@ import {
   queueInput,
   videoApprove,
   videoRequest,
-} from "../matchmaking/matchmaking.ts";
+} from "../workflows/matches.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";

@@ -1,8 +1,8 @@
 // Media (API.md "Media"): uploads, the owner's delete, and the public bytes at /media/:id.
 import { Hono } from "hono";
 import type { AppEnv, Deps } from "../app.ts";
-import { deleteMedia, mediaBytes, mediaFile, uploadMedia } from "../media/media.ts";
-import { refreshAudience } from "../social/posts.ts";
+import { deleteMedia, mediaBytes, mediaFile, uploadMedia } from "../workflows/media/uploads.ts";
+import { refreshAudience } from "../workflows/posts.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { params } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";

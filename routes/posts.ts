@@ -14,7 +14,7 @@ import {
   readPost,
   removeComment,
   removePost,
-} from "../social/posts.ts";
+} from "../workflows/posts.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";

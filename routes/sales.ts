@@ -1,11 +1,14 @@
 // Flash sales, reservations, orders and payments (API.md "Flash sales, orders, payments").
+// The sandbox payment provider's pay page (API.md "Sandbox payment provider"): Pay / Fail buttons
+// whose form is turned into a webhook signed exactly as the sandbox signs it, and delivered to the
+// same handler as any webhook, signature check included. Mounted only with the sandbox provider.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import { type AppEnv, type Deps } from "../app.ts";
 import { listOrders, orderView, paymentsOf } from "../db/sales.ts";
 import { Invalid, NotFound } from "../errors.ts";
-import { zodFieldErrors } from "../input.ts";
-import { readOrder, readReservation } from "../kv/orders.ts";
+import { id, zodFieldErrors } from "../input.ts";
+import { readOrder, readReservation } from "../kv/sales/orders.ts";
 import {
   buyMembership,
   checkout,
@@ -21,10 +24,13 @@ import {
   reserve,
   saleInput,
   saleView,
-} from "../sales/sales.ts";
+} from "../workflows/sales.ts";
 import { requireAdmin, requireSession, signedIn } from "./middleware/session.ts";
 import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { idParam } from "./profiles.ts";
+import { html } from "hono/html";
+import { newId } from "../ids.ts";
+import { SANDBOX_SIGNATURE_HEADER, type SandboxEvent, signSandbox } from "../providers/payments.ts";
 
 const providerParam = z.object({ provider: z.string().min(1).max(40) });
 
@@ -125,5 +131,72 @@ export function saleRoutes(deps: Deps) {
           receivedAt: payment.receivedAt.toISOString(),
         })),
       });
+    });
+}
+
+const orderParam = z.object({ orderId: id });
+
+const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
+
+function page(title: string, body: unknown) {
+  return html`
+    <!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width">
+        <title>${title}</title>
+      </head>
+      <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">
+    <p><strong>Sandbox payment</strong>: no money moves.</p>${body}</body>
+    </html>
+  `;
+}
+
+export function sandboxRoutes(deps: Deps) {
+  return new Hono<AppEnv>()
+    .get("/pay/:orderId", params(orderParam), async (c) => {
+      const order = await readOrder(deps.kv, c.req.valid("param").orderId);
+      if (!order) throw new NotFound("No order has this id.");
+      const action = `/sandbox/pay/${encodeURIComponent(order.id)}`;
+      return c.html(page(
+        "Pay",
+        html`<h1>${order.description}</h1>
+<p>${
+          money(order.amountCents, order.currency)
+        }: order <code>${order.id}</code> is ${order.status}.</p>
+<form method="post" action="${action}"><button name="outcome" value="pay">Pay</button>
+<button name="outcome" value="fail">Fail</button></form>`,
+      ));
+    })
+    .post("/pay/:orderId", params(orderParam), async (c) => {
+      const order = await readOrder(deps.kv, c.req.valid("param").orderId);
+      if (!order) throw new NotFound("No order has this id.");
+      const outcome = (await c.req.parseBody()).outcome;
+      if (outcome !== "pay" && outcome !== "fail") {
+        throw new Invalid("Press Pay or Fail.", [{ path: "outcome", message: "pay or fail" }]);
+      }
+      const event: SandboxEvent = {
+        id: `evt_${newId(deps.clock.now())}`,
+        type: outcome === "pay" ? "payment.succeeded" : "payment.failed",
+        data: { orderId: order.id, amountCents: order.amountCents, currency: order.currency },
+      };
+      const rawBody = JSON.stringify(event);
+      const signature = await signSandbox(
+        deps.config.PAYMENTS_SANDBOX_SECRET,
+        rawBody,
+        Math.floor(deps.clock.now() / 1000),
+      );
+      const result = await receiveWebhook(
+        deps,
+        "sandbox",
+        new Headers({ [SANDBOX_SIGNATURE_HEADER]: signature }),
+        rawBody,
+      );
+      return c.html(page(
+        "Paid",
+        html`<h1>${outcome === "pay" ? "Payment sent" : "Payment failed"}</h1>
+<p>Order <code>${order.id}</code> is now ${result.order?.status ?? order.status}.</p>`,
+      ));
     });
 }

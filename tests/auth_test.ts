@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { issueToken, signingKey } from "../identity/tokens.ts";
+import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { assertProblem, createTestApp, randomEmail, sessionCookie, signUp } from "./helpers/app.ts";
 
 Deno.test("[auth] signup, login, me, password change and logout work end to end", async (t) => {

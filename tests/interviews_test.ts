@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { asc, eq } from "drizzle-orm";
 import type { Deps } from "../app.ts";
 import { interviewEvents } from "../db/schema.ts";
-import { evaluate, expire, sweepInterviews } from "../interviews/interviews.ts";
+import { evaluate, expire, sweepInterviews } from "../workflows/interviews.ts";
 import { readEvents } from "../kv/events.ts";
 import { type Answer, assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";

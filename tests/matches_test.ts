@@ -6,7 +6,7 @@ import { readEvents } from "../kv/events.ts";
 import { matchKey } from "../kv/keys.ts";
 import { queueLength } from "../kv/matches.ts";
 import { holdPresence, readPresence } from "../kv/presence.ts";
-import { sweepMatches, timeUp } from "../matchmaking/matchmaking.ts";
+import { sweepMatches, timeUp } from "../workflows/matches.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { count, eq } from "drizzle-orm";
 import type { Deps } from "../app.ts";
 import { interviewMedia, media } from "../db/schema.ts";
-import { blobKey, sweepMedia } from "../media/media.ts";
+import { blobKey, sweepMedia } from "../workflows/media/uploads.ts";
 import { localStorage, type Storage, StorageError } from "../providers/storage.ts";
 import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { NotificationView } from "../db/notifications.ts";
 import { readEvents } from "../kv/events.ts";
-import { notify, type NotifyPayload } from "../workflows/notify.ts";
+import { notify, type NotifyPayload } from "../workflows/notifications.ts";
 import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
 
 /**

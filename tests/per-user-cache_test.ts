@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { kvCache } from "../providers/cache.ts";
-import { PerUserCache } from "../social/per-user-cache.ts";
+import { PerUserCache } from "../providers/per-user-cache.ts";
 
 Deno.test("[per-user-cache] through() computes once, and never serves what a write outdated", async (t) => {
   const kv = await Deno.openKv(":memory:");

@@ -1,12 +1,12 @@
 // Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
 import type { Deps } from "../app.ts";
-import { registerChatAppliers } from "../chat/messages.ts";
-import { registerInterviewWorkflows, sweepInterviews } from "../interviews/interviews.ts";
-import { registerMedia, sweepMedia } from "../media/media.ts";
-import { registerMatchmaking, sweepMatches } from "../matchmaking/matchmaking.ts";
-import { registerSales, sweepReservations } from "../sales/sales.ts";
-import { registerGraphAppliers } from "../social/graph.ts";
-import { registerNotifyJob } from "./notify.ts";
+import { registerChatAppliers } from "./chat.ts";
+import { registerInterviewWorkflows, sweepInterviews } from "./interviews.ts";
+import { registerMedia, sweepMedia } from "./media/uploads.ts";
+import { registerMatchmaking, sweepMatches } from "./matches.ts";
+import { registerSales, sweepReservations } from "./sales.ts";
+import { registerGraphAppliers } from "./graph.ts";
+import { registerNotifyJob } from "./notifications.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
 import { registerSendEmailJob } from "./send-email.ts";
 

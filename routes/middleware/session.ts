@@ -4,8 +4,8 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AppEnv, Deps } from "../../app.ts";
 import { findUserById } from "../../db/users.ts";
 import { Forbidden, Unauthorized } from "../../errors.ts";
-import { readToken, type SessionClaims, signingKey } from "../../identity/tokens.ts";
-import { isTokenLive } from "../../kv/sessions.ts";
+import { readToken, type SessionClaims, signingKey } from "../../kv/auth/tokens.ts";
+import { isTokenLive } from "../../kv/auth/sessions.ts";
 
 export const SESSION_COOKIE = "session";
 

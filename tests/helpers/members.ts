@@ -3,7 +3,7 @@
 import type { Deps } from "../../app.ts";
 import { insertUser } from "../../db/users.ts";
 import { newId } from "../../ids.ts";
-import { issueToken, signingKey } from "../../identity/tokens.ts";
+import { issueToken, signingKey } from "../../kv/auth/tokens.ts";
 import { randomEmail } from "./app.ts";
 
 /** Never compared: members made here sign in by token only. */

@@ -1,6 +1,6 @@
 // Session tokens: HS256 JWTs carrying the user id, a token id and the session generation.
 import { errors, jwtVerify, SignJWT } from "jose";
-import { newId } from "../ids.ts";
+import { newId } from "../../ids.ts";
 
 export interface SessionClaims {
   /** User id. */

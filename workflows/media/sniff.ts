@@ -1,5 +1,5 @@
 // What a file is, judged by its first bytes (its signature), never by its name or declared type.
-import type { MediaType } from "../db/schema.ts";
+import type { MediaType } from "../../db/schema.ts";
 
 type Sniffed = { accepted: true; type: MediaType } | { accepted: false; description: string };
 

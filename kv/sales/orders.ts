@@ -3,9 +3,9 @@
 // so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
 // go back to the shards they came from with `sum` (adding never goes below zero).
 import { z } from "zod";
-import { ORDER_STATUSES } from "../db/schema.ts";
-import { Conflict, DomainError, NotFound } from "../errors.ts";
-import { backoff, busy } from "./backoff.ts";
+import { ORDER_STATUSES } from "../../db/schema.ts";
+import { Conflict, DomainError, NotFound } from "../../errors.ts";
+import { backoff, busy } from "../backoff.ts";
 import {
   orderKey,
   paymentEventKey,
@@ -14,9 +14,9 @@ import {
   saleBuyerKey,
   saleStockHeadKey,
   saleStockKey,
-} from "./keys.ts";
-import type { Coordination, OutboxRecord } from "./outbox.ts";
-import type { Reservation } from "./sales.ts";
+} from "../keys.ts";
+import type { Coordination, OutboxRecord } from "../outbox.ts";
+import type { Reservation } from "./stock.ts";
 
 export const orderSchema = z.object({
   id: z.string(),

@@ -3,7 +3,7 @@
 // so an entry computed from data older than the write is never served, even if it is stored
 // after the write.
 import { newId } from "../ids.ts";
-import type { Cache } from "../providers/cache.ts";
+import type { Cache } from "./cache.ts";
 
 /** Versions outlive every entry stored under them (entries live minutes). */
 const VERSION_TTL_SECONDS = 86_400;

@@ -1,11 +1,12 @@
 // The social graph's rules: follows, connection requests and blocks, and what each one causes
 // (history in Postgres, notifications, fresh feeds and discovery) through the outbox.
+// Reports: any member may report another (also one they blocked); administrators read them.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import { type Deps } from "../app.ts";
 import { deleteFollow, insertFollow, recordConnectionTransition, syncBlock } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
 import { findUserById } from "../db/users.ts";
-import { Invalid } from "../errors.ts";
+import { Invalid, NotFound } from "../errors.ts";
 import {
   type Effects,
   isBlocked,
@@ -15,12 +16,16 @@ import {
   placeBlock,
   sendConnectionRequest,
   type Transition,
-} from "../kv/connections.ts";
+} from "../kv/graph.ts";
 import { blockKey } from "../kv/keys.ts";
 import { BLOCK_ENDS_CALL } from "../kv/matches.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
-import { notifyRecords } from "../workflows/notify.ts";
-import { feedCache, invalidateGraphViews } from "./per-user-cache.ts";
+import { notifyRecords } from "./notifications.ts";
+import { feedCache, invalidateGraphViews } from "../providers/per-user-cache.ts";
+import { insertReport } from "../db/graph.ts";
+import { findPostAuthor } from "../db/posts.ts";
+import { newId } from "../ids.ts";
+import { id } from "../input.ts";
 
 const CONNECTION_TRANSITION = "connection-transition";
 const BLOCK_SYNC = "block-sync";
@@ -188,4 +193,40 @@ export async function unblock(deps: Deps, blockerId: string, blockedId: string) 
     { blockerId, blockedId },
     () => [deps.outbox.record(BLOCK_SYNC, { blockerId, blockedId })],
   );
+}
+
+export const reportInput = z.strictObject({
+  userId: id,
+  reason: z.string().trim().min(1, "must not be empty").max(2000),
+  /** The post that prompted the report, if any; it must be the reported member's. */
+  postId: id.optional(),
+});
+
+export async function fileReport(
+  deps: Deps,
+  reporterId: string,
+  input: z.infer<typeof reportInput>,
+) {
+  if (input.userId === reporterId) {
+    throw new Invalid("You cannot report yourself.", [{
+      path: "userId",
+      message: "is your own id",
+    }]);
+  }
+  const db = deps.database.db;
+  if (!await findUserById(db, input.userId)) throw new NotFound("No member has this id.");
+  if (input.postId && await findPostAuthor(db, input.postId) !== input.userId) {
+    throw new Invalid("The post is not one of this member's.", [
+      { path: "postId", message: "not a post of the reported member" },
+    ]);
+  }
+  const now = deps.clock.now();
+  return await insertReport(db, {
+    id: newId(now),
+    reporterId,
+    userId: input.userId,
+    postId: input.postId ?? null,
+    reason: input.reason,
+    at: new Date(now),
+  });
 }

@@ -1,5 +1,5 @@
 // Token revocation and session generations: what makes logout and password change immediate.
-import { revokedTokenKey, sessionGenerationKey } from "./keys.ts";
+import { revokedTokenKey, sessionGenerationKey } from "../keys.ts";
 
 interface Generation {
   generation: number;

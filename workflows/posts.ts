@@ -19,9 +19,9 @@ import {
 import { touchActivity } from "../db/users.ts";
 import { Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
-import { distinctMediaIds, ownMedia, releaseMedia } from "../media/media.ts";
-import { notifyRecords } from "../workflows/notify.ts";
-import { feedCache } from "./per-user-cache.ts";
+import { distinctMediaIds, ownMedia, releaseMedia } from "./media/uploads.ts";
+import { notifyRecords } from "./notifications.ts";
+import { feedCache } from "../providers/per-user-cache.ts";
 
 const text = (max: number) => z.string().trim().min(1, "must not be empty").max(max);
 

@@ -35,8 +35,8 @@ import {
 import { matchMemberKey } from "../kv/keys.ts";
 import { coordination } from "../kv/outbox.ts";
 import { changePresence, readPresence } from "../kv/presence.ts";
-import { connectionRecords } from "../social/graph.ts";
-import { jobRecord } from "../workflows/outbox-jobs.ts";
+import { connectionRecords } from "./graph.ts";
+import { jobRecord } from "./outbox-jobs.ts";
 
 const MATCH_RECORD = "match-record";
 const END_JOB = "match-end";

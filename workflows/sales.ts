@@ -30,7 +30,7 @@ import {
   releaseReservation,
   setPaymentUrl,
   type SettlementEffects,
-} from "../kv/orders.ts";
+} from "../kv/sales/orders.ts";
 import { coordination } from "../kv/outbox.ts";
 import {
   createSaleStock,
@@ -41,10 +41,10 @@ import {
   type Sale,
   saleStatus,
   stockRemaining,
-} from "../kv/sales.ts";
-import { PermanentJobError } from "../workflows/jobs.ts";
-import { notifyRecords } from "../workflows/notify.ts";
-import { jobRecord } from "../workflows/outbox-jobs.ts";
+} from "../kv/sales/stock.ts";
+import { PermanentJobError } from "./jobs.ts";
+import { notifyRecords } from "./notifications.ts";
+import { jobRecord } from "./outbox-jobs.ts";
 import { id } from "../input.ts";
 
 const RESERVATION_RECORD = "reservation-record";

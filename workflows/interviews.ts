@@ -20,11 +20,11 @@ import {
   transitionSchema,
 } from "../kv/interviews.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
-import { distinctMediaIds, ownMedia } from "../media/media.ts";
-import { reachableUser } from "../social/graph.ts";
-import { normaliseSkills } from "../social/profiles.ts";
-import { notifyRecords } from "../workflows/notify.ts";
-import { jobRecord } from "../workflows/outbox-jobs.ts";
+import { distinctMediaIds, ownMedia } from "./media/uploads.ts";
+import { reachableUser } from "./graph.ts";
+import { normaliseSkills } from "./profiles.ts";
+import { notifyRecords } from "./notifications.ts";
+import { jobRecord } from "./outbox-jobs.ts";
 import { id } from "../input.ts";
 
 /** A weighted score at or above this (out of 10) passes and verifies the skill. */

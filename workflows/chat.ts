@@ -11,10 +11,10 @@ import {
 } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { type ChatMessage, mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
-import { isBlocked } from "../kv/connections.ts";
+import { isBlocked } from "../kv/graph.ts";
 import { appendEventsNow } from "../kv/events.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
-import { notifyRecords } from "../workflows/notify.ts";
+import { notifyRecords } from "./notifications.ts";
 
 const CHAT_MESSAGE = "chat-message";
 

@@ -2,11 +2,11 @@
 // and the reservation commit that checks stock and the buyer's count, takes the units and records
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
 import { z } from "zod";
-import { RESERVATION_STATUSES } from "../db/schema.ts";
-import { Conflict, DomainError, Invalid } from "../errors.ts";
-import { newId } from "../ids.ts";
-import { backoff, busy } from "./backoff.ts";
-import { KeyedLock } from "./keyed-lock.ts";
+import { RESERVATION_STATUSES } from "../../db/schema.ts";
+import { Conflict, DomainError, Invalid } from "../../errors.ts";
+import { newId } from "../../ids.ts";
+import { backoff, busy } from "../backoff.ts";
+import { KeyedLock } from "../keyed-lock.ts";
 import {
   reservationDueKey,
   reservationIdempotencyKey,
@@ -15,8 +15,8 @@ import {
   saleKey,
   saleStockHeadKey,
   saleStockKey,
-} from "./keys.ts";
-import type { Coordination, OutboxRecord } from "./outbox.ts";
+} from "../keys.ts";
+import type { Coordination, OutboxRecord } from "../outbox.ts";
 
 export const saleSchema = z.object({
   id: z.string(),

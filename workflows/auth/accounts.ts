@@ -1,8 +1,8 @@
 // Accounts: signup, login (rate-limited), password change, and the public shape of a user.
 import { z } from "zod";
-import type { Config } from "../config.ts";
-import type { Database } from "../db/client.ts";
-import { GENDERS, type UserRow } from "../db/schema.ts";
+import type { Config } from "../../config.ts";
+import type { Database } from "../../db/client.ts";
+import { GENDERS, type UserRow } from "../../db/schema.ts";
 import {
   deleteUser,
   findUserByEmail,
@@ -10,16 +10,16 @@ import {
   insertUser,
   publicProfile,
   setPasswordHash,
-} from "../db/users.ts";
-import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../errors.ts";
-import { newId } from "../ids.ts";
-import { announceSessionsChanged } from "../kv/events.ts";
-import { endOtherSessions } from "../kv/sessions.ts";
-import { purgeOwnerRecord } from "../media/media.ts";
-import type { Outbox } from "../kv/outbox.ts";
-import type { Cache } from "../providers/cache.ts";
-import { jobRecord } from "../workflows/outbox-jobs.ts";
-import { passwordChangedEmail } from "../workflows/send-email.ts";
+} from "../../db/users.ts";
+import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../../errors.ts";
+import { newId } from "../../ids.ts";
+import { announceSessionsChanged } from "../../kv/events.ts";
+import { endOtherSessions } from "../../kv/auth/sessions.ts";
+import { purgeOwnerRecord } from "../media/uploads.ts";
+import type { Outbox } from "../../kv/outbox.ts";
+import type { Cache } from "../../providers/cache.ts";
+import { jobRecord } from "../outbox-jobs.ts";
+import { passwordChangedEmail } from "../send-email.ts";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.ts";
 
 interface AccountDeps {

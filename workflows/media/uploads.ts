@@ -9,7 +9,7 @@ import {
   parseMultipartRequest,
 } from "@remix-run/multipart-parser";
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../../app.ts";
 import {
   deleteMediaEverywhere,
   deleteUnusedMedia,
@@ -18,9 +18,9 @@ import {
   insertMedia,
   listUnusedMedia,
   mediaPath,
-} from "../db/media.ts";
-import { MEDIA_TYPES, type MediaRow, type MediaType } from "../db/schema.ts";
-import { findUserById } from "../db/users.ts";
+} from "../../db/media.ts";
+import { MEDIA_TYPES, type MediaRow, type MediaType } from "../../db/schema.ts";
+import { findUserById } from "../../db/users.ts";
 import {
   Conflict,
   Forbidden,
@@ -30,12 +30,12 @@ import {
   Unauthorized,
   Unavailable,
   UnsupportedMediaType,
-} from "../errors.ts";
-import { newId } from "../ids.ts";
-import type { Outbox } from "../kv/outbox.ts";
-import { jobRecord } from "../workflows/outbox-jobs.ts";
+} from "../../errors.ts";
+import { newId } from "../../ids.ts";
+import type { Outbox } from "../../kv/outbox.ts";
+import { jobRecord } from "../outbox-jobs.ts";
 import { sniffMediaType } from "./sniff.ts";
-import { id } from "../input.ts";
+import { id } from "../../input.ts";
 
 const RELEASE_JOB = "media-release";
 const PURGE_OWNER_JOB = "media-purge-owner";
