@@ -4,15 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import type { Config } from "./config.ts";
-import type { DatabaseHandle } from "./db/client.ts";
 import { PayloadTooLarge } from "./errors.ts";
-import type { Outbox } from "./kv/outbox.ts";
-import type { Cache } from "./providers/cache.ts";
-import type { Mailer } from "./providers/mail.ts";
-import type { PaymentProvider } from "./providers/payments.ts";
-import type { Storage } from "./providers/storage.ts";
-import type { Hub } from "./realtime/hub.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -28,49 +20,14 @@ import { notificationRoutes } from "./routes/notifications.ts";
 import { postRoutes } from "./routes/posts.ts";
 import { profileRoutes } from "./routes/profiles.ts";
 import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
-import { authenticate, type Session } from "./routes/middleware/session.ts";
+import { authenticate } from "./routes/middleware/session.ts";
+import type { AppEnv } from "./routes/env.ts";
+import type { Deps } from "./deps.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
-import { saleRoutes } from "./routes/sales.ts";
-import { sandboxRoutes } from "./routes/sales.ts";
+import { saleRoutes, sandboxRoutes } from "./routes/sales.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { registerWorkflows } from "./workflows/index.ts";
-import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
-import type { DeliveryVerifier } from "./workflows/qstash.ts";
-
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-}
-
-export type Logger = (record: Record<string, unknown>) => void;
-
-export interface Deps {
-  config: Config;
-  kv: Deno.Kv;
-  database: DatabaseHandle;
-  cache: Cache;
-  jobs: Jobs;
-  /** Job handlers, filled by createApp; both job adapters deliver to it. */
-  registry: JobRegistry;
-  /** Side effects written into KV commits, applied after them or by the sweep. */
-  outbox: Outbox;
-  mailer: Mailer;
-  /** The payment provider orders are paid through (sandbox or Paystack). */
-  payments: PaymentProvider;
-  /** Where uploaded files' bytes live (local directory or S3-compatible bucket). */
-  storage: Storage;
-  /** This isolate's WebSocket hub: sockets, event-log fan-out, ephemeral signals. */
-  hub: Hub;
-  /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */
-  verifyDelivery?: DeliveryVerifier;
-  clock: Clock;
-  log: Logger;
-}
-
-export interface AppEnv {
-  Variables: { deps: Deps; requestId: string; session: Session | null };
-}
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
 

@@ -1,7 +1,8 @@
 // Entry: read config, open KV, database, cache and jobs, build the app; `deno serve` serves the default
 // export. SIGTERM or SIGINT drains it: in-flight work finishes (bounded), then sockets, jobs, KV and
 // the database close, and the process ends by itself.
-import { createApp, type Deps, type Logger } from "./app.ts";
+import { createApp } from "./app.ts";
+import type { Deps, Logger } from "./deps.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { Outbox } from "./kv/outbox.ts";

@@ -1,6 +1,6 @@
 // The Deps a benchmark's app runs on: in-memory KV and queue, the wall clock, no logging, and
 // media in a temporary directory (a benchmark never writes into the developer's DATA_DIR).
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { parseConfig } from "../config.ts";
 import type { DatabaseHandle } from "../db/client.ts";
 import { Outbox } from "../kv/outbox.ts";

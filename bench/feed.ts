@@ -2,7 +2,8 @@
 // at concurrency 1 and 50, next to raw Deno.serve answering the same page as fixed JSON (the floor).
 // Run alone with `deno run -A bench/feed.ts`, or as part of `deno task bench`.
 import { sql } from "drizzle-orm";
-import { createApp, type Deps } from "../app.ts";
+import { createApp } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";

@@ -2,7 +2,6 @@
 // applied right after that commit, and applied by the sweep if the process died in between. A
 // record that keeps failing becomes a dead letter, so it never holds back the others.
 import type { z } from "zod";
-import type { Clock, Deps, Logger } from "../app.ts";
 import { isPermanentFailure, PermanentFailure } from "../errors.ts";
 import { idTime, newId } from "../ids.ts";
 import { addDeadLetter, type DeadLetterRecord } from "./dead-letters.ts";
@@ -28,7 +27,9 @@ export interface Coordination {
   now: () => number;
 }
 
-export const coordination = (deps: Pick<Deps, "kv" | "outbox" | "clock">): Coordination => ({
+export const coordination = (
+  deps: { kv: Deno.Kv; outbox: Outbox; clock: { now(): number } },
+): Coordination => ({
   kv: deps.kv,
   outbox: deps.outbox,
   now: deps.clock.now,
@@ -49,8 +50,8 @@ export class Outbox {
 
   constructor(
     private readonly kv: Deno.Kv,
-    private readonly clock: Clock,
-    private readonly log: Logger,
+    private readonly clock: { now(): number },
+    private readonly log: (record: Record<string, unknown>) => void,
   ) {}
 
   register<S extends z.ZodType>(

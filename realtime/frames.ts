@@ -1,7 +1,7 @@
 // The client → server side of the socket protocol: parse and validate one frame, act on it as the
 // socket's authenticated user, and answer a refused frame with an `error` event (never a crash).
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import {
   deliveredView,
   messageText,

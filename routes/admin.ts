@@ -2,7 +2,8 @@
 // development mail outbox.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { listReports } from "../db/graph.ts";
 import { NotFound } from "../errors.ts";
 import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-letters.ts";

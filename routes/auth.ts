@@ -1,6 +1,7 @@
 // Identity: signup, login, logout, me, password change (API.md "Identity").
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { findUserById } from "../db/users.ts";
 import { Unauthorized } from "../errors.ts";
 import {

@@ -1,7 +1,8 @@
 // Conversations and messages over HTTP (API.md "Chat"): the same rules as the socket.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { messageText, readConversation, sendMessage, tempId } from "../workflows/chat.ts";

@@ -1,7 +1,8 @@
 // Follows, connection requests, blocks and reports (API.md "Profiles, discovery, graph").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { listBlocks, listConnectionRequests, requestView } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
 import { NotFound } from "../errors.ts";

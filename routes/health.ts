@@ -1,6 +1,7 @@
 // Liveness and readiness: /healthz answers while the process is up, /readyz checks each dependency.
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { Unavailable } from "../errors.ts";
 import { readinessKey } from "../kv/keys.ts";
 

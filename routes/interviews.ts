@@ -1,7 +1,8 @@
 // Skill-verification interviews (API.md "Skill-verification interviews").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { listInterviewEvents, listInterviews } from "../db/interviews.ts";
 import { INTERVIEW_STATES } from "../db/schema.ts";
 import {

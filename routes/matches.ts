@@ -1,6 +1,7 @@
 // Matchmaking and calls (API.md "Matchmaking and calls").
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { listInteractions } from "../db/matches.ts";
 import { readMatch } from "../kv/matches.ts";
 import {

@@ -1,6 +1,7 @@
 // Media (API.md "Media"): uploads, the owner's delete, and the public bytes at /media/:id.
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { deleteMedia, mediaBytes, mediaFile, uploadMedia } from "../workflows/media/uploads.ts";
 import { refreshAudience } from "../workflows/posts.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";

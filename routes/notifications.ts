@@ -1,7 +1,8 @@
 // Notifications of the signed-in user (API.md "Notifications").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { countUnread, listNotifications, markRead } from "../db/notifications.ts";
 import { requireSession, signedIn } from "./middleware/session.ts";
 import { optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";

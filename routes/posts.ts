@@ -1,6 +1,7 @@
 // Posts, likes, comments and the feed (API.md "Posts and feed").
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import {
   addComment,
   commentInput,

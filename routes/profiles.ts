@@ -1,7 +1,8 @@
 // Profiles, search, follower lists and discovery (API.md "Profiles, discovery, graph").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { listFollows } from "../db/graph.ts";
 import { searchUsers } from "../db/users.ts";
 import { publicUser } from "../workflows/auth/accounts.ts";

@@ -4,7 +4,8 @@
 // same handler as any webhook, signature check included. Mounted only with the sandbox provider.
 import { Hono } from "hono";
 import { z } from "zod";
-import { type AppEnv, type Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { listOrders, orderView, paymentsOf } from "../db/sales.ts";
 import { Invalid, NotFound } from "../errors.ts";
 import { id, zodFieldErrors } from "../input.ts";

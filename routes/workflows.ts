@@ -1,6 +1,7 @@
 // QStash deliveries: `POST /workflows/:name`, signature-checked on the raw body, then run once.
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "../app.ts";
+import type { AppEnv } from "./env.ts";
+import type { Deps } from "../deps.ts";
 import { DomainError, Unauthorized, Unavailable } from "../errors.ts";
 import { JOB_RETRIES, parseDelivery, workflowUrl } from "../workflows/jobs.ts";
 import { runJob } from "../workflows/runner.ts";

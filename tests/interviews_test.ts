@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { asc, eq } from "drizzle-orm";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { interviewEvents } from "../db/schema.ts";
 import { evaluate, expire, sweepInterviews } from "../workflows/interviews.ts";
 import { readEvents } from "../kv/events.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { eq, or } from "drizzle-orm";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { matches } from "../db/schema.ts";
 import { readEvents } from "../kv/events.ts";
 import { matchKey } from "../kv/keys.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { count, eq } from "drizzle-orm";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { interviewMedia, media } from "../db/schema.ts";
 import { blobKey, sweepMedia } from "../workflows/media/uploads.ts";
 import { localStorage, type Storage, StorageError } from "../providers/storage.ts";

@@ -1,7 +1,7 @@
 // Private chat's rules, shared by the socket and HTTP: sending (decided in KV, stored in Postgres
 // through the outbox, delivered through both users' event logs), read receipts, and typing.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import {
   conversationPeer,
   markConversationRead,

@@ -2,7 +2,7 @@
 // (history in Postgres, notifications, fresh feeds and discovery) through the outbox.
 // Reports: any member may report another (also one they blocked); administrators read them.
 import { z } from "zod";
-import { type Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { deleteFollow, insertFollow, recordConnectionTransition, syncBlock } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
 import { findUserById } from "../db/users.ts";

@@ -1,5 +1,5 @@
 // Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { registerChatAppliers } from "./chat.ts";
 import { registerInterviewWorkflows, sweepInterviews } from "./interviews.ts";
 import { registerMedia, sweepMedia } from "./media/uploads.ts";

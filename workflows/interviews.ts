@@ -2,7 +2,7 @@
 // notifications, the expiry and evaluation jobs), the automatic metrics, the weighted score, and
 // the sweep that makes overdue expiries and evaluations happen when their jobs did not.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { recordInterviewTransition } from "../db/interviews.ts";
 import { mediaRefs } from "../db/media.ts";
 import type { CriterionScore, InterviewMetrics, RubricItem } from "../db/schema.ts";

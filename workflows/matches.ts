@@ -2,7 +2,7 @@
 // (both participants' events, history in Postgres, the call-end job), presence while queuing or in
 // a call, the end of a call when a block comes between its participants, and the cron sweep.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { recordMatch } from "../db/matches.ts";
 import { findUserById } from "../db/users.ts";
 import { NotFound } from "../errors.ts";

@@ -1,7 +1,7 @@
 // The `notify` job: stores a notification in Postgres (collapsing repeats) and appends it to the
 // recipient's event log, which pushes it live to every socket and keeps it for `resume`.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { isNotified, recordNotification } from "../db/notifications.ts";
 import { NOTIFICATION_TYPES } from "../db/schema.ts";
 import { appendEventsNow } from "../kv/events.ts";

@@ -1,7 +1,7 @@
 // Outbox records that enqueue a job once their commit succeeded (rule 2 of the design's
 // durable coordination): notifications, emails and delayed work decided by a KV commit.
 import { z } from "zod";
-import type { Clock } from "../app.ts";
+import type { Clock } from "../deps.ts";
 import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
 import type { Jobs } from "./jobs.ts";
 

@@ -1,7 +1,7 @@
 // Posts, likes, comments and the feed: author checks, notifications, and feeds that show a new
 // post on the audience's very next request although first pages are cached.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { feedAudience } from "../db/graph.ts";
 import {
   deleteComment,

@@ -1,7 +1,7 @@
 // Profiles: the edit rules (normalised skills, nothing a client may not set) and the public view.
 // Peer discovery: a ranking per user, each peer's score explained feature by feature, cached.
 import { z } from "zod";
-import { type Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import { countFollows, isFollowing } from "../db/graph.ts";
 import { GENDERS } from "../db/schema.ts";
 import { avatarPath, type PublicProfile, publicProfile, updateProfile } from "../db/users.ts";

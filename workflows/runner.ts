@@ -1,6 +1,6 @@
 // Runs one delivery of a job for either adapter: at most one effect per job id, failures counted,
 // retried by rethrowing, and dead-lettered when retrying cannot help or retries are used up.
-import type { Clock, Logger } from "../app.ts";
+import type { Clock, Logger } from "../deps.ts";
 import { DomainError, isPermanentFailure } from "../errors.ts";
 import { storeDeadLetter } from "../kv/dead-letters.ts";
 import { claimJob, completeJob, recordJobFailure } from "../kv/jobs.ts";

@@ -2,7 +2,7 @@
 // checkout through the payment provider, webhooks, memberships, and what each KV decision causes
 // (history rows in Postgres, expiry and refund jobs, membership grants, order notifications).
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import {
   findProducts,
   grantMembership,

@@ -1,6 +1,6 @@
 // The `send-email` job and the emails Convene sends.
 import { z } from "zod";
-import type { Deps } from "../app.ts";
+import type { Deps } from "../deps.ts";
 import type { MailMessage } from "../providers/mail.ts";
 
 export const emailPayload = z.object({

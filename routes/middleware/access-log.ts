@@ -1,6 +1,7 @@
 // One JSON line per request: method, path, status, duration, request id, user id.
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv, Deps } from "../../app.ts";
+import type { AppEnv } from "../env.ts";
+import type { Deps } from "../../deps.ts";
 
 export function accessLog(deps: Deps): MiddlewareHandler<AppEnv> {
   return async function accessLog(c, next) {

@@ -1,7 +1,7 @@
 // CSRF defence: a browser's cookie-carrying unsafe request must come from a trusted origin.
 import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import type { AppEnv } from "../../app.ts";
+import type { AppEnv } from "../env.ts";
 import { Forbidden } from "../../errors.ts";
 import { SESSION_COOKIE } from "./session.ts";
 

@@ -5,7 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
 import { DomainError } from "../../errors.ts";
 import { zodFieldErrors } from "../../input.ts";
-import type { AppEnv } from "../../app.ts";
+import type { AppEnv } from "../env.ts";
 
 export interface Problem {
   type: string;

@@ -1,7 +1,8 @@
 // RATE_LIMIT_API: writes per user (or per IP when anonymous) in a fixed window; socket writes
 // spend from the same budget (realtime/frames.ts).
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv, Deps } from "../../app.ts";
+import type { AppEnv } from "../env.ts";
+import type { Deps } from "../../deps.ts";
 import { spendWrite } from "../../providers/cache.ts";
 import { clientIp } from "./client-ip.ts";
 

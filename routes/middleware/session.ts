@@ -1,17 +1,14 @@
 // Who is calling: a Bearer token or the `session` cookie, verified and checked against revocation.
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import type { AppEnv, Deps } from "../../app.ts";
+import type { AppEnv, Session } from "../env.ts";
+import type { Deps } from "../../deps.ts";
 import { findUserById } from "../../db/users.ts";
 import { Forbidden, Unauthorized } from "../../errors.ts";
 import { readToken, type SessionClaims, signingKey } from "../../kv/auth/tokens.ts";
 import { isTokenLive } from "../../kv/auth/sessions.ts";
 
 export const SESSION_COOKIE = "session";
-
-export interface Session extends SessionClaims {
-  via: "bearer" | "cookie";
-}
 
 /** The raw token of a request and where it came from (Bearer wins over the cookie). */
 export function presentedToken(c: Context): { token: string; via: Session["via"] } | null {

@@ -1,6 +1,7 @@
 // A complete app in memory: `:memory:` KV, a clone of one migrated PGlite, KV cache and queue.
 import { PGlite } from "@electric-sql/pglite";
-import { createApp, type Deps } from "../../app.ts";
+import { createApp } from "../../app.ts";
+import type { Deps } from "../../deps.ts";
 import { parseConfig } from "../../config.ts";
 import { type DatabaseHandle, wrapPglite } from "../../db/client.ts";
 import { Outbox } from "../../kv/outbox.ts";

@@ -1,6 +1,6 @@
 // Many members at once: rows written straight to the database and tokens issued directly, so a
 // test can have hundreds of users without hundreds of bcrypt hashes (signup is tested elsewhere).
-import type { Deps } from "../../app.ts";
+import type { Deps } from "../../deps.ts";
 import { insertUser } from "../../db/users.ts";
 import { newId } from "../../ids.ts";
 import { issueToken, signingKey } from "../../kv/auth/tokens.ts";

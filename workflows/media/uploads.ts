@@ -9,7 +9,7 @@ import {
   parseMultipartRequest,
 } from "@remix-run/multipart-parser";
 import { z } from "zod";
-import type { Deps } from "../../app.ts";
+import type { Deps } from "../../deps.ts";
 import {
   deleteMediaEverywhere,
   deleteUnusedMedia,
