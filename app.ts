@@ -1,4 +1,4 @@
-// createApp(deps): the middleware stack, the error mapper, and every router.
+// createApp(deps): the middleware stack, the error mapper, and one chained tree of every router.
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
@@ -66,22 +66,22 @@ export function createApp(deps: Deps) {
   app.use("/api/*", authenticate(deps));
   app.use("/api/*", writeRateLimit(deps, { except: isWebhook }));
 
-  app.route("/", healthRoutes(deps));
-  app.route("/api/auth", authRoutes(deps));
-  app.route("/api/notifications", notificationRoutes(deps));
-  app.route("/api", profileRoutes(deps));
-  app.route("/api", graphRoutes(deps));
-  app.route("/api", postRoutes(deps));
-  app.route("/api", chatRoutes(deps));
-  app.route("/api", interviewRoutes(deps));
-  app.route("/api", matchRoutes(deps));
-  app.route("/api", saleRoutes(deps));
-  app.route("/", mediaRoutes(deps));
   if (deps.payments.name === "sandbox") app.route("/sandbox", sandboxRoutes(deps));
-  app.route("/", realtimeRoutes(deps));
-  app.route("/api/admin", adminRoutes(deps));
-  app.route("/workflows", workflowRoutes(deps));
-  return app;
+  return app
+    .route("/", healthRoutes(deps))
+    .route("/api/auth", authRoutes(deps))
+    .route("/api/notifications", notificationRoutes(deps))
+    .route("/api", profileRoutes(deps))
+    .route("/api", graphRoutes(deps))
+    .route("/api", postRoutes(deps))
+    .route("/api", chatRoutes(deps))
+    .route("/api", interviewRoutes(deps))
+    .route("/api", matchRoutes(deps))
+    .route("/api", saleRoutes(deps))
+    .route("/", mediaRoutes(deps))
+    .route("/", realtimeRoutes(deps))
+    .route("/api/admin", adminRoutes(deps))
+    .route("/workflows", workflowRoutes(deps));
 }
 
 function isUpload(request: { method: string; path: string }) {
@@ -96,4 +96,5 @@ function isWebhook(request: { path: string }) {
   return request.path.startsWith("/api/payments/webhook/");
 }
 
-export type App = ReturnType<typeof createApp>;
+/** Every route of the API, with its inputs and answers: what `hc<AppType>` (client/) is typed by. */
+export type AppType = ReturnType<typeof createApp>;

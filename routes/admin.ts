@@ -2,67 +2,71 @@
 // development mail outbox.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listReports } from "../db/graph.ts";
 import { NotFound } from "../errors.ts";
 import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-letters.ts";
 import { listDevMail } from "../providers/mail.ts";
-import { requireAdmin } from "./middleware/session.ts";
+import { adminOnly } from "./middleware/session.ts";
 import { pageQuery, params, query } from "./middleware/validate.ts";
 
 /** Job ids are server-made: a UUID, or `<job>:<UUID>` for jobs keyed by what they act on. */
 const jobIdParam = z.object({ id: z.string().regex(/^[\w:-]{1,200}$/, "not a job id") });
 
 export function adminRoutes(deps: Deps) {
-  return new Hono<AppEnv>()
-    .use("*", requireAdmin(deps))
-    .get("/dead-letters", query(pageQuery), async (c) => {
-      return c.json(await listDeadLetters(deps.kv, c.req.valid("query")));
-    })
-    .post("/dead-letters/:id/replay", params(jobIdParam), async (c) => {
-      // Taking it out first makes concurrent replays of one dead letter start it once.
-      const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
-      if (!taken) throw noSuchDeadLetter();
-      const { letter } = taken;
-      const source = letter.source ?? "job";
-      try {
-        // Same id: if an earlier attempt did finish after all, the replay does nothing.
-        if (source === "outbox") await deps.outbox.replay(letter);
-        else await deps.jobs.enqueue(letter.name, letter.payload, { jobId: letter.id });
-      } catch (error) {
-        await restoreDeadLetter(deps.kv, taken);
-        throw error;
-      }
-      deps.log({
-        level: "info",
-        msg: "dead letter replayed",
-        source,
-        name: letter.name,
-        id: letter.id,
-      });
-      return c.json({ jobId: letter.id, name: letter.name, source }, 202);
-    })
-    .delete("/dead-letters/:id", params(jobIdParam), async (c) => {
-      const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
-      if (!taken) throw noSuchDeadLetter();
-      const { letter } = taken;
-      deps.log({
-        level: "info",
-        msg: "dead letter discarded",
-        source: letter.source ?? "job",
-        name: letter.name,
-        id: letter.id,
-      });
-      return c.body(null, 204);
-    })
-    .get("/reports", query(pageQuery), async (c) => {
-      return c.json(await listReports(deps.database.db, c.req.valid("query")));
-    })
-    .get("/outbox", query(pageQuery), async (c) => {
-      if (deps.config.production) throw new NotFound("The mail outbox exists in development only.");
-      return c.json(await listDevMail(deps.kv, c.req.valid("query")));
-    });
+  return adminOnly(
+    deps,
+    new Hono<SignedInEnv>()
+      .get("/dead-letters", query(pageQuery), async (c) => {
+        return c.json(await listDeadLetters(deps.kv, c.req.valid("query")));
+      })
+      .post("/dead-letters/:id/replay", params(jobIdParam), async (c) => {
+        // Taking it out first makes concurrent replays of one dead letter start it once.
+        const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
+        if (!taken) throw noSuchDeadLetter();
+        const { letter } = taken;
+        const source = letter.source ?? "job";
+        try {
+          // Same id: if an earlier attempt did finish after all, the replay does nothing.
+          if (source === "outbox") await deps.outbox.replay(letter);
+          else await deps.jobs.enqueue(letter.name, letter.payload, { jobId: letter.id });
+        } catch (error) {
+          await restoreDeadLetter(deps.kv, taken);
+          throw error;
+        }
+        deps.log({
+          level: "info",
+          msg: "dead letter replayed",
+          source,
+          name: letter.name,
+          id: letter.id,
+        });
+        return c.json({ jobId: letter.id, name: letter.name, source }, 202);
+      })
+      .delete("/dead-letters/:id", params(jobIdParam), async (c) => {
+        const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
+        if (!taken) throw noSuchDeadLetter();
+        const { letter } = taken;
+        deps.log({
+          level: "info",
+          msg: "dead letter discarded",
+          source: letter.source ?? "job",
+          name: letter.name,
+          id: letter.id,
+        });
+        return c.body(null, 204);
+      })
+      .get("/reports", query(pageQuery), async (c) => {
+        return c.json(await listReports(deps.database.db, c.req.valid("query")));
+      })
+      .get("/outbox", query(pageQuery), async (c) => {
+        if (deps.config.production) {
+          throw new NotFound("The mail outbox exists in development only.");
+        }
+        return c.json(await listDevMail(deps.kv, c.req.valid("query")));
+      }),
+  );
 }
 
 function noSuchDeadLetter() {

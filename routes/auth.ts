@@ -1,6 +1,6 @@
 // Identity: signup, login, logout, me, password change (API.md "Identity").
 import { Hono } from "hono";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { findUserById } from "../db/users.ts";
 import { Unauthorized } from "../errors.ts";
@@ -19,11 +19,14 @@ import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
 import { currentGeneration, revokeToken } from "../kv/auth/sessions.ts";
 import { clientIp } from "./middleware/client-ip.ts";
-import { clearSessionCookie, requireSession, setSessionCookie } from "./middleware/session.ts";
+import { clearSessionCookie, setSessionCookie, signedIn } from "./middleware/session.ts";
 import { body } from "./middleware/validate.ts";
 
+type Accounts = ReturnType<typeof accountsOf>;
+const accountsOf = (deps: Deps) => ({ ...deps, db: deps.database.db, now: deps.clock.now });
+
 export function authRoutes(deps: Deps) {
-  const accounts = { ...deps, db: deps.database.db, now: deps.clock.now };
+  const accounts = accountsOf(deps);
   const key = signingKey(deps.config.JWT_SECRET);
 
   async function startSession(userId: string) {
@@ -50,26 +53,32 @@ export function authRoutes(deps: Deps) {
       setSessionCookie(c, deps, token);
       return c.json({ user: publicUser(user), token });
     })
+    .route("/", signedIn(ownAccountRoutes(deps, accounts)));
+}
+
+/** What a signed-in user does with their own account and session. */
+function ownAccountRoutes(deps: Deps, accounts: Accounts) {
+  return new Hono<SignedInEnv>()
     .post("/logout", async (c) => {
-      const session = requireSession(c);
+      const session = c.var.session;
       await revokeToken(deps.kv, session.jti, session.exp * 1000, deps.clock.now());
       await announceSessionsChanged(deps.kv, session.sub, deps.clock.now);
       clearSessionCookie(c, deps);
       return c.body(null, 204);
     })
     .get("/me", async (c) => {
-      const session = requireSession(c);
+      const session = c.var.session;
       const user = await findUserById(accounts.db, session.sub);
       if (!user) throw new Unauthorized("This account no longer exists.");
       return c.json({ user: publicUser(user) });
     })
     .delete("/me", body(accountDeletionInput), async (c) => {
-      await deleteAccount(accounts, requireSession(c).sub, c.req.valid("json"));
+      await deleteAccount(accounts, c.var.session.sub, c.req.valid("json"));
       clearSessionCookie(c, deps);
       return c.body(null, 204);
     })
     .put("/password", body(passwordChangeInput), async (c) => {
-      const session = requireSession(c);
+      const session = c.var.session;
       await changePassword(accounts, session.sub, c.req.valid("json"), {
         keepJti: session.jti,
         ip: clientIp(c),

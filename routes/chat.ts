@@ -1,14 +1,20 @@
 // Conversations and messages over HTTP (API.md "Chat"): the same rules as the socket.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { messageText, readConversation, sendMessage, tempId } from "../workflows/chat.ts";
-import { requireSession, signedIn } from "./middleware/session.ts";
-import { body, optionalJsonBody, pageQuery, params, query } from "./middleware/validate.ts";
-import { idParam } from "./profiles.ts";
+import { signedIn } from "./middleware/session.ts";
+import {
+  body,
+  idParam,
+  optionalJsonBody,
+  pageQuery,
+  params,
+  query,
+} from "./middleware/validate.ts";
 import { id } from "../input.ts";
 
 const userParam = z.object({ userId: id });
@@ -16,40 +22,40 @@ const messageInput = z.strictObject({ text: messageText, tempId });
 const readInput = z.strictObject({ messageId: id.optional() });
 
 export function chatRoutes(deps: Deps) {
-  return new Hono<AppEnv>()
-    .use("/conversations", signedIn)
-    .use("/conversations/*", signedIn)
-    .get("/conversations", query(pageQuery), async (c) => {
-      const session = requireSession(c);
-      return c.json(await listConversations(deps.database.db, session.sub, c.req.valid("query")));
-    })
-    .get("/conversations/:id/messages", params(idParam), query(pageQuery), async (c) => {
-      const session = requireSession(c);
-      const { id } = c.req.valid("param");
-      if (!await conversationPeer(deps.database.db, id, session.sub)) {
-        throw new NotFound("No conversation of yours has this id.");
-      }
-      return c.json(await listMessages(deps.database.db, id, c.req.valid("query")));
-    })
-    .post("/conversations/:userId/messages", params(userParam), body(messageInput), async (c) => {
-      const session = requireSession(c);
-      const { message, replayed } = await sendMessage(deps, session.sub, {
-        toUserId: c.req.valid("param").userId,
-        ...c.req.valid("json"),
-      });
-      if (replayed) c.header("Idempotent-Replayed", "true");
-      return c.json({
-        ...messageView({ ...message, senderId: message.fromUserId }),
-        tempId: message.tempId,
-      }, 201);
-    })
-    .post("/conversations/:id/read", params(idParam), async (c) => {
-      const session = requireSession(c);
-      const input = optionalJsonBody(readInput, await c.req.text());
-      await readConversation(deps, session.sub, {
-        conversationId: c.req.valid("param").id,
-        ...input,
-      });
-      return c.body(null, 204);
-    });
+  return signedIn(
+    new Hono<SignedInEnv>()
+      .get("/conversations", query(pageQuery), async (c) => {
+        const session = c.var.session;
+        return c.json(await listConversations(deps.database.db, session.sub, c.req.valid("query")));
+      })
+      .get("/conversations/:id/messages", params(idParam), query(pageQuery), async (c) => {
+        const session = c.var.session;
+        const { id } = c.req.valid("param");
+        if (!await conversationPeer(deps.database.db, id, session.sub)) {
+          throw new NotFound("No conversation of yours has this id.");
+        }
+        return c.json(await listMessages(deps.database.db, id, c.req.valid("query")));
+      })
+      .post("/conversations/:userId/messages", params(userParam), body(messageInput), async (c) => {
+        const session = c.var.session;
+        const { message, replayed } = await sendMessage(deps, session.sub, {
+          toUserId: c.req.valid("param").userId,
+          ...c.req.valid("json"),
+        });
+        if (replayed) c.header("Idempotent-Replayed", "true");
+        return c.json({
+          ...messageView({ ...message, senderId: message.fromUserId }),
+          tempId: message.tempId,
+        }, 201);
+      })
+      .post("/conversations/:id/read", params(idParam), async (c) => {
+        const session = c.var.session;
+        const input = optionalJsonBody(readInput, await c.req.text());
+        await readConversation(deps, session.sub, {
+          conversationId: c.req.valid("param").id,
+          ...input,
+        });
+        return c.body(null, 204);
+      }),
+  );
 }

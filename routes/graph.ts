@@ -1,7 +1,7 @@
 // Follows, connection requests, blocks and reports (API.md "Profiles, discovery, graph").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listBlocks, listConnectionRequests, requestView } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
@@ -16,9 +16,8 @@ import {
   unfollow,
 } from "../workflows/graph.ts";
 import { fileReport, reportInput } from "../workflows/graph.ts";
-import { requireSession, signedIn } from "./middleware/session.ts";
-import { body, pageQuery, params, query } from "./middleware/validate.ts";
-import { idParam } from "./profiles.ts";
+import { signedIn } from "./middleware/session.ts";
+import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
 
 const userParam = z.object({ userId: id });
@@ -36,58 +35,54 @@ const connectionQuery = pageQuery.extend({
 });
 
 export function graphRoutes(deps: Deps) {
-  return new Hono<AppEnv>()
-    .use("/follows/*", signedIn)
-    .use("/connections", signedIn)
-    .use("/connections/*", signedIn)
-    .use("/blocks", signedIn)
-    .use("/blocks/*", signedIn)
-    .use("/reports", signedIn)
-    .post("/follows/:userId", params(userParam), async (c) => {
-      await follow(deps, requireSession(c).sub, c.req.valid("param").userId);
-      return c.body(null, 204);
-    })
-    .delete("/follows/:userId", params(userParam), async (c) => {
-      await unfollow(deps, requireSession(c).sub, c.req.valid("param").userId);
-      return c.body(null, 204);
-    })
-    .post("/connections", body(connectionInput), async (c) => {
-      const request = await requestConnection(deps, requireSession(c).sub, c.req.valid("json"));
-      return c.json(requestView(request), 201);
-    })
-    .get("/connections", query(connectionQuery), async (c) => {
-      const session = requireSession(c);
-      return c.json(
-        await listConnectionRequests(deps.database.db, session.sub, c.req.valid("query")),
-      );
-    })
-    .get("/connections/:id", params(idParam), async (c) => {
-      const session = requireSession(c);
-      const request = await readConnectionRequest(deps.kv, c.req.valid("param").id, session.sub);
-      return c.json(requestView(request));
-    })
-    .patch("/connections/:id", params(idParam), body(connectionMove), async (c) => {
-      const session = requireSession(c);
-      const { id } = c.req.valid("param");
-      const request = await answerConnection(deps, session.sub, id, c.req.valid("json").status);
-      return c.json(requestView(request));
-    })
-    .get("/blocks", query(pageQuery), async (c) => {
-      const session = requireSession(c);
-      return c.json(await listBlocks(deps.database.db, session.sub, c.req.valid("query")));
-    })
-    .post("/blocks/:userId", params(userParam), async (c) => {
-      await block(deps, requireSession(c).sub, c.req.valid("param").userId);
-      return c.body(null, 204);
-    })
-    .delete("/blocks/:userId", params(userParam), async (c) => {
-      if (!await unblock(deps, requireSession(c).sub, c.req.valid("param").userId)) {
-        throw new NotFound("You have not blocked this member.");
-      }
-      return c.body(null, 204);
-    })
-    .post("/reports", body(reportInput), async (c) => {
-      const report = await fileReport(deps, requireSession(c).sub, c.req.valid("json"));
-      return c.json(report, 201);
-    });
+  return signedIn(
+    new Hono<SignedInEnv>()
+      .post("/follows/:userId", params(userParam), async (c) => {
+        await follow(deps, c.var.session.sub, c.req.valid("param").userId);
+        return c.body(null, 204);
+      })
+      .delete("/follows/:userId", params(userParam), async (c) => {
+        await unfollow(deps, c.var.session.sub, c.req.valid("param").userId);
+        return c.body(null, 204);
+      })
+      .post("/connections", body(connectionInput), async (c) => {
+        const request = await requestConnection(deps, c.var.session.sub, c.req.valid("json"));
+        return c.json(requestView(request), 201);
+      })
+      .get("/connections", query(connectionQuery), async (c) => {
+        const session = c.var.session;
+        return c.json(
+          await listConnectionRequests(deps.database.db, session.sub, c.req.valid("query")),
+        );
+      })
+      .get("/connections/:id", params(idParam), async (c) => {
+        const session = c.var.session;
+        const request = await readConnectionRequest(deps.kv, c.req.valid("param").id, session.sub);
+        return c.json(requestView(request));
+      })
+      .patch("/connections/:id", params(idParam), body(connectionMove), async (c) => {
+        const session = c.var.session;
+        const { id } = c.req.valid("param");
+        const request = await answerConnection(deps, session.sub, id, c.req.valid("json").status);
+        return c.json(requestView(request));
+      })
+      .get("/blocks", query(pageQuery), async (c) => {
+        const session = c.var.session;
+        return c.json(await listBlocks(deps.database.db, session.sub, c.req.valid("query")));
+      })
+      .post("/blocks/:userId", params(userParam), async (c) => {
+        await block(deps, c.var.session.sub, c.req.valid("param").userId);
+        return c.body(null, 204);
+      })
+      .delete("/blocks/:userId", params(userParam), async (c) => {
+        if (!await unblock(deps, c.var.session.sub, c.req.valid("param").userId)) {
+          throw new NotFound("You have not blocked this member.");
+        }
+        return c.body(null, 204);
+      })
+      .post("/reports", body(reportInput), async (c) => {
+        const report = await fileReport(deps, c.var.session.sub, c.req.valid("json"));
+        return c.json(report, 201);
+      }),
+  );
 }

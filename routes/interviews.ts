@@ -1,7 +1,7 @@
 // Skill-verification interviews (API.md "Skill-verification interviews").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listInterviewEvents, listInterviews } from "../db/interviews.ts";
 import { INTERVIEW_STATES } from "../db/schema.ts";
@@ -17,9 +17,8 @@ import {
   submitInterview,
 } from "../workflows/interviews.ts";
 import { readInterview } from "../kv/interviews.ts";
-import { requireSession, signedIn } from "./middleware/session.ts";
-import { body, pageQuery, params, query } from "./middleware/validate.ts";
-import { idParam } from "./profiles.ts";
+import { signedIn } from "./middleware/session.ts";
+import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 
 const listQuery = pageQuery.extend({
   role: z.enum(["interviewer", "candidate"]).optional(),
@@ -27,54 +26,54 @@ const listQuery = pageQuery.extend({
 });
 
 export function interviewRoutes(deps: Deps) {
-  return new Hono<AppEnv>()
-    .use("/interviews", signedIn)
-    .use("/interviews/*", signedIn)
-    .post("/interviews", body(interviewInput), async (c) => {
-      const userId = requireSession(c).sub;
-      const interview = await openInterview(deps, userId, c.req.valid("json"));
-      return c.json(interviewView(interview, userId), 201);
-    })
-    .get("/interviews", query(listQuery), async (c) => {
-      const userId = requireSession(c).sub;
-      const page = await listInterviews(
-        deps.database.db,
-        userId,
-        c.req.valid("query"),
-        (interview) => interviewView(interview, userId),
-      );
-      return c.json(page);
-    })
-    .get("/interviews/:id", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
-      const interview = await readInterview(deps.kv, c.req.valid("param").id, userId);
-      return c.json(interviewView(interview, userId));
-    })
-    .get("/interviews/:id/events", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
-      const { id } = await readInterview(deps.kv, c.req.valid("param").id, userId);
-      return c.json({ items: await listInterviewEvents(deps.database.db, id), nextCursor: null });
-    })
-    .post("/interviews/:id/start", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
-      const interview = await startInterview(deps, userId, c.req.valid("param").id);
-      return c.json(interviewView(interview, userId));
-    })
-    .post("/interviews/:id/submit", params(idParam), body(submissionInput), async (c) => {
-      const userId = requireSession(c).sub;
-      const { id } = c.req.valid("param");
-      const interview = await submitInterview(deps, userId, id, c.req.valid("json"));
-      return c.json(interviewView(interview, userId));
-    })
-    .post("/interviews/:id/score", params(idParam), body(scoringInput), async (c) => {
-      const userId = requireSession(c).sub;
-      const { id } = c.req.valid("param");
-      const interview = await scoreInterview(deps, userId, id, c.req.valid("json"));
-      return c.json(interviewView(interview, userId));
-    })
-    .post("/interviews/:id/cancel", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
-      const interview = await cancelInterview(deps, userId, c.req.valid("param").id);
-      return c.json(interviewView(interview, userId));
-    });
+  return signedIn(
+    new Hono<SignedInEnv>()
+      .post("/interviews", body(interviewInput), async (c) => {
+        const userId = c.var.session.sub;
+        const interview = await openInterview(deps, userId, c.req.valid("json"));
+        return c.json(interviewView(interview, userId), 201);
+      })
+      .get("/interviews", query(listQuery), async (c) => {
+        const userId = c.var.session.sub;
+        const page = await listInterviews(
+          deps.database.db,
+          userId,
+          c.req.valid("query"),
+          (interview) => interviewView(interview, userId),
+        );
+        return c.json(page);
+      })
+      .get("/interviews/:id", params(idParam), async (c) => {
+        const userId = c.var.session.sub;
+        const interview = await readInterview(deps.kv, c.req.valid("param").id, userId);
+        return c.json(interviewView(interview, userId));
+      })
+      .get("/interviews/:id/events", params(idParam), async (c) => {
+        const userId = c.var.session.sub;
+        const { id } = await readInterview(deps.kv, c.req.valid("param").id, userId);
+        return c.json({ items: await listInterviewEvents(deps.database.db, id), nextCursor: null });
+      })
+      .post("/interviews/:id/start", params(idParam), async (c) => {
+        const userId = c.var.session.sub;
+        const interview = await startInterview(deps, userId, c.req.valid("param").id);
+        return c.json(interviewView(interview, userId));
+      })
+      .post("/interviews/:id/submit", params(idParam), body(submissionInput), async (c) => {
+        const userId = c.var.session.sub;
+        const { id } = c.req.valid("param");
+        const interview = await submitInterview(deps, userId, id, c.req.valid("json"));
+        return c.json(interviewView(interview, userId));
+      })
+      .post("/interviews/:id/score", params(idParam), body(scoringInput), async (c) => {
+        const userId = c.var.session.sub;
+        const { id } = c.req.valid("param");
+        const interview = await scoreInterview(deps, userId, id, c.req.valid("json"));
+        return c.json(interviewView(interview, userId));
+      })
+      .post("/interviews/:id/cancel", params(idParam), async (c) => {
+        const userId = c.var.session.sub;
+        const interview = await cancelInterview(deps, userId, c.req.valid("param").id);
+        return c.json(interviewView(interview, userId));
+      }),
+  );
 }

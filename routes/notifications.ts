@@ -1,10 +1,10 @@
 // Notifications of the signed-in user (API.md "Notifications").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { countUnread, listNotifications, markRead } from "../db/notifications.ts";
-import { requireSession, signedIn } from "./middleware/session.ts";
+import { signedIn } from "./middleware/session.ts";
 import { optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
 
@@ -19,20 +19,21 @@ const readInput = z.strictObject({
 
 export function notificationRoutes(deps: Deps) {
   const db = deps.database.db;
-  return new Hono<AppEnv>()
-    .use("*", signedIn)
-    .get("/", query(listQuery), async (c) => {
-      const session = requireSession(c);
-      return c.json(await listNotifications(db, session.sub, c.req.valid("query")));
-    })
-    .get("/unread-count", async (c) => {
-      const session = requireSession(c);
-      return c.json({ count: await countUnread(db, session.sub) });
-    })
-    .post("/read", async (c) => {
-      const session = requireSession(c);
-      const { ids } = optionalJsonBody(readInput, await c.req.text());
-      await markRead(db, session.sub, ids, new Date(deps.clock.now()));
-      return c.body(null, 204);
-    });
+  return signedIn(
+    new Hono<SignedInEnv>()
+      .get("/", query(listQuery), async (c) => {
+        const session = c.var.session;
+        return c.json(await listNotifications(db, session.sub, c.req.valid("query")));
+      })
+      .get("/unread-count", async (c) => {
+        const session = c.var.session;
+        return c.json({ count: await countUnread(db, session.sub) });
+      })
+      .post("/read", async (c) => {
+        const session = c.var.session;
+        const { ids } = optionalJsonBody(readInput, await c.req.text());
+        await markRead(db, session.sub, ids, new Date(deps.clock.now()));
+        return c.body(null, 204);
+      }),
+  );
 }

@@ -1,7 +1,7 @@
 // Profiles, search, follower lists and discovery (API.md "Profiles, discovery, graph").
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listFollows } from "../db/graph.ts";
 import { searchUsers } from "../db/users.ts";
@@ -9,11 +9,9 @@ import { publicUser } from "../workflows/auth/accounts.ts";
 import { discover } from "../workflows/profiles.ts";
 import { reachableUser } from "../workflows/graph.ts";
 import { editProfile, profilePatch, viewProfile } from "../workflows/profiles.ts";
-import { requireSession, signedIn } from "./middleware/session.ts";
-import { body, pageQuery, params, query } from "./middleware/validate.ts";
+import { signedIn } from "./middleware/session.ts";
+import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
-
-export const idParam = z.object({ id });
 
 const searchQuery = pageQuery.extend({
   q: z.string().trim().min(1, "say what to look for").max(100),
@@ -21,39 +19,37 @@ const searchQuery = pageQuery.extend({
 
 export function profileRoutes(deps: Deps) {
   const db = deps.database.db;
-  return new Hono<AppEnv>()
-    .use("/profile", signedIn)
-    .use("/users", signedIn)
-    .use("/users/*", signedIn)
-    .use("/discover", signedIn)
-    .patch("/profile", body(profilePatch), async (c) => {
-      const session = requireSession(c);
-      const user = await editProfile(deps, session.sub, c.req.valid("json"));
-      return c.json({ user: publicUser(user) });
-    })
-    .get("/users", query(searchQuery), async (c) => {
-      const session = requireSession(c);
-      const { q, ...page } = c.req.valid("query");
-      return c.json(await searchUsers(db, session.sub, q, page));
-    })
-    .get("/users/:id", params(idParam), async (c) => {
-      const session = requireSession(c);
-      return c.json(await viewProfile(deps, session.sub, c.req.valid("param").id));
-    })
-    .get("/users/:id/followers", params(idParam), query(pageQuery), async (c) => {
-      const session = requireSession(c);
-      const { id } = c.req.valid("param");
-      await reachableUser(deps, session.sub, id);
-      return c.json(await listFollows(db, "followers", id, session.sub, c.req.valid("query")));
-    })
-    .get("/users/:id/following", params(idParam), query(pageQuery), async (c) => {
-      const session = requireSession(c);
-      const { id } = c.req.valid("param");
-      await reachableUser(deps, session.sub, id);
-      return c.json(await listFollows(db, "following", id, session.sub, c.req.valid("query")));
-    })
-    .get("/discover", query(pageQuery), async (c) => {
-      const session = requireSession(c);
-      return c.json(await discover(deps, session.sub, c.req.valid("query")));
-    });
+  return signedIn(
+    new Hono<SignedInEnv>()
+      .patch("/profile", body(profilePatch), async (c) => {
+        const session = c.var.session;
+        const user = await editProfile(deps, session.sub, c.req.valid("json"));
+        return c.json({ user: publicUser(user) });
+      })
+      .get("/users", query(searchQuery), async (c) => {
+        const session = c.var.session;
+        const { q, ...page } = c.req.valid("query");
+        return c.json(await searchUsers(db, session.sub, q, page));
+      })
+      .get("/users/:id", params(idParam), async (c) => {
+        const session = c.var.session;
+        return c.json(await viewProfile(deps, session.sub, c.req.valid("param").id));
+      })
+      .get("/users/:id/followers", params(idParam), query(pageQuery), async (c) => {
+        const session = c.var.session;
+        const { id } = c.req.valid("param");
+        await reachableUser(deps, session.sub, id);
+        return c.json(await listFollows(db, "followers", id, session.sub, c.req.valid("query")));
+      })
+      .get("/users/:id/following", params(idParam), query(pageQuery), async (c) => {
+        const session = c.var.session;
+        const { id } = c.req.valid("param");
+        await reachableUser(deps, session.sub, id);
+        return c.json(await listFollows(db, "following", id, session.sub, c.req.valid("query")));
+      })
+      .get("/discover", query(pageQuery), async (c) => {
+        const session = c.var.session;
+        return c.json(await discover(deps, session.sub, c.req.valid("query")));
+      }),
+  );
 }

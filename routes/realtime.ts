@@ -5,18 +5,13 @@ import { z } from "zod";
 import { connectionIds } from "../db/graph.ts";
 import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { DomainError, Forbidden, Unauthorized } from "../errors.ts";
 import { FrameBudget, handleFrame, MAX_FRAME_BYTES } from "../realtime/frames.ts";
 import { type Client, TOO_MANY_SOCKETS, TooManySockets } from "../realtime/hub.ts";
 import type { WSContext } from "hono/ws";
-import {
-  presentedToken,
-  requireSession,
-  sessionFromToken,
-  signedIn,
-} from "./middleware/session.ts";
+import { presentedToken, sessionFromToken, signedIn } from "./middleware/session.ts";
 import { query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
 
@@ -33,16 +28,7 @@ export function realtimeRoutes(deps: Deps) {
     [deps.config.PUBLIC_URL, ...deps.config.CORS_ORIGINS].map((origin) => new URL(origin).origin),
   );
   return new Hono<AppEnv>()
-    .use("/api/presence", signedIn)
-    .get("/api/presence", query(presenceQuery), async (c) => {
-      // Presence is visible to connections only: other ids are left out of the answer.
-      const session = requireSession(c);
-      const asked = new Set(c.req.valid("query").userIds);
-      const visible = (await connectionIds(deps.database.db, session.sub))
-        .filter((id) => asked.has(id));
-      const statuses = await readPresence(deps.kv, visible, deps.clock.now());
-      return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
-    })
+    .route("/api/presence", signedIn(presenceRoutes(deps)))
     .get(
       "/ws",
       async (c, next) => {
@@ -136,4 +122,17 @@ function refuseConnect(deps: Deps, socket: WSContext, error: unknown) {
   }
   deps.log({ level: "error", msg: "socket connect failed", error: String(error) });
   socket.close(1011, "try again");
+}
+
+/** Presence is visible to connections only: other ids are left out of the answer. */
+function presenceRoutes(deps: Deps) {
+  return new Hono<SignedInEnv>()
+    .get("/", query(presenceQuery), async (c) => {
+      const session = c.var.session;
+      const asked = new Set(c.req.valid("query").userIds);
+      const visible = (await connectionIds(deps.database.db, session.sub))
+        .filter((id) => asked.has(id));
+      const statuses = await readPresence(deps.kv, visible, deps.clock.now());
+      return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
+    });
 }

@@ -4,7 +4,7 @@
 // same handler as any webhook, signature check included. Mounted only with the sandbox provider.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listOrders, orderView, paymentsOf } from "../db/sales.ts";
 import { Invalid, NotFound } from "../errors.ts";
@@ -26,9 +26,8 @@ import {
   saleInput,
   saleView,
 } from "../workflows/sales.ts";
-import { requireAdmin, requireSession, signedIn } from "./middleware/session.ts";
-import { body, pageQuery, params, query } from "./middleware/validate.ts";
-import { idParam } from "./profiles.ts";
+import { adminOnly, signedIn } from "./middleware/session.ts";
+import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { html } from "hono/html";
 import { newId } from "../ids.ts";
 import { SANDBOX_SIGNATURE_HEADER, type SandboxEvent, signSandbox } from "../providers/payments.ts";
@@ -36,27 +35,37 @@ import { SANDBOX_SIGNATURE_HEADER, type SandboxEvent, signSandbox } from "../pro
 const providerParam = z.object({ provider: z.string().min(1).max(40) });
 
 export function saleRoutes(deps: Deps) {
-  const admin = requireAdmin(deps);
   return new Hono<AppEnv>()
-    .use("/sales/:id/reservations", signedIn)
-    .use("/reservations/*", signedIn)
-    .use("/orders", signedIn)
-    .use("/orders/*", signedIn)
-    .use("/payments/membership", signedIn)
-    .post("/products", admin, body(productInput), async (c) => {
-      const adminId = requireSession(c).sub;
-      return c.json(await createProduct(deps, adminId, c.req.valid("json")), 201);
-    })
-    .post("/sales", admin, body(saleInput), async (c) => {
-      const adminId = requireSession(c).sub;
-      return c.json(await createSale(deps, adminId, c.req.valid("json")), 201);
-    })
     // Public: a sale's page and its stock are for anyone to see.
     .get("/sales/:id", params(idParam), async (c) => {
       return c.json(await saleView(deps, c.req.valid("param").id));
     })
+    // Authenticated by the provider's signature over the raw body, not by a session.
+    .post("/payments/webhook/:provider", params(providerParam), async (c) => {
+      const rawBody = await c.req.text();
+      const result = await receiveWebhook(
+        deps,
+        c.req.valid("param").provider,
+        c.req.raw.headers,
+        rawBody,
+      );
+      return c.json({
+        received: true,
+        eventId: result.eventId,
+        outcome: result.outcome,
+        repeated: result.repeated,
+        orderStatus: result.order?.status ?? null,
+      });
+    })
+    .route("/", signedIn(buyerRoutes(deps)))
+    .route("/", adminOnly(deps, adminRoutes(deps)));
+}
+
+/** Holding units, checking out, paying for a membership, and one's own orders. */
+function buyerRoutes(deps: Deps) {
+  return new Hono<SignedInEnv>()
     .post("/sales/:id/reservations", params(idParam), body(reservationInput), async (c) => {
-      const userId = requireSession(c).sub;
+      const userId = c.var.session.sub;
       const key = c.req.header("idempotency-key");
       const parsedKey = key === undefined ? undefined : idempotencyKey.safeParse(key);
       if (parsedKey && !parsedKey.success) {
@@ -77,46 +86,29 @@ export function saleRoutes(deps: Deps) {
       return c.json(reservationView(reservation), 201);
     })
     .get("/reservations/:id", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
+      const userId = c.var.session.sub;
       return c.json(
         reservationView(await readReservation(deps.kv, c.req.valid("param").id, userId)),
       );
     })
     .delete("/reservations/:id", params(idParam), async (c) => {
-      await release(deps, requireSession(c).sub, c.req.valid("param").id);
+      await release(deps, c.var.session.sub, c.req.valid("param").id);
       return c.body(null, 204);
     })
     .post("/reservations/:id/checkout", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
+      const userId = c.var.session.sub;
       return c.json(await checkout(deps, userId, c.req.valid("param").id));
     })
     .post("/payments/membership", body(membershipInput), async (c) => {
-      const userId = requireSession(c).sub;
+      const userId = c.var.session.sub;
       return c.json(await buyMembership(deps, userId, c.req.valid("json").tier));
     })
-    // Authenticated by the provider's signature over the raw body, not by a session.
-    .post("/payments/webhook/:provider", params(providerParam), async (c) => {
-      const rawBody = await c.req.text();
-      const result = await receiveWebhook(
-        deps,
-        c.req.valid("param").provider,
-        c.req.raw.headers,
-        rawBody,
-      );
-      return c.json({
-        received: true,
-        eventId: result.eventId,
-        outcome: result.outcome,
-        repeated: result.repeated,
-        orderStatus: result.order?.status ?? null,
-      });
-    })
     .get("/orders", query(pageQuery), async (c) => {
-      const userId = requireSession(c).sub;
+      const userId = c.var.session.sub;
       return c.json(await listOrders(deps.database.db, userId, c.req.valid("query")));
     })
     .get("/orders/:id", params(idParam), async (c) => {
-      const userId = requireSession(c).sub;
+      const userId = c.var.session.sub;
       const order = await readOrder(deps.kv, c.req.valid("param").id);
       if (!order || order.userId !== userId) throw new NotFound("No order of yours has this id.");
       const payments = await paymentsOf(deps.database.db, order.id);
@@ -132,6 +124,19 @@ export function saleRoutes(deps: Deps) {
           receivedAt: payment.receivedAt.toISOString(),
         })),
       });
+    });
+}
+
+/** Products and sales are made by administrators. */
+function adminRoutes(deps: Deps) {
+  return new Hono<SignedInEnv>()
+    .post("/products", body(productInput), async (c) => {
+      const adminId = c.var.session.sub;
+      return c.json(await createProduct(deps, adminId, c.req.valid("json")), 201);
+    })
+    .post("/sales", body(saleInput), async (c) => {
+      const adminId = c.var.session.sub;
+      return c.json(await createSale(deps, adminId, c.req.valid("json")), 201);
     });
 }
 

@@ -1,7 +1,8 @@
 // Who is calling: a Bearer token or the `session` cookie, verified and checked against revocation.
-import type { Context, MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler, type Schema } from "hono";
+import { METHOD_NAME_ALL } from "hono/router";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import type { AppEnv, Session } from "../env.ts";
+import type { AppEnv, Session, SignedInEnv } from "../env.ts";
 import type { Deps } from "../../deps.ts";
 import { findUserById } from "../../db/users.ts";
 import { Forbidden, Unauthorized } from "../../errors.ts";
@@ -31,7 +32,7 @@ export async function sessionFromToken(deps: Deps, token: string): Promise<Sessi
   return claims && await isTokenLive(deps.kv, claims) ? claims : null;
 }
 
-/** Sets `session` (or null) for every request; routes that need a user call `requireSession`. */
+/** Sets `session` (or null) for every request; `signedIn` routers refuse requests without one. */
 export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
   return async function authenticate(c, next) {
     const presented = presentedToken(c);
@@ -42,18 +43,53 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
 }
 
 /**
- * 401 for a request without a live session, before its input is validated. Routers apply it to
- * their own paths, so an unknown path is still a 404.
+ * A router whose every route needs a live session, declared once for the router: each of its
+ * routes answers 401 without one, before its input is validated, and its handlers read the
+ * session as `c.var.session`. A path or method it does not serve is still a 404.
  */
-export const signedIn: MiddlewareHandler<AppEnv> = async function signedIn(c, next) {
-  requireSession(c);
+export function signedIn<S extends Schema, B extends string>(router: Hono<SignedInEnv, S, B>) {
+  return guarded(router, requireSignedIn);
+}
+
+/** A router only administrators may call: 401 without a session, 403 unless the stored user is one. */
+export function adminOnly<S extends Schema, B extends string>(
+  deps: Deps,
+  router: Hono<SignedInEnv, S, B>,
+) {
+  return guarded(router, requireAdmin(deps));
+}
+
+/** `router` behind `guard`, which runs first on exactly the routes the router serves. */
+function guarded<S extends Schema, B extends string>(
+  router: Hono<SignedInEnv, S, B>,
+  guard: MiddlewareHandler<AppEnv>,
+): Hono<SignedInEnv, S, B> {
+  const outer = new Hono<AppEnv>();
+  const served = new Set(
+    router.routes.filter((route) => route.method !== METHOD_NAME_ALL)
+      .map((route) => `${route.method} ${route.path}`),
+  );
+  for (const route of served) {
+    const [method, path] = route.split(" ");
+    outer.on(method, path, guard);
+  }
+  return outer.route("/", router as unknown as Hono<AppEnv>) as unknown as Hono<SignedInEnv, S, B>;
+}
+
+const requireSignedIn: MiddlewareHandler<AppEnv> = async function requireSignedIn(c, next) {
+  if (!c.var.session) throw new Unauthorized();
   await next();
 };
 
-export function requireSession(c: Context<AppEnv>): Session {
-  const session = c.get("session");
-  if (!session) throw new Unauthorized();
-  return session;
+function requireAdmin(deps: Deps): MiddlewareHandler<AppEnv> {
+  return async function requireAdmin(c, next) {
+    const session = c.var.session;
+    if (!session) throw new Unauthorized();
+    const user = await findUserById(deps.database.db, session.sub);
+    if (!user) throw new Unauthorized("This account no longer exists.");
+    if (user.role !== "admin") throw new Forbidden("Only administrators may do this.");
+    await next();
+  };
 }
 
 export function setSessionCookie(c: Context, deps: Deps, token: string) {
@@ -68,15 +104,4 @@ export function setSessionCookie(c: Context, deps: Deps, token: string) {
 
 export function clearSessionCookie(c: Context, deps: Deps) {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: deps.config.production });
-}
-
-/** Admin-only routes: 401 without a session, 403 unless the stored user is an admin. */
-export function requireAdmin(deps: Deps): MiddlewareHandler<AppEnv> {
-  return async function requireAdmin(c, next) {
-    const session = requireSession(c);
-    const user = await findUserById(deps.database.db, session.sub);
-    if (!user) throw new Unauthorized("This account no longer exists.");
-    if (user.role !== "admin") throw new Forbidden("Only administrators may do this.");
-    await next();
-  };
 }

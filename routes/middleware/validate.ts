@@ -4,7 +4,7 @@ import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import { z } from "zod";
 import { Invalid } from "../../errors.ts";
-import { parseInput } from "../../input.ts";
+import { id, parseInput } from "../../input.ts";
 
 const PARTS: Partial<Record<keyof ValidationTargets, string>> = {
   json: "body",
@@ -24,6 +24,9 @@ function validate<T extends keyof ValidationTargets, S extends z.ZodType>(target
 export const body = <S extends z.ZodType>(schema: S) => validate("json", schema);
 export const query = <S extends z.ZodType>(schema: S) => validate("query", schema);
 export const params = <S extends z.ZodType>(schema: S) => validate("param", schema);
+
+/** `:id` of every item path. */
+export const idParam = z.object({ id });
 
 /** `?cursor=&limit=` of every list (limit ≤ 100). */
 export const pageQuery = z.object({

@@ -1,6 +1,6 @@
 // Files for upload tests: bytes that start with each accepted signature, and a multipart upload.
 import assert from "node:assert/strict";
-import type { App } from "../../app.ts";
+import type { AppType } from "../../app.ts";
 import type { Answer, HttpClient } from "./app.ts";
 import type { HeldJob } from "./held-jobs.ts";
 
@@ -31,7 +31,7 @@ export const pdf = (size?: number) => fileOf(SIGNATURES.pdf, size);
 
 /** POST /api/media with `bytes` as the `file` field, named and typed as the client claims. */
 export async function upload(
-  app: App,
+  app: AppType,
   token: string,
   bytes: Uint8Array<ArrayBuffer>,
   claimed: { name?: string; type?: string } = {},
@@ -57,14 +57,14 @@ export async function upload(
 }
 
 /** Uploads and expects 201; the media view. */
-export async function uploaded(app: App, token: string, bytes: Uint8Array<ArrayBuffer>) {
+export async function uploaded(app: AppType, token: string, bytes: Uint8Array<ArrayBuffer>) {
   const answer = await upload(app, token, bytes);
   assert.equal(answer.status, 201, JSON.stringify(answer.body));
   return answer.body as { id: string; url: string; contentType: string; size: number };
 }
 
 /** GET of a file's bytes. */
-export async function fetchMedia(app: App, id: string, headers: Record<string, string> = {}) {
+export async function fetchMedia(app: AppType, id: string, headers: Record<string, string> = {}) {
   const response = await app.request(`/media/${id}`, { headers });
   return { response, bytes: new Uint8Array(await response.arrayBuffer()) };
 }
@@ -80,7 +80,7 @@ export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>) {
  * `media-release` jobs (so the handoff is counted, not raced by the removal itself).
  */
 export async function concurrentPhotoChanges(
-  app: App,
+  app: AppType,
   http: HttpClient,
   member: { token: string; user: { id: string } },
   held: HeldJob[],
