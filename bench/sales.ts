@@ -14,7 +14,8 @@ import { useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { KeyedLock } from "../kv/keyed-lock.ts";
 import { Outbox } from "../kv/outbox.ts";
-import { createSaleStock, reserveStock, type Sale, stockRemaining } from "../kv/sales/stock.ts";
+import { createSaleStock, reserveStock, stockRemaining } from "../kv/sales/stock.ts";
+import { type Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 

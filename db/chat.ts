@@ -3,7 +3,7 @@ import { and, desc, eq, lt, sql } from "drizzle-orm";
 import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import type { ChatMessage } from "../kv/chat.ts";
+import { type ChatMessage } from "./records.ts";
 import { type Database, rowsOf } from "./client.ts";
 import { conversationMembers, conversations, type MessageRow, messages, users } from "./schema.ts";
 

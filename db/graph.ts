@@ -4,7 +4,7 @@ import { and, desc, eq, type InferSelectModel, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import { type Transition } from "../kv/graph.ts";
+import type { ConnectionTransition as Transition } from "./records.ts";
 import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
 import {
   blocks,
@@ -265,6 +265,15 @@ export async function feedAudience(db: Database, authorId: string): Promise<stri
 }
 
 /** The ids of everyone `userId` is connected with. */
+/**
+ * Presence is visible between connections only: the users who see `userId`'s presence, who are
+ * also the only users whose presence `userId` may see (a connection is mutual). The socket
+ * announcements and GET /api/presence both ask this.
+ */
+export async function presencePeers(db: Database, userId: string): Promise<Set<string>> {
+  return new Set(await connectionIds(db, userId));
+}
+
 export async function connectionIds(db: Database, userId: string): Promise<string[]> {
   const rows = await db.select({ id: connections.otherId }).from(connections)
     .where(eq(connections.userId, userId));

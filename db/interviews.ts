@@ -3,7 +3,7 @@
 import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import type { Interview, Transition } from "../kv/interviews.ts";
+import type { Interview, InterviewTransition as Transition } from "./records.ts";
 import type { Database } from "./client.ts";
 import { isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";

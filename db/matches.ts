@@ -2,7 +2,7 @@
 import { and, desc, eq, isNotNull, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import { type Match, outcomeOf } from "../kv/matches.ts";
+import { type Match, outcomeOf } from "./records.ts";
 import type { Database } from "./client.ts";
 import { isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";

@@ -3,8 +3,8 @@
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import type { Order, PaymentEvent, PaymentOutcome } from "../kv/sales/orders.ts";
-import type { Reservation, Sale } from "../kv/sales/stock.ts";
+import { type Order, type PaymentEvent, type PaymentOutcome } from "./records.ts";
+import { type Reservation, type Sale } from "./records.ts";
 import type { Database } from "./client.ts";
 import { isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";

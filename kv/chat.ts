@@ -1,10 +1,11 @@
-// The private-message decision: one KV commit checks that the pair may talk (connected, neither
-// blocked) and that the sender's tempId is unused, gives the message the conversation's next
-// sequence number, and appends its events to both users' logs, with the outbox records it causes.
+// The private-message decision: one KV commit checks that the pair may talk (chatPermission) and
+// that the sender's tempId is unused, gives the message the conversation's next sequence number,
+// and appends its events to both users' logs, with the outbox records it causes.
+import type { ChatMessage } from "../db/records.ts";
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
-import { type ConnectionRequest, isBlocked } from "./graph.ts";
+import { type ConnectionRequest } from "../db/records.ts";
 import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
 import {
   blockKey,
@@ -19,19 +20,6 @@ import {
 import type { Membership } from "./matches.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
-
-export interface ChatMessage {
-  id: string;
-  conversationId: string;
-  /** Position in the conversation; the order both participants see. */
-  seq: number;
-  fromUserId: string;
-  toUserId: string;
-  text: string;
-  tempId: string;
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-}
 
 /** What a connection pair key holds (see kv/graph.ts). */
 interface LivePair {
@@ -57,19 +45,35 @@ export type MessageEffects = (
 const ATTEMPTS = 100;
 
 /**
- * Whether two users may message each other: connected (or in a call together right now), and
- * neither blocked the other.
+ * The one rule of who may message whom, for HTTP and socket sends and for typing: two different
+ * users, neither blocking the other, who are in a call together right now or whose connection
+ * request was accepted (a pending one allows nothing). Returns the entries the answer rests on, so
+ * a commit that relies on it checks them.
  */
-export async function mayMessage(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
-  if (userId === otherId || await isBlocked(kv, userId, otherId)) return false;
-  const [pair, member] = await kv.getMany<[LivePair, Membership]>([
+export async function chatPermission(
+  kv: Deno.Kv,
+  userId: string,
+  otherId: string,
+): Promise<{ allowed: boolean; readFrom: Deno.KvEntryMaybe<unknown>[] }> {
+  if (userId === otherId) return { allowed: false, readFrom: [] };
+  const read = await kv.getMany<[LivePair, unknown, unknown, Membership]>([
     connectionPairKey(userId, otherId),
+    blockKey(userId, otherId),
+    blockKey(otherId, userId),
     matchMemberKey(userId),
   ]);
-  if (inCallWith(member.value, otherId)) return true;
-  if (!pair.value) return false;
+  const [pair, blockedOne, blockedTwo, member] = read;
+  if (blockedOne.value !== null || blockedTwo.value !== null) {
+    return { allowed: false, readFrom: read };
+  }
+  if (inCallWith(member.value, otherId)) return { allowed: true, readFrom: read };
+  if (!pair.value) return { allowed: false, readFrom: read };
   const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
-  return request.value?.status === "accepted";
+  return { allowed: request.value?.status === "accepted", readFrom: [...read, request] };
+}
+
+export async function mayMessage(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
+  return (await chatPermission(kv, userId, otherId)).allowed;
 }
 
 const inCallWith = (member: Membership | null, otherId: string) =>
@@ -100,30 +104,16 @@ export async function sendPrivateMessage(
     ]);
   }
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const [temp, pair, blockedOne, blockedTwo, conversation, presence, member, ...heads] = await kv
-      .getMany<
-        [
-          ChatMessage,
-          LivePair,
-          unknown,
-          unknown,
-          ConversationPair,
-          PresenceRecord,
-          Membership,
-          number,
-          number,
-        ]
-      >([
+    const [[temp, conversation, presence, ...heads], permission] = await Promise.all([
+      kv.getMany<[ChatMessage, ConversationPair, PresenceRecord, number, number]>([
         chatTempKey(fromUserId, input.tempId),
-        connectionPairKey(fromUserId, toUserId),
-        blockKey(fromUserId, toUserId),
-        blockKey(toUserId, fromUserId),
         conversationPairKey(fromUserId, toUserId),
         presenceKey(toUserId),
-        matchMemberKey(fromUserId),
         eventHeadKey(fromUserId),
         eventHeadKey(toUserId),
-      ]);
+      ]),
+      chatPermission(kv, fromUserId, toUserId),
+    ]);
     if (temp.value) {
       if (temp.value.toUserId !== toUserId) {
         throw new Conflict(
@@ -134,15 +124,7 @@ export async function sendPrivateMessage(
       }
       return { message: temp.value, replayed: true };
     }
-    if (blockedOne.value !== null || blockedTwo.value !== null) throw notConnected();
-    // Allowed by a live call together, or else by an accepted connection; the commit checks which.
-    let allowedBy: Deno.KvEntryMaybe<unknown> = member;
-    if (!inCallWith(member.value, toUserId)) {
-      if (!pair.value) throw notConnected();
-      const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
-      if (request.value?.status !== "accepted") throw notConnected();
-      allowedBy = request;
-    }
+    if (!permission.allowed) throw notConnected();
 
     const now = deps.now();
     const message: ChatMessage = {
@@ -156,7 +138,7 @@ export async function sendPrivateMessage(
       recipientOnline: presenceStatus(presence.value, now) !== "offline",
     });
     const atomic = kv.atomic()
-      .check(temp, pair, blockedOne, blockedTwo, allowedBy, conversation)
+      .check(temp, conversation, ...permission.readFrom)
       .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
       .set(conversation.key, { conversationId: message.conversationId, lastSeq: message.seq });
     appendEvents(atomic, heads, events, now);

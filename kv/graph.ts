@@ -1,5 +1,6 @@
 // Connection requests and blocks: the live state of every pair, decided by versionstamp-checked
 // KV commits. Postgres learns about each decision through the outbox records written with it.
+import type { ConnectionRequest, ConnectionTransition as Transition } from "../db/records.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import type { ConnectionStatus } from "../db/schema.ts";
@@ -7,29 +8,9 @@ import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { busy as contended } from "./backoff.ts";
 import { blockKey, connectionPairKey, connectionRequestKey } from "./keys.ts";
 
-export interface ConnectionRequest {
-  id: string;
-  fromUserId: string;
-  toUserId: string;
-  message: string | null;
-  status: ConnectionStatus;
-  /** 1 when sent; +1 on every transition. */
-  version: number;
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-  updatedAt: number;
-}
-
 /** What a pair's key holds while a request between them is pending or accepted. */
 interface LivePair {
   requestId: string;
-}
-
-/** A decided transition: the request as it now is, and the status it left. */
-export interface Transition {
-  request: ConnectionRequest;
-  from: ConnectionStatus | null;
-  actorId: string;
 }
 
 /** The outbox records a transition must cause, written into the commit that decides it. */

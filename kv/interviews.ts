@@ -1,6 +1,12 @@
 // The interview state machine: every move is one KV commit that checks the interview's
 // versionstamp, writes its next state and version, appends an event to both participants' logs
 // and carries the outbox records (history in Postgres, notifications, delayed jobs) it causes.
+import {
+  type Interview,
+  INTERVIEW_ACTIONS,
+  type InterviewAction,
+  type InterviewTransition as Transition,
+} from "../db/records.ts";
 import { z } from "zod";
 import { INTERVIEW_STATES, type InterviewState } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
@@ -9,55 +15,6 @@ import { listDue } from "./due.ts";
 import { appendEvents, type EventDraft, headKeys } from "./events.ts";
 import { interviewDueKey, interviewDuePrefix, interviewKey } from "./keys.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
-
-/** An interview as KV holds it and as the outbox carries it to Postgres (parsed when applied). */
-export const interviewSchema = z.object({
-  id: z.string(),
-  interviewerId: z.string(),
-  candidateId: z.string(),
-  skill: z.string(),
-  prompt: z.string(),
-  rubric: z.array(z.object({ criterion: z.string(), weight: z.number() })),
-  timeLimitMinutes: z.number().int(),
-  state: z.enum(INTERVIEW_STATES),
-  /** 1 when created; +1 on every transition. */
-  version: z.number().int(),
-  answer: z.string().nullable(),
-  /** Files the candidate submitted with the answer (records from before media have none). */
-  mediaIds: z.array(z.string()).default([]),
-  metrics: z.object({
-    answerLength: z.number(),
-    wordCount: z.number(),
-    criteriaMentioned: z.array(z.string()),
-    rubricCoverage: z.number(),
-  }).nullable(),
-  scores: z.array(z.object({ criterion: z.string(), score: z.number() })).nullable(),
-  feedback: z.string().nullable(),
-  /** Σ weight × score / Σ weight, on the 0..10 scale, rounded to two decimals. */
-  weightedScore: z.number().nullable(),
-  passed: z.boolean().nullable(),
-  /** Milliseconds since the epoch (these and every time below). */
-  createdAt: z.number(),
-  updatedAt: z.number(),
-  startedAt: z.number().nullable(),
-  /** The deadline of a started interview: `startedAt` + the time limit. */
-  expiresAt: z.number().nullable(),
-  submittedAt: z.number().nullable(),
-  scoredAt: z.number().nullable(),
-});
-
-export type Interview = z.infer<typeof interviewSchema>;
-
-export const INTERVIEW_ACTIONS = [
-  "start",
-  "submit",
-  "evaluate",
-  "score",
-  "cancel",
-  "expire",
-] as const;
-
-export type InterviewAction = (typeof INTERVIEW_ACTIONS)[number];
 
 type Mover = "candidate" | "interviewer" | "participant" | "system";
 
@@ -73,17 +30,6 @@ export const MOVES: Record<
   cancel: { from: ["CREATED", "STARTED"], to: "CANCELLED", by: "participant" },
   expire: { from: ["STARTED"], to: "EXPIRED", by: "system" },
 };
-
-/** A decided transition: the interview as it now is, and what it was. */
-export const transitionSchema = z.object({
-  interview: interviewSchema,
-  action: z.enum(["create", ...INTERVIEW_ACTIONS]),
-  from: z.enum(INTERVIEW_STATES).nullable(),
-  /** Null when the system moved it (evaluation, expiry). */
-  actorId: z.string().nullable(),
-});
-
-export type Transition = z.infer<typeof transitionSchema>;
 
 /** What a transition causes, written into the commit that decides it. */
 export type Effects = (transition: Transition) => { events: EventDraft[]; records: OutboxRecord[] };

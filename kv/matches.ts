@@ -3,18 +3,14 @@
 // the same match, checked against both members' entries, so nobody is ever in two matches.
 // Each later decision (end, connect, video) is one commit checked against the match's versionstamp
 // that also appends the events it causes to both participants' logs and carries its outbox records.
+import type { ConnectionTransition, EndReason, Match, Participant } from "../db/records.ts";
 import { z } from "zod";
 import { GENDERS } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { backoff, busy } from "./backoff.ts";
 import { listDue } from "./due.ts";
-import {
-  acceptPair,
-  pairBlocked,
-  readPair,
-  type Transition as ConnectionTransition,
-} from "./graph.ts";
+import { acceptPair, pairBlocked, readPair } from "./graph.ts";
 import { appendEvents, type EventDraft, headKeys } from "./events.ts";
 import {
   blockKey,
@@ -29,45 +25,6 @@ import {
   recentMatchKey,
 } from "./keys.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
-
-export const participantSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  /** From the stored profile at the time of joining; never from the client. */
-  gender: z.enum(GENDERS),
-});
-
-export type Participant = z.infer<typeof participantSchema>;
-
-export const END_REASONS = ["timeout", "ended", "blocked"] as const;
-export type EndReason = (typeof END_REASONS)[number];
-
-/** A match as KV holds it and as the outbox carries it to Postgres. */
-export const matchSchema = z.object({
-  id: z.string(),
-  intent: z.string(),
-  /** The member who waited longer; makes the WebRTC offer. */
-  offerer: participantSchema,
-  answerer: participantSchema,
-  state: z.enum(["live", "ended"]),
-  /** 1 when paired; +1 on every decision. */
-  version: z.number().int(),
-  /** Milliseconds since the epoch (these and every time below). */
-  startedAt: z.number(),
-  endsAt: z.number(),
-  endedAt: z.number().nullable(),
-  endReason: z.enum(END_REASONS).nullable(),
-  /** The participant who ended it (hung up or blocked); null when time ran out. */
-  endedBy: z.string().nullable(),
-  /** Participants who asked to connect (when both must). */
-  connectAsks: z.array(z.string()),
-  connectedAt: z.number().nullable(),
-  videoRequestedBy: z.string().nullable(),
-  videoApprovedAt: z.number().nullable(),
-  videoApprovedBy: z.string().nullable(),
-});
-
-export type Match = z.infer<typeof matchSchema>;
 
 /** Where a member is in matchmaking (absent: neither queuing nor in a call). */
 export type Membership =
@@ -135,14 +92,6 @@ export function decider(match: Match): Participant | null {
 
 /** A live match whose time is up is over for everyone, whether or not its end is committed yet. */
 export const isLive = (match: Match, now: number) => match.state === "live" && now < match.endsAt;
-
-/** The outcome history records: a block, else a connection, else how the call ended. */
-export function outcomeOf(match: Match) {
-  if (match.state !== "ended") return null;
-  if (match.endReason === "blocked") return "blocked" as const;
-  if (match.connectedAt !== null) return "connected" as const;
-  return match.endReason!;
-}
 
 export async function readMembership(kv: Deno.Kv, userId: string): Promise<Membership | null> {
   return (await kv.get<Membership>(matchMemberKey(userId))).value;

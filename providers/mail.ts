@@ -2,7 +2,7 @@
 import type { Config } from "../config.ts";
 import { devMailKey, devMailPrefix } from "../kv/keys.ts";
 import { listPage, type PageOptions } from "../kv/pages.ts";
-import { PermanentJobError } from "../workflows/jobs.ts";
+import { PermanentFailure } from "../errors.ts";
 
 export interface MailMessage {
   to: string;
@@ -50,7 +50,7 @@ export function resendMailer(options: { apiKey: string; from: string; baseUrl?: 
       // 429, 409 (an idempotent request still in flight) and 5xx pass; other 4xx never will.
       const retryable = response.status === 429 || response.status === 409 ||
         response.status >= 500;
-      throw retryable ? new Error(failure) : new PermanentJobError(failure);
+      throw retryable ? new Error(failure) : new PermanentFailure(failure);
     },
   };
 }

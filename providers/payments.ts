@@ -3,10 +3,9 @@
 // (`crypto.subtle.verify`), and the sandbox's signatures carry a timestamp that must be recent.
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import { DomainError, Invalid, Unauthorized } from "../errors.ts";
+import { DomainError, Invalid, PermanentFailure, Unauthorized } from "../errors.ts";
 import { unstorableField } from "../input.ts";
-import type { PaymentEvent } from "../kv/sales/orders.ts";
-import { PermanentJobError } from "../workflows/jobs.ts";
+import { type PaymentEvent } from "../db/records.ts";
 
 export interface PaymentRequest {
   orderId: string;
@@ -207,7 +206,7 @@ export function paystackProvider(
       if (/already|fully reversed/i.test(answer.json.message ?? "")) return;
       throw answer.status === 429 || answer.status >= 500
         ? new Error(failure)
-        : new PermanentJobError(failure);
+        : new PermanentFailure(failure);
     },
   };
 }

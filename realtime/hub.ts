@@ -3,7 +3,7 @@
 // ephemeral signals (typing, presence) between isolates, and the heartbeat that keeps presence
 // fresh and closes sockets whose session ended.
 import type { Database } from "../db/client.ts";
-import { connectionIds } from "../db/graph.ts";
+import { presencePeers } from "../db/graph.ts";
 import type { SessionClaims } from "../kv/auth/tokens.ts";
 import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
 import { eventHeadKey } from "../kv/keys.ts";
@@ -285,8 +285,8 @@ export class Hub {
 
   /** Tells a user's connections their new presence status. */
   async announcePresence(userId: string, status: PresenceStatus) {
-    const audience = await connectionIds(this.deps.database.db, userId);
-    this.broadcast(audience, { type: "presence", data: { userId, status } });
+    const audience = await presencePeers(this.deps.database.db, userId);
+    this.broadcast([...audience], { type: "presence", data: { userId, status } });
   }
 
   /**

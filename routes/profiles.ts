@@ -11,7 +11,6 @@ import { reachableUser } from "../workflows/graph.ts";
 import { editProfile, profilePatch, viewProfile } from "../workflows/profiles.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
-import { id } from "../input.ts";
 
 const searchQuery = pageQuery.extend({
   q: z.string().trim().min(1, "say what to look for").max(100),

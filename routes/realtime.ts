@@ -2,7 +2,7 @@
 // that user for life; frames go to realtime/frames.ts, events come from the hub.
 import { Hono } from "hono";
 import { z } from "zod";
-import { connectionIds } from "../db/graph.ts";
+import { presencePeers } from "../db/graph.ts";
 import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
@@ -124,14 +124,14 @@ function refuseConnect(deps: Deps, socket: WSContext, error: unknown) {
   socket.close(1011, "try again");
 }
 
-/** Presence is visible to connections only: other ids are left out of the answer. */
+/** Presence of the asked ids one may see (presencePeers); others are left out of the answer. */
 function presenceRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
     .get("/", query(presenceQuery), async (c) => {
       const session = c.var.session;
       const asked = new Set(c.req.valid("query").userIds);
-      const visible = (await connectionIds(deps.database.db, session.sub))
-        .filter((id) => asked.has(id));
+      const peers = await presencePeers(deps.database.db, session.sub);
+      const visible = [...peers].filter((id) => asked.has(id));
       const statuses = await readPresence(deps.kv, visible, deps.clock.now());
       return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
     });

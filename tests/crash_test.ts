@@ -3,7 +3,7 @@
 // stock is conserved, the outbox drains, and a SIGTERM then stops it cleanly.
 import assert from "node:assert/strict";
 import { outboxPrefix, reservationKey } from "../kv/keys.ts";
-import type { Reservation } from "../kv/sales/stock.ts";
+import { type Reservation } from "../db/records.ts";
 import type { Answer, HttpClient } from "./helpers/app.ts";
 import { ServerProcess } from "./helpers/server.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { eq } from "drizzle-orm";
 import { orders, payments, reservations } from "../db/schema.ts";
 import { reservationKey, saleBuyerKey } from "../kv/keys.ts";
-import type { Reservation } from "../kv/sales/stock.ts";
+import { type Reservation } from "../db/records.ts";
 import { signSandbox } from "../providers/payments.ts";
 import { sweepReservations } from "../workflows/sales.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";

@@ -10,7 +10,8 @@ import {
   storeMessage,
 } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
-import { type ChatMessage, mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
+import { mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
+import { type ChatMessage } from "../db/records.ts";
 import { isBlocked } from "../kv/graph.ts";
 import { appendEventsNow } from "../kv/events.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";

@@ -15,8 +15,8 @@ import {
   noSuchUser,
   placeBlock,
   sendConnectionRequest,
-  type Transition,
 } from "../kv/graph.ts";
+import type { ConnectionTransition as Transition } from "../db/records.ts";
 import { blockKey } from "../kv/keys.ts";
 import { BLOCK_ENDS_CALL } from "../kv/matches.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";

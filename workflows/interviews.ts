@@ -13,12 +13,14 @@ import {
   createInterview,
   dueMoves,
   type Effects,
+  moveInterview,
+} from "../kv/interviews.ts";
+import {
   type Interview,
   type InterviewAction,
-  moveInterview,
-  type Transition,
-  transitionSchema,
-} from "../kv/interviews.ts";
+  type InterviewTransition as Transition,
+  interviewTransitionSchema,
+} from "../db/records.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { distinctMediaIds, ownMedia } from "./media/uploads.ts";
 import { reachableUser } from "./graph.ts";
@@ -72,7 +74,7 @@ const jobPayload = z.object({ interviewId: z.string().min(1).max(100) });
 
 /** The outbox applier that records transitions in Postgres, and the evaluation and expiry jobs. */
 export function registerInterviewWorkflows(deps: Deps) {
-  deps.outbox.register(INTERVIEW_TRANSITION, transitionSchema, async (transition) => {
+  deps.outbox.register(INTERVIEW_TRANSITION, interviewTransitionSchema, async (transition) => {
     await recordInterviewTransition(deps.database.db, transition);
   });
   deps.registry.register(EVALUATE_JOB, jobPayload, async ({ interviewId }) => {

@@ -16,13 +16,10 @@ import {
   isLive,
   joinQueue,
   leaveQueue,
-  type Match,
   type MatchChange,
   type MatchEffects,
   type MatchRules,
-  matchSchema,
   type Membership,
-  outcomeOf,
   pairWaiting,
   peerOf,
   readMatch,
@@ -32,6 +29,7 @@ import {
   sharedMatchId,
   waitingMembers,
 } from "../kv/matches.ts";
+import { type Match, matchSchema, outcomeOf } from "../db/records.ts";
 import { matchMemberKey } from "../kv/keys.ts";
 import { coordination } from "../kv/outbox.ts";
 import { changePresence, readPresence } from "../kv/presence.ts";

@@ -23,25 +23,22 @@ import {
   checkoutReservation,
   createOrder,
   expireReservation,
-  type Order,
-  orderSchema,
   type PaymentResult,
   readReservation,
   releaseReservation,
   setPaymentUrl,
   type SettlementEffects,
 } from "../kv/sales/orders.ts";
+import { type Order, orderSchema } from "../db/records.ts";
 import { coordination } from "../kv/outbox.ts";
 import {
   createSaleStock,
   readSale,
-  type Reservation,
-  reservationSchema,
   reserveStock,
-  type Sale,
   saleStatus,
   stockRemaining,
 } from "../kv/sales/stock.ts";
+import { type Reservation, reservationSchema, type Sale } from "../db/records.ts";
 import { PermanentJobError } from "./jobs.ts";
 import { notifyRecords } from "./notifications.ts";
 import { jobRecord } from "./outbox-jobs.ts";

@@ -2,6 +2,12 @@
 // Each decision is one commit checked against the reservation, its order and the buyer's count,
 // so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
 // go back to the shards they came from with `sum` (adding never goes below zero).
+import {
+  type Order,
+  orderSchema,
+  type PaymentEvent,
+  type PaymentOutcome,
+} from "../../db/records.ts";
 import { z } from "zod";
 import { ORDER_STATUSES } from "../../db/schema.ts";
 import { Conflict, DomainError, NotFound } from "../../errors.ts";
@@ -16,32 +22,7 @@ import {
   saleStockKey,
 } from "../keys.ts";
 import type { Coordination, OutboxRecord } from "../outbox.ts";
-import type { Reservation } from "./stock.ts";
-
-export const orderSchema = z.object({
-  id: z.string(),
-  userId: z.string(),
-  kind: z.enum(["reservation", "membership"]),
-  reservationId: z.string().nullable(),
-  tier: z.string().nullable(),
-  description: z.string(),
-  /** Decided by the server, never taken from a request. */
-  amountCents: z.number().int(),
-  currency: z.string(),
-  status: z.enum(ORDER_STATUSES),
-  provider: z.string(),
-  /** Where the buyer pays, once the provider has given it. */
-  paymentUrl: z.string().nullable(),
-  /** 1 when created; +1 on every status change. */
-  version: z.number().int(),
-  /** Milliseconds since the epoch. */
-  createdAt: z.number(),
-  updatedAt: z.number(),
-  paidAt: z.number().nullable(),
-  refundedAt: z.number().nullable(),
-});
-
-export type Order = z.infer<typeof orderSchema>;
+import { type Reservation } from "../../db/records.ts";
 
 export interface PaymentResult {
   outcome: PaymentOutcome | "unknown-order";
@@ -49,25 +30,6 @@ export interface PaymentResult {
   /** The event had been applied before: nothing changed now. */
   repeated: boolean;
 }
-
-/** A provider's verified notification about an order's payment. */
-export interface PaymentEvent {
-  provider: string;
-  /** The provider's event id: applied once. */
-  id: string;
-  type: "succeeded" | "failed";
-  orderId: string;
-  amountCents: number;
-  currency: string;
-  /** The provider's own reference for the charge (what a refund names). */
-  reference: string;
-}
-
-/**
- * What a payment event did: `paid` (the order is paid), `refunded` (money came for something that
- * cannot be delivered, and goes back), `cancelled` (a failed payment released the hold), `ignored`.
- */
-export type PaymentOutcome = "paid" | "refunded" | "cancelled" | "ignored";
 
 /** One decided change: the reservation and order as they were and now are, and the payment. */
 export interface Settlement {

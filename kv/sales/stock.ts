@@ -1,6 +1,13 @@
 // Flash-sale stock in KV: a sale's definition, its stock split over a few shard counters per item,
 // and the reservation commit that checks stock and the buyer's count, takes the units and records
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
+import {
+  type Reservation,
+  type Sale,
+  type SaleItem,
+  saleSchema,
+  type SaleStatus,
+} from "../../db/records.ts";
 import { z } from "zod";
 import { RESERVATION_STATUSES } from "../../db/schema.ts";
 import { Conflict, DomainError, Invalid } from "../../errors.ts";
@@ -17,51 +24,6 @@ import {
   saleStockKey,
 } from "../keys.ts";
 import type { Coordination, OutboxRecord } from "../outbox.ts";
-
-export const saleSchema = z.object({
-  id: z.string(),
-  /** Milliseconds since the epoch (these and every time below). */
-  startsAt: z.number(),
-  endsAt: z.number(),
-  /** Units one buyer may hold or have bought in this sale, all items together. */
-  perUserLimit: z.number().int(),
-  /** Stock counters per item (fewer when an item has less stock than this). */
-  shards: z.number().int(),
-  items: z.array(z.object({
-    productId: z.string(),
-    name: z.string(),
-    priceCents: z.number().int(),
-    currency: z.string(),
-    stock: z.number().int(),
-  })),
-  createdAt: z.number(),
-});
-
-export type Sale = z.infer<typeof saleSchema>;
-export type SaleItem = Sale["items"][number];
-export type SaleStatus = "scheduled" | "live" | "ended" | "sold-out";
-
-export const reservationSchema = z.object({
-  id: z.string(),
-  saleId: z.string(),
-  productId: z.string(),
-  userId: z.string(),
-  quantity: z.number().int(),
-  /** Decided by the server: the sale price × quantity. */
-  amountCents: z.number().int(),
-  currency: z.string(),
-  /** The units taken from each stock shard, as [shard, units]; a release returns them there. */
-  taken: z.array(z.tuple([z.number().int(), z.number().int()])),
-  status: z.enum(RESERVATION_STATUSES),
-  /** 1 when created; +1 on every change. */
-  version: z.number().int(),
-  orderId: z.string().nullable(),
-  expiresAt: z.number(),
-  createdAt: z.number(),
-  updatedAt: z.number(),
-});
-
-export type Reservation = z.infer<typeof reservationSchema>;
 
 /** Stock counters per item, at most: the reservation commit reads them with one `getMany`. */
 const MAX_SHARDS = 8;

@@ -13,7 +13,9 @@ const PARTS: Partial<Record<keyof ValidationTargets, string>> = {
 
 function validate<T extends keyof ValidationTargets, S extends z.ZodType>(target: T, schema: S) {
   const part = PARTS[target] ?? target;
-  return zValidator(target, schema, undefined, {
+  // The hook answers nothing: failures never reach it (parseInput throws), so the typed client
+  // (hc<AppType>) sees each route's own answers, not a validator's 400 body.
+  return zValidator(target, schema, () => undefined, {
     validationFunction: (schema, value) => {
       // parseInput throws the 400 itself; a success is handed back in zod's shape.
       return { success: true, data: parseInput(schema as S, value, part) } as never;

@@ -1,6 +1,7 @@
 /**
- * Import cycles among the project's own modules, type imports included, from the graph
- * `deno info --json` prints. Run: `deno task cycles` (exits 1 and names each cycle).
+ * The shape of the project's import graph, type imports included, from what `deno info --json`
+ * prints: its cycles, and imports that point up the card's layers. `deno task imports` exits 1
+ * and names each; tests/architecture_test.ts runs the same checks.
  */
 
 type InfoModule = {
@@ -62,12 +63,42 @@ export function cycles(graph: Graph): string[][] {
   return found;
 }
 
+/**
+ * The layers, lowest first: a module may import its own layer and those below. Leaves (errors.ts,
+ * ids.ts, input.ts, cursor.ts, config.ts) are below all; deps.ts, which only names the adapters'
+ * types for everyone, is left to the cycle check.
+ */
+export const LAYERS = ["db", "kv", "providers", "workflows", "realtime", "routes", "app.ts"];
+
+export function layerOf(path: string): number | null {
+  if (path === "deps.ts") return null;
+  if (path === "main.ts" || path.startsWith("scripts/")) return LAYERS.length;
+  return LAYERS.indexOf(path.split("/")[0]); // -1: a leaf
+}
+
+/** Imports from a lower layer to a higher one, as [importer, imported], paths from the root. */
+export function upwardImports(graph: Graph, root: string): [string, string][] {
+  const found: [string, string][] = [];
+  for (const [from, targets] of graph) {
+    const a = from.replace(root, "");
+    for (const to of targets) {
+      const b = to.replace(root, "");
+      const [la, lb] = [layerOf(a), layerOf(b)];
+      if (la !== null && lb !== null && lb > la) found.push([a, b]);
+    }
+  }
+  return found;
+}
+
 if (import.meta.main) {
   const root = new URL("..", import.meta.url);
-  const found = cycles(await importGraph(root.pathname));
+  const graph = await importGraph(root.pathname);
+  const found = cycles(graph);
   for (const c of found) {
     console.log(`cycle of ${c.length}: ${c.map((s) => s.replace(root.href, "")).join(", ")}`);
   }
-  console.log(`${found.length} import cycle(s)`);
-  if (found.length) Deno.exit(1);
+  const upward = upwardImports(graph, root.href);
+  for (const [a, b] of upward) console.log(`upward import: ${a} -> ${b}`);
+  console.log(`${found.length} import cycle(s), ${upward.length} upward import(s)`);
+  if (found.length || upward.length) Deno.exit(1);
 }
