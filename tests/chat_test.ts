@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readEvents } from "../kv/events.ts";
 import { assertProblem, createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
-import { connect } from "./helpers/sockets.ts";
+import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 
 async function chatApp() {
   const t0 = await createTestApp();
@@ -207,4 +207,44 @@ Deno.test("[chat] conversations list latest first with unread counts; reads move
       );
     },
   );
+});
+
+Deno.test("[chat] a pending connection request allows nothing: HTTP, socket and typing are refused until it is accepted", async () => {
+  await using t0 = await servedTestApp();
+  const [ada, dee] = await members(t0.deps, 2, { name: (i) => ["Ada", "Dee"][i] });
+  const request = await t0.http("POST", "/api/connections", {
+    token: ada.token,
+    body: { toUserId: dee.user.id },
+  });
+  assert.equal(request.status, 201);
+  await using adaSocket = await TestSocket.open(t0.url, ada.token);
+  await using deeSocket = await TestSocket.open(t0.url, dee.token);
+  const send = (from: typeof ada, to: typeof ada, text: string) =>
+    t0.http("POST", `/api/conversations/${to.user.id}/messages`, {
+      token: from.token,
+      body: { text, tempId: crypto.randomUUID() },
+    });
+
+  assert.equal(assertProblem(await send(ada, dee, "early"), 403).code, "not-connected");
+  assert.equal(assertProblem(await send(dee, ada, "early"), 403).code, "not-connected");
+  adaSocket.send("private-message", { toUserId: dee.user.id, tempId: "s-1", text: "early" }, "m");
+  adaSocket.send("typing", { toUserId: dee.user.id }, "t");
+  const errors = await adaSocket.waitFor("error", () => true, 2);
+  assert.deepEqual(
+    errors.map((frame) => [frame.data.ref, frame.data.code]).sort(),
+    [["m", "not-connected"], ["t", "not-connected"]],
+  );
+  await deeSocket.roundTrip();
+  assert.deepEqual(deeSocket.received("typing"), []);
+  assert.deepEqual(deeSocket.received("incoming-message"), []);
+
+  const accepted = await t0.http("PATCH", `/api/connections/${request.body.id}`, {
+    token: dee.token,
+    body: { status: "accepted" },
+  });
+  assert.equal(accepted.status, 200);
+  assert.equal((await send(ada, dee, "now")).status, 201);
+  adaSocket.send("typing", { toUserId: dee.user.id });
+  await deeSocket.waitFor("typing", (frame) => frame.data.from === ada.user.id);
+  await deeSocket.waitFor("incoming-message", (frame) => frame.data.text === "now");
 });

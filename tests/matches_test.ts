@@ -3,11 +3,18 @@ import { eq, or } from "drizzle-orm";
 import type { Deps } from "../deps.ts";
 import { matches } from "../db/schema.ts";
 import { readEvents } from "../kv/events.ts";
-import { matchKey } from "../kv/keys.ts";
-import { queueLength } from "../kv/matches.ts";
+import { matchKey, matchMemberKey, matchQueueKey } from "../kv/keys.ts";
+import {
+  joinQueue,
+  type MatchRules,
+  pairWaiting,
+  queueLength,
+  readMembership,
+} from "../kv/matches.ts";
+import { Outbox } from "../kv/outbox.ts";
 import { holdPresence, readPresence } from "../kv/presence.ts";
 import { sweepMatches, timeUp } from "../workflows/matches.ts";
-import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
+import { assertProblem, createTestApp, type HttpClient, testClock } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { servedTestApp, TestSocket } from "./helpers/sockets.ts";
@@ -684,4 +691,78 @@ Deno.test("[matches] history lists past matches newest first, by keyset, without
   const rows = await t0.deps.database.db.select().from(matches)
     .where(or(eq(matches.offererId, ada.user.id), eq(matches.answererId, ada.user.id)));
   assert.equal(rows.length, 5);
+});
+
+/**
+ * A KV store whose first commit is preceded by `interleave`: a decision elsewhere that lands
+ * between the reads a commit rests on and the commit itself.
+ */
+function raced(kv: Deno.Kv, interleave: () => Promise<unknown>) {
+  let pending = true;
+  const atomic = () => {
+    const operation = kv.atomic();
+    const commit = operation.commit.bind(operation);
+    operation.commit = async () => {
+      if (pending) {
+        pending = false;
+        await interleave();
+      }
+      return await commit();
+    };
+    return operation;
+  };
+  return {
+    kv: new Proxy(kv, {
+      get: (target, key) => {
+        if (key === "atomic") return atomic;
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }),
+    interleaved: () => !pending,
+  };
+}
+
+Deno.test("[matches] the pairing commit checks both members itself: one moved after the read is never paired", async (t) => {
+  for (const moved of ["waiting peer", "seeker"] as const) {
+    await t.step(`the ${moved} moved`, async () => {
+      const kv = await Deno.openKv(":memory:");
+      try {
+        const clock = testClock();
+        const outbox = new Outbox(kv, clock, () => {});
+        const rules: MatchRules = {
+          callDurationMs: 60_000,
+          cooldownMs: 0,
+          effects: () => ({ events: [], records: [] }),
+        };
+        const ada = { id: "ada", name: "Ada", gender: "female" as const };
+        const bob = { id: "bob", name: "Bob", gender: "male" as const };
+        assert.equal(
+          (await joinQueue({ kv, outbox, now: clock.now }, ada, "chat", rules)).match,
+          null,
+        );
+        clock.advance(1);
+        // Bob queues too (written directly, so that his pairing runs below, under the race).
+        const joinedAt = clock.now();
+        await kv.atomic()
+          .set(matchMemberKey(bob.id), { status: "queuing", intent: "chat", joinedAt })
+          .set(matchQueueKey("chat", joinedAt, bob.id), { ...bob, intent: "chat", joinedAt })
+          .commit();
+        // Elsewhere, one of them is moved into another call; no queue entry or log changes.
+        const movedId = moved === "seeker" ? bob.id : ada.id;
+        const elsewhere = { status: "in-call", matchId: "elsewhere", peerId: "zed" };
+        const race = raced(kv, () => kv.set(matchMemberKey(movedId), elsewhere));
+
+        const match = await pairWaiting({ kv: race.kv, outbox, now: clock.now }, bob.id, rules);
+
+        assert.equal(race.interleaved(), true, "the race happened");
+        assert.equal(match, null, "nobody is in two matches");
+        assert.deepEqual(await readMembership(kv, movedId), elsewhere);
+        const other = await readMembership(kv, movedId === ada.id ? bob.id : ada.id);
+        assert.equal(other?.status, "queuing");
+      } finally {
+        kv.close();
+      }
+    });
+  }
 });
