@@ -125,7 +125,8 @@ interface Ranking {
 
 const round = (value: number) => Math.round(value * 1e6) / 1e6;
 
-function rank(candidate: Candidate): DiscoveryItem {
+/** A candidate's score: each feature's weight × its value, explained feature by feature. */
+export function rank(candidate: Candidate): DiscoveryItem {
   const w = DISCOVERY_WEIGHTS;
   const explain = {
     skills: round(w.skills * candidate.skillsScore),

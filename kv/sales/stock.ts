@@ -26,7 +26,7 @@ import {
 import type { Coordination, OutboxRecord } from "../outbox.ts";
 
 /** Stock counters per item, at most: the reservation commit reads them with one `getMany`. */
-const MAX_SHARDS = 8;
+export const MAX_SHARDS = 8;
 /** How long a contended reservation keeps trying before answering 409 `busy`. */
 const RESERVE_BUDGET_MS = 20_000;
 /**
@@ -44,8 +44,16 @@ function locksOf(deps: Coordination): KeyedLock {
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** The shards an item's stock is split over: at most MAX_SHARDS, never more than its units, at least one. */
-function shardsOf(sale: Sale, item: SaleItem): number {
+export function shardsOf(sale: Sale, item: SaleItem): number {
   return Math.max(1, Math.min(sale.shards, MAX_SHARDS, item.stock));
+}
+
+/** `stock` units over `shards` counters, as evenly as whole units allow, the larger ones first. */
+export function splitStock(stock: number, shards: number): number[] {
+  return Array.from(
+    { length: shards },
+    (_, shard) => Math.floor(stock / shards) + (shard < stock % shards ? 1 : 0),
+  );
 }
 
 function stockKeys(sale: Sale, item: SaleItem): Deno.KvKey[] {
@@ -60,11 +68,9 @@ export async function createSaleStock(kv: Deno.Kv, sale: Sale): Promise<void> {
   const atomic = kv.atomic().check({ key: saleKey(sale.id), versionstamp: null })
     .set(saleKey(sale.id), sale).set(saleStockHeadKey(sale.id), sale.createdAt);
   for (const item of sale.items) {
-    const shards = shardsOf(sale, item);
-    for (let shard = 0; shard < shards; shard++) {
-      const units = Math.floor(item.stock / shards) + (shard < item.stock % shards ? 1 : 0);
+    splitStock(item.stock, shardsOf(sale, item)).forEach((units, shard) => {
       atomic.set(saleStockKey(sale.id, item.productId, shard), new Deno.KvU64(BigInt(units)));
-    }
+    });
   }
   if (!(await atomic.commit()).ok) throw new Error(`sale ${sale.id} exists already`);
 }
@@ -296,7 +302,7 @@ function checkWindow(sale: Sale, now: number) {
  * Which shards to take `quantity` units from: starting at a random shard, so concurrent buyers
  * spread over the counters, and taking from as few as it can. Null when there are not enough.
  */
-function take(
+export function take(
   units: number[],
   quantity: number,
   prefer?: number,
