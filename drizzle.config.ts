@@ -1,5 +1,5 @@
 // drizzle-kit settings for `deno task db:generate` (writes SQL migrations into db/migrations).
-import { defineConfig } from "drizzle-kit";
+import { defineConfig } from "npm:drizzle-kit@0.31.11";
 
 export default defineConfig({
   dialect: "postgresql",

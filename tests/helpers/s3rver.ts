@@ -17,6 +17,7 @@ process.stdin.resume();
 `;
 
 export const S3RVER_BUCKET = "convene";
+const PACKAGE = "/node_modules/s3rver";
 
 /** False when Node is not installed (the caller skips, saying so). */
 export async function nodeAvailable(): Promise<boolean> {
@@ -32,7 +33,12 @@ export async function nodeAvailable(): Promise<boolean> {
 /** Starts s3rver on a free port over a temporary directory; disposing stops it and cleans up. */
 export async function startS3rver() {
   const directory = await Deno.makeTempDir({ prefix: "convene-s3rver-" });
-  const module = fileURLToPath(new URL("../../node_modules/s3rver", import.meta.url));
+  // Test and tool packages are not in the import map (the server's first start fetches only what
+  // it imports): importing s3rver here is what makes Deno fetch it for this test, and Node then
+  // runs it from where Deno put it.
+  await import("npm:s3rver@3.7.1");
+  const entry = fileURLToPath(import.meta.resolve("npm:s3rver@3.7.1"));
+  const module = entry.slice(0, entry.lastIndexOf(PACKAGE) + PACKAGE.length);
   const child = new Deno.Command("node", {
     args: ["--openssl-legacy-provider", "-e", SERVER, module, directory],
     stdin: "piped",

@@ -1,5 +1,5 @@
 // Speaks Upstash Redis's REST shape (POST /, /pipeline, /multi-exec, Bearer) to a real Redis.
-import { createClient } from "redis";
+import { createClient } from "npm:redis@6.3.1";
 
 type Reply = unknown;
 
