@@ -1,14 +1,76 @@
 // The records KV decides and the outbox carries to Postgres, declared once, below the decisions
 // (kv/) that make them and the history (db/<feature>.ts) that stores them, and imported upward.
-// A record's enums come from the tables (schema.ts).
+// A record that mirrors its table is derived from it (`recordOf`), so a column is added in one
+// place; the others differ from their rows in shape (nested participants, a sale's items).
+import { type Column, getTableColumns, type Table } from "drizzle-orm";
 import { z } from "zod";
 import {
   type ConnectionStatus,
   GENDERS,
   INTERVIEW_STATES,
+  interviews,
   ORDER_STATUSES,
+  orders,
   RESERVATION_STATUSES,
+  reservations,
 } from "./schema.ts";
+
+/** A column's value as KV holds it: times as milliseconds since the epoch. */
+type Stored<C extends Column> = C["_"]["data"] extends Date ? number : C["_"]["data"];
+type FieldOf<C extends Column> = C["_"]["notNull"] extends true ? Stored<C> : Stored<C> | null;
+type Columns<T extends Table> = T["_"]["columns"];
+
+/** Whether a column's TypeScript type is all its SQL type holds (no $type: no enum, no JSON shape). */
+type Wide<D> = unknown extends D ? false
+  : string extends D ? true
+  : number extends D ? true
+  : boolean extends D ? true
+  : Date extends D ? true
+  : string[] extends D ? true
+  : false;
+
+/** The columns whose schema must be given: enums and JSON shapes declared with `$type`. */
+type Narrowed<T extends Table> = {
+  [K in keyof Columns<T>]: Wide<Columns<T>[K]["_"]["data"]> extends true ? never : K;
+}[keyof Columns<T>];
+
+/**
+ * The zod schema of a record that mirrors `table`, one field per column. A column declared with a
+ * narrower type than its SQL one (an enum, a JSON shape) must be given its schema in `narrowed`:
+ * the compiler asks for exactly those.
+ */
+export function recordOf<
+  T extends Table,
+  N extends { [K in Narrowed<T>]: z.ZodType<FieldOf<Columns<T>[K]>> },
+>(
+  table: T,
+  narrowed: N,
+): z.ZodObject<{ [K in keyof Columns<T>]: z.ZodType<FieldOf<Columns<T>[K]>> }> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [name, column] of Object.entries(getTableColumns(table)) as [string, Column][]) {
+    const given = (narrowed as Record<string, z.ZodType>)[name];
+    const field = given ?? fieldOf(column);
+    shape[name] = column.notNull || given ? field : field.nullable();
+  }
+  return z.object(shape) as never;
+}
+
+function fieldOf(column: Column): z.ZodType {
+  switch (column.dataType) {
+    case "string":
+      return z.string();
+    case "number":
+      return column.columnType === "PgInteger" ? z.number().int() : z.number();
+    case "boolean":
+      return z.boolean();
+    case "date":
+      return z.number();
+    case "array":
+      return z.array(z.string());
+    default:
+      throw new Error(`column ${column.name}: give its schema (${column.dataType})`);
+  }
+}
 
 export interface ChatMessage {
   id: string;
@@ -43,21 +105,14 @@ export interface ConnectionTransition {
   actorId: string;
 }
 
-/** An interview as KV holds it and as the outbox carries it to Postgres (parsed when applied). */
-export const interviewSchema = z.object({
-  id: z.string(),
-  interviewerId: z.string(),
-  candidateId: z.string(),
-  skill: z.string(),
-  prompt: z.string(),
+/**
+ * An interview as KV holds it and as the outbox carries it to Postgres (parsed when applied): its
+ * row, times in milliseconds since the epoch; `weightedScore` is Σ weight × score / Σ weight on the
+ * 0..10 scale, rounded to two decimals; `expiresAt` is `startedAt` + the time limit.
+ */
+export const interviewSchema = recordOf(interviews, {
   rubric: z.array(z.object({ criterion: z.string(), weight: z.number() })),
-  timeLimitMinutes: z.number().int(),
   state: z.enum(INTERVIEW_STATES),
-  /** 1 when created; +1 on every transition. */
-  version: z.number().int(),
-  answer: z.string().nullable(),
-  /** Files the candidate submitted with the answer (records from before media have none). */
-  mediaIds: z.array(z.string()).default([]),
   metrics: z.object({
     answerLength: z.number(),
     wordCount: z.number(),
@@ -65,18 +120,8 @@ export const interviewSchema = z.object({
     rubricCoverage: z.number(),
   }).nullable(),
   scores: z.array(z.object({ criterion: z.string(), score: z.number() })).nullable(),
-  feedback: z.string().nullable(),
-  /** Σ weight × score / Σ weight, on the 0..10 scale, rounded to two decimals. */
-  weightedScore: z.number().nullable(),
-  passed: z.boolean().nullable(),
-  /** Milliseconds since the epoch (these and every time below). */
-  createdAt: z.number(),
-  updatedAt: z.number(),
-  startedAt: z.number().nullable(),
-  /** The deadline of a started interview: `startedAt` + the time limit. */
-  expiresAt: z.number().nullable(),
-  submittedAt: z.number().nullable(),
-  scoredAt: z.number().nullable(),
+  /** Records from before media have none. */
+  mediaIds: z.array(z.string()).default([]),
 });
 
 export type Interview = z.infer<typeof interviewSchema>;
@@ -150,27 +195,13 @@ export function outcomeOf(match: Match) {
   return match.endReason!;
 }
 
-export const orderSchema = z.object({
-  id: z.string(),
-  userId: z.string(),
+/** An order as KV holds it: its row, and where the buyer pays. */
+export const orderSchema = recordOf(orders, {
   kind: z.enum(["reservation", "membership"]),
-  reservationId: z.string().nullable(),
-  tier: z.string().nullable(),
-  description: z.string(),
-  /** Decided by the server, never taken from a request. */
-  amountCents: z.number().int(),
-  currency: z.string(),
   status: z.enum(ORDER_STATUSES),
-  provider: z.string(),
+}).extend({
   /** Where the buyer pays, once the provider has given it. */
   paymentUrl: z.string().nullable(),
-  /** 1 when created; +1 on every status change. */
-  version: z.number().int(),
-  /** Milliseconds since the epoch. */
-  createdAt: z.number(),
-  updatedAt: z.number(),
-  paidAt: z.number().nullable(),
-  refundedAt: z.number().nullable(),
 });
 
 export type Order = z.infer<typeof orderSchema>;
@@ -217,24 +248,12 @@ export type Sale = z.infer<typeof saleSchema>;
 export type SaleItem = Sale["items"][number];
 export type SaleStatus = "scheduled" | "live" | "ended" | "sold-out";
 
-export const reservationSchema = z.object({
-  id: z.string(),
-  saleId: z.string(),
-  productId: z.string(),
-  userId: z.string(),
-  quantity: z.number().int(),
-  /** Decided by the server: the sale price × quantity. */
-  amountCents: z.number().int(),
-  currency: z.string(),
+/** A hold as KV holds it: its row, and the units it took from each stock shard. */
+export const reservationSchema = recordOf(reservations, {
+  status: z.enum(RESERVATION_STATUSES),
+}).extend({
   /** The units taken from each stock shard, as [shard, units]; a release returns them there. */
   taken: z.array(z.tuple([z.number().int(), z.number().int()])),
-  status: z.enum(RESERVATION_STATUSES),
-  /** 1 when created; +1 on every change. */
-  version: z.number().int(),
-  orderId: z.string().nullable(),
-  expiresAt: z.number(),
-  createdAt: z.number(),
-  updatedAt: z.number(),
 });
 
 export type Reservation = z.infer<typeof reservationSchema>;

@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { getTableColumns } from "drizzle-orm";
+import { z } from "zod";
+import { interviewSchema, orderSchema, recordOf, reservationSchema } from "../db/records.ts";
+import { interviews, orders, reservations } from "../db/schema.ts";
 import { cycles, type Graph, importGraph, upwardImports } from "../scripts/imports.ts";
 
 const root = new URL("..", import.meta.url);
@@ -22,4 +26,41 @@ Deno.test("[architecture] the checks find a cycle, a type-only one included, and
   ]);
   assert.deepEqual(cycles(graph), [[`${base}db/c.ts`, `${base}kv/b.ts`]]);
   assert.deepEqual(upwardImports(graph, base), [["db/c.ts", "kv/b.ts"]]);
+});
+
+Deno.test("[architecture] a KV record that mirrors its table is derived from it, column by column", () => {
+  for (
+    const [table, schema, extra] of [
+      [orders, orderSchema, ["paymentUrl"]],
+      [reservations, reservationSchema, ["taken"]],
+      [interviews, interviewSchema, []],
+    ] as const
+  ) {
+    const columns = Object.keys(getTableColumns(table));
+    assert.deepEqual(Object.keys(schema.shape).sort(), [...columns, ...extra].sort());
+  }
+  const stored = orderSchema.parse({
+    id: "o",
+    userId: "u",
+    kind: "membership",
+    reservationId: null,
+    tier: "pro",
+    description: "Pro",
+    amountCents: 900,
+    currency: "USD",
+    status: "pending",
+    provider: "sandbox",
+    version: 1,
+    createdAt: 1,
+    updatedAt: 1,
+    paidAt: null,
+    refundedAt: null,
+    paymentUrl: null,
+  });
+  assert.equal(stored.amountCents, 900);
+  assert.throws(() => orderSchema.parse({ ...stored, status: "shipped" }), "enums are kept");
+  assert.throws(() => orderSchema.parse({ ...stored, createdAt: new Date() }), "times are numbers");
+  assert.throws(() => orderSchema.parse({ ...stored, tier: undefined }), "nullable, not optional");
+  // @ts-expect-error: orders.status is declared with $type (an enum), so its schema must be given.
+  recordOf(orders, { kind: z.enum(["reservation", "membership"]) });
 });
