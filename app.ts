@@ -96,5 +96,5 @@ function isWebhook(request: { path: string }) {
   return request.path.startsWith("/api/payments/webhook/");
 }
 
-/** Every route of the API, with its inputs and answers: what `hc<AppType>` (client/) is typed by. */
+/** Every route of the API, with its inputs and answers: what a typed client (`hc<AppType>`) is typed by. */
 export type AppType = ReturnType<typeof createApp>;
