@@ -3,7 +3,6 @@
 import type { ConnectionRequest, ConnectionTransition as Transition } from "../db/records.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
-import type { ConnectionStatus } from "../db/schema.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { busy as contended } from "./backoff.ts";
 import { blockKey, connectionPairKey, connectionRequestKey } from "./keys.ts";

@@ -7,8 +7,7 @@ import {
   type InterviewAction,
   type InterviewTransition as Transition,
 } from "../db/records.ts";
-import { z } from "zod";
-import { INTERVIEW_STATES, type InterviewState } from "../db/schema.ts";
+import type { InterviewState } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { backoff, busy as contended } from "./backoff.ts";
 import { listDue } from "./due.ts";

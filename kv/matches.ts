@@ -4,8 +4,6 @@
 // Each later decision (end, connect, video) is one commit checked against the match's versionstamp
 // that also appends the events it causes to both participants' logs and carries its outbox records.
 import type { ConnectionTransition, EndReason, Match, Participant } from "../db/records.ts";
-import { z } from "zod";
-import { GENDERS } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { backoff, busy } from "./backoff.ts";

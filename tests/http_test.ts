@@ -69,6 +69,20 @@ Deno.test("[http] bad input gets a 4xx problem+json, never a 500", async (t) => 
     assert.match(problem.detail, /\/api\/nothing-here/);
   });
 
+  await t.step(
+    "signed-in routers: 401 before validation on their routes, 404 off them",
+    async () => {
+      // A route of a signed-in router refuses the anonymous caller before looking at the input.
+      assertProblem(await http("POST", "/api/posts", { body: { text: 42 } }), 401);
+      assertProblem(await http("POST", "/api/reservations/x/checkout"), 401);
+      assertProblem(await http("GET", "/api/admin/dead-letters?limit=nope"), 401);
+      // What no router serves is a 404 for everyone: a path, or a method on a served path.
+      assertProblem(await http("GET", "/api/conversations/x/nothing-here"), 404);
+      assertProblem(await http("PUT", "/api/posts"), 404);
+      assertProblem(await http("GET", "/api/sales/x/nothing-here"), 404);
+    },
+  );
+
   await t.step("nothing above was stored: the email is still free", async () => {
     const account = await signUp(http, { email: "long@example.com" });
     assert.equal(account.user.email, "long@example.com");

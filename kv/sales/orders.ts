@@ -2,14 +2,7 @@
 // Each decision is one commit checked against the reservation, its order and the buyer's count,
 // so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
 // go back to the shards they came from with `sum` (adding never goes below zero).
-import {
-  type Order,
-  orderSchema,
-  type PaymentEvent,
-  type PaymentOutcome,
-} from "../../db/records.ts";
-import { z } from "zod";
-import { ORDER_STATUSES } from "../../db/schema.ts";
+import { type Order, type PaymentEvent, type PaymentOutcome } from "../../db/records.ts";
 import { Conflict, DomainError, NotFound } from "../../errors.ts";
 import { backoff, busy } from "../backoff.ts";
 import {

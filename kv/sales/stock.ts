@@ -1,15 +1,7 @@
 // Flash-sale stock in KV: a sale's definition, its stock split over a few shard counters per item,
 // and the reservation commit that checks stock and the buyer's count, takes the units and records
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
-import {
-  type Reservation,
-  type Sale,
-  type SaleItem,
-  saleSchema,
-  type SaleStatus,
-} from "../../db/records.ts";
-import { z } from "zod";
-import { RESERVATION_STATUSES } from "../../db/schema.ts";
+import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../../db/records.ts";
 import { Conflict, DomainError, Invalid } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";

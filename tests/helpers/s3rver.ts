@@ -36,6 +36,7 @@ export async function startS3rver() {
   // Test and tool packages are not in the import map (the server's first start fetches only what
   // it imports): importing s3rver here is what makes Deno fetch it for this test, and Node then
   // runs it from where Deno put it.
+  // deno-lint-ignore no-import-prefix
   await import("npm:s3rver@3.7.1");
   const entry = fileURLToPath(import.meta.resolve("npm:s3rver@3.7.1"));
   const module = entry.slice(0, entry.lastIndexOf(PACKAGE) + PACKAGE.length);

@@ -1,4 +1,6 @@
 // Speaks Upstash Redis's REST shape (POST /, /pipeline, /multi-exec, Bearer) to a real Redis.
+// Test-only, so not in the import map (locked in tests/deno.lock; see README "Tests").
+// deno-lint-ignore no-import-prefix
 import { createClient } from "npm:redis@6.3.1";
 
 type Reply = unknown;
