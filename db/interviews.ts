@@ -3,7 +3,12 @@
 import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import type { Interview, InterviewTransition as Transition } from "./records.ts";
+import {
+  type Interview,
+  type InterviewTransition as Transition,
+  recordFromRow,
+  rowOf,
+} from "./records.ts";
 import type { Database } from "./client.ts";
 import { isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
@@ -17,9 +22,6 @@ import {
   users,
 } from "./schema.ts";
 
-const date = (ms: number | null) => ms === null ? null : new Date(ms);
-const millis = (at: Date | null) => at === null ? null : at.getTime();
-
 /**
  * Writes a decided transition: the interview row (never overwritten by an older version), its
  * event, and for a passed interview the candidate's verified skill. Idempotent: applying it again
@@ -27,15 +29,7 @@ const millis = (at: Date | null) => at === null ? null : at.getTime();
  */
 export async function recordInterviewTransition(db: Database, transition: Transition) {
   const { interview } = transition;
-  const row = {
-    ...interview,
-    createdAt: new Date(interview.createdAt),
-    updatedAt: new Date(interview.updatedAt),
-    startedAt: date(interview.startedAt),
-    expiresAt: date(interview.expiresAt),
-    submittedAt: date(interview.submittedAt),
-    scoredAt: date(interview.scoredAt),
-  };
+  const row = rowOf(interviews, interview);
   try {
     await db.transaction(async (tx) => {
       const { id: _, interviewerId: _i, candidateId: _c, createdAt: _t, ...changing } = row;
@@ -100,15 +94,7 @@ async function linkSubmittedMedia(tx: Database, interview: Interview) {
 }
 
 export function rowToInterview(row: InterviewRow): Interview {
-  return {
-    ...row,
-    createdAt: row.createdAt.getTime(),
-    updatedAt: row.updatedAt.getTime(),
-    startedAt: millis(row.startedAt),
-    expiresAt: millis(row.expiresAt),
-    submittedAt: millis(row.submittedAt),
-    scoredAt: millis(row.scoredAt),
-  };
+  return recordFromRow(row);
 }
 
 const interviewCursor = z.tuple([z.iso.datetime(), z.string()]);

@@ -2,7 +2,7 @@
 // (kv/) that make them and the history (db/<feature>.ts) that stores them, and imported upward.
 // A record that mirrors its table is derived from it (`recordOf`), so a column is added in one
 // place; the others differ from their rows in shape (nested participants, a sale's items).
-import { type Column, getTableColumns, type Table } from "drizzle-orm";
+import { type Column, getTableColumns, type InferInsertModel, type Table } from "drizzle-orm";
 import { z } from "zod";
 import {
   type ConnectionStatus,
@@ -53,6 +53,32 @@ export function recordOf<
     shape[name] = column.notNull || given ? field : field.nullable();
   }
   return z.object(shape) as never;
+}
+
+/** The row `table` stores for `record` (which may carry more, KV-only fields): times as Dates. */
+export function rowOf<T extends Table>(
+  table: T,
+  record: { [K in keyof Columns<T>]: FieldOf<Columns<T>[K]> },
+): InferInsertModel<T> {
+  const row: Record<string, unknown> = {};
+  for (const [name, column] of Object.entries(getTableColumns(table)) as [string, Column][]) {
+    const value = (record as Record<string, unknown>)[name];
+    row[name] = column.dataType === "date" && typeof value === "number" ? new Date(value) : value;
+  }
+  return row as InferInsertModel<T>;
+}
+
+type Millis<V> = V extends Date ? number : V;
+
+/** The record a row holds: times as milliseconds since the epoch. */
+export function recordFromRow<R extends Record<string, unknown>>(
+  row: R,
+): { [K in keyof R]: Millis<R[K]> } {
+  return Object.fromEntries(
+    Object.entries(row).map((
+      [name, value],
+    ) => [name, value instanceof Date ? value.getTime() : value]),
+  ) as { [K in keyof R]: Millis<R[K]> };
 }
 
 function fieldOf(column: Column): z.ZodType {

@@ -3,8 +3,14 @@
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import { type Order, type PaymentEvent, type PaymentOutcome } from "./records.ts";
-import { type Reservation, type Sale } from "./records.ts";
+import {
+  type Order,
+  type PaymentEvent,
+  type PaymentOutcome,
+  type Reservation,
+  rowOf,
+  type Sale,
+} from "./records.ts";
 import type { Database } from "./client.ts";
 import { isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
@@ -56,21 +62,7 @@ export async function insertSale(db: Database, sale: Sale, createdBy: string) {
 
 /** A version-guarded upsert: applying an older version, or the same one again, changes nothing. */
 export async function recordReservation(db: Database, reservation: Reservation) {
-  const row = {
-    id: reservation.id,
-    saleId: reservation.saleId,
-    productId: reservation.productId,
-    userId: reservation.userId,
-    quantity: reservation.quantity,
-    amountCents: reservation.amountCents,
-    currency: reservation.currency,
-    status: reservation.status,
-    version: reservation.version,
-    orderId: reservation.orderId,
-    expiresAt: new Date(reservation.expiresAt),
-    createdAt: new Date(reservation.createdAt),
-    updatedAt: new Date(reservation.updatedAt),
-  };
+  const row = rowOf(reservations, reservation);
   await ignoringDeletedAccounts(
     db,
     reservation.userId,
@@ -88,23 +80,7 @@ export async function recordReservation(db: Database, reservation: Reservation) 
 }
 
 export async function recordOrder(db: Database, order: Order) {
-  const row = {
-    id: order.id,
-    userId: order.userId,
-    kind: order.kind,
-    reservationId: order.reservationId,
-    tier: order.tier,
-    description: order.description,
-    amountCents: order.amountCents,
-    currency: order.currency,
-    status: order.status,
-    provider: order.provider,
-    version: order.version,
-    createdAt: new Date(order.createdAt),
-    updatedAt: new Date(order.updatedAt),
-    paidAt: order.paidAt === null ? null : new Date(order.paidAt),
-    refundedAt: order.refundedAt === null ? null : new Date(order.refundedAt),
-  };
+  const row = rowOf(orders, order);
   await ignoringDeletedAccounts(
     db,
     order.userId,

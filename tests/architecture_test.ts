@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { getTableColumns } from "drizzle-orm";
 import { z } from "zod";
-import { interviewSchema, orderSchema, recordOf, reservationSchema } from "../db/records.ts";
+import {
+  interviewSchema,
+  orderSchema,
+  recordFromRow,
+  recordOf,
+  reservationSchema,
+  rowOf,
+} from "../db/records.ts";
 import { interviews, orders, reservations } from "../db/schema.ts";
 import { cycles, type Graph, importGraph, upwardImports } from "../scripts/imports.ts";
 
@@ -61,6 +68,14 @@ Deno.test("[architecture] a KV record that mirrors its table is derived from it,
   assert.throws(() => orderSchema.parse({ ...stored, status: "shipped" }), "enums are kept");
   assert.throws(() => orderSchema.parse({ ...stored, createdAt: new Date() }), "times are numbers");
   assert.throws(() => orderSchema.parse({ ...stored, tier: undefined }), "nullable, not optional");
+  const row = rowOf(orders, { ...stored, paidAt: 5 });
+  assert.deepEqual([row.createdAt, row.paidAt, "paymentUrl" in row], [
+    new Date(1),
+    new Date(5),
+    false,
+  ]);
+  const { paymentUrl: _kvOnly, ...columns } = stored;
+  assert.deepEqual(recordFromRow(row), { ...columns, paidAt: 5 }, "a row's record: times in ms");
   // @ts-expect-error: orders.status is declared with $type (an enum), so its schema must be given.
   recordOf(orders, { kind: z.enum(["reservation", "membership"]) });
 });
