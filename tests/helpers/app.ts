@@ -15,6 +15,12 @@ import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
 
 /** This worker's PGlite instances that no app holds: each migrated and empty. */
 const idle: PGlite[] = [];
+/**
+ * An instance no app takes back within this long is closed: an open PGlite keeps the process
+ * alive, and a script (a benchmark) must end when its work does.
+ */
+const IDLE_CLOSE_MS = 2_000;
+const closing = new Map<PGlite, ReturnType<typeof setTimeout>>();
 
 /**
  * A migrated, empty PGlite for one app, as a handle whose `close` gives it back: emptied, to be
@@ -24,7 +30,12 @@ const idle: PGlite[] = [];
  * Once closed, the handle refuses every query: nothing late from one test reaches the next.
  */
 async function lendDatabase(): Promise<DatabaseHandle> {
-  const client = idle.pop() ?? await PGlite.create({
+  const reused = idle.pop();
+  if (reused) {
+    clearTimeout(closing.get(reused));
+    closing.delete(reused);
+  }
+  const client = reused ?? await PGlite.create({
     loadDataDir: await templateDump(),
     // Test databases are tiny: 16 MB of buffers instead of 128 MB saves ~200 MB per instance.
     startParams: [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"],
@@ -48,6 +59,13 @@ async function lendDatabase(): Promise<DatabaseHandle> {
       lent = false;
       await emptyTables(client);
       idle.push(client);
+      const timer = setTimeout(() => {
+        idle.splice(idle.indexOf(client), 1);
+        closing.delete(client);
+        void client.close();
+      }, IDLE_CLOSE_MS);
+      Deno.unrefTimer(timer);
+      closing.set(client, timer);
     },
   };
 }
