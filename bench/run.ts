@@ -107,5 +107,6 @@ await benchSales();
 
 await raw.shutdown();
 await served.shutdown();
+await deps.hub.close();
 kv.close();
 await database.close();
