@@ -1,11 +1,10 @@
 // The private-message decision: one KV commit checks that the pair may talk (chatPermission) and
 // that the sender's tempId is unused, gives the message the conversation's next sequence number,
 // and appends its events to both users' logs, with the outbox records it causes.
-import type { ChatMessage } from "../db/records.ts";
+import type { ChatMessage, ConnectionRequest } from "../db/records.ts";
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
-import { type ConnectionRequest } from "../db/records.ts";
 import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
 import {
   blockKey,

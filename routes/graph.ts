@@ -10,12 +10,13 @@ import { readConnectionRequest } from "../kv/graph.ts";
 import {
   answerConnection,
   block,
+  fileReport,
   follow,
+  reportInput,
   requestConnection,
   unblock,
   unfollow,
 } from "../workflows/graph.ts";
-import { fileReport, reportInput } from "../workflows/graph.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { id } from "../input.ts";

@@ -6,9 +6,8 @@ import type { Deps } from "../deps.ts";
 import { listFollows } from "../db/graph.ts";
 import { searchUsers } from "../db/users.ts";
 import { publicUser } from "../workflows/auth/accounts.ts";
-import { discover } from "../workflows/profiles.ts";
 import { reachableUser } from "../workflows/graph.ts";
-import { editProfile, profilePatch, viewProfile } from "../workflows/profiles.ts";
+import { discover, editProfile, profilePatch, viewProfile } from "../workflows/profiles.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 

@@ -3,7 +3,13 @@
 // Reports: any member may report another (also one they blocked); administrators read them.
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
-import { deleteFollow, insertFollow, recordConnectionTransition, syncBlock } from "../db/graph.ts";
+import {
+  deleteFollow,
+  insertFollow,
+  insertReport,
+  recordConnectionTransition,
+  syncBlock,
+} from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
 import { findUserById } from "../db/users.ts";
 import { Invalid, NotFound } from "../errors.ts";
@@ -22,7 +28,6 @@ import { BLOCK_ENDS_CALL } from "../kv/matches.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { notifyRecords } from "./notifications.ts";
 import { feedCache, invalidateGraphViews } from "../providers/per-user-cache.ts";
-import { insertReport } from "../db/graph.ts";
 import { findPostAuthor } from "../db/posts.ts";
 import { newId } from "../ids.ts";
 import { id } from "../input.ts";

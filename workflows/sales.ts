@@ -29,7 +29,6 @@ import {
   setPaymentUrl,
   type SettlementEffects,
 } from "../kv/sales/orders.ts";
-import { type Order, orderSchema } from "../db/records.ts";
 import { coordination } from "../kv/outbox.ts";
 import {
   createSaleStock,
@@ -38,7 +37,13 @@ import {
   saleStatus,
   stockRemaining,
 } from "../kv/sales/stock.ts";
-import { type Reservation, reservationSchema, type Sale } from "../db/records.ts";
+import {
+  type Order,
+  orderSchema,
+  type Reservation,
+  reservationSchema,
+  type Sale,
+} from "../db/records.ts";
 import { PermanentJobError } from "./jobs.ts";
 import { notifyRecords } from "./notifications.ts";
 import { jobRecord } from "./outbox-jobs.ts";

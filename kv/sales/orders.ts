@@ -2,7 +2,7 @@
 // Each decision is one commit checked against the reservation, its order and the buyer's count,
 // so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
 // go back to the shards they came from with `sum` (adding never goes below zero).
-import { type Order, type PaymentEvent, type PaymentOutcome } from "../../db/records.ts";
+import type { Order, PaymentEvent, PaymentOutcome, Reservation } from "../../db/records.ts";
 import { Conflict, DomainError, NotFound } from "../../errors.ts";
 import { backoff, busy } from "../backoff.ts";
 import {
@@ -15,7 +15,6 @@ import {
   saleStockKey,
 } from "../keys.ts";
 import type { Coordination, OutboxRecord } from "../outbox.ts";
-import { type Reservation } from "../../db/records.ts";
 
 export interface PaymentResult {
   outcome: PaymentOutcome | "unknown-order";
