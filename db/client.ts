@@ -30,10 +30,17 @@ export async function openPglite(dir?: string): Promise<DatabaseHandle> {
   return await wrapPglite(client, dir ? `pglite:${dir}` : "pglite:memory");
 }
 
-/** Wraps an already created PGlite instance (tests clone a migrated template). */
-export async function wrapPglite(client: PGlite, description: string): Promise<DatabaseHandle> {
+/**
+ * Wraps an already created PGlite instance, migrating it first unless it is known to be migrated
+ * (tests lend instances loaded from a dump of a migrated database).
+ */
+export async function wrapPglite(
+  client: PGlite,
+  description: string,
+  { migrated = false } = {},
+): Promise<DatabaseHandle> {
   const db = drizzlePglite({ client, schema });
-  await migratePglite(db, { migrationsFolder: MIGRATIONS });
+  if (!migrated) await migratePglite(db, { migrationsFolder: MIGRATIONS });
   return {
     db: db as unknown as Database,
     kind: "pglite",

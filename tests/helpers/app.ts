@@ -51,7 +51,8 @@ async function lendDatabase(): Promise<DatabaseHandle> {
       };
     },
   });
-  const handle = await wrapPglite(guarded, "pglite:test");
+  // The dump is keyed by the migrations, so what it loads is migrated already.
+  const handle = await wrapPglite(guarded, "pglite:test", { migrated: true });
   return {
     ...handle,
     async close() {
