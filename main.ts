@@ -158,6 +158,8 @@ async function shutdown(signal: string) {
   Deno.unrefTimer(deadline);
   const drained = await inFlight.idle(DRAIN_MS);
   await deps.hub.close();
+  // What this isolate's history writer still holds (the sweep would find it; this is sooner).
+  await deps.outbox.close();
   deps.kv.close(); // ends the job listener too
   await listening;
   await deps.database.close();

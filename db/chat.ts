@@ -40,31 +40,48 @@ export function messageView(message: StoredMessage): MessageView {
 }
 
 /**
- * Stores a decided message, creating the conversation and its members with the first one. One
- * statement, idempotent by message id: the outbox may apply it twice, in any order with others.
+ * Stores decided messages, creating each conversation and its members with its first message:
+ * one statement for any number of messages and conversations, idempotent by message id (the
+ * outbox may apply a message twice, in any order with others).
  */
-export async function storeMessage(db: Database, message: ChatMessage): Promise<void> {
-  const [userA, userB] = [message.fromUserId, message.toUserId].sort();
-  const at = sql`${new Date(message.createdAt).toISOString()}::timestamptz`;
-  const seq = sql`${message.seq}::int`;
+export async function storeMessages(db: Database, list: ChatMessage[]): Promise<void> {
+  if (list.length === 0) return;
+  const input = sql.join(
+    list.map((message) =>
+      sql`(${message.id}, ${message.conversationId}, ${message.seq}::int, ${message.fromUserId},
+        ${message.toUserId}, ${message.text}, ${message.tempId},
+        ${new Date(message.createdAt).toISOString()}::timestamptz)`
+    ),
+    sql`, `,
+  );
   await db.execute(sql`
-    with conversation as (
+    with input (id, conversation_id, seq, sender_id, recipient_id, text, temp_id, at) as (
+      values ${input}
+    ), conversation as (
       insert into ${conversations} as c (id, user_a, user_b, last_seq, created_at, last_message_at)
-      values (${message.conversationId}, ${userA}, ${userB}, ${seq}, ${at}, ${at})
+      select conversation_id, least(sender_id, recipient_id), greatest(sender_id, recipient_id),
+        max(seq), min(at), max(at)
+      from input
+      group by conversation_id, least(sender_id, recipient_id), greatest(sender_id, recipient_id)
       on conflict (id) do update set
         last_seq = greatest(c.last_seq, excluded.last_seq),
         last_message_at = greatest(c.last_message_at, excluded.last_message_at)
       returning id
     ), members as (
       insert into ${conversationMembers} as m (conversation_id, user_id, other_id, last_message_at)
-      values (${message.conversationId}, ${message.fromUserId}, ${message.toUserId}, ${at}),
-        (${message.conversationId}, ${message.toUserId}, ${message.fromUserId}, ${at})
+      select conversation_id, user_id, other_id, max(at) from (
+        select conversation_id, sender_id as user_id, recipient_id as other_id, at from input
+        union all
+        select conversation_id, recipient_id, sender_id, at from input
+      ) as sides
+      group by conversation_id, user_id, other_id
       on conflict (conversation_id, user_id) do update set
         last_message_at = greatest(m.last_message_at, excluded.last_message_at)
     )
     insert into ${messages} (id, conversation_id, seq, sender_id, text, temp_id, created_at)
-    select ${message.id}, id, ${seq}, ${message.fromUserId}, ${message.text}, ${message.tempId}, ${at}
-    from conversation
+    select input.id, conversation.id, input.seq, input.sender_id, input.text, input.temp_id, input.at
+    from input join conversation on conversation.id = input.conversation_id
+    order by input.conversation_id, input.seq
     on conflict do nothing`);
 }
 

@@ -3,7 +3,8 @@ import { PGlite } from "@electric-sql/pglite";
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle as drizzleNeon } from "drizzle-orm/neon-serverless";
 import { migrate as migrateNeon } from "drizzle-orm/neon-serverless/migrator";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { getTableColumns, type SQL, sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT, PgTable } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import * as schema from "./schema.ts";
@@ -105,12 +106,12 @@ export function openDatabase(
     : openPglite(`${config.DATA_DIR}/pg`);
 }
 
-/** True when `error` is Postgres' unique_violation (from either driver). */
 /** Rows of `db.execute` from either driver (both answer `{ rows }`). */
 export function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
 }
 
+/** True when `error` is Postgres' unique_violation (from either driver). */
 export function isUniqueViolation(error: unknown): boolean {
   return hasSqlState(error, "23505");
 }
@@ -126,4 +127,31 @@ function hasSqlState(error: unknown, code: string): boolean {
     if ((cause as { code?: string }).code === code) return true;
   }
   return false;
+}
+
+/**
+ * An upsert's `set` that takes `columns` from the row being inserted (`excluded`), so one
+ * multi-row insert updates each row from its own values.
+ */
+export function fromExcluded<T extends PgTable, K extends keyof T["_"]["columns"] & string>(
+  table: T,
+  columns: K[],
+): Record<K, SQL> {
+  const all = getTableColumns(table);
+  return Object.fromEntries(
+    columns.map((key) => [key, sql.raw(`excluded."${all[key].name}"`)]),
+  ) as Record<K, SQL>;
+}
+
+/**
+ * One version per id, the newest: a multi-row upsert may touch each row once, and an older
+ * version would lose to the newer one anyway.
+ */
+export function newestVersions<T extends { id: string; version: number }>(records: T[]): T[] {
+  const newest = new Map<string, T>();
+  for (const record of records) {
+    const seen = newest.get(record.id);
+    if (!seen || seen.version < record.version) newest.set(record.id, record);
+  }
+  return [...newest.values()];
 }

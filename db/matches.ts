@@ -4,18 +4,43 @@ import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import { type Match, outcomeOf } from "./records.ts";
 import type { Database } from "./client.ts";
-import { isForeignKeyViolation } from "./client.ts";
+import { fromExcluded, isForeignKeyViolation, newestVersions } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import { matches, users } from "./schema.ts";
 
 const date = (ms: number | null) => ms === null ? null : new Date(ms);
 
 /**
- * Writes a match as KV decided it (never over a newer version). Idempotent: applying it again, or
- * after a newer version, changes nothing.
+ * Writes matches as KV decided them, in one statement (never over a newer version). Idempotent:
+ * applying them again, or after a newer version, changes nothing.
  */
-export async function recordMatch(db: Database, match: Match) {
-  const row = {
+export async function recordMatches(db: Database, list: Match[]) {
+  const rows = newestVersions(list).map(matchRow);
+  try {
+    await db.insert(matches).values(rows).onConflictDoUpdate({
+      target: matches.id,
+      set: fromExcluded(matches, [
+        "version",
+        "endsAt",
+        "endedAt",
+        "durationSeconds",
+        "endReason",
+        "endedBy",
+        "outcome",
+        "connectedAt",
+        "videoApprovedAt",
+      ]),
+      setWhere: sql`${matches.version} < excluded.version`,
+    });
+  } catch (error) {
+    // An account deleted since: there is nothing left to record about its match. (A batch of
+    // several is retried one by one, so the others are still written.)
+    if (!isForeignKeyViolation(error) || rows.length !== 1) throw error;
+  }
+}
+
+function matchRow(match: Match) {
+  return {
     id: match.id,
     intent: match.intent,
     offererId: match.offerer.id,
@@ -33,17 +58,6 @@ export async function recordMatch(db: Database, match: Match) {
     connectedAt: date(match.connectedAt),
     videoApprovedAt: date(match.videoApprovedAt),
   };
-  const { id: _, intent: _i, offererId: _o, answererId: _a, startedAt: _s, ...changing } = row;
-  try {
-    await db.insert(matches).values(row).onConflictDoUpdate({
-      target: matches.id,
-      set: changing,
-      setWhere: sql`${matches.version} < excluded.version`,
-    });
-  } catch (error) {
-    // An account deleted since: there is nothing left to record about it.
-    if (!isForeignKeyViolation(error)) throw error;
-  }
 }
 
 const interactionCursor = z.tuple([z.iso.datetime(), z.string()]);

@@ -12,7 +12,7 @@ import {
   type Sale,
 } from "./records.ts";
 import type { Database } from "./client.ts";
-import { isForeignKeyViolation } from "./client.ts";
+import { fromExcluded, isForeignKeyViolation, newestVersions } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import { orders, payments, products, reservations, saleItems, sales, users } from "./schema.ts";
 
@@ -61,38 +61,30 @@ export async function insertSale(db: Database, sale: Sale, createdBy: string) {
 }
 
 /** A version-guarded upsert: applying an older version, or the same one again, changes nothing. */
-export async function recordReservation(db: Database, reservation: Reservation) {
-  const row = rowOf(reservations, reservation);
+/** Writes holds as KV decided them, in one statement, never over a newer version. */
+export async function recordReservations(db: Database, list: Reservation[]) {
+  const newest = newestVersions(list);
   await ignoringDeletedAccounts(
     db,
-    reservation.userId,
-    db.insert(reservations).values(row).onConflictDoUpdate({
-      target: reservations.id,
-      set: {
-        status: row.status,
-        version: row.version,
-        orderId: row.orderId,
-        updatedAt: row.updatedAt,
-      },
-      setWhere: sql`${reservations.version} < excluded.version`,
-    }),
+    newest.map((reservation) => reservation.userId),
+    db.insert(reservations).values(newest.map((reservation) => rowOf(reservations, reservation)))
+      .onConflictDoUpdate({
+        target: reservations.id,
+        set: fromExcluded(reservations, ["status", "version", "orderId", "updatedAt"]),
+        setWhere: sql`${reservations.version} < excluded.version`,
+      }),
   );
 }
 
-export async function recordOrder(db: Database, order: Order) {
-  const row = rowOf(orders, order);
+/** Writes orders as KV decided them, in one statement, never over a newer version. */
+export async function recordOrders(db: Database, list: Order[]) {
+  const newest = newestVersions(list);
   await ignoringDeletedAccounts(
     db,
-    order.userId,
-    db.insert(orders).values(row).onConflictDoUpdate({
+    newest.map((order) => order.userId),
+    db.insert(orders).values(newest.map((order) => rowOf(orders, order))).onConflictDoUpdate({
       target: orders.id,
-      set: {
-        status: row.status,
-        version: row.version,
-        updatedAt: row.updatedAt,
-        paidAt: row.paidAt,
-        refundedAt: row.refundedAt,
-      },
+      set: fromExcluded(orders, ["status", "version", "updatedAt", "paidAt", "refundedAt"]),
       setWhere: sql`${orders.version} < excluded.version`,
     }),
   );
@@ -108,7 +100,7 @@ export async function recordPayment(
   // too. Only a deleted buyer (their orders gone with them) leaves nothing to record.
   await ignoringDeletedAccounts(
     db,
-    payment.buyerId,
+    [payment.buyerId],
     db.insert(payments).values({
       provider: event.provider,
       eventId: event.id,
@@ -190,12 +182,16 @@ export async function listOrders(
 }
 
 /** Runs `write`; a foreign-key failure because `userId`'s account was deleted is no failure. */
-async function ignoringDeletedAccounts(db: Database, userId: string, write: Promise<unknown>) {
+/**
+ * A write whose only failure is that its one user's account was deleted since: there is nothing
+ * left to record. A batch for several users rethrows, and is retried record by record.
+ */
+async function ignoringDeletedAccounts(db: Database, userIds: string[], write: Promise<unknown>) {
   try {
     await write;
   } catch (error) {
-    if (!isForeignKeyViolation(error)) throw error;
-    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId));
+    if (!isForeignKeyViolation(error) || userIds.length !== 1) throw error;
+    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userIds[0]));
     if (user) throw error;
   }
 }

@@ -58,7 +58,7 @@ export async function sendConnectionRequest(
       .set(connectionRequestKey(request.id), request);
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
-    await deps.outbox.apply(...records);
+    deps.outbox.afterCommit(...records);
     return transition;
   }
   throw busy();
@@ -113,7 +113,7 @@ export async function moveConnectionRequest(
     if (input.to !== "accepted" && pair.value?.requestId === request.id) atomic.delete(pairKey);
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
-    await deps.outbox.apply(...records);
+    deps.outbox.afterCommit(...records);
     return transition;
   }
   throw busy();
@@ -160,7 +160,7 @@ export async function placeBlock(
     }
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
-    await deps.outbox.apply(...records);
+    deps.outbox.afterCommit(...records);
     return;
   }
   throw busy();
@@ -180,7 +180,7 @@ export async function liftBlock(
     const result = await deps.outbox.write(deps.kv.atomic().check(block).delete(key), ...records)
       .commit();
     if (!result.ok) continue;
-    await deps.outbox.apply(...records);
+    deps.outbox.afterCommit(...records);
     return true;
   }
   throw busy();

@@ -87,7 +87,7 @@ export async function createInterview(
     const atomic = deps.kv.atomic().check(entry).set(entry.key, interview);
     appendEvents(atomic, heads, events, interview.createdAt);
     if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
-      await deps.outbox.apply(...records);
+      deps.outbox.afterCommit(...records);
       return transition;
     }
     await backoff(attempt);
@@ -177,7 +177,7 @@ export async function moveInterview(
       await backoff(attempt);
       continue;
     }
-    await deps.outbox.apply(...records);
+    deps.outbox.afterCommit(...records);
     if (action !== move.action && move.actorId !== null) throw expired(next);
     return transition;
   }

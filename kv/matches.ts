@@ -281,7 +281,7 @@ async function tryPair(
     .set(recent.key, { until: now + rules.cooldownMs }, { expireIn: rules.cooldownMs });
   appendEvents(atomic, heads, events, now);
   if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return "lost";
-  await deps.outbox.apply(...records);
+  deps.outbox.afterCommit(...records);
   return match;
 }
 
@@ -353,7 +353,7 @@ async function decideOnMatch(
     });
     appendEvents(atomic, heads, events, now);
     if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
-      await deps.outbox.apply(...records);
+      deps.outbox.afterCommit(...records);
       return { match: next, changed: true };
     }
     await backoff(attempt);

@@ -1,6 +1,7 @@
-// The transactional outbox: a side effect is written into the same KV commit that decides it,
-// applied right after that commit, and applied by the sweep if the process died in between. A
-// record that keeps failing becomes a dead letter, so it never holds back the others.
+// The transactional outbox and its history writer: a side effect is written into the same KV commit
+// that decides it, written behind in batches right after that commit (no request waits for it),
+// and applied by the sweep if the process died in between. A record that keeps failing becomes a
+// dead letter, so it never holds back the others.
 import type { z } from "zod";
 import { isPermanentFailure, PermanentFailure } from "../errors.ts";
 import { idTime, newId } from "../ids.ts";
@@ -17,9 +18,6 @@ export interface OutboxRecord {
   lastError?: string;
 }
 
-/** Applies one record's side effect. Must be idempotent, keyed by `record.id`: it may run twice. */
-type Applier = (payload: unknown, record: OutboxRecord) => Promise<void>;
-
 /** What a KV decision needs: the store, the outbox its commit carries, and the time. */
 export interface Coordination {
   kv: Deno.Kv;
@@ -35,18 +33,46 @@ export const coordination = (
   now: deps.clock.now,
 });
 
-/** Records younger than this are left to the request that wrote them. */
+/** Records younger than this are left to the writer of the isolate that committed them. */
 export const SWEEP_GRACE_MS = 30_000;
 /** Failed applies before a record becomes a dead letter (about one per sweep, so ~5 minutes). */
 export const OUTBOX_MAX_ATTEMPTS = 5;
-/** The sweep reads the outbox in pages of this many, past any that fail. */
-const SWEEP_PAGE = 500;
+/** The writer waits at most this long for more records before writing a batch... */
+export const BATCH_WAIT_MS = 5;
+/** ...and writes at once when this many are waiting; the sweep reads pages of the same size. */
+export const BATCH_MAX = 500;
+/** Outbox deletions per KV commit (a commit holds at most 1,000 mutations). */
+const DELETES_PER_COMMIT = 500;
 
 type Outcome = "applied" | "failed" | "deadLettered";
 export type SweepResult = Record<Outcome, number>;
 
+/** Applies the records of one kind, in order, as one write where the kind allows it. */
+type BatchApplier = (payloads: unknown[], records: OutboxRecord[]) => Promise<void>;
+
+interface Kind {
+  parse: (payload: unknown) => unknown;
+  apply: BatchApplier;
+}
+
+/**
+ * The outbox and its history writer. A decision's commit carries its records (`write`); once it
+ * succeeded, `afterCommit` hands them to this isolate's writer, which drains them in batches (at
+ * most BATCH_WAIT_MS after the first, at most BATCH_MAX at a time): per kind one `registerBatch`
+ * write (one multi-row statement per table), then one KV commit deleting them. A batch that fails
+ * is retried record by record, so one bad record fails alone. Whatever a crash left behind is
+ * applied by the sweep (cron, and start-up with no grace).
+ */
 export class Outbox {
-  #appliers = new Map<string, Applier>();
+  #kinds = new Map<string, Kind>();
+  #buffer: OutboxRecord[] = [];
+  /** Ids handed to this isolate's writer and not yet written (buffered or in the running batch). */
+  #pending = new Set<string>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #draining: Promise<void> | null = null;
+  /** Records handed to the writer, and records it has finished with, since this outbox was made. */
+  #handed = 0;
+  #finished = 0;
 
   constructor(
     private readonly kv: Deno.Kv,
@@ -54,19 +80,38 @@ export class Outbox {
     private readonly log: (record: Record<string, unknown>) => void,
   ) {}
 
+  /** A kind whose records are applied one at a time, in order. */
   register<S extends z.ZodType>(
     kind: string,
     schema: S,
     apply: (payload: z.infer<S>, record: OutboxRecord) => Promise<void>,
   ): this {
-    if (this.#appliers.has(kind)) throw new Error(`outbox kind "${kind}" is registered twice`);
-    this.#appliers.set(kind, (payload, record) => apply(schema.parse(payload), record));
+    return this.registerBatch(kind, schema, async (payloads, records) => {
+      for (const [index, payload] of payloads.entries()) await apply(payload, records[index]);
+    });
+  }
+
+  /**
+   * A kind whose records are applied together: `apply` gets every record of the kind in a batch,
+   * oldest first, and must write them idempotently by record id (the same record may come twice,
+   * in one batch or in two).
+   */
+  registerBatch<S extends z.ZodType>(
+    kind: string,
+    schema: S,
+    apply: (payloads: z.infer<S>[], records: OutboxRecord[]) => Promise<void>,
+  ): this {
+    if (this.#kinds.has(kind)) throw new Error(`outbox kind "${kind}" is registered twice`);
+    this.#kinds.set(kind, {
+      parse: (payload) => schema.parse(payload),
+      apply: apply as BatchApplier,
+    });
     return this;
   }
 
-  /** A new record; write it with `write` inside the deciding commit, then `apply` it. */
+  /** A new record; write it with `write` inside the deciding commit, then hand it over. */
   record(kind: string, payload: unknown): OutboxRecord {
-    if (!this.#appliers.has(kind)) throw new Error(`outbox kind "${kind}" is not registered`);
+    if (!this.#kinds.has(kind)) throw new Error(`outbox kind "${kind}" is not registered`);
     const now = this.clock.now();
     return { id: newId(now), kind, payload, createdAt: now, attempts: 0 };
   }
@@ -78,14 +123,31 @@ export class Outbox {
   }
 
   /**
+   * Hands records whose commit succeeded to this isolate's writer and returns at once: the
+   * decision is durable, its history follows within milliseconds (or from the sweep, after a
+   * crash). Reads that must show it call `flush` first.
+   */
+  afterCommit(...records: OutboxRecord[]): void {
+    for (const record of records) {
+      this.#buffer.push(record);
+      this.#pending.add(record.id);
+    }
+    this.#handed += records.length;
+    if (this.#buffer.length >= BATCH_MAX) this.#drain();
+    else if (this.#timer === undefined && !this.#draining && this.#buffer.length > 0) {
+      this.#timer = setTimeout(() => this.#drain(), BATCH_WAIT_MS);
+    }
+  }
+
+  /**
    * For a decision made outside KV (a Postgres write that already committed): stores the
-   * records in their own commit, then applies them, so a failed apply is retried by the sweep.
+   * records in their own commit and hands them to the writer; a failed write is the sweep's.
    */
   async send(...records: OutboxRecord[]): Promise<void> {
     if (records.length === 0) return;
     const result = await this.write(this.kv.atomic(), ...records).commit();
     if (!result.ok) throw new Error("outbox records could not be stored");
-    await this.apply(...records);
+    this.afterCommit(...records);
   }
 
   /**
@@ -101,86 +163,205 @@ export class Outbox {
       createdAt: idTime(letter.id),
       attempts: 0,
     };
-    await this.send(record);
+    const result = await this.write(this.kv.atomic(), record).commit();
+    if (!result.ok) throw new Error("outbox records could not be stored");
+    await this.apply(record);
   }
 
   /**
-   * Applies records right after their commit succeeded. Never throws: the decision they belong
-   * to has already been made, so a failure is logged and the record stays for the sweep.
+   * Applies records whose commit succeeded now, as one batch, and waits for them. Never throws:
+   * the decision they belong to has already been made, so a failure is counted on the record
+   * and left to the sweep.
    */
-  async apply(...records: OutboxRecord[]): Promise<void> {
-    await Promise.all(records.map(async (record) => {
-      try {
-        const entry = await this.kv.get<OutboxRecord>(outboxKey(record.id));
-        if (entry.value) await this.#applyEntry(entry as Deno.KvEntry<OutboxRecord>);
-      } catch (error) {
-        this.#logFailure(record, record.attempts, error, "left to the sweep");
-      }
-    }));
+  async apply(...records: OutboxRecord[]): Promise<SweepResult> {
+    return await this.#write(records);
   }
 
   /**
-   * Applies every record older than the grace period, oldest first, paging past the ones that
-   * fail (the cron sweep). `graceMs: 0` takes every record: safe at any time, since applying is
-   * idempotent, and what start-up does to finish a crashed predecessor's work at once.
+   * Read your writes: returns once every record handed to this isolate's writer before the call
+   * is written, and every record any other isolate committed and has not written yet is written
+   * too. Reads of history that a client may have just changed call this first.
+   */
+  async flush(): Promise<void> {
+    const target = this.#handed;
+    while (this.#finished < target) {
+      this.#drain();
+      await this.#draining;
+    }
+    await this.#sweepWith(this.clock.now(), (record) => !this.#pending.has(record.id));
+  }
+
+  /** Writes what this isolate's writer holds and stops its timer (a stopping server). */
+  async close(): Promise<void> {
+    const target = this.#handed;
+    while (this.#finished < target) {
+      this.#drain();
+      await this.#draining;
+    }
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * Applies every record older than the grace period, oldest first, a page at a time, past the
+   * ones that fail (the cron sweep). `graceMs: 0` takes every record: safe at any time, since
+   * applying is idempotent, and what start-up does to finish a crashed predecessor's work at once.
    */
   async sweep(options: { graceMs?: number } = {}): Promise<SweepResult> {
-    const cutoff = this.clock.now() - (options.graceMs ?? SWEEP_GRACE_MS);
-    const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
-    let cursor: string | undefined;
-    pages: for (;;) {
-      const page = this.kv.list<OutboxRecord>({ prefix: [...outboxPrefix()] }, {
-        limit: SWEEP_PAGE,
-        cursor,
-      });
-      let seen = 0;
-      for await (const entry of page) {
-        seen++;
-        // Ids are time-ordered: once one record is too young, so are the rest.
-        if (entry.value.createdAt > cutoff) break pages;
-        result[await this.#applyEntry(entry)]++;
-      }
-      if (seen < SWEEP_PAGE) break;
-      cursor = page.cursor;
-    }
+    const result = await this.#sweepWith(
+      this.clock.now() - (options.graceMs ?? SWEEP_GRACE_MS),
+      () => true,
+    );
     if (result.applied + result.failed + result.deadLettered > 0) {
       this.log({ level: "info", msg: "outbox swept", ...result });
     }
     return result;
   }
 
-  /** Applies one stored record and settles it; never throws. */
-  async #applyEntry(entry: Deno.KvEntry<OutboxRecord>): Promise<Outcome> {
-    const record = entry.value;
-    try {
-      const apply = this.#appliers.get(record.kind);
-      if (!apply) throw new PermanentFailure(`no applier for outbox kind "${record.kind}"`);
-      await apply(record.payload, record);
-    } catch (error) {
-      return await this.#failed(entry, error);
+  async #sweepWith(cutoff: number, take: (record: OutboxRecord) => boolean) {
+    const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
+    let cursor: string | undefined;
+    pages: for (;;) {
+      const page = this.kv.list<OutboxRecord>({ prefix: [...outboxPrefix()] }, {
+        limit: BATCH_MAX,
+        cursor,
+      });
+      const batch: OutboxRecord[] = [];
+      let seen = 0;
+      let young = false;
+      for await (const entry of page) {
+        seen++;
+        // Ids are time-ordered: once one record is too young, so are the rest.
+        if (entry.value.createdAt > cutoff) {
+          young = true;
+          break;
+        }
+        if (take(entry.value)) batch.push(entry.value);
+      }
+      for (const [outcome, count] of Object.entries(await this.#write(batch))) {
+        result[outcome as Outcome] += count;
+      }
+      if (young || seen < BATCH_MAX) break pages;
+      cursor = page.cursor;
     }
-    // A concurrent apply may have deleted it already; the effect is idempotent either way.
-    await this.#settle(record, this.kv.atomic().check(entry).delete(entry.key));
-    return "applied";
+    return result;
   }
 
-  /** Counts the failure on the record, or moves it to the dead letters when retrying is over. */
-  async #failed(entry: Deno.KvEntry<OutboxRecord>, error: unknown): Promise<Outcome> {
-    const record = entry.value;
-    const attempts = record.attempts + 1;
+  /** Starts the writer unless it is running; it runs until the buffer is empty. */
+  #drain() {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#draining) return;
+    this.#draining = (async () => {
+      while (this.#buffer.length > 0) {
+        const batch = this.#buffer.splice(0, BATCH_MAX);
+        await this.#write(batch);
+        for (const record of batch) this.#pending.delete(record.id);
+        this.#finished += batch.length;
+      }
+    })().finally(() => {
+      this.#draining = null;
+      // Records handed over while the last batch was being written and the loop was ending.
+      if (this.#buffer.length > 0) this.#drain();
+    });
+  }
+
+  /**
+   * Writes a batch: each kind's records through its applier in one call, oldest kind first; a
+   * kind whose call fails is retried record by record, so only the records that fail alone are
+   * counted as failed. The written records leave the outbox in a few commits. Never throws.
+   */
+  async #write(records: OutboxRecord[]): Promise<SweepResult> {
+    const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
+    if (records.length === 0) return result;
+    const done: OutboxRecord[] = [];
+    const failures: [OutboxRecord, unknown][] = [];
+    for (const [kind, group] of groupByKind(records)) {
+      const handler = this.#kinds.get(kind);
+      const parsed: { record: OutboxRecord; payload: unknown }[] = [];
+      for (const record of group) {
+        try {
+          if (!handler) throw new PermanentFailure(`no applier for outbox kind "${kind}"`);
+          parsed.push({ record, payload: handler.parse(record.payload) });
+        } catch (error) {
+          failures.push([
+            record,
+            isPermanentFailure(error) ? error : new PermanentFailure(
+              `outbox record does not match its kind: ${
+                error instanceof Error ? error.message : String(error)
+              }`,
+            ),
+          ]);
+        }
+      }
+      if (!handler || parsed.length === 0) continue;
+      const applyAll = (items: typeof parsed) =>
+        handler.apply(items.map((item) => item.payload), items.map((item) => item.record));
+      try {
+        await applyAll(parsed);
+        done.push(...parsed.map((item) => item.record));
+      } catch (error) {
+        if (parsed.length === 1) {
+          failures.push([parsed[0].record, error]);
+          continue;
+        }
+        for (const item of parsed) {
+          try {
+            await applyAll([item]);
+            done.push(item.record);
+          } catch (alone) {
+            failures.push([item.record, alone]);
+          }
+        }
+      }
+    }
+    result.applied = done.length;
+    await this.#forget(done);
+    for (const [record, error] of failures) {
+      result[await this.#failed(record, error)]++;
+    }
+    return result;
+  }
+
+  /** Deletes written records from the outbox; a failure here only means the sweep sees them again. */
+  async #forget(records: OutboxRecord[]) {
+    for (let start = 0; start < records.length; start += DELETES_PER_COMMIT) {
+      const chunk = records.slice(start, start + DELETES_PER_COMMIT);
+      const atomic = this.kv.atomic();
+      for (const record of chunk) atomic.delete(outboxKey(record.id));
+      await this.#settle(chunk[0], atomic);
+    }
+  }
+
+  /**
+   * Counts the failure on the stored record, or moves it to the dead letters when retrying is over
+   * (or cannot help). A record already gone was written by someone else.
+   */
+  async #failed(record: OutboxRecord, error: unknown): Promise<Outcome> {
+    let entry: Deno.KvEntryMaybe<OutboxRecord>;
+    try {
+      entry = await this.kv.get<OutboxRecord>(outboxKey(record.id));
+    } catch (readError) {
+      this.#logFailure(record, record.attempts, error, "left to the sweep");
+      this.#logFailure(record, record.attempts, readError, "bookkeeping failed, left to the sweep");
+      return "failed";
+    }
+    const stored = entry.value ?? record;
+    const attempts = stored.attempts + 1;
     const dead = attempts >= OUTBOX_MAX_ATTEMPTS || isPermanentFailure(error);
-    const lastError = this.#logFailure(record, attempts, error, dead ? "dead-lettered" : "retried");
+    const lastError = this.#logFailure(stored, attempts, error, dead ? "dead-lettered" : "retried");
+    if (!entry.value) return dead ? "deadLettered" : "failed";
     const atomic = this.kv.atomic().check(entry);
     if (dead) {
       addDeadLetter(
         atomic.delete(entry.key),
-        { id: record.id, name: record.kind, payload: record.payload, source: "outbox" },
+        { id: stored.id, name: stored.kind, payload: stored.payload, source: "outbox" },
         { attempts, error: lastError, failedAt: this.clock.now() },
       );
     } else {
-      atomic.set(entry.key, { ...record, attempts, lastError });
+      atomic.set(entry.key, { ...stored, attempts, lastError });
     }
-    await this.#settle(record, atomic);
+    await this.#settle(stored, atomic);
     return dead ? "deadLettered" : "failed";
   }
 
@@ -206,4 +387,15 @@ export class Outbox {
     });
     return message;
   }
+}
+
+/** Records grouped by kind, each group in the order given, groups in order of first appearance. */
+function groupByKind(records: OutboxRecord[]): Map<string, OutboxRecord[]> {
+  const groups = new Map<string, OutboxRecord[]>();
+  for (const record of records) {
+    const group = groups.get(record.kind);
+    if (group) group.push(record);
+    else groups.set(record.kind, [record]);
+  }
+  return groups;
 }

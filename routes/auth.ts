@@ -18,6 +18,7 @@ import {
 import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
 import { currentGeneration, revokeToken } from "../kv/auth/sessions.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { clientIp } from "./middleware/client-ip.ts";
 import { clearSessionCookie, setSessionCookie, signedIn } from "./middleware/session.ts";
 import { body } from "./middleware/validate.ts";
@@ -68,7 +69,7 @@ function ownAccountRoutes(deps: Deps, accounts: Accounts) {
     })
     .get("/me", async (c) => {
       const session = c.var.session;
-      const user = await findUserById(accounts.db, session.sub);
+      const user = await findUserById(await settledHistory(deps), session.sub); // a grant just paid for
       if (!user) throw new Unauthorized("This account no longer exists.");
       return c.json({ user: publicUser(user) });
     })

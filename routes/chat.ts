@@ -6,6 +6,7 @@ import type { Deps } from "../deps.ts";
 import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { messageText, readConversation, sendMessage, tempId } from "../workflows/chat.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { signedIn } from "./middleware/session.ts";
 import {
   body,
@@ -26,15 +27,18 @@ export function chatRoutes(deps: Deps) {
     new Hono<SignedInEnv>()
       .get("/conversations", query(pageQuery), async (c) => {
         const session = c.var.session;
-        return c.json(await listConversations(deps.database.db, session.sub, c.req.valid("query")));
+        return c.json(
+          await listConversations(await settledHistory(deps), session.sub, c.req.valid("query")),
+        );
       })
       .get("/conversations/:id/messages", params(idParam), query(pageQuery), async (c) => {
         const session = c.var.session;
         const { id } = c.req.valid("param");
-        if (!await conversationPeer(deps.database.db, id, session.sub)) {
+        const db = await settledHistory(deps);
+        if (!await conversationPeer(db, id, session.sub)) {
           throw new NotFound("No conversation of yours has this id.");
         }
-        return c.json(await listMessages(deps.database.db, id, c.req.valid("query")));
+        return c.json(await listMessages(db, id, c.req.valid("query")));
       })
       .post("/conversations/:userId/messages", params(userParam), body(messageInput), async (c) => {
         const session = c.var.session;

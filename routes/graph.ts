@@ -17,6 +17,7 @@ import {
   unblock,
   unfollow,
 } from "../workflows/graph.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
@@ -53,7 +54,11 @@ export function graphRoutes(deps: Deps) {
       .get("/connections", query(connectionQuery), async (c) => {
         const session = c.var.session;
         return c.json(
-          await listConnectionRequests(deps.database.db, session.sub, c.req.valid("query")),
+          await listConnectionRequests(
+            await settledHistory(deps),
+            session.sub,
+            c.req.valid("query"),
+          ),
         );
       })
       .get("/connections/:id", params(idParam), async (c) => {
@@ -69,7 +74,9 @@ export function graphRoutes(deps: Deps) {
       })
       .get("/blocks", query(pageQuery), async (c) => {
         const session = c.var.session;
-        return c.json(await listBlocks(deps.database.db, session.sub, c.req.valid("query")));
+        return c.json(
+          await listBlocks(await settledHistory(deps), session.sub, c.req.valid("query")),
+        );
       })
       .post("/blocks/:userId", params(userParam), async (c) => {
         await block(deps, c.var.session.sub, c.req.valid("param").userId);

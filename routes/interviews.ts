@@ -17,6 +17,7 @@ import {
   submitInterview,
 } from "../workflows/interviews.ts";
 import { readInterview } from "../kv/interviews.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 
@@ -36,7 +37,7 @@ export function interviewRoutes(deps: Deps) {
       .get("/interviews", query(listQuery), async (c) => {
         const userId = c.var.session.sub;
         const page = await listInterviews(
-          deps.database.db,
+          await settledHistory(deps),
           userId,
           c.req.valid("query"),
           (interview) => interviewView(interview, userId),
@@ -51,7 +52,10 @@ export function interviewRoutes(deps: Deps) {
       .get("/interviews/:id/events", params(idParam), async (c) => {
         const userId = c.var.session.sub;
         const { id } = await readInterview(deps.kv, c.req.valid("param").id, userId);
-        return c.json({ items: await listInterviewEvents(deps.database.db, id), nextCursor: null });
+        return c.json({
+          items: await listInterviewEvents(await settledHistory(deps), id),
+          nextCursor: null,
+        });
       })
       .post("/interviews/:id/start", params(idParam), async (c) => {
         const userId = c.var.session.sub;

@@ -15,6 +15,7 @@ import {
   videoApprove,
   videoRequest,
 } from "../workflows/matches.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 
@@ -61,7 +62,9 @@ export function matchRoutes(deps: Deps) {
       })
       .get("/history/interactions", query(pageQuery), async (c) => {
         const userId = c.var.session.sub;
-        return c.json(await listInteractions(deps.database.db, userId, c.req.valid("query")));
+        return c.json(
+          await listInteractions(await settledHistory(deps), userId, c.req.valid("query")),
+        );
       }),
   );
 }

@@ -26,6 +26,7 @@ import {
   saleInput,
   saleView,
 } from "../workflows/sales.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { adminOnly, signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { html } from "hono/html";
@@ -105,13 +106,13 @@ function buyerRoutes(deps: Deps) {
     })
     .get("/orders", query(pageQuery), async (c) => {
       const userId = c.var.session.sub;
-      return c.json(await listOrders(deps.database.db, userId, c.req.valid("query")));
+      return c.json(await listOrders(await settledHistory(deps), userId, c.req.valid("query")));
     })
     .get("/orders/:id", params(idParam), async (c) => {
       const userId = c.var.session.sub;
       const order = await readOrder(deps.kv, c.req.valid("param").id);
       if (!order || order.userId !== userId) throw new NotFound("No order of yours has this id.");
-      const payments = await paymentsOf(deps.database.db, order.id);
+      const payments = await paymentsOf(await settledHistory(deps), order.id);
       return c.json({
         ...orderView(order),
         paymentUrl: order.status === "pending" ? order.paymentUrl : null,

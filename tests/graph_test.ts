@@ -224,6 +224,7 @@ Deno.test("[graph] POST /api/blocks/:userId hides the pair from each other every
     );
     const read = await http("GET", `/api/connections/${request.id}`, { token: bob.token });
     assert.equal(read.body.status, "ended");
+    await t0.deps.outbox.flush();
     const rows = await t0.deps.database.db.select().from(connections)
       .where(eq(connections.requestId, request.id));
     assert.deepEqual(rows, []);

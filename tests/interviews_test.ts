@@ -66,6 +66,7 @@ async function read(http: HttpClient, who: Member, id: string) {
 
 /** The transitions Postgres recorded, oldest first, as "action:from→to:actor". */
 async function history(deps: Deps, id: string) {
+  await deps.outbox.flush();
   const rows = await deps.database.db.select().from(interviewEvents)
     .where(eq(interviewEvents.interviewId, id)).orderBy(asc(interviewEvents.version));
   return rows.map((row) => `${row.action}:${row.fromState}→${row.toState}:${row.actorId}`);
@@ -103,6 +104,7 @@ Deno.test("[interviews] every legal transition, each recorded with who, from, to
       45 * 60_000,
       "the deadline is the time limit after the start",
     );
+    await t0.deps.outbox.flush(); // decisions enqueue their jobs a moment after the answer
     const [expiry] = jobs.held;
     assert.equal(expiry.name, "interview-expire");
     assert.deepEqual(expiry.payload, { interviewId: created.id });
@@ -214,6 +216,7 @@ Deno.test("[interviews] every illegal move → 409 with the current state, and c
     await act(http, candidate, id, "start");
     await act(http, candidate, id, "submit", { answer: ANSWER });
   }
+  await t0.deps.outbox.flush();
   await jobs.release("interview-evaluate");
   await t0.jobsSettled("interview-evaluate", 2);
   await act(http, interviewer, scored.id, "score", { scores: FAILING });
@@ -316,9 +319,11 @@ Deno.test("[interviews] expiry happens once, through the job or through the swee
     async () => {
       const interview = await open(http, interviewer, candidate, { timeLimitMinutes: 5 });
       await act(http, candidate, interview.id, "start");
+      await t0.deps.outbox.flush(); // decisions enqueue their jobs a moment after the answer
       const [job] = jobs.held;
 
       // Delivered early (a clock ahead of ours): not due, nothing happens.
+      await t0.deps.outbox.flush();
       await jobs.release("interview-expire");
       await t0.jobsSettled("interview-expire", 1);
       assert.equal((await read(http, candidate, interview.id)).state, "STARTED");
@@ -351,6 +356,7 @@ Deno.test("[interviews] expiry happens once, through the job or through the swee
       t0.clock.advance(60_001);
       assert.deepEqual(await sweepInterviews(t0.deps), { expired: 1, evaluated: 0 });
       assert.deepEqual(await sweepInterviews(t0.deps), { expired: 0, evaluated: 0 });
+      await t0.deps.outbox.flush();
       assert.equal(await jobs.release("interview-expire"), 1);
       await t0.jobsSettled("interview-expire", 4);
       assert.equal((await read(http, candidate, interview.id)).state, "EXPIRED");
@@ -391,6 +397,7 @@ Deno.test("[interviews] expiry jobs, sweeps and duplicates racing expire an inte
   await using _ = t0;
   const interview = await open(http, interviewer, candidate, { timeLimitMinutes: 1 });
   await act(http, candidate, interview.id, "start");
+  await t0.deps.outbox.flush(); // decisions enqueue their jobs a moment after the answer
   const [job] = jobs.held;
   t0.clock.advance(60_001);
   const [, sweeps, direct, submits] = await Promise.all([

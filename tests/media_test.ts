@@ -469,7 +469,7 @@ Deno.test("[media] interview submissions carry the candidate's files, kept as ev
     });
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
     assert.deepEqual(answer.body.mediaIds, [sketch.id]);
-    await deps.outbox.sweep();
+    await deps.outbox.flush();
     const links = await deps.database.db.select().from(interviewMedia)
       .where(eq(interviewMedia.interviewId, id));
     assert.deepEqual(links.map((link) => link.mediaId), [sketch.id]);

@@ -172,6 +172,7 @@ Deno.test("[sales] 1,000 concurrent buyers of 100 units on two isolates: exactly
   const view = await stockLeft(t0.http, saleId);
   assert.equal(view.items[0].stockRemaining, 0);
   assert.equal(view.status, "sold-out");
+  await Promise.all([t0.deps.outbox.flush(), other.deps.outbox.flush()]);
   const rows = await t0.deps.database.db.select().from(reservations)
     .where(eq(reservations.saleId, saleId));
   assert.equal(rows.length, 100);
@@ -248,7 +249,8 @@ Deno.test("[sales] expiry returns the stock once, whether the job, the sweep or 
   const hold = await reserved(t0.http, t0.ada, saleId, productId);
   const { orderId } = await checkout(t0.http, t0.ada, hold.id);
 
-  await t.step("the expiry job is enqueued for the end of the hold", () => {
+  await t.step("the expiry job is enqueued for the end of the hold", async () => {
+    await t0.deps.outbox.flush(); // the hold's history row enqueues it, a moment after the answer
     const job = held.held.find((job) =>
       (job.payload as { reservationId: string }).reservationId === hold.id
     );
@@ -747,6 +749,7 @@ Deno.test("[sales] racing decisions on one hold: each unit is sold or returned e
       const before = await stock();
       const hold = await reserved(t0.http, t0.bob, saleId, productId);
       const { orderId } = await checkout(t0.http, t0.bob, hold.id);
+      await t0.deps.outbox.flush();
       const job = held.held.find((job) =>
         (job.payload as { reservationId: string }).reservationId === hold.id
       )!;

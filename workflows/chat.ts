@@ -7,7 +7,7 @@ import {
   markConversationRead,
   messageExists,
   messageView,
-  storeMessage,
+  storeMessages,
 } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
@@ -15,6 +15,7 @@ import { type ChatMessage } from "../db/records.ts";
 import { isBlocked } from "../kv/graph.ts";
 import { appendEventsNow } from "../kv/events.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
+import { settledHistory } from "./history.ts";
 import { notifyRecords } from "./notifications.ts";
 
 const CHAT_MESSAGE = "chat-message";
@@ -34,8 +35,8 @@ const chatMessage = z.object({
 });
 
 export function registerChatAppliers(deps: Deps) {
-  deps.outbox.register(CHAT_MESSAGE, chatMessage, async (message) => {
-    await storeMessage(deps.database.db, message);
+  deps.outbox.registerBatch(CHAT_MESSAGE, chatMessage, async (list) => {
+    await storeMessages(deps.database.db, list);
   });
 }
 
@@ -90,7 +91,7 @@ export async function sendMessage(
       };
     },
   );
-  if (!result.replayed) await deps.outbox.apply(...records);
+  if (!result.replayed) deps.outbox.afterCommit(...records);
   return result;
 }
 
@@ -103,7 +104,7 @@ export async function readConversation(
   userId: string,
   input: { conversationId: string; messageId?: string },
 ): Promise<void> {
-  const { db } = deps.database;
+  const db = await settledHistory(deps);
   const peer = await conversationPeer(db, input.conversationId, userId);
   if (!peer) throw new NotFound("No conversation of yours has this id.");
   const moved = await markConversationRead(db, input.conversationId, userId, input.messageId);

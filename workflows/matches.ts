@@ -3,7 +3,7 @@
 // a call, the end of a call when a block comes between its participants, and the cron sweep.
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
-import { recordMatch } from "../db/matches.ts";
+import { recordMatches } from "../db/matches.ts";
 import { findUserById } from "../db/users.ts";
 import { NotFound } from "../errors.ts";
 import {
@@ -56,8 +56,8 @@ const matchJob = z.object({ matchId: z.string().min(1).max(100) });
 const blockPayload = z.object({ blockerId: z.string(), blockedId: z.string() });
 
 export function registerMatchmaking(deps: Deps) {
-  deps.outbox.register(MATCH_RECORD, matchSchema, async (match) => {
-    await recordMatch(deps.database.db, match);
+  deps.outbox.registerBatch(MATCH_RECORD, matchSchema, async (list) => {
+    await recordMatches(deps.database.db, list);
   });
   deps.outbox.register(BLOCK_ENDS_CALL, blockPayload, async ({ blockerId, blockedId }) => {
     const matchId = await sharedMatchId(deps.kv, blockerId, blockedId);

@@ -1,5 +1,6 @@
 // Posts, likes, comments and the feed: author checks, notifications, and feeds that show a new
 // post on the audience's very next request although first pages are cached.
+import { settledHistory } from "./history.ts";
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { feedAudience } from "../db/graph.ts";
@@ -63,7 +64,7 @@ export async function createPost(
 
 /** The post as the viewer may see it; 404 when missing or its author is blocked either way. */
 export async function readPost(deps: Deps, postId: string, viewerId: string): Promise<PostView> {
-  const post = await findPost(deps.database.db, postId, viewerId);
+  const post = await findPost(await settledHistory(deps), postId, viewerId);
   if (!post) throw new NotFound("No post has this id.");
   return post;
 }

@@ -1,5 +1,6 @@
 // Profiles: the edit rules (normalised skills, nothing a client may not set) and the public view.
 // Peer discovery: a ranking per user, each peer's score explained feature by feature, cached.
+import { settledHistory } from "./history.ts";
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { countFollows, isFollowing } from "../db/graph.ts";
@@ -81,8 +82,8 @@ export async function editProfile(deps: Deps, userId: string, patch: z.infer<typ
 
 /** A member's public profile, with counts and how the viewer relates to them. */
 export async function viewProfile(deps: Deps, viewerId: string, userId: string) {
+  const db = await settledHistory(deps); // a skill just verified, a follow just made
   const user = await reachableUser(deps, viewerId, userId);
-  const db = deps.database.db;
   const [counts, following, followedBy, request] = await Promise.all([
     countFollows(db, userId),
     viewerId === userId ? false : isFollowing(db, viewerId, userId),
@@ -172,6 +173,7 @@ export async function discover(
   userId: string,
   page: { cursor?: string; limit: number },
 ) {
+  await deps.outbox.flush(); // a connection or block just made leaves the ranking at once
   const { value: ranking } = await discoveryCache<Ranking>(deps.cache).through(
     userId,
     "",

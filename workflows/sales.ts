@@ -9,9 +9,9 @@ import {
   insertProduct,
   insertSale,
   productView,
-  recordOrder,
+  recordOrders,
   recordPayment,
-  recordReservation,
+  recordReservations,
 } from "../db/sales.ts";
 import { findUserById } from "../db/users.ts";
 import { Invalid, NotFound, Unauthorized } from "../errors.ts";
@@ -141,19 +141,21 @@ const grantPayload = z.object({ userId: z.string(), tier: z.string(), at: z.numb
 
 export function registerSales(deps: Deps) {
   const db = deps.database.db;
-  deps.outbox.register(RESERVATION_RECORD, reservationSchema, async (reservation) => {
-    await recordReservation(db, reservation);
-    if (reservation.version === 1) {
-      // The job id is the reservation's: enqueued twice (request and sweep), it runs once.
-      await deps.jobs.enqueue(EXPIRE_JOB, { reservationId: reservation.id }, {
-        jobId: `${EXPIRE_JOB}:${reservation.id}`,
-        dedupeId: `${EXPIRE_JOB}:${reservation.id}`,
-        delaySeconds: Math.max(0, (reservation.expiresAt - deps.clock.now()) / 1000),
-      });
-    }
+  deps.outbox.registerBatch(RESERVATION_RECORD, reservationSchema, async (list) => {
+    await recordReservations(db, list);
+    // The job id is the reservation's: enqueued twice (writer and sweep), it runs once.
+    await Promise.all(
+      list.filter((reservation) => reservation.version === 1).map((reservation) =>
+        deps.jobs.enqueue(EXPIRE_JOB, { reservationId: reservation.id }, {
+          jobId: `${EXPIRE_JOB}:${reservation.id}`,
+          dedupeId: `${EXPIRE_JOB}:${reservation.id}`,
+          delaySeconds: Math.max(0, (reservation.expiresAt - deps.clock.now()) / 1000),
+        })
+      ),
+    );
   });
-  deps.outbox.register(ORDER_RECORD, orderSchema, async (order) => {
-    await recordOrder(db, order);
+  deps.outbox.registerBatch(ORDER_RECORD, orderSchema, async (list) => {
+    await recordOrders(db, list);
   });
   deps.outbox.register(PAYMENT_RECORD, paymentPayload, async (payment) => {
     await recordPayment(db, { ...payment, at: new Date(payment.at) });

@@ -114,7 +114,7 @@ async function settle<T>(
     }
     const records = effects(settlement);
     if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
-      await deps.outbox.apply(...records);
+      deps.outbox.afterCommit(...records);
       return decision.answer;
     }
     await backoff(attempt);

@@ -262,7 +262,7 @@ async function commitHold(
     .set(saleStockHeadKey(sale.id), now);
   const records = effects(reservation);
   if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return null;
-  await deps.outbox.apply(...records);
+  deps.outbox.afterCommit(...records);
   return { reservation, replayed: false };
 }
 

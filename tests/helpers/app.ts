@@ -206,6 +206,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
       ),
     http: httpClient(app),
     async [Symbol.asyncDispose]() {
+      await deps.outbox.close();
       await deps.hub.close();
       // A shared KV outlives this app: its owner closes it, which also ends this job listener.
       if (!options.kv) {

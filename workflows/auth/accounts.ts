@@ -153,7 +153,7 @@ export async function changePassword(
     session.keepJti,
     (atomic) => deps.outbox.write(atomic, email),
   );
-  await deps.outbox.apply(email);
+  deps.outbox.afterCommit(email);
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }
 
@@ -175,6 +175,6 @@ export async function deleteAccount(
   await deleteUser(deps.db, userId);
   const purge = purgeOwnerRecord(deps.outbox, userId);
   await endOtherSessions(deps.kv, userId, null, (atomic) => deps.outbox.write(atomic, purge));
-  await deps.outbox.apply(purge);
+  deps.outbox.afterCommit(purge);
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }

@@ -1,0 +1,199 @@
+// The history writer: decisions answer after their KV commit, and the outbox's writer carries
+// their rows to Postgres in batches behind them. What a client sees: everything it was told is
+// stored ends up stored, in order, once; one bad record fails alone; and a read right after an
+// answer shows it, on this isolate or another.
+import assert from "node:assert/strict";
+import { eq } from "drizzle-orm";
+import { z } from "zod";
+import { messages } from "../db/schema.ts";
+import { BATCH_MAX, type OutboxRecord } from "../kv/outbox.ts";
+import { createTestApp } from "./helpers/app.ts";
+import { members } from "./helpers/members.ts";
+import { connect } from "./helpers/sockets.ts";
+
+async function chatApp() {
+  const t0 = await createTestApp();
+  const [ada, bob, cy] = await members(t0.deps, 3);
+  await connect(t0.http, ada, bob);
+  await connect(t0.http, ada, cy);
+  return { t0, ada, bob, cy };
+}
+
+const outboxKeys = async (kv: Deno.Kv) =>
+  (await Array.fromAsync(kv.list({ prefix: ["outbox"] }))).map((entry) => entry.key);
+
+Deno.test("[history] records handed over one at a time are written in batches of at most BATCH_MAX, oldest first, each once", async () => {
+  await using t0 = await createTestApp();
+  const calls: number[][] = [];
+  t0.deps.outbox.registerBatch("row", z.object({ n: z.number() }), (rows) => {
+    calls.push(rows.map((row) => row.n));
+    return Promise.resolve();
+  });
+  const records = Array.from({ length: 1200 }, (_, n) => t0.deps.outbox.record("row", { n }));
+  for (let start = 0; start < records.length; start += 100) {
+    const chunk = records.slice(start, start + 100);
+    assert.ok((await t0.deps.outbox.write(t0.deps.kv.atomic(), ...chunk).commit()).ok);
+  }
+  // As 1,200 requests would, each after its own commit, with no await in between.
+  for (const record of records) t0.deps.outbox.afterCommit(record);
+  await t0.deps.outbox.flush();
+  assert.ok(calls.every((call) => call.length <= BATCH_MAX), "no batch is larger than the bound");
+  assert.ok(calls.length <= 4, `1,200 records took ${calls.length} writes`);
+  assert.deepEqual(calls.flat(), records.map((_, n) => n), "each once, oldest first");
+  assert.deepEqual(await outboxKeys(t0.deps.kv), []);
+});
+
+Deno.test("[history] records that arrive within the wait are written together, without a flush", async () => {
+  await using t0 = await createTestApp({ realClock: true });
+  const written = Promise.withResolvers<number[]>();
+  t0.deps.outbox.registerBatch("row", z.object({ n: z.number() }), (rows) => {
+    written.resolve(rows.map((row) => row.n));
+    return Promise.resolve();
+  });
+  const records = Array.from({ length: 20 }, (_, n) => t0.deps.outbox.record("row", { n }));
+  assert.ok((await t0.deps.outbox.write(t0.deps.kv.atomic(), ...records).commit()).ok);
+  t0.deps.outbox.afterCommit(...records.slice(0, 10));
+  t0.deps.outbox.afterCommit(...records.slice(10));
+  assert.deepEqual(await written.promise, records.map((_, n) => n), "one write for all 20");
+});
+
+Deno.test("[history] 200 concurrent sends in two conversations: every acknowledged message stored once, each conversation in order", async () => {
+  const { t0, ada, bob, cy } = await chatApp();
+  await using _ = t0;
+  const send = (from: typeof ada, to: typeof ada, n: number) =>
+    t0.http("POST", `/api/conversations/${to.user.id}/messages`, {
+      token: from.token,
+      body: { text: `message ${n}`, tempId: `t-${from.user.id}-${to.user.id}-${n}` },
+    });
+  const answers = await Promise.all(
+    Array.from({ length: 100 }, (_, n) => [send(ada, bob, n), send(cy, ada, n)]).flat(),
+  );
+  assert.ok(answers.every((answer) => answer.status === 201), "every send acknowledged");
+  const conversations = new Set(answers.map((answer) => answer.body.conversationId));
+  assert.equal(conversations.size, 2);
+  await t0.deps.outbox.flush();
+  for (const conversationId of conversations) {
+    const rows = await t0.deps.database.db.select().from(messages)
+      .where(eq(messages.conversationId, conversationId)).orderBy(messages.seq);
+    assert.deepEqual(rows.map((row) => row.seq), Array.from({ length: 100 }, (_, n) => n + 1));
+    const acked = answers.filter((answer) => answer.body.conversationId === conversationId);
+    assert.deepEqual(
+      new Set(rows.map((row) => row.id)),
+      new Set(acked.map((answer) => answer.body.id)),
+      "exactly the acknowledged messages",
+    );
+    // Seq is the order KV decided; time follows it.
+    for (let i = 1; i < rows.length; i++) {
+      assert.ok(rows[i].createdAt >= rows[i - 1].createdAt);
+    }
+  }
+  assert.deepEqual(await outboxKeys(t0.deps.kv), []);
+});
+
+Deno.test("[history] one message storage refuses fails alone: the rest of its batch is stored, it becomes a dead letter", async () => {
+  const { t0, ada, bob } = await chatApp();
+  await using _ = t0;
+  const conversationId = crypto.randomUUID();
+  const records: OutboxRecord[] = Array.from(
+    { length: 30 },
+    (_, n) =>
+      t0.deps.outbox.record("chat-message", {
+        id: crypto.randomUUID(),
+        conversationId,
+        seq: n + 1,
+        fromUserId: ada.user.id,
+        toUserId: bob.user.id,
+        // Written before the edge refused NUL: Postgres text cannot hold it (SQLSTATE 22021).
+        text: n === 13 ? "a\u0000b" : `message ${n}`,
+        tempId: `t-${n}`,
+        createdAt: t0.clock.now() + n,
+      }),
+  );
+  assert.ok((await t0.deps.outbox.write(t0.deps.kv.atomic(), ...records).commit()).ok);
+  t0.deps.outbox.afterCommit(...records);
+  await t0.deps.outbox.flush();
+  const rows = await t0.deps.database.db.select().from(messages)
+    .where(eq(messages.conversationId, conversationId)).orderBy(messages.seq);
+  assert.deepEqual(
+    rows.map((row) => row.seq),
+    Array.from({ length: 30 }, (_, n) => n + 1).filter((seq) => seq !== 14),
+  );
+  assert.deepEqual(await outboxKeys(t0.deps.kv), []);
+  const [admin] = await members(t0.deps, 1, { role: "admin" });
+  const letters = await t0.http("GET", "/api/admin/dead-letters", { token: admin.token });
+  assert.deepEqual(letters.body.items.map((letter: { id: string }) => letter.id), [records[13].id]);
+});
+
+Deno.test("[history] read your writes: a read right after the answer shows it, even when the writer of the isolate that answered is still busy", async (t) => {
+  const kv = await Deno.openKv(":memory:");
+  // Isolate one's database: its writes wait at a gate until the test opens it.
+  const gate = Promise.withResolvers<void>();
+  const first = await createTestApp({ kv });
+  const handle = first.deps.database;
+  const gatedDb = new Proxy(handle.db, {
+    get(db, name) {
+      const value = Reflect.get(db, name, db);
+      if (name !== "execute") return typeof value === "function" ? value.bind(db) : value;
+      return async (...args: unknown[]) => {
+        await gate.promise;
+        return (value as (...a: unknown[]) => unknown).apply(db, args);
+      };
+    },
+  });
+  const second = await createTestApp({
+    kv,
+    database: handle,
+    env: { JWT_SECRET: first.deps.config.JWT_SECRET },
+  });
+  first.deps.database = { ...handle, db: gatedDb };
+  try {
+    const [ada, bob] = await members(second.deps, 2);
+    await connect(second.http, ada, bob);
+
+    await t.step("on the same isolate: the conversation lists the message at once", async () => {
+      const sent = await second.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+        token: ada.token,
+        body: { text: "same isolate", tempId: "t-same" },
+      });
+      assert.equal(sent.status, 201);
+      const page = await second.http(
+        "GET",
+        `/api/conversations/${sent.body.conversationId}/messages`,
+        { token: bob.token },
+      );
+      assert.deepEqual(page.body.items.map((item: { text: string }) => item.text), [
+        "same isolate",
+      ]);
+    });
+
+    await t.step("on another isolate, while the answering isolate's write waits", async () => {
+      const sent = await first.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+        token: ada.token,
+        body: { text: "other isolate", tempId: "t-other" },
+      });
+      assert.equal(sent.status, 201, JSON.stringify(sent.body));
+      const page = await second.http(
+        "GET",
+        `/api/conversations/${sent.body.conversationId}/messages`,
+        { token: bob.token },
+      );
+      assert.deepEqual(page.body.items.map((item: { text: string }) => item.text), [
+        "other isolate",
+        "same isolate",
+      ]);
+    });
+
+    await t.step("the late write of the first isolate adds nothing twice", async () => {
+      gate.resolve();
+      await first.deps.outbox.flush();
+      const rows = await handle.db.select().from(messages);
+      assert.deepEqual(rows.map((row) => row.text).sort(), ["other isolate", "same isolate"]);
+      assert.deepEqual(await outboxKeys(kv), []);
+    });
+  } finally {
+    gate.resolve();
+    await second[Symbol.asyncDispose]();
+    await first[Symbol.asyncDispose](); // gives the database back
+    kv.close();
+  }
+});
