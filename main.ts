@@ -12,6 +12,7 @@ import { openPayments } from "./providers/payments.ts";
 import { openStorage } from "./providers/storage.ts";
 import { Hub } from "./realtime/hub.ts";
 import { InFlight, tellLauncher } from "./scripts/lifecycle.ts";
+import { indexExistingConnections } from "./workflows/graph.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
@@ -52,6 +53,12 @@ const listening = deps.jobs.kind === "kv-queue"
   )
   : Promise.resolve();
 scheduleSweeps(deps, { signal: stopping.signal, track: (work) => inFlight.track(work) });
+void inFlight.track(async () => {
+  const indexed = await indexExistingConnections(deps);
+  if (indexed > 0) log({ level: "info", msg: "connection index filled", connections: indexed });
+}).catch((error) =>
+  log({ level: "error", msg: "connection index migration failed", error: String(error) })
+);
 // What a crashed predecessor committed but never applied is applied now, not a sweep later.
 void inFlight.track(async () => {
   const swept = await deps.outbox.sweep({ graceMs: 0 });
@@ -114,7 +121,7 @@ async function open() {
     mailer: openMailer(config, kv, clock.now),
     payments: openPayments(config),
     storage: openStorage(config),
-    hub: new Hub({ kv, database, clock, log }, {
+    hub: new Hub({ kv, clock, log }, {
       maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
     }),
     verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,

@@ -32,7 +32,7 @@ export function benchDeps(
     mailer: devOutboxMailer(kv, Date.now),
     payments: openPayments(BENCH_CONFIG),
     storage: localStorage(Deno.makeTempDirSync({ prefix: "convene-bench-media-" })),
-    hub: new Hub({ kv, database, clock, log: () => {} }),
+    hub: new Hub({ kv, clock, log: () => {} }),
     clock,
     log: () => {},
   };

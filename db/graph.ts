@@ -264,20 +264,22 @@ export async function feedAudience(db: Database, authorId: string): Promise<stri
   return [authorId, ...rowsOf<{ id: string }>(rows).map((row) => row.id)];
 }
 
-/** The ids of everyone `userId` is connected with. */
-/**
- * Presence is visible between connections only: the users who see `userId`'s presence, who are
- * also the only users whose presence `userId` may see (a connection is mutual). The socket
- * announcements and GET /api/presence both ask this.
- */
-export async function presencePeers(db: Database, userId: string): Promise<Set<string>> {
-  return new Set(await connectionIds(db, userId));
-}
-
-export async function connectionIds(db: Database, userId: string): Promise<string[]> {
-  const rows = await db.select({ id: connections.otherId }).from(connections)
-    .where(eq(connections.userId, userId));
-  return rows.map((row) => row.id);
+/** A page of every connection (each pair once per direction), for filling KV's connection index. */
+export async function connectionPairs(
+  db: Database,
+  after: [string, string] | null,
+  limit: number,
+): Promise<[string, string][]> {
+  const rows = await db.select({ userId: connections.userId, otherId: connections.otherId })
+    .from(connections)
+    .where(
+      after
+        ? sql`(${connections.userId}, ${connections.otherId}) > (${after[0]}, ${after[1]})`
+        : undefined,
+    )
+    .orderBy(connections.userId, connections.otherId)
+    .limit(limit);
+  return rows.map((row) => [row.userId, row.otherId]);
 }
 
 export async function insertReport(

@@ -5,7 +5,13 @@ import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { busy as contended } from "./backoff.ts";
-import { blockKey, connectionPairKey, connectionRequestKey } from "./keys.ts";
+import {
+  blockKey,
+  connectionKey,
+  connectionPairKey,
+  connectionPrefix,
+  connectionRequestKey,
+} from "./keys.ts";
 
 /** What a pair's key holds while a request between them is pending or accepted. */
 interface LivePair {
@@ -17,6 +23,44 @@ export type Effects = (transition: Transition) => OutboxRecord[];
 
 /** Commits contended by concurrent requests are retried this often before giving up. */
 const ATTEMPTS = 20;
+
+/** Records in a commit that two users are connected (or no longer are), in both directions. */
+function indexConnection(atomic: Deno.AtomicOperation, a: string, b: string, connected: boolean) {
+  for (const [userId, otherId] of [[a, b], [b, a]]) {
+    if (connected) atomic.set(connectionKey(userId, otherId), true);
+    else atomic.delete(connectionKey(userId, otherId));
+  }
+}
+
+/**
+ * Presence is visible between connections only: the users who see `userId`'s presence, who are
+ * also the only users whose presence `userId` may see (a connection is mutual). The socket
+ * announcements and GET /api/presence both ask this. Read from the nearest replica: a connection
+ * made a moment ago may be missing from it for that moment.
+ */
+export async function presencePeers(kv: Deno.Kv, userId: string): Promise<Set<string>> {
+  const peers = new Set<string>();
+  const entries = kv.list({ prefix: [...connectionPrefix(userId)] }, { consistency: "eventual" });
+  for await (const entry of entries) peers.add(entry.key.at(-1) as string);
+  return peers;
+}
+
+/**
+ * Adds a connection made before the index existed (a one-time migration), if the pair is still
+ * connected when the commit lands; idempotent.
+ */
+export async function indexConnectionIfLive(kv: Deno.Kv, userId: string, otherId: string) {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const pair = await kv.get<LivePair>(connectionPairKey(userId, otherId));
+    if (!pair.value) return;
+    const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
+    if (request.value?.status !== "accepted") return;
+    const atomic = kv.atomic().check(pair, request);
+    indexConnection(atomic, userId, otherId, true);
+    if ((await atomic.commit()).ok) return;
+  }
+  throw busy();
+}
 
 /** Either user blocked the other. */
 export async function isBlocked(kv: Deno.Kv, userId: string, otherId: string): Promise<boolean> {
@@ -111,6 +155,9 @@ export async function moveConnectionRequest(
     const atomic = deps.kv.atomic().check(entry, pair).set(entry.key, next);
     // Accepted keeps the pair taken; a finished request frees it for a new one.
     if (input.to !== "accepted" && pair.value?.requestId === request.id) atomic.delete(pairKey);
+    if (input.to === "accepted") {
+      indexConnection(atomic, request.fromUserId, request.toUserId, true);
+    }
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
     deps.outbox.afterCommit(...records);
@@ -157,6 +204,7 @@ export async function placeBlock(
         atomic.check(entry).set(entry.key, next);
       }
       atomic.delete(pairKey);
+      indexConnection(atomic, input.blockerId, input.blockedId, false);
     }
     const result = await deps.outbox.write(atomic, ...records).commit();
     if (!result.ok) continue;
@@ -223,6 +271,7 @@ export function acceptPair(
   const current = state.request?.value;
   if (state.request) atomic.check(state.request);
   if (current?.status === "accepted") return null;
+  indexConnection(atomic, input.actorId, input.otherId, true);
   if (current) {
     const request = {
       ...current,

@@ -41,6 +41,20 @@ export const devMailPrefix = () => ["dev_mail"] as const;
 export const connectionPairKey = (userId: string, otherId: string) =>
   ["connection_pair", ...[userId, otherId].sort()] as const;
 
+/**
+ * `userId` is connected with `otherId` (both directions are written): a user's connections, the
+ * audience of their presence, listed from KV so no socket waits on Postgres for them.
+ */
+export const connectionKey = (userId: string, otherId: string) =>
+  [...connectionPrefix(userId), otherId] as const;
+export const connectionPrefix = (userId: string) => ["connection", userId] as const;
+
+/** Marks one-time data migrations of KV as done (e.g. the connection index filled from Postgres). */
+export const migrationKey = (name: string) => ["migration", name] as const;
+
+/** The profile facts hot paths need (matchmaking: name and gender), kept beside the user's row. */
+export const memberCardKey = (userId: string) => ["member_card", userId] as const;
+
 /** A connection request's current state and version. */
 export const connectionRequestKey = (requestId: string) =>
   ["connection_request", requestId] as const;

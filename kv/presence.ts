@@ -130,11 +130,12 @@ export async function readPresence(
   kv: Deno.Kv,
   userIds: string[],
   now: number,
+  consistency: Deno.KvConsistencyLevel = "strong",
 ): Promise<Map<string, PresenceStatus>> {
   const statuses = new Map<string, PresenceStatus>();
   for (let start = 0; start < userIds.length; start += 10) {
     const batch = userIds.slice(start, start + 10);
-    const entries = await kv.getMany<PresenceRecord[]>(batch.map(presenceKey));
+    const entries = await kv.getMany<PresenceRecord[]>(batch.map(presenceKey), { consistency });
     batch.forEach((userId, index) =>
       statuses.set(userId, presenceStatus(entries[index].value, now))
     );

@@ -47,12 +47,15 @@ export function kvCache(kv: Deno.Kv, now: () => number = Date.now): Cache {
   return {
     kind: "kv",
     async get<T>(key: string) {
-      const entry = await kv.get<Stored<T>>(cacheKey(key));
+      // What a cache holds may be a moment stale: the nearest replica answers.
+      const entry = await kv.get<Stored<T>>(cacheKey(key), { consistency: "eventual" });
       return entry.value && entry.value.expiresAt > now() ? entry.value.value : null;
     },
     async getMany(keys) {
       const at = now();
-      const entries = await kv.getMany<Stored<unknown>[]>(keys.map(cacheKey));
+      const entries = await kv.getMany<Stored<unknown>[]>(keys.map(cacheKey), {
+        consistency: "eventual",
+      });
       return entries.map((entry) =>
         entry.value && entry.value.expiresAt > at ? entry.value.value : null
       );

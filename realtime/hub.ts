@@ -2,8 +2,7 @@
 // the user's durable event log to that user's local sockets, a BroadcastChannel that carries
 // ephemeral signals (typing, presence) between isolates, and the heartbeat that keeps presence
 // fresh and closes sockets whose session ended.
-import type { Database } from "../db/client.ts";
-import { presencePeers } from "../db/graph.ts";
+import { presencePeers } from "../kv/graph.ts";
 import type { SessionClaims } from "../kv/auth/tokens.ts";
 import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
 import { eventHeadKey } from "../kv/keys.ts";
@@ -18,7 +17,6 @@ import { isTokenLive } from "../kv/auth/sessions.ts";
 
 export interface HubDeps {
   kv: Deno.Kv;
-  database: { db: Database };
   clock: { now(): number };
   log: (record: Record<string, unknown>) => void;
 }
@@ -285,7 +283,7 @@ export class Hub {
 
   /** Tells a user's connections their new presence status. */
   async announcePresence(userId: string, status: PresenceStatus) {
-    const audience = await presencePeers(this.deps.database.db, userId);
+    const audience = await presencePeers(this.deps.kv, userId);
     this.broadcast([...audience], { type: "presence", data: { userId, status } });
   }
 

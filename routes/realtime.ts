@@ -2,7 +2,7 @@
 // that user for life; frames go to realtime/frames.ts, events come from the hub.
 import { Hono } from "hono";
 import { z } from "zod";
-import { presencePeers } from "../db/graph.ts";
+import { presencePeers } from "../kv/graph.ts";
 import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
@@ -130,9 +130,10 @@ function presenceRoutes(deps: Deps) {
     .get("/", query(presenceQuery), async (c) => {
       const session = c.var.session;
       const asked = new Set(c.req.valid("query").userIds);
-      const peers = await presencePeers(deps.database.db, session.sub);
+      const peers = await presencePeers(deps.kv, session.sub);
       const visible = [...peers].filter((id) => asked.has(id));
-      const statuses = await readPresence(deps.kv, visible, deps.clock.now());
+      // Shown, not decided on: the nearest replica answers.
+      const statuses = await readPresence(deps.kv, visible, deps.clock.now(), "eventual");
       return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
     });
 }

@@ -5,11 +5,11 @@
 import assert from "node:assert/strict";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
-import { messages } from "../db/schema.ts";
+import { matches, messages } from "../db/schema.ts";
 import { BATCH_MAX, type OutboxRecord } from "../kv/outbox.ts";
-import { createTestApp } from "./helpers/app.ts";
+import { createTestApp, postgresGate } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
-import { connect } from "./helpers/sockets.ts";
+import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 
 async function chatApp() {
   const t0 = await createTestApp();
@@ -195,5 +195,65 @@ Deno.test("[history] read your writes: a read right after the answer shows it, e
     await second[Symbol.asyncDispose]();
     await first[Symbol.asyncDispose](); // gives the database back
     kv.close();
+  }
+});
+
+Deno.test("[history] the hot paths ask Postgres nothing: join → found-match and send → deliver answer while it is held", async () => {
+  await using t0 = await servedTestApp();
+  const [ada, bob] = await members(t0.deps, 2);
+  await connect(t0.http, ada, bob);
+  // Each member's card (name, gender) is read from Postgres once, then kept in KV.
+  for (const who of [ada, bob]) {
+    const join = { token: who.token, body: { intent: "warm-up" } };
+    assert.equal((await t0.http("POST", "/api/match/queue", join)).status, 202);
+    assert.equal((await t0.http("DELETE", "/api/match/queue", { token: who.token })).status, 204);
+  }
+  await using adaSocket = await TestSocket.open(t0.url, ada.token);
+  await using bobSocket = await TestSocket.open(t0.url, bob.token);
+  await t0.deps.outbox.flush();
+
+  const gate = postgresGate(t0.deps.database);
+  gate.hold();
+  try {
+    const hotPaths = async () => {
+      for (const who of [ada, bob]) {
+        const join = { token: who.token, body: { intent: "pairing" } };
+        assert.equal((await t0.http("POST", "/api/match/queue", join)).status, 202);
+      }
+      const [[found], [seen]] = await Promise.all([
+        adaSocket.waitFor("found-match"),
+        bobSocket.waitFor("found-match"),
+      ]);
+      assert.equal(found.data.matchId, seen.data.matchId);
+
+      adaSocket.send("private-message", { toUserId: bob.user.id, tempId: "hot-1", text: "hi" });
+      const [[incoming], [delivered]] = await Promise.all([
+        bobSocket.waitFor("incoming-message"),
+        adaSocket.waitFor("message-delivered"),
+      ]);
+      assert.equal(incoming.data.text, "hi");
+      assert.equal(delivered.data.tempId, "hot-1");
+      return { found, incoming };
+    };
+    // A query on the way would wait at the gate, and the answer with it: fail instead of hanging.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const { found, incoming } = await Promise.race([
+      hotPaths(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("a hot path waited on Postgres")), 5_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.ok(gate.asked > 0, "the history writer did ask (and waits), behind the answers");
+
+    gate.release();
+    await t0.deps.outbox.flush();
+    const [match] = await t0.deps.database.db.select().from(matches)
+      .where(eq(matches.id, found.data.matchId));
+    assert.ok(match, "the match reached Postgres once it answered again");
+    const [message] = await t0.deps.database.db.select().from(messages)
+      .where(eq(messages.id, incoming.data.messageId));
+    assert.equal(message.text, "hi");
+  } finally {
+    gate.release();
   }
 });

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import {
+  connectionPairs,
   deleteFollow,
   insertFollow,
   insertReport,
@@ -15,6 +16,7 @@ import { findUserById } from "../db/users.ts";
 import { Invalid, NotFound } from "../errors.ts";
 import {
   type Effects,
+  indexConnectionIfLive,
   isBlocked,
   liftBlock,
   moveConnectionRequest,
@@ -23,7 +25,7 @@ import {
   sendConnectionRequest,
 } from "../kv/graph.ts";
 import type { ConnectionTransition as Transition } from "../db/records.ts";
-import { blockKey } from "../kv/keys.ts";
+import { blockKey, migrationKey } from "../kv/keys.ts";
 import { BLOCK_ENDS_CALL } from "../kv/matches.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { notifyRecords } from "./notifications.ts";
@@ -51,6 +53,30 @@ const transitionPayload = z.object({
 });
 
 const blockPayload = z.object({ blockerId: z.string(), blockedId: z.string() });
+
+const CONNECTION_INDEX = "connection_index";
+
+/**
+ * Start-up, once per store: fills KV's connection index (the presence audience) with the
+ * connections Postgres holds from before the index existed. Later connections are indexed by the
+ * commits that make them.
+ */
+export async function indexExistingConnections(deps: Pick<Deps, "kv" | "database">) {
+  if ((await deps.kv.get(migrationKey(CONNECTION_INDEX))).value) return 0;
+  let after: [string, string] | null = null;
+  let indexed = 0;
+  for (;;) {
+    const page = await connectionPairs(deps.database.db, after, 500);
+    for (const [userId, otherId] of page) {
+      if (userId < otherId) await indexConnectionIfLive(deps.kv, userId, otherId);
+    }
+    indexed += page.length / 2;
+    if (page.length < 500) break;
+    after = page.at(-1)!;
+  }
+  await deps.kv.set(migrationKey(CONNECTION_INDEX), { at: Date.now() });
+  return indexed;
+}
 
 /** The outbox appliers that carry graph decisions made in KV over to Postgres and the caches. */
 export function registerGraphAppliers(deps: Deps) {

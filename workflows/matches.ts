@@ -4,7 +4,7 @@
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { recordMatches } from "../db/matches.ts";
-import { findUserById } from "../db/users.ts";
+import { memberCard } from "./profiles.ts";
 import { NotFound } from "../errors.ts";
 import {
   approveVideo,
@@ -184,9 +184,9 @@ export function matchView(match: Match, viewerId: string, now: number) {
 
 /** Joins a queue; the member's name and gender come from their stored profile. */
 export async function join(deps: Deps, userId: string, intent: string) {
-  const user = await findUserById(deps.database.db, userId);
-  if (!user) throw new NotFound("Your account no longer exists.");
-  const seeker = { id: user.id, name: user.name, gender: user.gender };
+  const card = await memberCard(deps, userId);
+  if (!card) throw new NotFound("Your account no longer exists.");
+  const seeker = { id: userId, name: card.name, gender: card.gender };
   const { match, ended } = await joinQueue(coordination(deps), seeker, intent, matchRules(deps));
   // The joiner, the peer they were paired with, and the peer of an overdue call this join ended.
   const people = [match, ended].flatMap((call) => call ? [call.offerer.id, call.answerer.id] : []);

@@ -163,7 +163,9 @@ export async function feed(
   viewerId: string,
   page: { cursor?: string; limit: number },
 ): Promise<{ body: string; cached: boolean }> {
-  const compute = async () => JSON.stringify(await feedPage(deps.database.db, viewerId, page));
+  // A connection or block the viewer just made reaches Postgres and the cache's version first.
+  const db = await settledHistory(deps);
+  const compute = async () => JSON.stringify(await feedPage(db, viewerId, page));
   if (page.cursor) return { body: await compute(), cached: false };
   const { value, cached } = await feedCache<string>(deps.cache).through(
     viewerId,

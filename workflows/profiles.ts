@@ -5,7 +5,15 @@ import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { countFollows, isFollowing } from "../db/graph.ts";
 import { GENDERS } from "../db/schema.ts";
-import { avatarPath, type PublicProfile, publicProfile, updateProfile } from "../db/users.ts";
+import {
+  avatarPath,
+  findUserById,
+  type PublicProfile,
+  publicProfile,
+  updateProfile,
+} from "../db/users.ts";
+import type { UserRow } from "../db/schema.ts";
+import { type MemberCard, readMemberCard, storeMemberCard } from "../kv/profiles.ts";
 import { isForeignKeyViolation } from "../db/client.ts";
 import { Invalid, Unauthorized } from "../errors.ts";
 import { ownMedia, releaseMedia } from "./media/uploads.ts";
@@ -72,12 +80,34 @@ export async function editProfile(deps: Deps, userId: string, patch: z.infer<typ
       ]);
     });
   if (!updated) throw new Unauthorized("This account no longer exists.");
-  await discoveryCache(deps.cache).invalidate(userId);
   const { row, previousAvatar } = updated;
+  await Promise.all([
+    discoveryCache(deps.cache).invalidate(userId),
+    storeMemberCard(deps.kv, userId, cardOf(row)),
+  ]);
   if (previousAvatar && previousAvatar !== row.avatarMediaId) {
     await releaseMedia(deps, userId, [previousAvatar]);
   }
   return row;
+}
+
+const cardOf = (row: UserRow): MemberCard => ({
+  name: row.name,
+  gender: row.gender,
+  updatedAt: row.updatedAt.getTime(),
+});
+
+/**
+ * The member's name and gender as matchmaking needs them: from KV, or read from Postgres once and
+ * kept there (profile edits replace it). Null when the account no longer exists.
+ */
+export async function memberCard(deps: Deps, userId: string): Promise<MemberCard | null> {
+  const card = await readMemberCard(deps.kv, userId);
+  if (card) return card;
+  const user = await findUserById(deps.database.db, userId);
+  if (!user) return null;
+  await storeMemberCard(deps.kv, userId, cardOf(user));
+  return cardOf(user);
 }
 
 /** A member's public profile, with counts and how the viewer relates to them. */

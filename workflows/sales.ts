@@ -278,13 +278,18 @@ export async function createSale(deps: Deps, adminId: string, input: z.infer<typ
   // Postgres first: a sale KV never stocked is invisible, while stock without its rows is not.
   await insertSale(deps.database.db, sale, adminId);
   await createSaleStock(deps.kv, sale);
-  return await saleView(deps, sale.id);
+  return await saleView(deps, sale.id, "strong");
 }
 
-export async function saleView(deps: Deps, saleId: string) {
+/** A sale's public page: from the nearest replica unless the caller just changed it. */
+export async function saleView(
+  deps: Deps,
+  saleId: string,
+  consistency: Deno.KvConsistencyLevel = "eventual",
+) {
   const sale = await readSale(deps.kv, saleId);
   if (!sale) throw new NotFound("No sale has this id.");
-  const left = await stockRemaining(deps.kv, sale);
+  const left = await stockRemaining(deps.kv, sale, consistency);
   return {
     id: sale.id,
     status: saleStatus(sale, left, deps.clock.now()),

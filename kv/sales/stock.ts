@@ -75,7 +75,10 @@ export async function readSale(kv: Deno.Kv, saleId: string): Promise<Sale | null
   if (!known) definitions.set(kv, known = new Map());
   const cached = known.get(saleId);
   if (cached) return cached;
-  const sale = (await kv.get<Sale>(saleKey(saleId))).value;
+  // The nearest replica first: a definition never changes once it exists, so only one created a
+  // moment ago can be missing there, and the primary is asked then.
+  const sale = (await kv.get<Sale>(saleKey(saleId), { consistency: "eventual" })).value ??
+    (await kv.get<Sale>(saleKey(saleId))).value;
   if (sale) {
     if (known.size > 1000) known.clear();
     known.set(saleId, sale);
@@ -83,10 +86,19 @@ export async function readSale(kv: Deno.Kv, saleId: string): Promise<Sale | null
   return sale;
 }
 
-/** Units left per item (a consistent snapshot of every shard). */
-export async function stockRemaining(kv: Deno.Kv, sale: Sale): Promise<Map<string, number>> {
+/**
+ * Units left per item (a consistent snapshot of every shard). A page showing the stock may read
+ * the nearest replica (`eventual`, a moment behind; its viewers' socket room is live); decisions
+ * never read it this way.
+ */
+export async function stockRemaining(
+  kv: Deno.Kv,
+  sale: Sale,
+  consistency: Deno.KvConsistencyLevel = "strong",
+): Promise<Map<string, number>> {
   const left = new Map(sale.items.map((item) => [item.productId, 0]));
-  for await (const entry of kv.list<Deno.KvU64>({ prefix: ["sale_stock", sale.id] })) {
+  const shards = kv.list<Deno.KvU64>({ prefix: ["sale_stock", sale.id] }, { consistency });
+  for await (const entry of shards) {
     const productId = String(entry.key[2]);
     left.set(productId, (left.get(productId) ?? 0) + Number(entry.value.value));
   }

@@ -41,19 +41,20 @@ async function lendDatabase(): Promise<DatabaseHandle> {
     startParams: [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"],
   });
   let lent = true;
+  const gate = new PostgresGate();
   const guarded = new Proxy(client, {
     get(target, key) {
       const value = Reflect.get(target, key);
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
         if (!lent) throw new Error("this test database was closed");
-        return value.apply(target, args);
+        return gate.pass(() => value.apply(target, args));
       };
     },
   });
   // The dump is keyed by the migrations, so what it loads is migrated already.
   const handle = await wrapPglite(guarded, "pglite:test", { migrated: true });
-  return {
+  const lentHandle = {
     ...handle,
     async close() {
       if (!lent) return;
@@ -69,6 +70,43 @@ async function lendDatabase(): Promise<DatabaseHandle> {
       closing.set(client, timer);
     },
   };
+  gates.set(lentHandle, gate);
+  return lentHandle;
+}
+
+/**
+ * Holds every query of a test database until released: what answers while Postgres is held
+ * asked it nothing on the way (a query would wait, and the answer with it).
+ */
+class PostgresGate {
+  #held: PromiseWithResolvers<void> | null = null;
+  /** Queries that arrived while held. */
+  asked = 0;
+
+  hold() {
+    this.#held ??= Promise.withResolvers();
+    this.asked = 0;
+  }
+
+  release() {
+    this.#held?.resolve();
+    this.#held = null;
+  }
+
+  pass<T>(query: () => T): T | Promise<Awaited<T>> {
+    if (!this.#held) return query();
+    this.asked++;
+    return this.#held.promise.then(() => query() as Awaited<T>);
+  }
+}
+
+const gates = new WeakMap<DatabaseHandle, PostgresGate>();
+
+/** The gate of a lent test database (see PostgresGate). */
+export function postgresGate(database: DatabaseHandle): PostgresGate {
+  const gate = gates.get(database);
+  if (!gate) throw new Error("only a lent test database has a gate");
+  return gate;
 }
 
 async function emptyTables(client: PGlite) {
@@ -180,7 +218,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
     payments: openPayments(config),
     storage: options.storage ?? localStorage(mediaDir!),
-    hub: new Hub({ kv, database, clock, log: logs.log }, {
+    hub: new Hub({ kv, clock, log: logs.log }, {
       maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
       ...options.hub,
     }),

@@ -15,6 +15,7 @@ import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../../errors.t
 import { newId } from "../../ids.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions } from "../../kv/auth/sessions.ts";
+import { forgetMemberCard } from "../../kv/profiles.ts";
 import { purgeOwnerRecord } from "../media/uploads.ts";
 import type { Outbox } from "../../kv/outbox.ts";
 import type { Cache } from "../../providers/cache.ts";
@@ -174,7 +175,12 @@ export async function deleteAccount(
   }
   await deleteUser(deps.db, userId);
   const purge = purgeOwnerRecord(deps.outbox, userId);
-  await endOtherSessions(deps.kv, userId, null, (atomic) => deps.outbox.write(atomic, purge));
+  await endOtherSessions(
+    deps.kv,
+    userId,
+    null,
+    (atomic) => deps.outbox.write(forgetMemberCard(atomic, userId), purge),
+  );
   deps.outbox.afterCommit(purge);
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }
