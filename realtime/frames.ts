@@ -112,8 +112,6 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
     await deps.hub.resume(client, frame.data.lastEventId);
     return;
   }
-  // Any other first frame means the client is not resuming: live events start now.
-  if (!client.live) deps.hub.startLive(client);
   switch (frame.type) {
     case "private-message": {
       await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);

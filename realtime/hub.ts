@@ -26,8 +26,6 @@ export interface HubOptions {
   heartbeatMs: number;
   /** A socket's presence lapses this long after its last refresh (e.g. when its isolate died). */
   presenceTtlMs: number;
-  /** Live events wait this long for a first frame (a `resume`) before flowing from the connection's head. */
-  resumeGraceMs: number;
   /** Sockets one user may hold at once, over every isolate (WS_MAX_SOCKETS_PER_USER). */
   maxSocketsPerUser: number;
 }
@@ -35,7 +33,6 @@ export interface HubOptions {
 export const HUB_DEFAULTS: HubOptions = {
   heartbeatMs: 20_000,
   presenceTtlMs: 60_000,
-  resumeGraceMs: 1_000,
   maxSocketsPerUser: 10,
 };
 
@@ -81,11 +78,9 @@ export class Client {
   lastSeq = 0;
   /** Set by `resume`: the pump restarts from here. */
   rewind: number | null = null;
-  live = false;
   closed = false;
   pumping = false;
   again = false;
-  grace: ReturnType<typeof setTimeout> | undefined;
   /** The rooms (e.g. a sale's stock) this socket is subscribed to. */
   readonly rooms = new Set<string>();
 
@@ -148,10 +143,11 @@ export class Hub {
   }
 
   /**
-   * Registers a socket of an authenticated user; live events start with its first frame. Throws
-   * TooManySockets when the user is at the cap; a connect that fails leaves nothing registered.
+   * Registers a socket of an authenticated user, live at once: from `lastEventId` when the client
+   * gives one at the upgrade (every retained event after it, in order, once), else from now.
+   * Throws TooManySockets when the user is at the cap; a failed connect leaves nothing registered.
    */
-  async connect(session: SessionClaims, socket: Socket): Promise<Client> {
+  async connect(session: SessionClaims, socket: Socket, lastEventId?: number): Promise<Client> {
     const client = new Client(session, socket);
     const { kv, clock } = this.deps;
     const now = clock.now();
@@ -164,27 +160,30 @@ export class Hub {
       this.options.maxSocketsPerUser,
     );
     if (presence.full) throw new TooManySockets(this.options.maxSocketsPerUser);
+    let head: number;
     try {
-      client.lastSeq = await currentHead(kv, client.userId);
+      head = client.lastSeq = await currentHead(kv, client.userId);
     } catch (error) {
       await releasePresence(kv, client.userId, client.id, clock.now()).catch(() => {});
       throw error;
     }
     this.#sockets(client.userId).clients.add(client);
-    client.grace = setTimeout(() => this.startLive(client), this.options.resumeGraceMs);
+    this.startLive(client, lastEventId === undefined ? undefined : Math.min(lastEventId, head));
     if (presence.before !== presence.after) await this.#changed(client.userId, presence.after);
     return client;
   }
 
-  /** Starts the flow of durable events to `client`, after `fromSeq` when given. */
+  /** Sends `client` the durable events after `fromSeq` when given, then carries on live. */
   startLive(client: Client, fromSeq?: number) {
-    clearTimeout(client.grace);
     if (fromSeq !== undefined) client.rewind = fromSeq;
-    client.live = true;
     void this.#pump(client);
   }
 
-  /** `resume`: replays every retained event after `lastEventId`, then carries on live. */
+  /**
+   * The `resume` frame: replays every retained event after `lastEventId`, then carries on live. A
+   * socket is live from its upgrade, so events sent since then may come again (same ids): giving
+   * `?lastEventId=` at the upgrade instead gets each exactly once, in order.
+   */
   async resume(client: Client, lastEventId: number) {
     const head = await currentHead(this.deps.kv, client.userId);
     this.startLive(client, Math.min(lastEventId, head));
@@ -254,7 +253,6 @@ export class Hub {
   async disconnect(client: Client) {
     if (client.closed) return;
     client.closed = true;
-    clearTimeout(client.grace);
     for (const room of [...client.rooms]) await this.leave(client, room);
     const user = this.#users.get(client.userId);
     if (user) {
@@ -379,7 +377,7 @@ export class Hub {
 
   /** Sends the client every event after its `lastSeq`, in order; one pump per client at a time. */
   async #pump(client: Client) {
-    if (!client.live || client.closed) return;
+    if (client.closed) return;
     if (client.pumping) {
       client.again = true;
       return;

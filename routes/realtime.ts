@@ -7,13 +7,19 @@ import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
-import { DomainError, Forbidden, Unauthorized } from "../errors.ts";
+import { DomainError, Forbidden, Invalid, Unauthorized } from "../errors.ts";
 import { FrameBudget, handleFrame, MAX_FRAME_BYTES } from "../realtime/frames.ts";
 import { type Client, TOO_MANY_SOCKETS, TooManySockets } from "../realtime/hub.ts";
 import type { WSContext } from "hono/ws";
 import { presentedToken, sessionFromToken, signedIn } from "./middleware/session.ts";
 import { query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
+
+/** `?lastEventId=`: the id of the last durable event the client has, to resume after it. */
+const upgradeQuery = z.object({
+  lastEventId: z.string().regex(/^\d{1,15}$/, "must be an event id (a whole number)")
+    .transform(Number).optional(),
+});
 
 const presenceQuery = z.object({
   userIds: z.string().max(10_200).transform((ids) => ids.split(","))
@@ -47,6 +53,12 @@ export function realtimeRoutes(deps: Deps) {
         ) {
           throw new Forbidden("Cross-site WebSocket refused: connect from a trusted origin.");
         }
+        const resumeFrom = upgradeQuery.safeParse({ lastEventId: c.req.query("lastEventId") });
+        if (!resumeFrom.success) {
+          throw new Invalid("The resume point is not an event id.", [
+            { path: "lastEventId", message: "must be an event id (a whole number)" },
+          ]);
+        }
         if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
           throw new DomainError(
             426,
@@ -61,6 +73,9 @@ export function realtimeRoutes(deps: Deps) {
       },
       upgradeWebSocket((c) => {
         const session = c.get("session")!;
+        // Checked before the upgrade (upgradeQuery).
+        const lastEventId = upgradeQuery.parse({ lastEventId: c.req.query("lastEventId") })
+          .lastEventId;
         const budget = new FrameBudget();
         let client: Promise<Client | null> = Promise.resolve(null);
         let refused = false;
@@ -68,7 +83,7 @@ export function realtimeRoutes(deps: Deps) {
         let queue = Promise.resolve();
         return {
           onOpen(_event, socket) {
-            client = deps.hub.connect(session, socket).catch((error) => {
+            client = deps.hub.connect(session, socket, lastEventId).catch((error) => {
               refuseConnect(deps, socket, error);
               return null;
             });

@@ -177,7 +177,7 @@ Deno.test("[realtime] two app instances sharing one KV deliver once and ack once
   kv.close();
 });
 
-Deno.test("[realtime] 50 messages sent while the recipient is away are resumed in order, once", async () => {
+Deno.test("[realtime] 50 messages sent while the recipient is away are resumed in order, once", async (t) => {
   await using t0 = await chatApp();
   await using ada = await TestSocket.open(t0.url, t0.ada.token);
   await ada.roundTrip();
@@ -211,6 +211,38 @@ Deno.test("[realtime] 50 messages sent while the recipient is away are resumed i
   );
   const ids = resumed.map((f) => Number(f.id));
   assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+
+  await t.step(
+    "a socket that gives ?lastEventId= at the upgrade gets them without a frame",
+    async () => {
+      await using again = await TestSocket.open(
+        `${t0.url}?lastEventId=${lastEventId}`,
+        t0.bob.token,
+      );
+      const replayed = await again.waitFor("incoming-message", () => true, 51);
+      assert.deepEqual(
+        replayed.map((f) => f.data.text),
+        [...Array.from({ length: 50 }, (_, i) => `m${i}`), "live"],
+        "in order, once, with no frame sent",
+      );
+      ada.send("private-message", { toUserId: t0.bob.user.id, tempId: "live-2", text: "live 2" });
+      await again.waitFor("incoming-message", (f) => f.data.text === "live 2");
+      assert.equal(again.received("incoming-message").length, 52);
+    },
+  );
+
+  await t.step(
+    "a socket that gives none is live at once, and a bad resume point is 400",
+    async () => {
+      await using fresh = await TestSocket.open(t0.url, t0.bob.token);
+      ada.send("private-message", { toUserId: t0.bob.user.id, tempId: "live-3", text: "live 3" });
+      const [live] = await fresh.waitFor("incoming-message");
+      assert.equal(live.data.text, "live 3", "only what came after it connected");
+      const bad = await t0.http("GET", "/ws?lastEventId=-1", { token: t0.bob.token });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.errors[0].path, "lastEventId");
+    },
+  );
 
   // While away Bob was offline, so the messages also raised a `message` notification.
   await t0.jobsSettled("notify", 2 + 50); // the connection's request and acceptance, then these

@@ -49,7 +49,9 @@ export class TestSocket {
 
   /** Opens a socket as `token` (sent as ?token=); rejects when the handshake is refused. */
   static async open(url: string, token?: string): Promise<TestSocket> {
-    const socket = new WebSocket(token ? `${url}?token=${encodeURIComponent(token)}` : url);
+    const address = new URL(url);
+    if (token) address.searchParams.set("token", token);
+    const socket = new WebSocket(address);
     await new Promise((resolve, reject) => {
       socket.onopen = resolve;
       socket.onerror = () => reject(new Error("the handshake was refused"));
