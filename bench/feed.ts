@@ -8,6 +8,7 @@ import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { BENCH_CONFIG, benchDeps } from "./deps.ts";
+import type { Profile } from "./profiles.ts";
 import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
 
@@ -161,7 +162,8 @@ async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
  * PGlite (the embedded default), and a server Postgres through Neon's driver when
  * BENCH_DATABASE_URL names one (the production path, with a pool that runs queries in parallel).
  */
-export async function benchFeed() {
+export async function benchFeed(profile?: Profile) {
+  if (profile) return await benchFeedOn(profile.name, () => profile.open());
   await benchFeedOn("PGlite", () => openPglite());
   const serverUrl = Deno.env.get("BENCH_DATABASE_URL");
   if (!serverUrl) {

@@ -13,6 +13,8 @@ import { joinQueue, type MatchRules } from "../kv/matches.ts";
 import { type Participant } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
+import { matches } from "../db/schema.ts";
+import { PGLITE, type Profile } from "./profiles.ts";
 
 const JOINERS = Number(Deno.env.get("BENCH_MATCH_JOINERS") ?? 1000);
 const ROUNDS = 3;
@@ -83,10 +85,12 @@ async function pairingInKv(kv: Deno.Kv, round: number) {
   return { matchesPerSecond: matched / seconds, matched, commitsPerMatch: commits / matched };
 }
 
-async function endToEnd() {
+async function endToEnd(profile: Profile) {
+  const database = await profile.open();
   await using t0 = await createTestApp({
     env: { RATE_LIMIT_API: "1000000000/1h" },
     realClock: true,
+    database,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
   const base = `http://127.0.0.1:${server.addr.port}`;
@@ -110,10 +114,7 @@ async function endToEnd() {
             if (++found === JOINERS) allFound();
           };
           return new Promise<WebSocket>((resolve, reject) => {
-            socket.onopen = () => {
-              socket.send(JSON.stringify({ type: "ping", data: {} })); // live from now on
-              resolve(socket);
-            };
+            socket.onopen = () => resolve(socket); // live at once
             socket.onerror = () => reject(new Error(`socket ${index} was refused`));
           });
         }),
@@ -142,11 +143,18 @@ async function endToEnd() {
   for (const socket of sockets) socket.close();
   await t0.deps.hub.close();
   await server.shutdown();
-  return { latencies, found, refused, matchesPerSecond: found / 2 / elapsed };
+  // Nobody in two matches: every member was found once, and the matches are disjoint pairs.
+  await t0.deps.outbox.flush();
+  const rows = await database.db.select().from(matches);
+  const seats = rows.flatMap((row) => [row.offererId, row.answererId]);
+  const doubled = seats.length - new Set(seats).size;
+  await t0.deps.outbox.close();
+  await database.close();
+  return { latencies, found, refused, doubled, matchesPerSecond: found / 2 / elapsed };
 }
 
-export async function benchMatchmaking() {
-  console.log(`\nMatchmaking: ${JOINERS} concurrent joiners of one intent`);
+export async function benchMatchmaking(profile: Profile = PGLITE) {
+  console.log(`\nMatchmaking on ${profile.name}: ${JOINERS} concurrent joiners of one intent`);
   const kv = await Deno.openKv(":memory:");
   const floors: number[] = [];
   const pairings: Awaited<ReturnType<typeof pairingInKv>>[] = [];
@@ -170,13 +178,13 @@ export async function benchMatchmaking() {
       median(pairings.map((result) => result.commitsPerMatch)).toFixed(1)
     } commits per match, ${pairings.map((result) => result.matched).join("/")} matched`,
   );
-  const e2e = await endToEnd();
+  const e2e = await endToEnd(profile);
   console.log(
     `  ${"HTTP join → socket found-match, matches".padEnd(52)} ${
       e2e.matchesPerSecond.toFixed(0).padStart(7)
     } /s   ${
       (e2e.matchesPerSecond / floor).toFixed(2)
-    }×   ${e2e.found}/${JOINERS} found, ${e2e.refused} refused`,
+    }×   ${e2e.found}/${JOINERS} found, ${e2e.refused} refused, ${e2e.doubled} in two matches`,
   );
   console.log(
     `  join → found-match latency (ms): p50 ${ms(percentile(e2e.latencies, 0.5))}  p99 ${

@@ -9,6 +9,7 @@ import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
 import { benchSales } from "./sales.ts";
 import { benchMatchmaking } from "./matchmaking.ts";
+import { benchProfiles } from "./profiles.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);
@@ -97,13 +98,17 @@ report("Deno KV (in memory)", ["raw kv.set commit", kvBaseline], [
 
 await benchJobs(report);
 
-await benchFeed();
-
-await benchChat();
-
-await benchMatchmaking();
-
-await benchSales();
+// The hot paths on each history database: PGlite, Postgres through Neon's driver, and the same
+// 40 ms away (a Deploy region far from Neon's). Floors are measured again in each section.
+const profiles = await benchProfiles();
+for (const profile of profiles) {
+  console.log(`\n=== History database: ${profile.name} ===`);
+  await benchChat(profile);
+  await benchMatchmaking(profile);
+  await benchSales(profile);
+  await benchFeed(profile);
+}
+for (const profile of profiles) await profile.close();
 
 await raw.shutdown();
 await served.shutdown();

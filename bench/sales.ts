@@ -18,6 +18,7 @@ import { createSaleStock, reserveStock, stockRemaining } from "../kv/sales/stock
 import { type Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
+import { PGLITE, type Profile } from "./profiles.ts";
 
 const BUYERS = Number(Deno.env.get("BENCH_SALE_BUYERS") ?? 500);
 const ATTEMPTS = 5;
@@ -99,10 +100,12 @@ async function inKv(kv: Deno.Kv, shards: number, run: number): Promise<Run> {
   return { ...result, oversold: result.sold + left - STOCK };
 }
 
-async function overHttp(): Promise<Run> {
+async function overHttp(profile: Profile): Promise<Run> {
+  const database = await profile.open();
   await using t0 = await createTestApp({
     env: { RATE_LIMIT_API: "1000000000/1h", ADMIN_EMAILS: "" },
     realClock: true,
+    database,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
   const base = `http://127.0.0.1:${server.addr.port}`;
@@ -142,6 +145,8 @@ async function overHttp(): Promise<Run> {
   const left = await fetch(`${base}/api/sales/${sale.body.id}`).then((r) => r.json());
   await t0.deps.hub.close();
   await server.shutdown();
+  await t0.deps.outbox.close();
+  await database.close();
   return { ...result, oversold: result.sold + left.items[0].stockRemaining - STOCK };
 }
 
@@ -187,9 +192,9 @@ function line(label: string, runs: Run[], base: number) {
   return rate;
 }
 
-export async function benchSales() {
+export async function benchSales(profile: Profile = PGLITE) {
   console.log(
-    `\nFlash sale: ${BUYERS} concurrent buyers × ${ATTEMPTS} tries on one hot item of ${STOCK} ` +
+    `\nFlash sale on ${profile.name}: ${BUYERS} concurrent buyers × ${ATTEMPTS} tries on one hot item of ${STOCK} ` +
       `units (median of 3 runs; latency of successful reservations)`,
   );
   const kv = await Deno.openKv(":memory:");
@@ -208,12 +213,10 @@ export async function benchSales() {
   for (const [shards, runs] of sharded) {
     line(`reserveStock in KV, ${shards} shard${shards > 1 ? "s" : ""}`, runs, base);
   }
-  line("POST /api/sales/:id/reservations (HTTP, PGlite)", [await overHttp()], base);
+  line("POST /api/sales/:id/reservations (HTTP)", [await overHttp(profile)], base);
   const url = Deno.env.get("BENCH_DATABASE_URL");
-  if (url) {
+  if (url && profile === PGLITE) {
     line("Postgres UPDATE … WHERE stock > 0 (Neon driver)", [await postgres(url)], base);
-  } else {
-    console.log("  (set BENCH_DATABASE_URL to a Postgres server for the UPDATE baseline)");
   }
 }
 

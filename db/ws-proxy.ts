@@ -5,6 +5,26 @@ export interface WsProxyOptions {
   port?: number;
   /** `host:port` pairs clients may ask for (`?address=`); anything else → 403. */
   allow: string[];
+  /**
+   * Holds every chunk this long in each direction (order kept, nothing serialised behind the
+   * wait): a region far from the database, e.g. 40 for an edge region an ocean away from Neon.
+   */
+  delayMs?: number;
+}
+
+/** Runs `step`s in order, each no sooner than `delayMs` after it was queued. */
+function delayedLane(delayMs: number) {
+  let lane: Promise<unknown> = Promise.resolve();
+  return (step: () => unknown | Promise<unknown>) => {
+    const due = performance.now() + delayMs;
+    const next = lane.then(async () => {
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      return await step();
+    });
+    lane = next.catch(() => {});
+    return next;
+  };
 }
 
 export function serveWsProxy(options: WsProxyOptions) {
@@ -23,7 +43,9 @@ export function serveWsProxy(options: WsProxyOptions) {
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.binaryType = "arraybuffer";
     const connecting = Deno.connect({ hostname, port: Number(port) });
-    let writes: Promise<unknown> = connecting;
+    const delayMs = options.delayMs ?? 0;
+    const toDatabase = delayedLane(delayMs);
+    const toClient = delayedLane(delayMs);
 
     connecting.then(async (conn) => {
       // Without this, Nagle's algorithm holds the driver's small protocol messages back for the
@@ -32,9 +54,15 @@ export function serveWsProxy(options: WsProxyOptions) {
       try {
         for await (const chunk of conn.readable) {
           if (socket.readyState !== WebSocket.OPEN) break;
-          socket.send(chunk);
+          if (delayMs === 0) socket.send(chunk);
+          else {
+            void toClient(() => {
+              if (socket.readyState === WebSocket.OPEN) socket.send(chunk);
+            });
+          }
         }
       } catch { /* the peer went away */ }
+      await toClient(() => {});
       if (socket.readyState === WebSocket.OPEN) socket.close();
     }, () => socket.close(1011, "cannot reach the database"));
 
@@ -43,7 +71,7 @@ export function serveWsProxy(options: WsProxyOptions) {
       const bytes = typeof event.data === "string"
         ? new TextEncoder().encode(event.data)
         : new Uint8Array(event.data as ArrayBuffer);
-      writes = writes.then(async () => {
+      toDatabase(async () => {
         const conn = await connecting;
         let written = 0;
         while (written < bytes.length) written += await conn.write(bytes.subarray(written));

@@ -1,6 +1,7 @@
 // The private-message decision: one KV commit checks that the pair may talk (chatPermission) and
 // that the sender's tempId is unused, gives the message the conversation's next sequence number,
 // and appends its events to both users' logs, with the outbox records it causes.
+import { KeyedLock } from "./keyed-lock.ts";
 import type { ChatMessage, ConnectionRequest } from "../db/records.ts";
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
@@ -9,6 +10,7 @@ import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
 import {
   blockKey,
   chatTempKey,
+  connectionKey,
   connectionPairKey,
   connectionRequestKey,
   conversationPairKey,
@@ -53,19 +55,38 @@ export async function chatPermission(
   kv: Deno.Kv,
   userId: string,
   otherId: string,
-): Promise<{ allowed: boolean; readFrom: Deno.KvEntryMaybe<unknown>[] }> {
+): Promise<Permission> {
   if (userId === otherId) return { allowed: false, readFrom: [] };
-  const read = await kv.getMany<[LivePair, unknown, unknown, Membership]>([
-    connectionPairKey(userId, otherId),
-    blockKey(userId, otherId),
-    blockKey(otherId, userId),
-    matchMemberKey(userId),
-  ]);
-  const [pair, blockedOne, blockedTwo, member] = read;
+  return await permissionFrom(kv, await kv.getMany(permissionKeys(userId, otherId)));
+}
+
+type Permission = { allowed: boolean; readFrom: Deno.KvEntryMaybe<unknown>[] };
+
+/** What chatPermission reads, in one getMany (a send reads them with its own keys, in one). */
+const permissionKeys = (userId: string, otherId: string) => [
+  connectionKey(userId, otherId),
+  blockKey(userId, otherId),
+  blockKey(otherId, userId),
+  matchMemberKey(userId),
+  connectionPairKey(userId, otherId),
+];
+
+async function permissionFrom(kv: Deno.Kv, read: Deno.KvEntryMaybe<unknown>[]) {
+  const [connected, blockedOne, blockedTwo, member, pair] = read as [
+    Deno.KvEntryMaybe<unknown>,
+    Deno.KvEntryMaybe<unknown>,
+    Deno.KvEntryMaybe<unknown>,
+    Deno.KvEntryMaybe<Membership>,
+    Deno.KvEntryMaybe<LivePair>,
+  ];
   if (blockedOne.value !== null || blockedTwo.value !== null) {
     return { allowed: false, readFrom: read };
   }
+  const otherId = String(connected.key.at(-1));
   if (inCallWith(member.value, otherId)) return { allowed: true, readFrom: read };
+  // The connection index (written by the commit that accepts, removed by the one that ends it).
+  if (connected.value !== null) return { allowed: true, readFrom: read };
+  // A connection from before the index existed, until the start-up fill reaches it.
   if (!pair.value) return { allowed: false, readFrom: read };
   const request = await kv.get<ConnectionRequest>(connectionRequestKey(pair.value.requestId));
   return { allowed: request.value?.status === "accepted", readFrom: [...read, request] };
@@ -95,24 +116,51 @@ export async function sendPrivateMessage(
   input: { fromUserId: string; toUserId: string; tempId: string; text: string },
   effects: MessageEffects,
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
-  const { kv } = deps;
   const { fromUserId, toUserId } = input;
   if (fromUserId === toUserId) {
     throw new Invalid("You cannot message yourself.", [
       { path: "toUserId", message: "is your own id" },
     ]);
   }
+  // Both sides of a conversation write its key and both event heads: this isolate's sends of one
+  // conversation take turns (rule 5) instead of losing commits to each other and backing off.
+  const turn = [fromUserId, toUserId].sort().join("/");
+  return await conversationLock(deps).run(turn, () => decide(deps, input, effects));
+}
+
+const conversationLocks = new WeakMap<object, KeyedLock>();
+
+function conversationLock(deps: Coordination): KeyedLock {
+  let lock = conversationLocks.get(deps.outbox);
+  if (!lock) conversationLocks.set(deps.outbox, lock = new KeyedLock());
+  return lock;
+}
+
+async function decide(
+  deps: Coordination,
+  input: { fromUserId: string; toUserId: string; tempId: string; text: string },
+  effects: MessageEffects,
+): Promise<{ message: ChatMessage; replayed: boolean }> {
+  const { kv } = deps;
+  const { fromUserId, toUserId } = input;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const [[temp, conversation, presence, ...heads], permission] = await Promise.all([
-      kv.getMany<[ChatMessage, ConversationPair, PresenceRecord, number, number]>([
-        chatTempKey(fromUserId, input.tempId),
-        conversationPairKey(fromUserId, toUserId),
-        presenceKey(toUserId),
-        eventHeadKey(fromUserId),
-        eventHeadKey(toUserId),
-      ]),
-      chatPermission(kv, fromUserId, toUserId),
+    // One read for the whole decision: the send's own keys and the permission's.
+    const read = await kv.getMany([
+      chatTempKey(fromUserId, input.tempId),
+      conversationPairKey(fromUserId, toUserId),
+      presenceKey(toUserId),
+      eventHeadKey(fromUserId),
+      eventHeadKey(toUserId),
+      ...permissionKeys(fromUserId, toUserId),
     ]);
+    const [temp, conversation, presence, ...heads] = read.slice(0, 5) as [
+      Deno.KvEntryMaybe<ChatMessage>,
+      Deno.KvEntryMaybe<ConversationPair>,
+      Deno.KvEntryMaybe<PresenceRecord>,
+      Deno.KvEntryMaybe<number>,
+      Deno.KvEntryMaybe<number>,
+    ];
+    const permission = await permissionFrom(kv, read.slice(5));
     if (temp.value) {
       if (temp.value.toUserId !== toUserId) {
         throw new Conflict(

@@ -305,6 +305,13 @@ export class Outbox {
           failures.push([parsed[0].record, error]);
           continue;
         }
+        this.log({
+          level: "warn",
+          msg: "outbox batch failed; retrying its records one by one",
+          kind,
+          records: parsed.length,
+          error: error instanceof Error ? error.message : String(error),
+        });
         for (const item of parsed) {
           try {
             await applyAll([item]);

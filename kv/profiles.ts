@@ -1,7 +1,7 @@
 // The profile facts a hot path needs without asking Postgres: a member's card (name and gender,
 // for matchmaking), kept in KV beside the user's row. Postgres stays the record; each card carries
 // the row's `updatedAt`, so a late writer can never put an older card over a newer one.
-import type { Gender } from "../db/schema.ts";
+import type { Gender, UserRow } from "../db/schema.ts";
 import { memberCardKey } from "./keys.ts";
 
 export interface MemberCard {
@@ -18,6 +18,18 @@ const ATTEMPTS = 10;
 /** The member's card from the nearest replica; null when there is none yet. */
 export async function readMemberCard(kv: Deno.Kv, userId: string): Promise<MemberCard | null> {
   return (await kv.get<MemberCard>(memberCardKey(userId), { consistency: "eventual" })).value;
+}
+
+/** Stores the card of a user row just written or read (signup, profile edit, a miss). */
+export function rememberMember(
+  kv: Deno.Kv,
+  row: Pick<UserRow, "id" | "name" | "gender" | "updatedAt">,
+) {
+  return storeMemberCard(kv, row.id, {
+    name: row.name,
+    gender: row.gender,
+    updatedAt: row.updatedAt.getTime(),
+  });
 }
 
 /** Stores the card unless a newer one (by the row's updatedAt) is stored already. */

@@ -202,12 +202,7 @@ Deno.test("[history] the hot paths ask Postgres nothing: join → found-match an
   await using t0 = await servedTestApp();
   const [ada, bob] = await members(t0.deps, 2);
   await connect(t0.http, ada, bob);
-  // Each member's card (name, gender) is read from Postgres once, then kept in KV.
-  for (const who of [ada, bob]) {
-    const join = { token: who.token, body: { intent: "warm-up" } };
-    assert.equal((await t0.http("POST", "/api/match/queue", join)).status, 202);
-    assert.equal((await t0.http("DELETE", "/api/match/queue", { token: who.token })).status, 204);
-  }
+  // Signup keeps each member's card (name, gender) in KV; members() does as signup does.
   await using adaSocket = await TestSocket.open(t0.url, ada.token);
   await using bobSocket = await TestSocket.open(t0.url, bob.token);
   await t0.deps.outbox.flush();

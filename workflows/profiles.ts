@@ -12,8 +12,7 @@ import {
   publicProfile,
   updateProfile,
 } from "../db/users.ts";
-import type { UserRow } from "../db/schema.ts";
-import { type MemberCard, readMemberCard, storeMemberCard } from "../kv/profiles.ts";
+import { type MemberCard, readMemberCard, rememberMember } from "../kv/profiles.ts";
 import { isForeignKeyViolation } from "../db/client.ts";
 import { Invalid, Unauthorized } from "../errors.ts";
 import { ownMedia, releaseMedia } from "./media/uploads.ts";
@@ -83,19 +82,13 @@ export async function editProfile(deps: Deps, userId: string, patch: z.infer<typ
   const { row, previousAvatar } = updated;
   await Promise.all([
     discoveryCache(deps.cache).invalidate(userId),
-    storeMemberCard(deps.kv, userId, cardOf(row)),
+    rememberMember(deps.kv, row),
   ]);
   if (previousAvatar && previousAvatar !== row.avatarMediaId) {
     await releaseMedia(deps, userId, [previousAvatar]);
   }
   return row;
 }
-
-const cardOf = (row: UserRow): MemberCard => ({
-  name: row.name,
-  gender: row.gender,
-  updatedAt: row.updatedAt.getTime(),
-});
 
 /**
  * The member's name and gender as matchmaking needs them: from KV, or read from Postgres once and
@@ -106,8 +99,8 @@ export async function memberCard(deps: Deps, userId: string): Promise<MemberCard
   if (card) return card;
   const user = await findUserById(deps.database.db, userId);
   if (!user) return null;
-  await storeMemberCard(deps.kv, userId, cardOf(user));
-  return cardOf(user);
+  await rememberMember(deps.kv, user);
+  return { name: user.name, gender: user.gender, updatedAt: user.updatedAt.getTime() };
 }
 
 /** A member's public profile, with counts and how the viewer relates to them. */

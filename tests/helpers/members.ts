@@ -4,6 +4,7 @@ import type { Deps } from "../../deps.ts";
 import { insertUser } from "../../db/users.ts";
 import { newId } from "../../ids.ts";
 import { issueToken, signingKey } from "../../kv/auth/tokens.ts";
+import { rememberMember } from "../../kv/profiles.ts";
 import { randomEmail } from "./app.ts";
 
 /** Never compared: members made here sign in by token only. */
@@ -15,7 +16,7 @@ export interface Member {
 }
 
 export async function members(
-  deps: Pick<Deps, "config" | "clock" | "database">,
+  deps: Pick<Deps, "config" | "clock" | "database"> & { kv?: Deno.Kv },
   count: number,
   options: {
     name?: (index: number) => string;
@@ -36,6 +37,7 @@ export async function members(
       createdAt: new Date(now),
     });
     if (!row) throw new Error("could not insert a member");
+    if (deps.kv) await rememberMember(deps.kv, row); // as signup does
     const { token } = await issueToken(
       key,
       { userId: row.id, generation: 0 },

@@ -15,7 +15,7 @@ import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../../errors.t
 import { newId } from "../../ids.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions } from "../../kv/auth/sessions.ts";
-import { forgetMemberCard } from "../../kv/profiles.ts";
+import { forgetMemberCard, rememberMember } from "../../kv/profiles.ts";
 import { purgeOwnerRecord } from "../media/uploads.ts";
 import type { Outbox } from "../../kv/outbox.ts";
 import type { Cache } from "../../providers/cache.ts";
@@ -86,6 +86,7 @@ export async function signup(deps: AccountDeps, input: z.infer<typeof signupInpu
     createdAt: new Date(deps.now()),
   });
   if (!row) throw emailTaken();
+  await rememberMember(deps.kv, row); // matchmaking reads it from KV, never from Postgres
   return row;
 }
 

@@ -1,0 +1,78 @@
+// Where a benchmark's history database lives: the three profiles `deno task bench` runs each case
+// on. (a) PGlite, the embedded default; (b) a server Postgres through Neon's driver and the
+// WebSocket bridge; (c) the same with 40 ms each way, as a Deno Deploy region far from Neon's.
+// Each `open()` is a fresh, migrated database, dropped again by its handle's `close()`.
+import { Pool } from "@neondatabase/serverless";
+import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
+import { serveWsProxy } from "../db/ws-proxy.ts";
+
+export interface Profile {
+  name: string;
+  open(): Promise<DatabaseHandle>;
+  close(): Promise<void>;
+}
+
+/** The one-way delay of the edge profile. */
+export const EDGE_DELAY_MS = Number(Deno.env.get("BENCH_EDGE_DELAY_MS") ?? 40);
+
+export const PGLITE: Profile = {
+  name: "PGlite",
+  open: () => openPglite(),
+  close: () => Promise.resolve(),
+};
+
+/**
+ * The profiles this machine can run: PGlite always; the two Postgres ones when
+ * BENCH_DATABASE_URL (default: the local server on 127.0.0.1:5432) answers. BENCH_PROFILES
+ * ("pglite,postgres,edge") picks some.
+ */
+export async function benchProfiles(): Promise<Profile[]> {
+  const wanted = new Set(
+    (Deno.env.get("BENCH_PROFILES") ?? "pglite,postgres,edge").split(",").map((s) => s.trim()),
+  );
+  const profiles: Profile[] = wanted.has("pglite") ? [PGLITE] : [];
+  const url = Deno.env.get("BENCH_DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const server = new URL(url);
+  const address = `${server.hostname}:${server.port || 5432}`;
+  try {
+    const probe = await Deno.connect({
+      hostname: server.hostname,
+      port: Number(server.port || 5432),
+    });
+    probe.close();
+  } catch {
+    console.log(`(no Postgres at ${address}: set BENCH_DATABASE_URL for the Postgres profiles)`);
+    return profiles;
+  }
+  if (wanted.has("postgres")) profiles.push(postgresProfile(url, address, 0));
+  if (wanted.has("edge")) profiles.push(postgresProfile(url, address, EDGE_DELAY_MS));
+  return profiles;
+}
+
+function postgresProfile(url: string, address: string, delayMs: number): Profile {
+  const proxy = serveWsProxy({ allow: [address], delayMs });
+  return {
+    name: delayMs
+      ? `Postgres via Neon's driver, +${delayMs} ms each way`
+      : "Postgres via Neon's driver",
+    async open() {
+      useWsProxy(proxy.address);
+      const admin = new Pool({ connectionString: url, max: 1 });
+      admin.on("error", () => {});
+      const name = `convene_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+      await admin.query(`create database ${name}`);
+      const target = new URL(url);
+      target.pathname = `/${name}`;
+      const handle = await openNeon(target.href);
+      return {
+        ...handle,
+        async close() {
+          await handle.close();
+          await admin.query(`drop database if exists ${name} with (force)`);
+          await admin.end();
+        },
+      };
+    },
+    close: () => proxy.close(),
+  };
+}
