@@ -87,7 +87,7 @@ async function pairingInKv(kv: Deno.Kv, round: number) {
 
 async function endToEnd(profile: Profile) {
   const database = await profile.open();
-  await using t0 = await createTestApp({
+  const t0 = await createTestApp({
     env: { RATE_LIMIT_API: "1000000000/1h" },
     realClock: true,
     database,
@@ -148,7 +148,7 @@ async function endToEnd(profile: Profile) {
   const rows = await database.db.select().from(matches);
   const seats = rows.flatMap((row) => [row.offererId, row.answererId]);
   const doubled = seats.length - new Set(seats).size;
-  await t0.deps.outbox.close();
+  await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
   await database.close();
   return { latencies, found, refused, doubled, matchesPerSecond: found / 2 / elapsed };
 }

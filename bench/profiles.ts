@@ -4,7 +4,6 @@
 // Each `open()` is a fresh, migrated database, dropped again by its handle's `close()`.
 import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
-import { serveWsProxy } from "../db/ws-proxy.ts";
 
 export interface Profile {
   name: string;
@@ -44,13 +43,39 @@ export async function benchProfiles(): Promise<Profile[]> {
     console.log(`(no Postgres at ${address}: set BENCH_DATABASE_URL for the Postgres profiles)`);
     return profiles;
   }
-  if (wanted.has("postgres")) profiles.push(postgresProfile(url, address, 0));
-  if (wanted.has("edge")) profiles.push(postgresProfile(url, address, EDGE_DELAY_MS));
+  if (wanted.has("postgres")) profiles.push(await postgresProfile(url, address, 0));
+  if (wanted.has("edge")) profiles.push(await postgresProfile(url, address, EDGE_DELAY_MS));
   return profiles;
 }
 
-function postgresProfile(url: string, address: string, delayMs: number): Profile {
-  const proxy = serveWsProxy({ allow: [address], delayMs });
+/**
+ * The bridge runs as `deno task db:proxy` in its own process, as Neon's proxy is not in the app's
+ * isolate either: neither the app nor the load clients pay for it.
+ */
+async function startProxy(address: string, delayMs: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCRIPT, "0", address, "--delay-ms", String(delayMs)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const { value } = await reader.read();
+  const proxyAddress = /DATABASE_WS_PROXY=(\S+)/.exec(value ?? "")?.[1];
+  if (!proxyAddress) throw new Error(`db:proxy said: ${value}`);
+  return {
+    address: proxyAddress,
+    async close() {
+      child.kill("SIGINT");
+      await child.status;
+      await reader.cancel();
+    },
+  };
+}
+
+const SCRIPT = new URL("../scripts/ws-proxy.ts", import.meta.url).pathname;
+
+async function postgresProfile(url: string, address: string, delayMs: number): Promise<Profile> {
+  const proxy = await startProxy(address, delayMs);
   return {
     name: delayMs
       ? `Postgres via Neon's driver, +${delayMs} ms each way`

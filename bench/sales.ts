@@ -102,7 +102,7 @@ async function inKv(kv: Deno.Kv, shards: number, run: number): Promise<Run> {
 
 async function overHttp(profile: Profile): Promise<Run> {
   const database = await profile.open();
-  await using t0 = await createTestApp({
+  const t0 = await createTestApp({
     env: { RATE_LIMIT_API: "1000000000/1h", ADMIN_EMAILS: "" },
     realClock: true,
     database,
@@ -145,7 +145,7 @@ async function overHttp(profile: Profile): Promise<Run> {
   const left = await fetch(`${base}/api/sales/${sale.body.id}`).then((r) => r.json());
   await t0.deps.hub.close();
   await server.shutdown();
-  await t0.deps.outbox.close();
+  await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
   await database.close();
   return { ...result, oversold: result.sold + left.items[0].stockRemaining - STOCK };
 }

@@ -52,7 +52,10 @@ type BatchApplier = (payloads: unknown[], records: OutboxRecord[]) => Promise<vo
 
 interface Kind {
   parse: (payload: unknown) => unknown;
-  apply: BatchApplier;
+  /** Writes a batch of the kind's records together (registerBatch)... */
+  batch?: BatchApplier;
+  /** ...or each record on its own, all of a batch's at once (register). */
+  each?: (payload: unknown, record: OutboxRecord) => Promise<void>;
 }
 
 /**
@@ -80,15 +83,17 @@ export class Outbox {
     private readonly log: (record: Record<string, unknown>) => void,
   ) {}
 
-  /** A kind whose records are applied one at a time, in order. */
+  /**
+   * A kind whose records are applied one by one, a batch's records concurrently (as concurrent
+   * requests would): `apply` must be idempotent by record id and tolerate records of one entity
+   * arriving out of order (e.g. a versioned upsert that never goes back).
+   */
   register<S extends z.ZodType>(
     kind: string,
     schema: S,
     apply: (payload: z.infer<S>, record: OutboxRecord) => Promise<void>,
   ): this {
-    return this.registerBatch(kind, schema, async (payloads, records) => {
-      for (const [index, payload] of payloads.entries()) await apply(payload, records[index]);
-    });
+    return this.#add(kind, schema, { each: apply as Kind["each"] });
   }
 
   /**
@@ -101,11 +106,12 @@ export class Outbox {
     schema: S,
     apply: (payloads: z.infer<S>[], records: OutboxRecord[]) => Promise<void>,
   ): this {
+    return this.#add(kind, schema, { batch: apply as BatchApplier });
+  }
+
+  #add(kind: string, schema: z.ZodType, applier: Omit<Kind, "parse">): this {
     if (this.#kinds.has(kind)) throw new Error(`outbox kind "${kind}" is registered twice`);
-    this.#kinds.set(kind, {
-      parse: (payload) => schema.parse(payload),
-      apply: apply as BatchApplier,
-    });
+    this.#kinds.set(kind, { parse: (payload) => schema.parse(payload), ...applier });
     return this;
   }
 
@@ -267,16 +273,18 @@ export class Outbox {
   }
 
   /**
-   * Writes a batch: each kind's records through its applier in one call, oldest kind first; a
-   * kind whose call fails is retried record by record, so only the records that fail alone are
-   * counted as failed. The written records leave the outbox in a few commits. Never throws.
+   * Writes a batch: each batch kind's records through its applier in one call (a call that fails
+   * is retried record by record, so only the records that fail alone count as failed), each
+   * single kind's records concurrently. The written records leave the outbox in a few commits.
+   * Never throws.
    */
   async #write(records: OutboxRecord[]): Promise<SweepResult> {
     const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
     if (records.length === 0) return result;
     const done: OutboxRecord[] = [];
     const failures: [OutboxRecord, unknown][] = [];
-    for (const [kind, group] of groupByKind(records)) {
+    // Kinds are written side by side, so a slow kind never holds back a fast one.
+    await Promise.all([...groupByKind(records)].map(async ([kind, group]) => {
       const handler = this.#kinds.get(kind);
       const parsed: { record: OutboxRecord; payload: unknown }[] = [];
       for (const record of group) {
@@ -294,17 +302,24 @@ export class Outbox {
           ]);
         }
       }
-      if (!handler || parsed.length === 0) continue;
-      const applyAll = (items: typeof parsed) =>
-        handler.apply(items.map((item) => item.payload), items.map((item) => item.record));
+      if (!handler || parsed.length === 0) return;
+      const alone = async (item: (typeof parsed)[number]) => {
+        try {
+          if (handler.each) await handler.each(item.payload, item.record);
+          else await handler.batch!([item.payload], [item.record]);
+          done.push(item.record);
+        } catch (error) {
+          failures.push([item.record, error]);
+        }
+      };
+      if (handler.each || parsed.length === 1) {
+        await Promise.all(parsed.map(alone));
+        return;
+      }
       try {
-        await applyAll(parsed);
+        await handler.batch!(parsed.map((item) => item.payload), parsed.map((item) => item.record));
         done.push(...parsed.map((item) => item.record));
       } catch (error) {
-        if (parsed.length === 1) {
-          failures.push([parsed[0].record, error]);
-          continue;
-        }
         this.log({
           level: "warn",
           msg: "outbox batch failed; retrying its records one by one",
@@ -312,16 +327,9 @@ export class Outbox {
           records: parsed.length,
           error: error instanceof Error ? error.message : String(error),
         });
-        for (const item of parsed) {
-          try {
-            await applyAll([item]);
-            done.push(item.record);
-          } catch (alone) {
-            failures.push([item.record, alone]);
-          }
-        }
+        for (const item of parsed) await alone(item);
       }
-    }
+    }));
     result.applied = done.length;
     await this.#forget(done);
     for (const [record, error] of failures) {
