@@ -61,8 +61,9 @@ interface Kind {
 /**
  * The outbox and its history writer. A decision's commit carries its records (`write`); once it
  * succeeded, `afterCommit` hands them to this isolate's writer, which drains them in batches (at
- * most BATCH_WAIT_MS after the first, at most BATCH_MAX at a time): per kind one `registerBatch`
- * write (one multi-row statement per table), then one KV commit deleting them. A batch that fails
+ * most BATCH_WAIT_MS after the first, at most BATCH_MAX at a time): kinds side by side, a
+ * `registerBatch` kind in one write (one multi-row statement per table), a `register` kind's
+ * records each on its own and at once; then one KV commit deleting them. A batch write that fails
  * is retried record by record, so one bad record fails alone. Whatever a crash left behind is
  * applied by the sweep (cron, and start-up with no grace).
  */
@@ -189,23 +190,24 @@ export class Outbox {
    * too. Reads of history that a client may have just changed call this first.
    */
   async flush(): Promise<void> {
-    const target = this.#handed;
-    while (this.#finished < target) {
-      this.#drain();
-      await this.#draining;
-    }
+    await this.#writeHanded();
     await this.#sweepWith(this.clock.now(), (record) => !this.#pending.has(record.id));
   }
 
   /** Writes what this isolate's writer holds and stops its timer (a stopping server). */
   async close(): Promise<void> {
+    await this.#writeHanded();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Returns once every record handed to this isolate's writer before the call is written. */
+  async #writeHanded() {
     const target = this.#handed;
     while (this.#finished < target) {
       this.#drain();
       await this.#draining;
     }
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
   }
 
   /**
