@@ -4,6 +4,7 @@
 // Each `open()` is a fresh, migrated database, dropped again by its handle's `close()`.
 import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
+import { spawnProxy } from "../tests/helpers/proxy.ts";
 
 export interface Profile {
   name: string;
@@ -48,34 +49,10 @@ export async function benchProfiles(): Promise<Profile[]> {
   return profiles;
 }
 
-/**
- * The bridge runs as `deno task db:proxy` in its own process, as Neon's proxy is not in the app's
- * isolate either: neither the app nor the load clients pay for it.
- */
-async function startProxy(address: string, delayMs: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, "0", address, "--delay-ms", String(delayMs)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const { value } = await reader.read();
-  const proxyAddress = /DATABASE_WS_PROXY=(\S+)/.exec(value ?? "")?.[1];
-  if (!proxyAddress) throw new Error(`db:proxy said: ${value}`);
-  return {
-    address: proxyAddress,
-    async close() {
-      child.kill("SIGINT");
-      await child.status;
-      await reader.cancel();
-    },
-  };
-}
-
-const SCRIPT = new URL("../scripts/ws-proxy.ts", import.meta.url).pathname;
-
+// The bridge runs as `deno task db:proxy` in its own process, as Neon's proxy is not in the app's
+// isolate either: neither the app nor the load clients pay for it.
 async function postgresProfile(url: string, address: string, delayMs: number): Promise<Profile> {
-  const proxy = await startProxy(address, delayMs);
+  const proxy = await spawnProxy(["0", address, "--delay-ms", String(delayMs)]);
   return {
     name: delayMs
       ? `Postgres via Neon's driver, +${delayMs} ms each way`

@@ -149,27 +149,11 @@ Deno.test("[history] read your writes: a read right after the answer shows it, e
   try {
     const [ada, bob] = await members(second.deps, 2);
     await connect(second.http, ada, bob);
-
-    await t.step("on the same isolate: the conversation lists the message at once", async () => {
-      const sent = await second.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+    /** Ada sends `text` through `sender`; Bob reads the conversation on the second isolate. */
+    const sendThenRead = async (sender: typeof first, text: string) => {
+      const sent = await sender.http("POST", `/api/conversations/${bob.user.id}/messages`, {
         token: ada.token,
-        body: { text: "same isolate", tempId: "t-same" },
-      });
-      assert.equal(sent.status, 201);
-      const page = await second.http(
-        "GET",
-        `/api/conversations/${sent.body.conversationId}/messages`,
-        { token: bob.token },
-      );
-      assert.deepEqual(page.body.items.map((item: { text: string }) => item.text), [
-        "same isolate",
-      ]);
-    });
-
-    await t.step("on another isolate, while the answering isolate's write waits", async () => {
-      const sent = await first.http("POST", `/api/conversations/${bob.user.id}/messages`, {
-        token: ada.token,
-        body: { text: "other isolate", tempId: "t-other" },
+        body: { text, tempId: `t-${text}` },
       });
       assert.equal(sent.status, 201, JSON.stringify(sent.body));
       const page = await second.http(
@@ -177,7 +161,15 @@ Deno.test("[history] read your writes: a read right after the answer shows it, e
         `/api/conversations/${sent.body.conversationId}/messages`,
         { token: bob.token },
       );
-      assert.deepEqual(page.body.items.map((item: { text: string }) => item.text), [
+      return page.body.items.map((item: { text: string }) => item.text);
+    };
+
+    await t.step("on the same isolate: the conversation lists the message at once", async () => {
+      assert.deepEqual(await sendThenRead(second, "same isolate"), ["same isolate"]);
+    });
+
+    await t.step("on another isolate, while the answering isolate's write waits", async () => {
+      assert.deepEqual(await sendThenRead(first, "other isolate"), [
         "other isolate",
         "same isolate",
       ]);

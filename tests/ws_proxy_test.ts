@@ -6,30 +6,7 @@ import assert from "node:assert/strict";
 import { Pool } from "@neondatabase/serverless";
 import { useWsProxy } from "../db/client.ts";
 import { integrationTest } from "./helpers/integration.ts";
-
-const script = new URL("../scripts/ws-proxy.ts", import.meta.url).pathname;
-
-/** Starts `deno task db:proxy`'s script; resolves once it says where it listens. */
-async function startProxy(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const { value } = await reader.read();
-  const address = /DATABASE_WS_PROXY=(\S+)/.exec(value ?? "")?.[1];
-  if (!address) throw new Error(`the proxy said: ${value}`);
-  return {
-    line: value!,
-    address,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGINT");
-      await child.status;
-      await reader.cancel();
-    },
-  };
-}
+import { runProxy, spawnProxy } from "./helpers/proxy.ts";
 
 /** Milliseconds for one query on a warm connection through `address`, and its answer. */
 async function timedQuery(serverUrl: string, address: string) {
@@ -55,17 +32,18 @@ integrationTest(
     const server = new URL(serverUrl);
     const target = `${server.hostname}:${server.port || 5432}`;
     const delayMs = 30;
-    await using delayed = await startProxy(["0", target, "--delay-ms", String(delayMs)]);
-    assert.match(delayed.line, /\(30 ms each way\)/);
-    const slow = await timedQuery(serverUrl, delayed.address);
+    const delayed = await spawnProxy(["0", target, "--delay-ms", String(delayMs)]);
+    let slow;
+    try {
+      assert.match(delayed.line, /\(30 ms each way\)/);
+      slow = await timedQuery(serverUrl, delayed.address);
+    } finally {
+      await delayed.close();
+    }
     assert.equal(slow.total, 50_005_000, "the answer arrived whole and in order");
     assert.ok(slow.ms >= 2 * delayMs, `a query took ${slow.ms.toFixed(1)} ms`);
 
-    const refused = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", script, "0", target, "--delay-ms", "soon"],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
+    const refused = await runProxy(["0", target, "--delay-ms", "soon"]);
     assert.equal(refused.code, 2);
     assert.match(new TextDecoder().decode(refused.stderr), /--delay-ms: "soon" is not a number/);
   },
