@@ -88,6 +88,8 @@ async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
   const warmDeps = benchDeps(kv, database);
   const coldDeps = benchDeps(kv, database, coldFeeds(kvCache(kv)));
   const seconds = await seed(warmDeps);
+  // What the "history maintenance" cron does within ten minutes of start (PGlite has no autovacuum).
+  await database.maintain();
   const key = await signingKey(BENCH_CONFIG.JWT_SECRET);
   const readers = await Promise.all(Array.from({ length: READERS }, async (_, i) => {
     const userId = `u${String(i + 1).padStart(6, "0")}`;

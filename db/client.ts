@@ -17,6 +17,12 @@ export interface DatabaseHandle {
   /** Where it points, without credentials (for the start-up log). */
   description: string;
   ping(): Promise<void>;
+  /**
+   * Housekeeping Postgres servers do by themselves (autovacuum) and PGlite, one process without
+   * background workers, does not: marks pages all-visible (so index-only scans stay index-only)
+   * and refreshes the planner's statistics. A cron runs it.
+   */
+  maintain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +53,7 @@ export async function wrapPglite(
     kind: "pglite",
     description,
     ping: async () => void await client.query("select 1"),
+    maintain: async () => void await client.exec("vacuum (analyze)"),
     close: async () => {
       if (!client.closed) await client.close();
     },
@@ -94,6 +101,7 @@ export async function openNeon(url: string, options: NeonOptions = {}): Promise<
     kind: "neon",
     description: `neon:${target.hostname}${target.port ? `:${target.port}` : ""}${target.pathname}`,
     ping: async () => void await pool.query("select 1"),
+    maintain: () => Promise.resolve(), // the server's autovacuum does it
     close: () => pool.end(),
   };
 }

@@ -3,7 +3,7 @@
 // stored ends up stored, in order, once; one bad record fails alone; and a read right after an
 // answer shows it, on this isolate or another.
 import assert from "node:assert/strict";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import { matches, messages } from "../db/schema.ts";
 import { BATCH_MAX, type OutboxRecord } from "../kv/outbox.ts";
@@ -243,4 +243,19 @@ Deno.test("[history] the hot paths ask Postgres nothing: join → found-match an
   } finally {
     gate.release();
   }
+});
+
+Deno.test("[history] the maintenance cron vacuums PGlite, which has no autovacuum of its own", async () => {
+  await using t0 = await createTestApp();
+  await members(t0.deps, 3);
+  const lastVacuum = async () => {
+    const result = await t0.deps.database.db.execute(
+      sql`select last_vacuum, last_analyze from pg_stat_user_tables where relname = 'users'`,
+    );
+    return (result as unknown as { rows: Record<string, unknown>[] }).rows[0];
+  };
+  assert.deepEqual(await lastVacuum(), { last_vacuum: null, last_analyze: null });
+  await t0.deps.database.maintain();
+  const after = await lastVacuum();
+  assert.ok(after.last_vacuum !== null && after.last_analyze !== null, JSON.stringify(after));
 });

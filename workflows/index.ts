@@ -37,6 +37,7 @@ export function scheduleSweeps(deps: Deps, schedule: SweepSchedule) {
     ["match sweep", "* * * * *", () => sweepMatches(deps)],
     ["reservation sweep", "* * * * *", () => sweepReservations(deps)],
     ["media sweep", "17 3 * * *", () => sweepMedia(deps)],
+    ["history maintenance", "*/10 * * * *", () => deps.database.maintain()],
   ];
   for (const [name, cron, sweep] of sweeps) {
     Deno.cron(name, cron, { signal: schedule.signal }, async () => {
