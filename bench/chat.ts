@@ -11,77 +11,33 @@ import { parseConfig } from "../config.ts";
 import { type DatabaseHandle, openNeon, useWsProxy } from "../db/client.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
 import { members } from "../tests/helpers/members.ts";
+import { type LoadConfig, type LoadResult } from "./chat-load.ts";
+
+/**
+ * Runs the load clients in their own process (bench/chat-load.ts), so the app's isolate (or the
+ * echo server, the floor) has this process's core to itself and the clients the other.
+ */
+async function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./chat-load.ts", import.meta.url).pathname],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify(config)));
+  await writer.close();
+  const { code, stdout } = await child.output();
+  if (code !== 0) throw new Error(`the load process exited with ${code}`);
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
 
 const PAIRS = Number(Deno.env.get("BENCH_CHAT_PAIRS") ?? 500);
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const OFFERED_PER_SECOND = 1000;
 
-type Target = { url: string; open(): WebSocket };
-
 function percentile(sorted: number[], p: number) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
-}
-
-async function openAll(
-  target: Target,
-  count: number,
-  onMessage: (index: number, data: string) => void,
-) {
-  const sockets: WebSocket[] = [];
-  for (let start = 0; start < count; start += 100) {
-    const batch = Array.from({ length: Math.min(100, count - start) }, (_, offset) => {
-      const index = start + offset;
-      const socket = target.open();
-      socket.onmessage = (event) => onMessage(index, event.data);
-      return new Promise<WebSocket>((resolve, reject) => {
-        socket.onopen = () => resolve(socket);
-        socket.onerror = () => reject(new Error(`socket ${index} was refused`));
-      });
-    });
-    sockets.push(...await Promise.all(batch));
-  }
-  return sockets;
-}
-
-/**
- * Drives `count` sockets: `send(i, payload)` sends from socket i; `arrived(payload)` is called when
- * the measured frame comes back (echo, or the peer's incoming-message). Returns the two figures.
- */
-async function measure(
-  count: number,
-  send: (index: number, stamp: string) => void,
-  register: (arrived: (stamp: string, index: number) => void) => void,
-) {
-  const latencies: number[] = [];
-  let saturating = false;
-  let received = 0;
-  register((stamp, index) => {
-    const sentAt = Number(stamp.split("|")[0]);
-    if (!saturating) latencies.push(performance.now() - sentAt);
-    else {
-      received++;
-      send(index, `${performance.now()}|${received}`); // keep one in flight per socket
-    }
-  });
-  // Offered load: OFFERED_PER_SECOND spread evenly over the sockets, for SECONDS.
-  let next = 0;
-  const tick = 10;
-  const perTick = OFFERED_PER_SECOND * tick / 1000;
-  const timer = setInterval(() => {
-    for (let i = 0; i < perTick; i++) send(next++ % count, `${performance.now()}|${next}`);
-  }, tick);
-  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
-  clearInterval(timer);
-  await new Promise((resolve) => setTimeout(resolve, 500)); // let the last ones land
-  const offered = [...latencies].sort((a, b) => a - b);
-  saturating = true;
-  for (let i = 0; i < count; i++) send(i, `${performance.now()}|start`);
-  await new Promise((resolve) => setTimeout(resolve, 500)); // ramp up
-  received = 0;
-  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
-  const rate = received / SECONDS;
-  saturating = false;
-  return { offered, rate, sent: next };
 }
 
 function row(
@@ -106,11 +62,12 @@ async function benchEcho(count: number) {
     socket.onmessage = (event) => socket.send(event.data);
     return response;
   });
-  const target = { url: "", open: () => new WebSocket(`ws://127.0.0.1:${server.addr.port}/`) };
-  let arrived: (stamp: string, index: number) => void = () => {};
-  const sockets = await openAll(target, count, (index, data) => arrived(data, index));
-  const result = await measure(count, (i, stamp) => sockets[i].send(stamp), (fn) => arrived = fn);
-  for (const socket of sockets) socket.close();
+  const result = await runLoadProcess({
+    kind: "echo",
+    urls: Array.from({ length: count }, () => `ws://127.0.0.1:${server.addr.port}/`),
+    seconds: SECONDS,
+    offeredPerSecond: OFFERED_PER_SECOND,
+  });
   await server.shutdown();
   return result;
 }
@@ -150,32 +107,15 @@ async function benchApp(
   // The set-up's own history (1,000 connection decisions) is written before the measuring starts.
   await settle();
   const wsUrl = baseUrl.replace(/^http/, "ws") + "/ws";
-  const peerOf = (i: number) => i ^ 1;
-  let index = 0;
-  const target = {
-    url: wsUrl,
-    open: () => new WebSocket(`${wsUrl}?token=${people[index++].token}`),
-  };
-  let arrived: (stamp: string, index: number) => void = () => {};
-  let acked = 0;
-  const sockets = await openAll(target, people.length, (i, data) => {
-    const frame = JSON.parse(data);
-    if (frame.type === "incoming-message") arrived(frame.data.text, peerOf(i));
-    else if (frame.type === "message-delivered") acked++;
-    else if (frame.type === "error") {
-      console.error("  error frame:", frame.data.code, frame.data.detail);
-    }
+  const result = await runLoadProcess({
+    kind: "chat",
+    urls: people.map((who) => `${wsUrl}?token=${who.token}`),
+    users: people.map((who) => who.user.id),
+    peers: people.map((_, i) => people[i ^ 1].user.id),
+    seconds: SECONDS,
+    offeredPerSecond: OFFERED_PER_SECOND,
   });
-  let tempId = 0;
-  const result = await measure(
-    sockets.length,
-    (i, stamp) =>
-      sockets[i].send(JSON.stringify({
-        type: "private-message",
-        data: { toUserId: people[peerOf(i)].user.id, tempId: `b${tempId++}`, text: stamp },
-      })),
-    (fn) => arrived = fn,
-  );
+  const tempId = result.sent;
   // The load has stopped: how long until every sent message is in Postgres (the writer's lag)?
   const stopped = performance.now();
   let stored = 0;
@@ -186,8 +126,7 @@ async function benchApp(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const storedAfterMs = Math.round(performance.now() - stopped);
-  for (const socket of sockets) socket.close();
-  return { ...result, stored, storedAfterMs, tempId, acked };
+  return { ...result, stored, storedAfterMs, tempId };
 }
 
 async function waitUntilUp(url: string) {

@@ -1,0 +1,113 @@
+// The load clients of the chat benchmark, run in their own process by bench/chat.ts (config as JSON
+// on stdin, result as JSON on stdout), so the server measured has its core to itself.
+//
+// Each socket of `urls` is driven two ways: an offered load (`offeredPerSecond`, spread evenly over
+// the sockets, for `seconds`), timing each message from send to arrival; then saturation, each
+// socket keeping one message in flight, counting arrivals per second. `echo` sends the stamp itself
+// (a raw echo server, the floor); `chat` sends a `private-message` to `peers[i]` and times the
+// peer's `incoming-message`.
+
+export interface LoadConfig {
+  kind: "echo" | "chat";
+  urls: string[];
+  /** For `chat`: the user id of socket i, and the user id socket i sends to. */
+  users?: string[];
+  peers?: string[];
+  seconds: number;
+  offeredPerSecond: number;
+}
+
+export interface LoadResult {
+  /** Send → arrival latencies (ms) of the offered load, sorted. */
+  offered: number[];
+  /** Arrivals per second at saturation. */
+  rate: number;
+  /** Messages sent in all (every one must be stored, for chat). */
+  sent: number;
+  /** `message-delivered` acknowledgements received (chat). */
+  acked: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function openAll(urls: string[], onMessage: (index: number, data: string) => void) {
+  const sockets: WebSocket[] = [];
+  for (let start = 0; start < urls.length; start += 100) {
+    sockets.push(
+      ...await Promise.all(
+        urls.slice(start, start + 100).map((url, offset) => {
+          const index = start + offset;
+          const socket = new WebSocket(url);
+          socket.onmessage = (event) => onMessage(index, event.data);
+          return new Promise<WebSocket>((resolve, reject) => {
+            socket.onopen = () => resolve(socket);
+            socket.onerror = () => reject(new Error(`socket ${index} was refused`));
+          });
+        }),
+      ),
+    );
+  }
+  return sockets;
+}
+
+export async function runLoad(config: LoadConfig): Promise<LoadResult> {
+  const count = config.urls.length;
+  const latencies: number[] = [];
+  let saturating = false;
+  let received = 0;
+  let acked = 0;
+  let sent = 0;
+  const socketOf = new Map(config.users?.map((user, i) => [user, i]));
+  const arrived = (stamp: string, index: number) => {
+    const sentAt = Number(stamp.split("|")[0]);
+    if (!saturating) latencies.push(performance.now() - sentAt);
+    else {
+      received++;
+      send(index, `${performance.now()}|${received}`); // keep one in flight per socket
+    }
+  };
+  const sockets = await openAll(config.urls, (index, data) => {
+    if (config.kind === "echo") return arrived(data, index);
+    const frame = JSON.parse(data);
+    if (frame.type === "incoming-message") {
+      // Saturation refills the sender's slot: the socket of the message's author.
+      arrived(frame.data.text, socketOf.get(frame.data.from) ?? index);
+    } else if (frame.type === "message-delivered") acked++;
+    else if (frame.type === "error") {
+      console.error("  error frame:", frame.data.code, frame.data.detail);
+    }
+  });
+  function send(index: number, stamp: string) {
+    sent++;
+    if (config.kind === "echo") return sockets[index].send(stamp);
+    sockets[index].send(JSON.stringify({
+      type: "private-message",
+      data: { toUserId: config.peers![index], tempId: `b${sent}`, text: stamp },
+    }));
+  }
+  let next = 0;
+  const tick = 10;
+  const perTick = config.offeredPerSecond * tick / 1000;
+  const timer = setInterval(() => {
+    for (let i = 0; i < perTick; i++) send(next++ % count, `${performance.now()}|${next}`);
+  }, tick);
+  await sleep(config.seconds * 1000);
+  clearInterval(timer);
+  await sleep(500); // let the last ones land
+  const offered = [...latencies].sort((a, b) => a - b);
+  saturating = true;
+  for (let i = 0; i < count; i++) send(i, `${performance.now()}|start`);
+  await sleep(500); // ramp up
+  received = 0;
+  await sleep(config.seconds * 1000);
+  const rate = received / config.seconds;
+  saturating = false;
+  await sleep(500); // the acknowledgements of the last ones
+  for (const socket of sockets) socket.close();
+  return { offered, rate, sent, acked };
+}
+
+if (import.meta.main) {
+  const config: LoadConfig = JSON.parse(await new Response(Deno.stdin.readable).text());
+  console.log(JSON.stringify(await runLoad(config)));
+}
