@@ -24,7 +24,7 @@ export interface LoadResult {
   rate: number;
   /** Messages sent in all (every one must be stored, for chat). */
   sent: number;
-  /** `message-delivered` acknowledgements received (chat). */
+  /** `message-delivered` acknowledgements received (chat), waiting up to 10 s after the load. */
   acked: number;
 }
 
@@ -102,7 +102,11 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
   await sleep(config.seconds * 1000);
   const rate = received / config.seconds;
   saturating = false;
-  await sleep(500); // the acknowledgements of the last ones
+  // Every message sent must be acknowledged: wait for the backlog (at most 10 s).
+  const waiting = () => config.kind === "chat" && acked < sent;
+  for (const until = performance.now() + 10_000; waiting() && performance.now() < until;) {
+    await sleep(20);
+  }
   for (const socket of sockets) socket.close();
   return { offered, rate, sent, acked };
 }
