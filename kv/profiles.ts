@@ -20,20 +20,18 @@ export async function readMemberCard(kv: Deno.Kv, userId: string): Promise<Membe
   return (await kv.get<MemberCard>(memberCardKey(userId), { consistency: "eventual" })).value;
 }
 
-/** Stores the card of a user row just written or read (signup, profile edit, a miss). */
-export function rememberMember(
+/** Stores (and returns) the card of a user row just written or read: signup, an edit, a miss. */
+export async function rememberMember(
   kv: Deno.Kv,
   row: Pick<UserRow, "id" | "name" | "gender" | "updatedAt">,
-) {
-  return storeMemberCard(kv, row.id, {
-    name: row.name,
-    gender: row.gender,
-    updatedAt: row.updatedAt.getTime(),
-  });
+): Promise<MemberCard> {
+  const card = { name: row.name, gender: row.gender, updatedAt: row.updatedAt.getTime() };
+  await storeMemberCard(kv, row.id, card);
+  return card;
 }
 
 /** Stores the card unless a newer one (by the row's updatedAt) is stored already. */
-export async function storeMemberCard(kv: Deno.Kv, userId: string, card: MemberCard) {
+async function storeMemberCard(kv: Deno.Kv, userId: string, card: MemberCard) {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const stored = await kv.get<MemberCard>(memberCardKey(userId));
     if (stored.value && stored.value.updatedAt > card.updatedAt) return;

@@ -259,3 +259,22 @@ Deno.test("[history] the maintenance cron vacuums PGlite, which has no autovacuu
   const after = await lastVacuum();
   assert.ok(after.last_vacuum !== null && after.last_analyze !== null, JSON.stringify(after));
 });
+
+Deno.test("[history] matchmaking reads members' names from KV, and a profile edit reaches it at once", async () => {
+  await using t0 = await createTestApp();
+  const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  const edited = await t0.http("PATCH", "/api/profile", {
+    token: ada.token,
+    body: { name: "Ada Lovelace", gender: "female" },
+  });
+  assert.equal(edited.status, 200, JSON.stringify(edited.body));
+  for (const who of [ada, bob]) {
+    const join = { token: who.token, body: { intent: "pairing" } };
+    assert.equal((await t0.http("POST", "/api/match/queue", join)).status, 202);
+  }
+  const current = await t0.http("GET", "/api/match/current", { token: bob.token });
+  assert.deepEqual(
+    [current.body.peer.name, current.body.peer.gender],
+    ["Ada Lovelace", "female"],
+  );
+});

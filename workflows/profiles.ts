@@ -98,9 +98,7 @@ export async function memberCard(deps: Deps, userId: string): Promise<MemberCard
   const card = await readMemberCard(deps.kv, userId);
   if (card) return card;
   const user = await findUserById(deps.database.db, userId);
-  if (!user) return null;
-  await rememberMember(deps.kv, user);
-  return { name: user.name, gender: user.gender, updatedAt: user.updatedAt.getTime() };
+  return user ? await rememberMember(deps.kv, user) : null;
 }
 
 /** A member's public profile, with counts and how the viewer relates to them. */
