@@ -1,7 +1,7 @@
 // The private-message decision: one KV commit checks that the pair may talk (chatPermission) and
 // that the sender's tempId is unused, gives the message the conversation's next sequence number,
 // and appends its events to both users' logs, with the outbox records it causes.
-import { KeyedLock } from "./keyed-lock.ts";
+import { locksOf } from "./keyed-lock.ts";
 import type { ChatMessage, ConnectionRequest } from "../db/records.ts";
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
@@ -125,15 +125,7 @@ export async function sendPrivateMessage(
   // Both sides of a conversation write its key and both event heads: this isolate's sends of one
   // conversation take turns (rule 5) instead of losing commits to each other and backing off.
   const turn = [fromUserId, toUserId].sort().join("/");
-  return await conversationLock(deps).run(turn, () => decide(deps, input, effects));
-}
-
-const conversationLocks = new WeakMap<object, KeyedLock>();
-
-function conversationLock(deps: Coordination): KeyedLock {
-  let lock = conversationLocks.get(deps.outbox);
-  if (!lock) conversationLocks.set(deps.outbox, lock = new KeyedLock());
-  return lock;
+  return await locksOf(deps.outbox).run(`chat:${turn}`, () => decide(deps, input, effects));
 }
 
 async function decide(

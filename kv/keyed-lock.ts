@@ -20,3 +20,16 @@ export class KeyedLock {
     }
   }
 }
+
+const owned = new WeakMap<object, KeyedLock>();
+
+/**
+ * The locks of one app in this isolate, found by something the app has exactly one of (its
+ * outbox): tests run two apps on one KV as two isolates, and each takes turns only with its own
+ * contenders. Callers prefix their keys with what they lock (`stock:`, `chat:`, `match:`).
+ */
+export function locksOf(owner: object): KeyedLock {
+  let locks = owned.get(owner);
+  if (!locks) owned.set(owner, locks = new KeyedLock());
+  return locks;
+}

@@ -3,7 +3,7 @@
 // the same match, checked against both members' entries, so nobody is ever in two matches.
 // Each later decision (end, connect, video) is one commit checked against the match's versionstamp
 // that also appends the events it causes to both participants' logs and carries its outbox records.
-import { KeyedLock } from "./keyed-lock.ts";
+import { locksOf } from "./keyed-lock.ts";
 import type { ConnectionTransition, EndReason, Match, Participant } from "../db/records.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
@@ -146,16 +146,11 @@ export async function joinQueue(
   // The isolate's joiners of one intent pair one at a time (rule 5): in a burst they would
   // otherwise race for the same waiting members and lose most commits; other isolates still race,
   // and the commit's checks still decide.
-  const match = await pairingLock(deps).run(intent, () => pairWaiting(deps, seeker.id, rules));
+  const match = await locksOf(deps.outbox).run(
+    `match:${intent}`,
+    () => pairWaiting(deps, seeker.id, rules),
+  );
   return { match, ended };
-}
-
-const pairingLocks = new WeakMap<object, KeyedLock>();
-
-function pairingLock(deps: Coordination): KeyedLock {
-  let lock = pairingLocks.get(deps.outbox);
-  if (!lock) pairingLocks.set(deps.outbox, lock = new KeyedLock());
-  return lock;
 }
 
 /**

@@ -1,25 +1,29 @@
 // GET /ws: authenticates before upgrading (cookie, Bearer or ?token=), then binds the socket to
 // that user for life; frames go to realtime/frames.ts, events come from the hub.
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { presencePeers } from "../kv/graph.ts";
 import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
-import { DomainError, Forbidden, Invalid, Unauthorized } from "../errors.ts";
+import { DomainError, Forbidden, Unauthorized } from "../errors.ts";
 import { FrameBudget, handleFrame, MAX_FRAME_BYTES } from "../realtime/frames.ts";
 import { type Client, TOO_MANY_SOCKETS, TooManySockets } from "../realtime/hub.ts";
 import type { WSContext } from "hono/ws";
 import { presentedToken, sessionFromToken, signedIn } from "./middleware/session.ts";
 import { query } from "./middleware/validate.ts";
-import { id } from "../input.ts";
+import { id, parseInput } from "../input.ts";
 
 /** `?lastEventId=`: the id of the last durable event the client has, to resume after it. */
 const upgradeQuery = z.object({
   lastEventId: z.string().regex(/^\d{1,15}$/, "must be an event id (a whole number)")
     .transform(Number).optional(),
 });
+
+/** The resume point of an upgrade; a 400 naming `lastEventId` when it is not an event id. */
+const resumePoint = (c: Context) =>
+  parseInput(upgradeQuery, { lastEventId: c.req.query("lastEventId") }, "query").lastEventId;
 
 const presenceQuery = z.object({
   userIds: z.string().max(10_200).transform((ids) => ids.split(","))
@@ -53,12 +57,7 @@ export function realtimeRoutes(deps: Deps) {
         ) {
           throw new Forbidden("Cross-site WebSocket refused: connect from a trusted origin.");
         }
-        const resumeFrom = upgradeQuery.safeParse({ lastEventId: c.req.query("lastEventId") });
-        if (!resumeFrom.success) {
-          throw new Invalid("The resume point is not an event id.", [
-            { path: "lastEventId", message: "must be an event id (a whole number)" },
-          ]);
-        }
+        resumePoint(c); // refused before the upgrade, not after it
         if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
           throw new DomainError(
             426,
@@ -73,9 +72,7 @@ export function realtimeRoutes(deps: Deps) {
       },
       upgradeWebSocket((c) => {
         const session = c.get("session")!;
-        // Checked before the upgrade (upgradeQuery).
-        const lastEventId = upgradeQuery.parse({ lastEventId: c.req.query("lastEventId") })
-          .lastEventId;
+        const lastEventId = resumePoint(c);
         const budget = new FrameBudget();
         let client: Promise<Client | null> = Promise.resolve(null);
         let refused = false;

@@ -194,13 +194,14 @@ export async function discover(
   userId: string,
   page: { cursor?: string; limit: number },
 ) {
-  await deps.outbox.flush(); // a connection or block just made leaves the ranking at once
+  // A connection or block just made reaches Postgres and the cache's version first.
+  const db = await settledHistory(deps);
   const { value: ranking } = await discoveryCache<Ranking>(deps.cache).through(
     userId,
     "",
     async () => {
       const now = new Date(deps.clock.now());
-      const candidates = await discoveryCandidates(deps.database.db, userId, now);
+      const candidates = await discoveryCandidates(db, userId, now);
       return { items: candidates.map(rank).sort(byScore), computedAt: now.toISOString() };
     },
   );

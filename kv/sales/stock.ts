@@ -5,7 +5,7 @@ import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../
 import { Conflict, DomainError, Invalid } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
-import { KeyedLock } from "../keyed-lock.ts";
+import { locksOf } from "../keyed-lock.ts";
 import {
   reservationDueKey,
   reservationIdempotencyKey,
@@ -21,17 +21,6 @@ import type { Coordination, OutboxRecord } from "../outbox.ts";
 export const MAX_SHARDS = 8;
 /** How long a contended reservation keeps trying before answering 409 `busy`. */
 const RESERVE_BUDGET_MS = 20_000;
-/**
- * Locks on stock shards, one set per isolate (an app has one outbox; tests run two apps on one KV
- * as two isolates): local buyers of one shard take turns (see reserveStock).
- */
-const shardLocks = new WeakMap<object, KeyedLock>();
-
-function locksOf(deps: Coordination): KeyedLock {
-  let locks = shardLocks.get(deps.outbox);
-  if (!locks) shardLocks.set(deps.outbox, locks = new KeyedLock());
-  return locks;
-}
 /** An `Idempotency-Key` is remembered this long. */
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -164,12 +153,15 @@ export async function reserveStock(
     const first = assess(request, item, await deps.kv.getMany(keys), deps.now());
     if ("earlier" in first) return await replayed(first.earlier);
     const shard = first.taken[0][0];
-    const result = await locksOf(deps).run(`${sale.id}/${item.productId}/${shard}`, async () => {
-      const now = deps.now();
-      const fresh = assess(request, item, await deps.kv.getMany(keys), now, shard);
-      if ("earlier" in fresh) return await replayed(fresh.earlier);
-      return await commitHold(deps, request, item, fresh, now, effects);
-    });
+    const result = await locksOf(deps.outbox).run(
+      `stock:${sale.id}/${item.productId}/${shard}`,
+      async () => {
+        const now = deps.now();
+        const fresh = assess(request, item, await deps.kv.getMany(keys), now, shard);
+        if ("earlier" in fresh) return await replayed(fresh.earlier);
+        return await commitHold(deps, request, item, fresh, now, effects);
+      },
+    );
     if (result) return result;
     if (deps.now() > deadline) throw busy("This item's stock");
     await backoff(attempt, 20);
