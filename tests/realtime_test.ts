@@ -1,3 +1,4 @@
+import { readPresence } from "../kv/presence.ts";
 import assert from "node:assert/strict";
 import { readEvents } from "../kv/events.ts";
 import { holdPresence } from "../kv/presence.ts";
@@ -309,6 +310,13 @@ Deno.test("[realtime] presence goes to connections, and a dead isolate's sockets
     await bob.waitFor("presence", (f) => f.data.status === "offline");
     await cy.roundTrip();
     assert.equal(cy.received("presence").length, 0);
+    await cy.close();
+    // The server releases Cy's socket after the close reaches it; the next step must not see it.
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      const [status] = (await readPresence(t0.deps.kv, [t0.cy.user.id], t0.clock.now())).values();
+      if (status === "offline") break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   });
 
   await t.step("a socket whose isolate died is offline after the TTL and swept once", async () => {
