@@ -198,9 +198,20 @@ export async function loadConfig(
   }
   let created: ReturnType<typeof randomSecrets> | null = null;
   const config = parseConfig(env, () => stored ?? (created = randomSecrets()));
-  if (created) {
-    await Deno.mkdir(dataDir, { recursive: true });
-    await Deno.writeTextFile(file, JSON.stringify(created), { mode: 0o600 });
+  if (!created) return config;
+  // Several isolates (deno serve --parallel) start at once and each may generate secrets: the first
+  // to put its file in place wins, and the others use its secrets, or their tokens would be refused
+  // by every isolate but the one that issued them. A hard link is placed whole or not at all.
+  await Deno.mkdir(dataDir, { recursive: true });
+  const draft = `${file}.${crypto.randomUUID()}`;
+  await Deno.writeTextFile(draft, JSON.stringify(created), { mode: 0o600 });
+  try {
+    await Deno.link(draft, file);
+    return config;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    return await loadConfig(env);
+  } finally {
+    await Deno.remove(draft);
   }
-  return config;
 }

@@ -78,8 +78,12 @@ export class UnsupportedMediaType extends DomainError {
 }
 
 export class Unavailable extends DomainError {
-  constructor(detail: string, extra: Record<string, unknown> = {}) {
-    super(503, "unavailable", "Service unavailable", detail, extra);
+  constructor(
+    detail: string,
+    extra: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+  ) {
+    super(503, "unavailable", "Service unavailable", detail, extra, headers);
   }
 }
 

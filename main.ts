@@ -17,6 +17,7 @@ import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "./workflows/qstash.ts";
+import { openKv } from "./kv/store.ts";
 
 /** In-flight requests, job runs and sweeps get this long to finish once a stop is asked for. */
 const DRAIN_MS = 10_000;
@@ -93,7 +94,7 @@ async function open() {
   if (kvPath && kvPath !== ":memory:") await Deno.mkdir(config.DATA_DIR, { recursive: true });
   /** Held open for the life of the process: closing it would release the PGlite lock. */
   const pgliteLock = config.DATABASE_URL ? null : await holdPgliteLock(config.DATA_DIR);
-  const kv = await Deno.openKv(kvPath);
+  const kv = await openKv(kvPath);
   const database = await openDatabase(config);
   const clock = { now: Date.now };
   const qstash = config.QSTASH_TOKEN && config.QSTASH_CURRENT_SIGNING_KEY &&

@@ -11,6 +11,7 @@ import { BENCH_CONFIG, benchDeps } from "./deps.ts";
 import type { Profile } from "./profiles.ts";
 import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
+import { openKv } from "../kv/store.ts";
 
 const USERS = Number(Deno.env.get("BENCH_FEED_USERS") ?? 10_000);
 const POSTS = Number(Deno.env.get("BENCH_FEED_POSTS") ?? 200_000);
@@ -83,7 +84,7 @@ async function seed(deps: Deps) {
 
 /** `label` names the database; `open` gives an empty, migrated one. */
 async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openKv(":memory:");
   const database = await open();
   const warmDeps = benchDeps(kv, database);
   const coldDeps = benchDeps(kv, database, coldFeeds(kvCache(kv)));

@@ -10,6 +10,7 @@ import { benchJobs } from "./jobs.ts";
 import { benchSales } from "./sales.ts";
 import { benchMatchmaking } from "./matchmaking.ts";
 import { benchProfiles } from "./profiles.ts";
+import { openKv } from "../kv/store.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);
@@ -38,7 +39,7 @@ function report(title: string, baseline: [string, number], rows: [string, number
   }
 }
 
-const kv = await Deno.openKv(":memory:");
+const kv = await openKv(":memory:");
 const database = await openPglite();
 const deps = benchDeps(kv, database);
 const app = createApp(deps);

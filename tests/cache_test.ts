@@ -3,6 +3,7 @@ import { type Cache, kvCache, upstashCache } from "../providers/cache.ts";
 import { testClock } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { startUpstashBridge } from "./helpers/upstash-bridge.ts";
+import { openKv } from "../kv/store.ts";
 
 /** The behaviour every cache adapter must have. */
 async function cacheContract(t: Deno.TestContext, cache: Cache, prefix: string) {
@@ -58,7 +59,7 @@ async function cacheContract(t: Deno.TestContext, cache: Cache, prefix: string) 
 }
 
 Deno.test("[cache] KV adapter keeps the cache contract and expires by the clock", async (t) => {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openKv(":memory:");
   const clock = testClock();
   const cache = kvCache(kv, clock.now);
   await cacheContract(t, cache, "kv");

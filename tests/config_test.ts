@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../config.ts";
+import { ConfigError, loadConfig, parseConfig } from "../config.ts";
 
 const secrets = () => ({ JWT_SECRET: "g".repeat(64), PAYMENTS_SANDBOX_SECRET: "h".repeat(64) });
 
@@ -105,5 +105,26 @@ Deno.test("[config] the server refuses to start on a bad PORT or without a produ
       assert.match(stderr, message);
       assert.equal(stderr.trim().split("\n").length, 1, `one line, got: ${stderr}`);
     });
+  }
+});
+
+Deno.test("[config] isolates starting at once on a new data directory share one set of secrets", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "convene-secrets-" });
+  try {
+    // What `deno serve --parallel` does: every isolate loads its config at the same moment.
+    const configs = await Promise.all(
+      Array.from({ length: 8 }, () => loadConfig({ DATA_DIR: dir, APP_ENV: "development" })),
+    );
+    const stored = JSON.parse(await Deno.readTextFile(`${dir}/secrets.json`));
+    for (const config of configs) {
+      assert.equal(config.JWT_SECRET, stored.JWT_SECRET);
+      assert.equal(config.PAYMENTS_SANDBOX_SECRET, stored.PAYMENTS_SANDBOX_SECRET);
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["secrets.json"]);
+    // A restart reads them back.
+    const again = await loadConfig({ DATA_DIR: dir, APP_ENV: "development" });
+    assert.equal(again.JWT_SECRET, stored.JWT_SECRET);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

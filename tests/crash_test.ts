@@ -6,6 +6,7 @@ import { outboxPrefix, reservationKey } from "../kv/keys.ts";
 import { type Reservation } from "../db/records.ts";
 import type { Answer, HttpClient } from "./helpers/app.ts";
 import { ServerProcess } from "./helpers/server.ts";
+import { openKv } from "../kv/store.ts";
 
 const ENV = {
   APP_ENV: "development",
@@ -183,7 +184,7 @@ Deno.test("[crash] kill -9 mid-burst: every acknowledged write survives, stock i
         assert.equal(hold.status, 200);
         assert.equal(hold.body.status, "held");
       }
-      const kv = await Deno.openKv(`${dataDir}/kv.sqlite3`);
+      const kv = await openKv(`${dataDir}/kv.sqlite3`);
       try {
         const held = (await Array.fromAsync(kv.list<Reservation>({ prefix: ["reservation"] })))
           .filter((entry) => entry.key.length === reservationKey("x").length)

@@ -10,6 +10,7 @@ import { BATCH_MAX, type OutboxRecord } from "../kv/outbox.ts";
 import { createTestApp, postgresGate } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
+import { openKv } from "../kv/store.ts";
 
 async function chatApp() {
   const t0 = await createTestApp();
@@ -125,7 +126,7 @@ Deno.test("[history] one message storage refuses fails alone: the rest of its ba
 });
 
 Deno.test("[history] read your writes: a read right after the answer shows it, even when the writer of the isolate that answered is still busy", async (t) => {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openKv(":memory:");
   // Isolate one's database: its writes wait at a gate until the test opens it.
   const gate = Promise.withResolvers<void>();
   const first = await createTestApp({ kv });
@@ -230,6 +231,10 @@ Deno.test("[history] the hot paths ask Postgres nothing: join → found-match an
         timer = setTimeout(() => reject(new Error("a hot path waited on Postgres")), 5_000);
       }),
     ]).finally(() => clearTimeout(timer));
+    // The writer starts within its batch wait (5 ms, later on a busy machine), behind the answers.
+    for (const until = Date.now() + 5_000; gate.asked === 0 && Date.now() < until;) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     assert.ok(gate.asked > 0, "the history writer did ask (and waits), behind the answers");
 
     gate.release();

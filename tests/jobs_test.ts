@@ -6,6 +6,7 @@ import { kvQueueJobs, listenForJobs } from "../workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "../workflows/qstash.ts";
 import { assertProblem, createTestApp, logBook, signUp, testClock } from "./helpers/app.ts";
 import { signDelivery, startQstashDouble } from "./helpers/qstash-double.ts";
+import { openKv } from "../kv/store.ts";
 
 /**
  * A registry with a `greet` job whose effect is one entry in `effects` per job id (an effect
@@ -34,7 +35,7 @@ function greetRegistry(options: { failures?: number } = {}) {
 
 /** A bare KV queue with a listener: what main.ts runs when QStash is not configured. */
 async function kvQueue(registry: JobRegistry) {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openKv(":memory:");
   const logs = logBook();
   const listening = listenForJobs({ kv, registry, clock: testClock(), log: logs.log });
   return {
@@ -455,7 +456,7 @@ Deno.test("[jobs] QStash: 200 simultaneous deliveries of one job run its handler
 });
 
 Deno.test("[jobs] a delivery that crashed mid-run blocks duplicates only until its lease lapses", async () => {
-  await using kv = await Deno.openKv(":memory:");
+  await using kv = await openKv(":memory:");
   const clock = testClock();
   assert.deepEqual(await claimJob(kv, "job-1", clock.now()), { kind: "claimed" });
   // The isolate dies here: no failure, no completion, the lease stays.

@@ -18,6 +18,7 @@ import { assertProblem, createTestApp, type HttpClient, testClock } from "./help
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { servedTestApp, TestSocket } from "./helpers/sockets.ts";
+import { openKv } from "../kv/store.ts";
 
 type Options = Parameters<typeof createTestApp>[0];
 
@@ -728,7 +729,7 @@ function raced(kv: Deno.Kv, interleave: () => Promise<unknown>) {
 Deno.test("[matches] the pairing commit checks both members itself: one moved after the read is never paired", async (t) => {
   for (const moved of ["waiting peer", "seeker"] as const) {
     await t.step(`the ${moved} moved`, async () => {
-      const kv = await Deno.openKv(":memory:");
+      const kv = await openKv(":memory:");
       try {
         const clock = testClock();
         const outbox = new Outbox(kv, clock, () => {});

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { kvCache } from "../providers/cache.ts";
 import { PerUserCache } from "../providers/per-user-cache.ts";
+import { openKv } from "../kv/store.ts";
 
 Deno.test("[per-user-cache] through() computes once, and never serves what a write outdated", async (t) => {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openKv(":memory:");
   try {
     const cache = new PerUserCache<string>(kvCache(kv), "view", 60);
     let computed = 0;

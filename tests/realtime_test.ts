@@ -5,6 +5,7 @@ import { holdPresence } from "../kv/presence.ts";
 import { assertProblem, createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect, serveApp, servedTestApp, TestSocket } from "./helpers/sockets.ts";
+import { openKv } from "../kv/store.ts";
 
 /** A served app with members Ada and Bob connected, and Cy connected to nobody. */
 async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {
@@ -150,7 +151,7 @@ Deno.test("[realtime] a socket speaks only as its user, only to connections", as
 });
 
 Deno.test("[realtime] two app instances sharing one KV deliver once and ack once", async () => {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openKv(":memory:");
   const env = { JWT_SECRET: crypto.randomUUID() + crypto.randomUUID() };
   await using one = await chatApp({ kv, env });
   await using two = await createTestApp({ kv, env, database: one.deps.database });

@@ -8,7 +8,8 @@ import { sweepReservations } from "../workflows/sales.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
-import { serveApp, TestSocket } from "./helpers/sockets.ts";
+import { TestSocket } from "./helpers/sockets.ts";
+import { twoIsolates } from "./helpers/isolates.ts";
 
 type Options = Parameters<typeof createTestApp>[0];
 type TestApp = Awaited<ReturnType<typeof createTestApp>>;
@@ -24,25 +25,18 @@ async function shop(options: Options = {}) {
 }
 
 /**
- * Two isolates: a shop and a second app on the same KV and database, each with its own hub and its
- * own shard locks, accepting the same tokens.
+ * Two isolates (tests/helpers/isolates.ts), each with its own KV connection, hub and shard locks,
+ * accepting the same tokens; the shop's admin and members live on the first.
  */
-async function twoIsolates() {
-  const kv = await Deno.openKv(":memory:");
-  const first = await shop({ kv });
-  const second = await createTestApp({
-    kv,
-    database: first.deps.database,
-    env: { JWT_SECRET: first.deps.config.JWT_SECRET },
-  });
+async function twoShops() {
+  const isolates = await twoIsolates();
+  const { first, second } = isolates;
+  const [admin] = await members(first.deps, 1, { name: () => "Admin", role: "admin" });
+  const [ada, bob] = await members(first.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
   return {
-    first,
+    first: { ...first, admin, ada, bob, ...saleHelpers(first, admin) },
     second,
-    async [Symbol.asyncDispose]() {
-      await second[Symbol.asyncDispose]();
-      await first[Symbol.asyncDispose]();
-      kv.close();
-    },
+    [Symbol.asyncDispose]: () => isolates[Symbol.asyncDispose](),
   };
 }
 
@@ -152,7 +146,7 @@ async function orderOf(http: HttpClient, who: Member, orderId: string) {
 }
 
 Deno.test("[sales] 1,000 concurrent buyers of 100 units on two isolates: exactly 100 holds, 900 × 409 sold-out", async () => {
-  await using isolates = await twoIsolates();
+  await using isolates = await twoShops();
   const { first: t0, second: other } = isolates;
   const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 100 }], {
     perUserLimit: 1,
@@ -666,13 +660,12 @@ Deno.test("[sales] catalogue and windows: admin only, 425 before the start, 410 
 });
 
 Deno.test("[sales] subscribers get stock-update on every isolate, one watch per sale per isolate", async () => {
-  await using isolates = await twoIsolates();
+  await using isolates = await twoShops();
   const { first, second } = isolates;
-  const server = serveApp(second.app.fetch);
   const { id: saleId, productIds: [productId] } = await first.sale([{ stock: 10 }]);
-  try {
-    await using watcher = await TestSocket.open(server.url, first.ada.token);
-    await using other = await TestSocket.open(server.url, first.bob.token);
+  {
+    await using watcher = await TestSocket.open(second.url, first.ada.token);
+    await using other = await TestSocket.open(second.url, first.bob.token);
     watcher.send("subscribe", { saleId });
     other.send("subscribe", { saleId });
     await watcher.waitFor("stock-update");
@@ -711,9 +704,6 @@ Deno.test("[sales] subscribers get stock-update on every isolate, one watch per 
     watcher.send("subscribe", { saleId: "nope" }, "s1");
     const [error] = await watcher.waitFor("error", (frame) => frame.data.ref === "s1");
     assert.equal(error.data.code, "not-found");
-  } finally {
-    await second.deps.hub.close();
-    await server[Symbol.asyncDispose]();
   }
 });
 

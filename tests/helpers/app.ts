@@ -12,6 +12,7 @@ import { localStorage, type Storage } from "../../providers/storage.ts";
 import { Hub, type HubOptions } from "../../realtime/hub.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
+import { openKv } from "../../kv/store.ts";
 
 /** This worker's PGlite instances that no app holds: each migrated and empty. */
 const idle: PGlite[] = [];
@@ -194,7 +195,7 @@ export const TEST_BACKOFF_MS = [20, 40, 80];
 
 export async function createTestApp(options: TestAppOptions = {}) {
   const config = parseConfig({ ...TEST_ENV, ...options.env });
-  const kv = options.kv ?? await Deno.openKv(":memory:");
+  const kv = options.kv ?? await openKv(":memory:");
   const clock: TestClock = options.realClock
     ? {
       now: Date.now,

@@ -1,0 +1,195 @@
+// Two isolates on one embedded KV file, as `deno serve --parallel` runs them (helpers/isolates.ts):
+// decisions made on both at once never answer 500, and what one isolate decides reaches sockets on
+// the other: chat, receipts, typing, presence, a resume, matchmaking and call signalling.
+import assert from "node:assert/strict";
+import { count, eq } from "drizzle-orm";
+import { likes, messages } from "../db/schema.ts";
+import { twoIsolates } from "./helpers/isolates.ts";
+import { type Member, members } from "./helpers/members.ts";
+import { connect, TestSocket } from "./helpers/sockets.ts";
+
+type Isolate = Awaited<ReturnType<typeof twoIsolates>>["first"];
+
+async function socket(isolate: Isolate, who: Member, query = "") {
+  const opened = await TestSocket.open(`${isolate.url}${query}`, who.token);
+  await opened.roundTrip();
+  return opened;
+}
+
+Deno.test("[isolates] likes and chat sends split over two isolates at once: every one answers 2xx, none 500", async () => {
+  await using isolates = await twoIsolates();
+  const { first, second } = isolates;
+  const isolate = (i: number) => i % 2 ? second : first;
+  const crowd = await members(first.deps, 120);
+  const post = await first.http("POST", "/api/posts", {
+    token: crowd[0].token,
+    body: { text: "liked from both isolates" },
+  });
+  assert.equal(post.status, 201);
+
+  const liked = await Promise.all(
+    crowd.map((who, i) =>
+      isolate(i).http("POST", `/api/posts/${post.body.id}/like`, { token: who.token })
+    ),
+  );
+  assert.deepEqual(new Set(liked.map((answer) => answer.status)), new Set([200]));
+
+  // Ten pairs, each side sending ten messages at once, each message through either isolate.
+  const pairs = Array.from({ length: 10 }, (_, i) => [crowd[2 * i], crowd[2 * i + 1]] as const);
+  for (const [i, [a, b]] of pairs.entries()) await connect(isolate(i).http, a, b);
+  const sent = await Promise.all(
+    pairs.flatMap(([a, b]) =>
+      [a, b].flatMap((from, side) =>
+        Array.from(
+          { length: 10 },
+          (_, i) =>
+            isolate(i + side).http(
+              "POST",
+              `/api/conversations/${(side ? a : b).user.id}/messages`,
+              {
+                token: from.token,
+                body: { text: `m${i}`, tempId: `${from.user.id}-${i}` },
+              },
+            ),
+        )
+      )
+    ),
+  );
+  assert.deepEqual(new Set(sent.map((answer) => answer.status)), new Set([201]));
+  await first.deps.outbox.flush();
+  await second.deps.outbox.flush();
+  const db = first.deps.database.db;
+  const [{ n: likeRows }] = await db.select({ n: count() }).from(likes).where(
+    eq(likes.postId, post.body.id),
+  );
+  assert.equal(likeRows, 120);
+  // Each conversation numbers its 20 messages 1..20, once each.
+  const stored = await db.select({ conversationId: messages.conversationId, seq: messages.seq })
+    .from(messages);
+  const byConversation = Map.groupBy(stored, (row) => row.conversationId);
+  assert.deepEqual(
+    new Set(sent.map((answer) => answer.body.conversationId)),
+    new Set(byConversation.keys()),
+  );
+  assert.equal(byConversation.size, 10);
+  for (const rows of byConversation.values()) {
+    assert.deepEqual(
+      rows.map((row) => row.seq).sort((x, y) => x - y),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+  }
+  const failures = [...first.logs, ...second.logs].filter((line) => line.level === "error");
+  assert.deepEqual(failures, []);
+});
+
+Deno.test("[isolates] chat, receipts, typing and presence cross isolates; a socket resumes on the other one", async (t) => {
+  await using isolates = await twoIsolates();
+  const { first, second } = isolates;
+  const [ada, bob] = await members(first.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  await connect(first.http, ada, bob);
+  await using adaSocket = await socket(first, ada);
+  let lastEventId = "";
+
+  await t.step("Bob comes online on the second isolate: Ada, on the first, sees it", async () => {
+    await using bobSocket = await socket(second, bob);
+    await adaSocket.waitFor(
+      "presence",
+      (f) => f.data.userId === bob.user.id && f.data.status === "online",
+    );
+    assert.deepEqual(
+      [first.deps.hub.localSockets(bob.user.id), second.deps.hub.localSockets(bob.user.id)],
+      [0, 1],
+    );
+
+    adaSocket.send("typing", { toUserId: bob.user.id });
+    const [typing] = await bobSocket.waitFor("typing");
+    assert.equal(typing.data.from, ada.user.id);
+
+    adaSocket.send("private-message", { toUserId: bob.user.id, tempId: "t1", text: "across" });
+    const [incoming] = await bobSocket.waitFor("incoming-message");
+    assert.equal(incoming.data.text, "across");
+    const [delivered] = await adaSocket.waitFor("message-delivered");
+    assert.equal(delivered.data.tempId, "t1");
+    bobSocket.send("message-read", {
+      conversationId: incoming.data.conversationId,
+      messageId: incoming.data.messageId,
+    });
+    const [read] = await adaSocket.waitFor("message-read");
+    assert.equal(read.data.conversationId, incoming.data.conversationId);
+    lastEventId = incoming.id!;
+  });
+
+  await t.step("Bob leaves: Ada sees him offline", async () => {
+    await adaSocket.waitFor(
+      "presence",
+      (f) => f.data.userId === bob.user.id && f.data.status === "offline",
+    );
+  });
+
+  await t.step(
+    "what was sent meanwhile is resumed on the first isolate, in order, once",
+    async () => {
+      for (let i = 0; i < 20; i++) {
+        adaSocket.send("private-message", {
+          toUserId: bob.user.id,
+          tempId: `away-${i}`,
+          text: `${i}`,
+        });
+      }
+      await adaSocket.waitFor("message-delivered", (f) => f.data.tempId.startsWith("away-"), 20);
+      await using back = await socket(first, bob, `?lastEventId=${lastEventId}`);
+      const resumed = await back.waitFor("incoming-message", () => true, 20);
+      await back.roundTrip();
+      assert.deepEqual(
+        back.received("incoming-message").map((f) => f.data.text),
+        Array.from({ length: 20 }, (_, i) => `${i}`),
+      );
+      const ids = resumed.map((f) => Number(f.id));
+      assert.deepEqual(ids, [...ids].sort((x, y) => x - y));
+    },
+  );
+});
+
+Deno.test("[isolates] two joiners on different isolates: found-match on both sockets, and the call's signals cross", async () => {
+  await using isolates = await twoIsolates();
+  const { first, second } = isolates;
+  const [ada, bob] = await members(first.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  await using adaSocket = await socket(first, ada);
+  await using bobSocket = await socket(second, bob);
+
+  const join = (isolate: Isolate, who: Member) =>
+    isolate.http("POST", "/api/match/queue", {
+      token: who.token,
+      body: { intent: "pair-programming" },
+    });
+  assert.equal((await join(first, ada)).status, 202);
+  assert.equal((await join(second, bob)).status, 202);
+  const [toAda] = await adaSocket.waitFor("found-match");
+  const [toBob] = await bobSocket.waitFor("found-match");
+  assert.equal(toAda.data.matchId, toBob.data.matchId);
+  assert.deepEqual([toAda.data.peer.id, toBob.data.peer.id], [bob.user.id, ada.user.id]);
+  const matchId = toAda.data.matchId;
+
+  const offer = { type: "offer", sdp: "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\n" };
+  bobSocket.send("offer", { matchId, payload: offer });
+  const [received] = await adaSocket.waitFor("offer");
+  assert.deepEqual(received.data, { matchId, fromUserId: bob.user.id, payload: offer });
+  adaSocket.send("answer", { matchId, payload: { type: "answer", sdp: "v=0\r\n" } });
+  await bobSocket.waitFor("answer");
+  for (let i = 0; i < 3; i++) {
+    adaSocket.send("ice-candidate", { matchId, payload: { candidate: `candidate:${i}` } });
+  }
+  const candidates = await bobSocket.waitFor("ice-candidate", () => true, 3);
+  assert.deepEqual(
+    candidates.map((frame) => frame.data.payload.candidate),
+    ["candidate:0", "candidate:1", "candidate:2"],
+  );
+  await Promise.all([adaSocket.roundTrip(), bobSocket.roundTrip()]);
+  assert.equal(adaSocket.received("offer").length, 1, "once, not once per isolate");
+  assert.equal(bobSocket.received("answer").length, 1);
+
+  // Ending on one isolate ends it for the socket on the other.
+  const ended = await second.http("POST", `/api/match/${matchId}/end`, { token: bob.token });
+  assert.equal(ended.status, 200, JSON.stringify(ended.body));
+  await adaSocket.waitFor("call-ended", (f) => f.data.matchId === matchId);
+});
