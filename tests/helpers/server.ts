@@ -9,7 +9,10 @@ const DEADLINE_MS = 60_000;
 export type LogLine = Record<string, unknown>;
 
 export class ServerProcess {
-  /** Every stdout line, parsed (a line that is not JSON is kept as `{ notJson: line }`). */
+  /**
+   * Every stdout line, parsed (a line that is not JSON is kept as `{ notJson: line }`); under
+   * `--parallel`, `isolate` says which isolate wrote it.
+   */
   readonly logs: LogLine[] = [];
   readonly stderr: string[] = [];
   readonly exited: Promise<Deno.CommandStatus>;
@@ -20,12 +23,16 @@ export class ServerProcess {
   private constructor(readonly child: Deno.ChildProcess) {
     this.#reading = [
       this.#read(child.stdout, (line) => {
+        // `deno serve --parallel` prefixes each isolate's lines with "[serve-worker-N ]".
+        const worker = /^\[serve-worker-(\d+)\s*\] /.exec(line);
+        const text = worker ? line.slice(worker[0].length) : line;
         let parsed: LogLine;
         try {
-          parsed = JSON.parse(line);
+          parsed = JSON.parse(text);
         } catch {
           parsed = { notJson: line };
         }
+        if (worker) parsed.isolate = Number(worker[1]);
         this.logs.push(parsed);
       }),
       this.#read(child.stderr, (line) => {
