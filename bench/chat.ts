@@ -17,7 +17,7 @@ import { type LoadConfig, type LoadResult } from "./chat-load.ts";
  * Runs the load clients in their own process (bench/chat-load.ts), so the app's isolate (or the
  * echo server, the floor) has this process's core to itself and the clients the other.
  */
-async function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
+export async function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("./chat-load.ts", import.meta.url).pathname],
     stdin: "piped",
@@ -36,7 +36,7 @@ const PAIRS = Number(Deno.env.get("BENCH_CHAT_PAIRS") ?? 500);
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const OFFERED_PER_SECOND = 1000;
 
-function percentile(sorted: number[], p: number) {
+export function percentile(sorted: number[], p: number) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
 }
 
@@ -73,9 +73,14 @@ async function benchEcho(count: number) {
 }
 
 /** Connected pairs (2k, 2k+1) with tokens, made through the app's own HTTP API. */
-async function pairUp(baseUrl: string, database: DatabaseHandle, jwtSecret: string) {
+export async function pairUp(
+  baseUrl: string,
+  database: DatabaseHandle,
+  jwtSecret: string,
+  pairs = PAIRS,
+) {
   const config = parseConfig({ APP_ENV: "test", JWT_SECRET: jwtSecret });
-  const people = await members({ config, database, clock: { now: Date.now } }, PAIRS * 2);
+  const people = await members({ config, database, clock: { now: Date.now } }, pairs * 2);
   const call = async (method: string, path: string, token: string, body: unknown) => {
     const response = await fetch(`${baseUrl}${path}`, {
       method,
@@ -87,8 +92,8 @@ async function pairUp(baseUrl: string, database: DatabaseHandle, jwtSecret: stri
     }
     return await response.json();
   };
-  for (let start = 0; start < PAIRS; start += 25) {
-    await Promise.all(Array.from({ length: Math.min(25, PAIRS - start) }, async (_, offset) => {
+  for (let start = 0; start < pairs; start += 25) {
+    await Promise.all(Array.from({ length: Math.min(25, pairs - start) }, async (_, offset) => {
       const [a, b] = [people[2 * (start + offset)], people[2 * (start + offset) + 1]];
       const request = await call("POST", "/api/connections", a.token, { toUserId: b.user.id });
       await call("PATCH", `/api/connections/${request.id}`, b.token, { status: "accepted" });

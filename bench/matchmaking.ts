@@ -15,7 +15,6 @@ import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 import { matches } from "../db/schema.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
-import { openKv } from "../kv/store.ts";
 
 const JOINERS = Number(Deno.env.get("BENCH_MATCH_JOINERS") ?? 1000);
 const ROUNDS = 3;
@@ -156,7 +155,7 @@ async function endToEnd(profile: Profile) {
 
 export async function benchMatchmaking(profile: Profile = PGLITE) {
   console.log(`\nMatchmaking on ${profile.name}: ${JOINERS} concurrent joiners of one intent`);
-  const kv = await openKv(":memory:");
+  const kv = await Deno.openKv(":memory:"); // the KV-alone floors: one connection, as measured
   const floors: number[] = [];
   const pairings: Awaited<ReturnType<typeof pairingInKv>>[] = [];
   for (let round = 0; round < ROUNDS; round++) {

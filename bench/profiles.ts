@@ -24,29 +24,47 @@ export const PGLITE: Profile = {
 /**
  * The profiles this machine can run: PGlite always; the two Postgres ones when
  * BENCH_DATABASE_URL (default: the local server on 127.0.0.1:5432) answers. BENCH_PROFILES
- * ("pglite,postgres,edge") picks some.
+ * ("pglite,postgres,edge,scale") picks some.
  */
 export async function benchProfiles(): Promise<Profile[]> {
-  const wanted = new Set(
-    (Deno.env.get("BENCH_PROFILES") ?? "pglite,postgres,edge").split(",").map((s) => s.trim()),
-  );
+  const wanted = benchesWanted();
   const profiles: Profile[] = wanted.has("pglite") ? [PGLITE] : [];
-  const url = Deno.env.get("BENCH_DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const url = await reachablePostgres();
+  if (!url) return profiles;
   const server = new URL(url);
   const address = `${server.hostname}:${server.port || 5432}`;
+  if (wanted.has("postgres")) profiles.push(await postgresProfile(url, address, 0));
+  if (wanted.has("edge")) profiles.push(await postgresProfile(url, address, EDGE_DELAY_MS));
+  return profiles;
+}
+
+/** BENCH_PROFILES: the profiles (and "scale", the scale-out section) to run; all by default. */
+export function benchesWanted(): Set<string> {
+  return new Set(
+    (Deno.env.get("BENCH_PROFILES") ?? "pglite,postgres,edge,scale").split(",").map((s) =>
+      s.trim()
+    ),
+  );
+}
+
+/** BENCH_DATABASE_URL (default: the local server on 127.0.0.1:5432) when it answers, else null. */
+export async function reachablePostgres(): Promise<string | null> {
+  const url = Deno.env.get("BENCH_DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const server = new URL(url);
   try {
     const probe = await Deno.connect({
       hostname: server.hostname,
       port: Number(server.port || 5432),
     });
     probe.close();
+    return url;
   } catch {
-    console.log(`(no Postgres at ${address}: set BENCH_DATABASE_URL for the Postgres profiles)`);
-    return profiles;
+    console.log(
+      `(no Postgres at ${server.hostname}:${server.port || 5432}: set BENCH_DATABASE_URL for the ` +
+        "Postgres profiles and the scale-out section)",
+    );
+    return null;
   }
-  if (wanted.has("postgres")) profiles.push(await postgresProfile(url, address, 0));
-  if (wanted.has("edge")) profiles.push(await postgresProfile(url, address, EDGE_DELAY_MS));
-  return profiles;
 }
 
 // The bridge runs as `deno task db:proxy` in its own process, as Neon's proxy is not in the app's

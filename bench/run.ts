@@ -9,7 +9,8 @@ import { benchFeed } from "./feed.ts";
 import { benchJobs } from "./jobs.ts";
 import { benchSales } from "./sales.ts";
 import { benchMatchmaking } from "./matchmaking.ts";
-import { benchProfiles } from "./profiles.ts";
+import { benchesWanted, benchProfiles, reachablePostgres } from "./profiles.ts";
+import { benchScaleOut } from "./scale-out.ts";
 import { openKv } from "../kv/store.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
@@ -110,6 +111,10 @@ for (const profile of profiles) {
   await benchFeed(profile);
 }
 for (const profile of profiles) await profile.close();
+
+// One isolate against two, as `deno task start` runs them (needs a server Postgres).
+const postgres = benchesWanted().has("scale") ? await reachablePostgres() : null;
+if (postgres) await benchScaleOut(postgres);
 
 await raw.shutdown();
 await served.shutdown();

@@ -19,7 +19,6 @@ import { type Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
-import { openKv } from "../kv/store.ts";
 
 const BUYERS = Number(Deno.env.get("BENCH_SALE_BUYERS") ?? 500);
 const ATTEMPTS = 5;
@@ -198,7 +197,7 @@ export async function benchSales(profile: Profile = PGLITE) {
     `\nFlash sale on ${profile.name}: ${BUYERS} concurrent buyers × ${ATTEMPTS} tries on one hot item of ${STOCK} ` +
       `units (median of 3 runs; latency of successful reservations)`,
   );
-  const kv = await openKv(":memory:");
+  const kv = await Deno.openKv(":memory:"); // the KV-alone floors: one connection, as measured
   const floors: Run[] = [];
   const racing: Run[] = [];
   const sharded = new Map<number, Run[]>([[1, []], [4, []], [8, []]]);
