@@ -2,7 +2,7 @@
 // beside the tests, and Deploy ships main to Deno Deploy only after CI passed on that commit.
 // Every `deno task` they call exists, and they use the README's commands.
 import assert from "node:assert/strict";
-import { parse } from "yaml";
+import { parse } from "npm:yaml@2.9.1";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
