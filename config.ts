@@ -140,6 +140,12 @@ export function parseConfig(
         "(set it with QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY)",
     );
   }
+  if (/^https?:\/\//.test(parsed.DENO_KV_PATH ?? "") && !parsed.QSTASH_TOKEN) {
+    throw new ConfigError(
+      "QSTASH_TOKEN: required with a remote DENO_KV_PATH: KV Connect carries no KV queues " +
+        "(set it with QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY)",
+    );
+  }
   if (present.DENO_DEPLOYMENT_ID && !parsed.S3_BUCKET) {
     throw new ConfigError(
       "S3_BUCKET: required on Deno Deploy, which has no writable disk for uploaded media " +

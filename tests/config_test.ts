@@ -50,6 +50,10 @@ Deno.test("[config] parseConfig reads defaults and rejects bad values with one c
     [{ RESEND_API_KEY: "re_123" }, /^MAIL_FROM: required with RESEND_API_KEY/],
     [{ DENO_DEPLOYMENT_ID: "d1" }, /^QSTASH_TOKEN: required on Deno Deploy/],
     [
+      { DENO_KV_PATH: "https://kv.example/connect" },
+      /^QSTASH_TOKEN: required with a remote DENO_KV_PATH/,
+    ],
+    [
       { DENO_DEPLOYMENT_ID: "d1", QSTASH_TOKEN: "t", ...QSTASH_KEYS },
       /^S3_BUCKET: required on Deno Deploy/,
     ],

@@ -2,6 +2,8 @@
 // beside the tests, and Deploy ships main to Deno Deploy only after CI passed on that commit.
 // Every `deno task` they call exists, and they use the README's commands.
 import assert from "node:assert/strict";
+// A test-only package: locked in tests/deno.lock, kept out of the server's deno.lock.
+// deno-lint-ignore no-import-prefix
 import { parse } from "npm:yaml@2.9.1";
 
 const root = new URL("../", import.meta.url);
