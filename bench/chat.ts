@@ -3,33 +3,21 @@
 // saturation (each socket keeps one message in flight; each is acked only once stored), next to a
 // raw Deno.serve WebSocket echo measured the same way in the same run (the floor).
 //
-// By default the app is one in-process isolate on PGlite, as `deno task dev` runs it. With
-// BENCH_CHAT_PARALLEL=1 and BENCH_DATABASE_URL it runs as `deno serve --parallel` (one isolate per
-// core, a server Postgres through the WebSocket bridge, KV in a temporary file).
-import { Pool } from "@neondatabase/serverless";
+// The app is one in-process isolate on the profile's history database; bench/scale-out.ts runs it
+// as `deno task start` does, on one isolate and on two.
 import { parseConfig } from "../config.ts";
-import { type DatabaseHandle, openNeon, useWsProxy } from "../db/client.ts";
+import type { DatabaseHandle } from "../db/client.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
 import { members } from "../tests/helpers/members.ts";
 import { type LoadConfig, type LoadResult } from "./chat-load.ts";
+import { inOwnProcess } from "./load-process.ts";
 
 /**
  * Runs the load clients in their own process (bench/chat-load.ts), so the app's isolate (or the
  * echo server, the floor) has this process's core to itself and the clients the other.
  */
-export async function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./chat-load.ts", import.meta.url).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(config)));
-  await writer.close();
-  const { code, stdout } = await child.output();
-  if (code !== 0) throw new Error(`the load process exited with ${code}`);
-  return JSON.parse(new TextDecoder().decode(stdout));
+export function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
+  return inOwnProcess(new URL("./chat-load.ts", import.meta.url), config);
 }
 
 const PAIRS = Number(Deno.env.get("BENCH_CHAT_PAIRS") ?? 500);
@@ -134,16 +122,6 @@ async function benchApp(
   return { ...result, stored, storedAfterMs, tempId };
 }
 
-async function waitUntilUp(url: string) {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch { /* not listening yet */ }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the server at ${url} did not come up`);
-}
-
 export async function benchChat(profile: Profile = PGLITE) {
   const count = PAIRS * 2;
   console.log(
@@ -154,99 +132,32 @@ export async function benchChat(profile: Profile = PGLITE) {
   row("raw Deno.serve WebSocket echo (floor)", floor);
 
   const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
-  const serverUrl = Deno.env.get("BENCH_CHAT_PARALLEL")
-    ? Deno.env.get("BENCH_DATABASE_URL")
-    : undefined;
-  if (!serverUrl) {
-    const { createTestApp } = await import("../tests/helpers/app.ts");
-    const database = await profile.open();
-    const t0 = await createTestApp({
-      env: { JWT_SECRET: jwtSecret, RATE_LIMIT_API: "1000000000/1h" },
-      database,
-      realClock: true,
-    });
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
-    const result = await benchApp(
-      `http://127.0.0.1:${server.addr.port}`,
-      t0.deps.database,
-      jwtSecret,
-      () => t0.deps.outbox.flush(),
-    );
-    row(`chat, one isolate, ${profile.name}`, result, floor.rate);
-    console.log(
-      `  ${result.stored} of ${result.tempId} sent messages stored ${result.storedAfterMs} ms ` +
-        `after the load stopped; ${result.acked} acknowledged`,
-    );
-    const failures = t0.logs.filter((line) => String(line.msg).startsWith("outbox"));
-    if (failures.length > 0) {
-      console.log(`  history writer: ${failures.length} failures, first: ${failures[0].error}`);
-    }
-    await server.shutdown();
-    await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
-    await database.close();
-    console.log(
-      "  (set BENCH_DATABASE_URL to run the app as deno serve --parallel on a server Postgres)",
-    );
-    return;
+  const { createTestApp } = await import("../tests/helpers/app.ts");
+  const database = await profile.open();
+  const t0 = await createTestApp({
+    env: { JWT_SECRET: jwtSecret, RATE_LIMIT_API: "1000000000/1h" },
+    database,
+    realClock: true,
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
+  const result = await benchApp(
+    `http://127.0.0.1:${server.addr.port}`,
+    t0.deps.database,
+    jwtSecret,
+    () => t0.deps.outbox.flush(),
+  );
+  row(`chat, one isolate, ${profile.name}`, result, floor.rate);
+  console.log(
+    `  ${result.stored} of ${result.tempId} sent messages stored ${result.storedAfterMs} ms ` +
+      `after the load stopped; ${result.acked} acknowledged`,
+  );
+  const failures = t0.logs.filter((line) => String(line.msg).startsWith("outbox"));
+  if (failures.length > 0) {
+    console.log(`  history writer: ${failures.length} failures, first: ${failures[0].error}`);
   }
-
-  const server = new URL(serverUrl);
-  const proxyPort = 15433 + Math.floor(Math.random() * 1000);
-  const appPort = 18000 + Math.floor(Math.random() * 1000);
-  const root = new URL("..", import.meta.url).pathname;
-  // The bridge runs in its own process, so neither the app's isolates nor these clients pay for it.
-  const proxy = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${root}scripts/ws-proxy.ts`,
-      String(proxyPort),
-      `${server.hostname}:${server.port || 5432}`,
-    ],
-    stdout: "null",
-  }).spawn();
-  const wsProxy = `127.0.0.1:${proxyPort}/v1`;
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  useWsProxy(wsProxy);
-  const admin = new Pool({ connectionString: serverUrl });
-  admin.on("error", () => {});
-  const name = `convene_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  await admin.query(`create database ${name}`);
-  const dir = await Deno.makeTempDir();
-  const dbUrl = new URL(serverUrl);
-  dbUrl.pathname = `/${name}`;
-  let app: Deno.ChildProcess | undefined;
-  try {
-    const database = await openNeon(dbUrl.href, { wsProxy }); // migrates before the isolates start
-    app = new Deno.Command(Deno.execPath(), {
-      args: ["serve", "-A", "--parallel", `--port=${appPort}`, `${root}main.ts`],
-      env: {
-        APP_ENV: "development",
-        DATA_DIR: dir,
-        DATABASE_URL: dbUrl.href,
-        DATABASE_WS_PROXY: wsProxy,
-        JWT_SECRET: jwtSecret,
-        RATE_LIMIT_API: "1000000000/1h",
-      },
-      stdout: "null",
-    }).spawn();
-    await waitUntilUp(`http://127.0.0.1:${appPort}`);
-    const result = await benchApp(`http://127.0.0.1:${appPort}`, database, jwtSecret);
-    row("chat, deno serve --parallel, Postgres", result, floor.rate);
-    console.log(
-      `  ${result.stored} of ${result.tempId} sent messages stored ${result.storedAfterMs} ms ` +
-        `after the load stopped; ${result.acked} acknowledged`,
-    );
-    await database.close();
-  } finally {
-    app?.kill("SIGINT");
-    await app?.status;
-    proxy.kill("SIGINT");
-    await proxy.status;
-    await admin.query(`drop database if exists ${name} with (force)`);
-    await admin.end();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await server.shutdown();
+  await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
+  await database.close();
 }
 
 if (import.meta.main) await benchChat();

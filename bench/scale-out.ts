@@ -8,6 +8,8 @@ import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, useWsProxy } from "../db/client.ts";
 import { members } from "../tests/helpers/members.ts";
 import { spawnProxy } from "../tests/helpers/proxy.ts";
+import { freePort } from "../tests/helpers/server.ts";
+import { inOwnProcess } from "./load-process.ts";
 import { parseConfig } from "../config.ts";
 import { pairUp, percentile, runLoadProcess } from "./chat.ts";
 import { reachablePostgres } from "./profiles.ts";
@@ -34,26 +36,8 @@ interface Figures {
   match?: ScaleLoadResult;
 }
 
-async function loadProcess(config: ScaleLoadConfig): Promise<ScaleLoadResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./scale-load.ts", import.meta.url).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(config)));
-  await writer.close();
-  const { code, stdout } = await child.output();
-  if (code !== 0) throw new Error(`the load process exited with ${code}`);
-  return JSON.parse(new TextDecoder().decode(stdout));
-}
-
-function freePort() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+function loadProcess(config: ScaleLoadConfig): Promise<ScaleLoadResult> {
+  return inOwnProcess(new URL("./scale-load.ts", import.meta.url), config);
 }
 
 async function waitUntilReady(url: string) {

@@ -6,16 +6,9 @@ import { Pool } from "@neondatabase/serverless";
 import { useWsProxy } from "../db/client.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { spawnProxy } from "./helpers/proxy.ts";
-import { ServerProcess } from "./helpers/server.ts";
+import { freePort, ServerProcess } from "./helpers/server.ts";
 
 const LAUNCHER = new URL("../scripts/serve.ts", import.meta.url).pathname;
-
-function freePort() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 integrationTest(
   "TEST_DATABASE_URL",

@@ -8,6 +8,14 @@ const DEADLINE_MS = 60_000;
 
 export type LogLine = Record<string, unknown>;
 
+/** A local port nothing listens on right now (for a server that takes its port from PORT). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
 export class ServerProcess {
   /**
    * Every stdout line, parsed (a line that is not JSON is kept as `{ notJson: line }`); under

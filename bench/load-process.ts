@@ -1,0 +1,20 @@
+// Runs a load script in its own process (its config as JSON on stdin, its result as JSON on
+// stdout), so the server measured has its cores to itself instead of sharing them with its clients.
+
+export async function inOwnProcess<Config, Result>(
+  script: URL,
+  config: Config,
+): Promise<Result> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script.pathname],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify(config)));
+  await writer.close();
+  const { code, stdout } = await child.output();
+  if (code !== 0) throw new Error(`${script.pathname} exited with ${code}`);
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
