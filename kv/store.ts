@@ -42,12 +42,16 @@ export function retryingLocked(kv: Deno.Kv): Deno.Kv {
     operation.commit = () => whileLocked(commit);
     return operation;
   };
+  // Deno.Kv's methods read private fields: they must run on the real connection. Bound once each.
+  const bound = new Map<PropertyKey, unknown>([["atomic", atomic]]);
   return new Proxy(kv, {
     get(target, property) {
-      if (property === "atomic") return atomic;
+      if (bound.has(property)) return bound.get(property);
       const value = Reflect.get(target, property, target);
-      // Deno.Kv's methods read private fields: they must run on the real connection.
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      const method = value.bind(target);
+      bound.set(property, method);
+      return method;
     },
   });
 }
