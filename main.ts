@@ -6,6 +6,7 @@ import type { Deps, Logger } from "./deps.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { Outbox } from "./kv/outbox.ts";
+import { openKv } from "./kv/store.ts";
 import { openCache } from "./providers/cache.ts";
 import { openMailer } from "./providers/mail.ts";
 import { openPayments } from "./providers/payments.ts";
@@ -17,7 +18,6 @@ import { scheduleSweeps } from "./workflows/index.ts";
 import { JobRegistry } from "./workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "./workflows/qstash.ts";
-import { openKv } from "./kv/store.ts";
 
 /** In-flight requests, job runs and sweeps get this long to finish once a stop is asked for. */
 const DRAIN_MS = 10_000;

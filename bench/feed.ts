@@ -7,11 +7,11 @@ import type { Deps } from "../deps.ts";
 import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
+import { openKv } from "../kv/store.ts";
 import { BENCH_CONFIG, benchDeps } from "./deps.ts";
 import type { Profile } from "./profiles.ts";
 import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { type Cache, kvCache } from "../providers/cache.ts";
-import { openKv } from "../kv/store.ts";
 
 const USERS = Number(Deno.env.get("BENCH_FEED_USERS") ?? 10_000);
 const POSTS = Number(Deno.env.get("BENCH_FEED_POSTS") ?? 200_000);

@@ -3,6 +3,7 @@
 import { createApp } from "../app.ts";
 import { openPglite } from "../db/client.ts";
 import { isTokenLive } from "../kv/auth/sessions.ts";
+import { openKv } from "../kv/store.ts";
 import { benchChat } from "./chat.ts";
 import { benchDeps } from "./deps.ts";
 import { benchFeed } from "./feed.ts";
@@ -11,7 +12,6 @@ import { benchSales } from "./sales.ts";
 import { benchMatchmaking } from "./matchmaking.ts";
 import { benchesWanted, benchProfiles, reachablePostgres } from "./profiles.ts";
 import { benchScaleOut } from "./scale-out.ts";
-import { openKv } from "../kv/store.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
+import { openKv } from "../kv/store.ts";
 import { type Cache, kvCache, upstashCache } from "../providers/cache.ts";
 import { testClock } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { startUpstashBridge } from "./helpers/upstash-bridge.ts";
-import { openKv } from "../kv/store.ts";
 
 /** The behaviour every cache adapter must have. */
 async function cacheContract(t: Deno.TestContext, cache: Cache, prefix: string) {

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { outboxPrefix, reservationKey } from "../kv/keys.ts";
 import { type Reservation } from "../db/records.ts";
+import { openKv } from "../kv/store.ts";
 import type { Answer, HttpClient } from "./helpers/app.ts";
 import { ServerProcess } from "./helpers/server.ts";
-import { openKv } from "../kv/store.ts";
 
 const ENV = {
   APP_ENV: "development",

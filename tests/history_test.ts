@@ -7,10 +7,10 @@ import { eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import { matches, messages } from "../db/schema.ts";
 import { BATCH_MAX, type OutboxRecord } from "../kv/outbox.ts";
+import { openKv } from "../kv/store.ts";
 import { createTestApp, postgresGate } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
-import { openKv } from "../kv/store.ts";
 
 async function chatApp() {
   const t0 = await createTestApp();

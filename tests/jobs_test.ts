@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { claimJob, completeJob, LEASE_MS } from "../kv/jobs.ts";
+import { openKv } from "../kv/store.ts";
 import { type JobMessage, JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "../workflows/qstash.ts";
 import { assertProblem, createTestApp, logBook, signUp, testClock } from "./helpers/app.ts";
 import { signDelivery, startQstashDouble } from "./helpers/qstash-double.ts";
-import { openKv } from "../kv/store.ts";
 
 /**
  * A registry with a `greet` job whose effect is one entry in `effects` per job id (an effect

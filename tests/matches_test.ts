@@ -13,12 +13,12 @@ import {
 } from "../kv/matches.ts";
 import { Outbox } from "../kv/outbox.ts";
 import { holdPresence, readPresence } from "../kv/presence.ts";
+import { openKv } from "../kv/store.ts";
 import { sweepMatches, timeUp } from "../workflows/matches.ts";
 import { assertProblem, createTestApp, type HttpClient, testClock } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { servedTestApp, TestSocket } from "./helpers/sockets.ts";
-import { openKv } from "../kv/store.ts";
 
 type Options = Parameters<typeof createTestApp>[0];
 

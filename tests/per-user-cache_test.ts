@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { openKv } from "../kv/store.ts";
 import { kvCache } from "../providers/cache.ts";
 import { PerUserCache } from "../providers/per-user-cache.ts";
-import { openKv } from "../kv/store.ts";
 
 Deno.test("[per-user-cache] through() computes once, and never serves what a write outdated", async (t) => {
   const kv = await openKv(":memory:");

@@ -2,10 +2,10 @@ import { readPresence } from "../kv/presence.ts";
 import assert from "node:assert/strict";
 import { readEvents } from "../kv/events.ts";
 import { holdPresence } from "../kv/presence.ts";
+import { openKv } from "../kv/store.ts";
 import { assertProblem, createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect, serveApp, servedTestApp, TestSocket } from "./helpers/sockets.ts";
-import { openKv } from "../kv/store.ts";
 
 /** A served app with members Ada and Bob connected, and Cy connected to nobody. */
 async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {

@@ -5,6 +5,7 @@ import type { Deps } from "../../deps.ts";
 import { parseConfig } from "../../config.ts";
 import { type DatabaseHandle, wrapPglite } from "../../db/client.ts";
 import { Outbox } from "../../kv/outbox.ts";
+import { openKv } from "../../kv/store.ts";
 import { type Cache, kvCache } from "../../providers/cache.ts";
 import { type Mailer, openMailer } from "../../providers/mail.ts";
 import { openPayments } from "../../providers/payments.ts";
@@ -12,7 +13,6 @@ import { localStorage, type Storage } from "../../providers/storage.ts";
 import { Hub, type HubOptions } from "../../realtime/hub.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
-import { openKv } from "../../kv/store.ts";
 
 /** This worker's PGlite instances that no app holds: each migrated and empty. */
 const idle: PGlite[] = [];
