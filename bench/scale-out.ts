@@ -1,17 +1,17 @@
 // Scale-out on one machine: the server as `deno task start` runs it, once as `deno serve` (one
 // isolate) and once as `deno serve --parallel` (one isolate per core), each on a fresh data
 // directory (the embedded KV file the isolates share) and a fresh Postgres database through the
-// WebSocket bridge. The load clients run in their own processes. Chat, reservations over HTTP and
-// matchmaking are measured on each, and the two-isolate figure is printed as a ratio of the one-
-// isolate one; every answer other than the expected one is counted as an error.
+// WebSocket bridge. The load clients run in their own processes. Chat, reservations over HTTP, the
+// sale's public page and matchmaking are measured on each, and the two-isolate figure is printed
+// as a ratio of the one-isolate one; every answer other than the expected one is an error.
 import { Pool } from "@neondatabase/serverless";
+import { parseConfig } from "../config.ts";
 import { type DatabaseHandle, openNeon, useWsProxy } from "../db/client.ts";
 import { members } from "../tests/helpers/members.ts";
 import { spawnProxy } from "../tests/helpers/proxy.ts";
 import { freePort } from "../tests/helpers/server.ts";
-import { inOwnProcess } from "./load-process.ts";
-import { parseConfig } from "../config.ts";
 import { pairUp, percentile, runLoadProcess } from "./chat.ts";
+import { inOwnProcess } from "./load-process.ts";
 import { reachablePostgres } from "./profiles.ts";
 import type { ScaleLoadConfig, ScaleLoadResult } from "./scale-load.ts";
 

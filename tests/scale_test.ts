@@ -1,5 +1,5 @@
 // `deno task start` as a self-hoster runs it: the launcher, `deno serve --parallel` (one isolate
-// per core, here two), a server Postgres through `deno task db:proxy`, the embedded KV file shared
+// per core; DENO_JOBS makes it two on any machine), a server Postgres through `deno task db:proxy`, the embedded KV file shared
 // by the isolates. Each client below has its own connection, so requests land on both isolates.
 import assert from "node:assert/strict";
 import { Pool } from "@neondatabase/serverless";
@@ -28,6 +28,7 @@ integrationTest(
       APP_ENV: "development",
       DATA_DIR: dataDir, // new: the isolates generate its secrets at the same moment
       PORT: String(freePort()),
+      DENO_JOBS: "2",
       DATABASE_URL: url.href,
       DATABASE_WS_PROXY: proxy.address,
       RATE_LIMIT_LOGIN: "100000/1h",
