@@ -2,8 +2,8 @@
 // on. (a) PGlite, the embedded default; (b) a server Postgres through Neon's driver and the
 // WebSocket bridge; (c) the same with 40 ms each way, as a Deno Deploy region far from Neon's.
 // Each `open()` is a fresh, migrated database, dropped again by its handle's `close()`.
-import { Pool } from "@neondatabase/serverless";
 import { type DatabaseHandle, openNeon, openPglite, useWsProxy } from "../db/client.ts";
+import { freshDatabase } from "../tests/helpers/integration.ts";
 import { spawnProxy } from "../tests/helpers/proxy.ts";
 
 export interface Profile {
@@ -77,19 +77,13 @@ async function postgresProfile(url: string, address: string, delayMs: number): P
       : "Postgres via Neon's driver",
     async open() {
       useWsProxy(proxy.address);
-      const admin = new Pool({ connectionString: url, max: 1 });
-      admin.on("error", () => {});
-      const name = `convene_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-      await admin.query(`create database ${name}`);
-      const target = new URL(url);
-      target.pathname = `/${name}`;
-      const handle = await openNeon(target.href);
+      const database = await freshDatabase(url, "convene_bench");
+      const handle = await openNeon(database.url);
       return {
         ...handle,
         async close() {
           await handle.close();
-          await admin.query(`drop database if exists ${name} with (force)`);
-          await admin.end();
+          await database.drop();
         },
       };
     },

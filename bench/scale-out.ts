@@ -4,9 +4,9 @@
 // WebSocket bridge. The load clients run in their own processes. Chat, reservations over HTTP, the
 // sale's public page and matchmaking are measured on each, and the two-isolate figure is printed
 // as a ratio of the one-isolate one; every answer other than the expected one is an error.
-import { Pool } from "@neondatabase/serverless";
 import { parseConfig } from "../config.ts";
 import { type DatabaseHandle, openNeon, useWsProxy } from "../db/client.ts";
+import { freshDatabase } from "../tests/helpers/integration.ts";
 import { members } from "../tests/helpers/members.ts";
 import { spawnProxy } from "../tests/helpers/proxy.ts";
 import { freePort } from "../tests/helpers/server.ts";
@@ -131,12 +131,9 @@ async function measure(
   isolates: 1 | 2,
   serverUrl: string,
   wsProxy: string,
-  admin: Pool,
 ): Promise<Figures> {
-  const name = `convene_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  await admin.query(`create database ${name}`);
-  const dbUrl = new URL(serverUrl);
-  dbUrl.pathname = `/${name}`;
+  const fresh = await freshDatabase(serverUrl, "convene_bench");
+  const dbUrl = fresh.url;
   const dataDir = await Deno.makeTempDir({ prefix: "convene-bench-scale-" });
   const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
   const port = freePort();
@@ -153,7 +150,7 @@ async function measure(
     env: {
       APP_ENV: "development",
       DATA_DIR: dataDir,
-      DATABASE_URL: dbUrl.href,
+      DATABASE_URL: dbUrl,
       DATABASE_WS_PROXY: wsProxy,
       JWT_SECRET: jwtSecret,
       RATE_LIMIT_API: "1000000000/1h",
@@ -163,7 +160,7 @@ async function measure(
     stderr: "null",
   }).spawn();
   try {
-    database = await openNeon(dbUrl.href, { wsProxy }); // migrates before the server does
+    database = await openNeon(dbUrl, { wsProxy }); // migrates before the server does
     await waitUntilReady(base);
     const config = parseConfig({ APP_ENV: "test", JWT_SECRET: jwtSecret });
     const deps = { config, database, clock: { now: Date.now } };
@@ -180,7 +177,7 @@ async function measure(
     await server.status;
     clearTimeout(killer);
     await database?.close();
-    await admin.query(`drop database if exists ${name} with (force)`);
+    await fresh.drop();
     await Deno.remove(dataDir, { recursive: true });
   }
 }
@@ -204,8 +201,6 @@ export async function benchScaleOut(serverUrl: string) {
   const server = new URL(serverUrl);
   const proxy = await spawnProxy(["0", `${server.hostname}:${server.port || 5432}`]);
   useWsProxy(proxy.address);
-  const admin = new Pool({ connectionString: serverUrl, max: 1 });
-  admin.on("error", () => {});
   console.log(
     `\nScale-out on this machine (${navigator.hardwareConcurrency} cores): deno serve, then ` +
       `deno serve --parallel; Postgres through db:proxy, load clients in their own processes; ` +
@@ -215,11 +210,10 @@ export async function benchScaleOut(serverUrl: string) {
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const isolates of ISOLATES) {
-        runs[isolates].push(await measure(isolates, serverUrl, proxy.address, admin));
+        runs[isolates].push(await measure(isolates, serverUrl, proxy.address));
       }
     }
   } finally {
-    await admin.end();
     await proxy.close();
   }
   const rows: [string, (figures: Figures) => number | undefined, string][] = [

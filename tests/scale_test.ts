@@ -2,9 +2,8 @@
 // per core; DENO_JOBS makes it two on any machine), a server Postgres through `deno task db:proxy`, the embedded KV file shared
 // by the isolates. Each client below has its own connection, so requests land on both isolates.
 import assert from "node:assert/strict";
-import { Pool } from "@neondatabase/serverless";
 import { useWsProxy } from "../db/client.ts";
-import { integrationTest } from "./helpers/integration.ts";
+import { freshDatabase, integrationTest } from "./helpers/integration.ts";
 import { spawnProxy } from "./helpers/proxy.ts";
 import { freePort, ServerProcess } from "./helpers/server.ts";
 
@@ -17,19 +16,14 @@ integrationTest(
     const server = new URL(serverUrl);
     const proxy = await spawnProxy(["0", `${server.hostname}:${server.port || 5432}`]);
     useWsProxy(proxy.address);
-    const admin = new Pool({ connectionString: serverUrl, max: 1 });
-    admin.on("error", () => {});
-    const name = `convene_scale_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    await admin.query(`create database ${name}`);
-    const url = new URL(serverUrl);
-    url.pathname = `/${name}`;
+    const database = await freshDatabase(serverUrl, "convene_scale");
     const dataDir = await Deno.makeTempDir({ prefix: "convene-scale-" });
     const app = ServerProcess.spawn([Deno.execPath(), "run", "-A", LAUNCHER, "--parallel"], {
       APP_ENV: "development",
       DATA_DIR: dataDir, // new: the isolates generate its secrets at the same moment
       PORT: String(freePort()),
       DENO_JOBS: "2",
-      DATABASE_URL: url.href,
+      DATABASE_URL: database.url,
       DATABASE_WS_PROXY: proxy.address,
       RATE_LIMIT_LOGIN: "100000/1h",
       RATE_LIMIT_API: "100000000/1h",
@@ -67,7 +61,7 @@ integrationTest(
         for (let i = 0; i < 12; i++) {
           const signup = await call("POST", "/api/auth/signup", undefined, {
             name: `Scaler ${i}`,
-            email: `scaler-${i}-${name}@example.com`,
+            email: `scaler-${i}-${crypto.randomUUID().slice(0, 8)}@example.com`,
             password: "correct horse battery staple",
           });
           assert.equal(signup.status, 201, JSON.stringify(signup.body));
@@ -205,8 +199,7 @@ integrationTest(
       }
       await app.kill("SIGTERM");
       await app.outputClosed;
-      await admin.query(`drop database if exists ${name} with (force)`);
-      await admin.end();
+      await database.drop();
       await proxy.close();
       await Deno.remove(dataDir, { recursive: true });
     }
