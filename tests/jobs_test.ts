@@ -68,6 +68,57 @@ Deno.test("[jobs] KV queue delivers enqueued jobs to their handler, and a dedupe
   assert.equal(effects.find((job) => job.name === "Ada")?.jobId, first);
 });
 
+Deno.test("[jobs] KV queue enqueueMany: 120 jobs in few commits, each once; a repeated or already-seen dedupe id is one job", async () => {
+  const { registry, effects } = greetRegistry();
+  await using queue = await kvQueue(registry);
+  await queue.jobs.enqueue("greet", { name: "early" }, { dedupeId: "seen-before" });
+  await queue.settled(1);
+
+  // Counts the commits the batch makes.
+  let commits = 0;
+  const atomic = queue.kv.atomic.bind(queue.kv);
+  const counted = new Proxy(queue.kv, {
+    get: (target, property) =>
+      property === "atomic"
+        ? () => {
+          const operation = atomic();
+          const commit = operation.commit.bind(operation);
+          operation.commit = () => (commits++, commit());
+          return operation;
+        }
+        : Reflect.get(target, property, target).bind?.(target) ?? Reflect.get(target, property),
+  });
+  const jobs = kvQueueJobs(counted, { backoffMs: [20, 40, 80] });
+  const requests = Array.from({ length: 120 }, (_, i) => ({
+    name: "greet",
+    payload: { name: `m${i}` },
+    options: { dedupeId: `many-${i}` },
+  }));
+  await jobs.enqueueMany!([
+    ...requests,
+    { ...requests[7], payload: { name: "m7 again" } }, // the same dedupe id in one call
+  ]);
+  assert.equal(commits, 3, "120 distinct jobs in chunks of 50");
+
+  commits = 0;
+  await jobs.enqueueMany!([
+    { name: "greet", payload: { name: "late" }, options: { dedupeId: "late" } },
+    { name: "greet", payload: { name: "early again" }, options: { dedupeId: "seen-before" } },
+  ]);
+  assert.ok(commits >= 2, "a chunk whose dedupe id was seen falls back to one commit per job");
+
+  await queue.settled(1 + 120 + 1);
+  const names = effects.map((job) => job.name);
+  assert.equal(names.length, 122);
+  assert.deepEqual(
+    names.filter((name) => /^m\d+$/.test(name)).sort(),
+    requests.map((request) => request.payload.name).sort(),
+  );
+  assert.ok(
+    names.includes("late") && !names.includes("early again") && !names.includes("m7 again"),
+  );
+});
+
 Deno.test("[jobs] KV queue: the same job delivered twice, even at once, has one effect", async () => {
   const { registry, runs, effects } = greetRegistry();
   await using queue = await kvQueue(registry);

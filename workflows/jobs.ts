@@ -18,10 +18,29 @@ export interface EnqueueOptions {
   jobId?: string;
 }
 
+/** One job to enqueue, as `Jobs.enqueue` takes it. */
+export interface JobRequest {
+  name: string;
+  payload: unknown;
+  options?: EnqueueOptions;
+}
+
 export interface Jobs {
   readonly kind: "kv-queue" | "qstash";
   /** Enqueues a job and returns its id (the existing job's id when `dedupeId` was seen). */
   enqueue(name: string, payload: unknown, options?: EnqueueOptions): Promise<string>;
+  /**
+   * Enqueues several jobs, each as `enqueue` would, in as few writes as the adapter allows (the
+   * KV queue: one commit per chunk). Where absent, callers enqueue one by one.
+   */
+  enqueueMany?(jobs: JobRequest[]): Promise<void>;
+}
+
+/** Enqueues `requests` with `enqueueMany` where the adapter has it, else one by one, at once. */
+export async function enqueueAll(jobs: Jobs, requests: JobRequest[]): Promise<void> {
+  if (requests.length === 0) return;
+  if (jobs.enqueueMany) return await jobs.enqueueMany(requests);
+  await Promise.all(requests.map((job) => jobs.enqueue(job.name, job.payload, job.options)));
 }
 
 /** Retries after the first attempt, on both adapters; then the job is a dead letter. */

@@ -2,11 +2,14 @@
 // `keysIfUndelivered` into the dead-letter store once the backoff schedule is used up.
 import { newId } from "../ids.ts";
 import { deadLetterKey, jobDedupeKey } from "../kv/keys.ts";
-import { isJobMessage, JOB_RETRIES, type JobMessage, type Jobs } from "./jobs.ts";
+import { isJobMessage, JOB_RETRIES, type JobMessage, type JobRequest, type Jobs } from "./jobs.ts";
 import { runJob, type RunnerDeps } from "./runner.ts";
 
 /** How long a dedupe id is remembered (QStash keeps its own for 10 minutes too). */
 const DEDUPE_WINDOW_MS = 10 * 60 * 1000;
+
+/** Jobs per commit in `enqueueMany`: each adds a check, a dedupe entry and a message. */
+const JOBS_PER_COMMIT = 50;
 
 /** Delays between the attempts of a failing job: JOB_RETRIES retries, then a dead letter. */
 export const DEFAULT_BACKOFF_MS = [1000, 5000, 30000];
@@ -19,27 +22,50 @@ export function kvQueueJobs(
   if (backoffSchedule.length !== JOB_RETRIES) {
     throw new Error(`the backoff schedule needs ${JOB_RETRIES} delays`);
   }
-  return {
+  /** Adds one job (and its dedupe entry) to `atomic`; returns the job and that entry's key. */
+  function add(atomic: Deno.AtomicOperation, { name, payload, options = {} }: JobRequest) {
+    const job: JobMessage = { id: options.jobId ?? newId(), name, payload };
+    const dedupeKey = options.dedupeId ? jobDedupeKey(options.dedupeId) : null;
+    if (dedupeKey) {
+      atomic.check({ key: dedupeKey, versionstamp: null })
+        .set(dedupeKey, job.id, { expireIn: DEDUPE_WINDOW_MS });
+    }
+    atomic.enqueue(job, {
+      delay: Math.max(0, Math.round((options.delaySeconds ?? 0) * 1000)),
+      keysIfUndelivered: [deadLetterKey(job.id)],
+      backoffSchedule,
+    });
+    return { job, dedupeKey };
+  }
+
+  const jobs: Jobs = {
     kind: "kv-queue",
-    async enqueue(name, payload, enqueueOptions = {}) {
-      const job: JobMessage = { id: enqueueOptions.jobId ?? newId(), name, payload };
+    async enqueue(name, payload, options = {}) {
       const atomic = kv.atomic();
-      const dedupeKey = enqueueOptions.dedupeId ? jobDedupeKey(enqueueOptions.dedupeId) : null;
-      if (dedupeKey) {
-        atomic.check({ key: dedupeKey, versionstamp: null })
-          .set(dedupeKey, job.id, { expireIn: DEDUPE_WINDOW_MS });
-      }
-      atomic.enqueue(job, {
-        delay: Math.max(0, Math.round((enqueueOptions.delaySeconds ?? 0) * 1000)),
-        keysIfUndelivered: [deadLetterKey(job.id)],
-        backoffSchedule,
-      });
+      const { job, dedupeKey } = add(atomic, { name, payload, options });
       const result = await atomic.commit();
       if (!result.ok && dedupeKey) return (await kv.get<string>(dedupeKey)).value ?? job.id;
       if (!result.ok) throw new Error(`could not enqueue job "${name}"`);
       return job.id;
     },
+    async enqueueMany(requests) {
+      // A dedupe id given twice is one job (two checks of one absent entry would both pass).
+      const seen = new Set<string>();
+      const distinct = requests.filter(({ options }) =>
+        !options?.dedupeId || (!seen.has(options.dedupeId) && !!seen.add(options.dedupeId))
+      );
+      for (let start = 0; start < distinct.length; start += JOBS_PER_COMMIT) {
+        const chunk = distinct.slice(start, start + JOBS_PER_COMMIT);
+        const atomic = kv.atomic();
+        for (const request of chunk) add(atomic, request);
+        if ((await atomic.commit()).ok) continue;
+        // Some job of the chunk was enqueued before (a sweep and a writer both applying it):
+        // one by one, each keeps its own dedupe.
+        for (const { name, payload, options } of chunk) await jobs.enqueue(name, payload, options);
+      }
+    },
   };
+  return jobs;
 }
 
 /**

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import type { Clock } from "../deps.ts";
 import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
-import type { Jobs } from "./jobs.ts";
+import { enqueueAll, type JobRequest, type Jobs } from "./jobs.ts";
 
 const ENQUEUE = "enqueue";
 
@@ -16,13 +16,17 @@ const enqueuePayload = z.object({
 
 export function registerEnqueueApplier(outbox: Outbox, jobs: Jobs, clock: Clock) {
   // The job id is the record id: applying twice (request and sweep) still runs the job once.
-  outbox.register(ENQUEUE, enqueuePayload, async (job, record) => {
-    const delayMs = job.runAt === undefined ? 0 : job.runAt - clock.now();
-    await jobs.enqueue(job.name, job.payload, {
-      jobId: record.id,
-      dedupeId: `outbox:${record.id}`,
-      delaySeconds: Math.max(0, delayMs / 1000),
-    });
+  outbox.registerBatch(ENQUEUE, enqueuePayload, async (batch, records) => {
+    const requests: JobRequest[] = batch.map((job, i) => ({
+      name: job.name,
+      payload: job.payload,
+      options: {
+        jobId: records[i].id,
+        dedupeId: `outbox:${records[i].id}`,
+        delaySeconds: job.runAt === undefined ? 0 : Math.max(0, (job.runAt - clock.now()) / 1000),
+      },
+    }));
+    await enqueueAll(jobs, requests);
   });
 }
 

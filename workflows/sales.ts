@@ -44,7 +44,7 @@ import {
   reservationSchema,
   type Sale,
 } from "../db/records.ts";
-import { PermanentJobError } from "./jobs.ts";
+import { enqueueAll, PermanentJobError } from "./jobs.ts";
 import { notifyRecords } from "./notifications.ts";
 import { jobRecord } from "./outbox-jobs.ts";
 import { id } from "../input.ts";
@@ -144,14 +144,17 @@ export function registerSales(deps: Deps) {
   deps.outbox.registerBatch(RESERVATION_RECORD, reservationSchema, async (list) => {
     await recordReservations(db, list);
     // The job id is the reservation's: enqueued twice (writer and sweep), it runs once.
-    await Promise.all(
-      list.filter((reservation) => reservation.version === 1).map((reservation) =>
-        deps.jobs.enqueue(EXPIRE_JOB, { reservationId: reservation.id }, {
+    await enqueueAll(
+      deps.jobs,
+      list.filter((reservation) => reservation.version === 1).map((reservation) => ({
+        name: EXPIRE_JOB,
+        payload: { reservationId: reservation.id },
+        options: {
           jobId: `${EXPIRE_JOB}:${reservation.id}`,
           dedupeId: `${EXPIRE_JOB}:${reservation.id}`,
           delaySeconds: Math.max(0, (reservation.expiresAt - deps.clock.now()) / 1000),
-        })
-      ),
+        },
+      })),
     );
   });
   deps.outbox.registerBatch(ORDER_RECORD, orderSchema, async (list) => {
