@@ -51,9 +51,13 @@ export function kvQueueJobs(
     async enqueueMany(requests) {
       // A dedupe id given twice is one job (two checks of one absent entry would both pass).
       const seen = new Set<string>();
-      const distinct = requests.filter(({ options }) =>
-        !options?.dedupeId || (!seen.has(options.dedupeId) && !!seen.add(options.dedupeId))
-      );
+      const distinct = requests.filter(({ options }) => {
+        const id = options?.dedupeId;
+        if (id === undefined) return true;
+        if (seen.has(id)) return false;
+        seen.add(id);
+        return true;
+      });
       for (let start = 0; start < distinct.length; start += JOBS_PER_COMMIT) {
         const chunk = distinct.slice(start, start + JOBS_PER_COMMIT);
         const atomic = kv.atomic();
