@@ -119,6 +119,31 @@ export function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
 }
 
+/** How often a transaction Postgres aborted as a deadlock victim (or a serialisation failure) runs. */
+const TRANSACTION_ATTEMPTS = 4;
+
+/**
+ * `db.transaction(work)`, run again when Postgres aborts it as a deadlock victim (40P01) or for a
+ * serialisation failure (40001): such a transaction was rolled back whole, so running it again is
+ * what the request meant, where answering 500 is not. `work` must only touch the database.
+ */
+export async function inTransaction<T>(
+  db: Database,
+  work: Parameters<Database["transaction"]>[0] extends (tx: infer Tx) => unknown
+    ? (tx: Tx) => Promise<T>
+    : never,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await db.transaction(work);
+    } catch (error) {
+      const retryable = hasSqlState(error, "40P01") || hasSqlState(error, "40001");
+      if (!retryable || attempt >= TRANSACTION_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
+}
+
 /** True when `error` is Postgres' unique_violation (from either driver). */
 export function isUniqueViolation(error: unknown): boolean {
   return hasSqlState(error, "23505");

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { ConnectionTransition as Transition } from "./records.ts";
-import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
+import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import {
   blocks,
   connectionEvents,
@@ -109,7 +109,7 @@ export async function recordConnectionTransition(db: Database, transition: Trans
   const { request } = transition;
   const at = new Date(request.updatedAt);
   try {
-    await db.transaction(async (tx) => {
+    await inTransaction(db, async (tx) => {
       await tx.insert(connectionEvents).values({
         requestId: request.id,
         version: request.version,
@@ -166,7 +166,7 @@ export async function syncBlock(
     return;
   }
   try {
-    await db.transaction(async (tx) => {
+    await inTransaction(db, async (tx) => {
       await tx.insert(blocks).values({ blockerId, blockedId, createdAt: placedAt })
         .onConflictDoNothing();
       await tx.delete(follows).where(or(

@@ -10,7 +10,7 @@ import {
   rowOf,
 } from "./records.ts";
 import type { Database } from "./client.ts";
-import { isForeignKeyViolation } from "./client.ts";
+import { inTransaction, isForeignKeyViolation } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import {
   interviewEvents,
@@ -31,7 +31,7 @@ export async function recordInterviewTransition(db: Database, transition: Transi
   const { interview } = transition;
   const row = rowOf(interviews, interview);
   try {
-    await db.transaction(async (tx) => {
+    await inTransaction(db, async (tx) => {
       const { id: _, interviewerId: _i, candidateId: _c, createdAt: _t, ...changing } = row;
       await tx.insert(interviews).values(row).onConflictDoUpdate({
         target: interviews.id,

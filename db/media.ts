@@ -2,7 +2,7 @@
 // reference a file through foreign keys that do not cascade, so Postgres itself refuses to delete
 // a file that is in use; a removal is attempted, and a refusal means "still used".
 import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
-import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
+import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { interviewMedia, media, type MediaRow, postMedia, posts, users } from "./schema.ts";
 
 /**
@@ -71,7 +71,7 @@ export async function deleteMediaEverywhere(
   db: Database,
   id: string,
 ): Promise<{ postIds: string[] } | "evidence" | "gone"> {
-  return await db.transaction(async (tx) => {
+  return await inTransaction(db, async (tx) => {
     // Locks the row: a concurrent attach waits, then fails its foreign-key check.
     const locked = rowsOf<{ id: string }>(
       await tx.execute(sql`select id from ${media} where ${media.id} = ${id} for update`),

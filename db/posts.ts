@@ -3,7 +3,7 @@
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
-import { type Database, isForeignKeyViolation, rowsOf } from "./client.ts";
+import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { mediaRefs } from "./media.ts";
 import { Invalid } from "../errors.ts";
 import {
@@ -65,7 +65,7 @@ export async function insertPost(
   db: Database,
   post: { id: string; authorId: string; text: string; mediaIds: string[]; at: Date },
 ): Promise<PostView> {
-  const row = await db.transaction(async (tx) => {
+  const row = await inTransaction(db, async (tx) => {
     const [inserted] = await tx.insert(posts).values({
       id: post.id,
       authorId: post.authorId,

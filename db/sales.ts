@@ -12,7 +12,7 @@ import {
   type Sale,
 } from "./records.ts";
 import type { Database } from "./client.ts";
-import { fromExcluded, isForeignKeyViolation, newestVersions } from "./client.ts";
+import { fromExcluded, inTransaction, isForeignKeyViolation, newestVersions } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import { orders, payments, products, reservations, saleItems, sales, users } from "./schema.ts";
 
@@ -41,7 +41,7 @@ export function productView(row: ProductRow) {
 
 /** The sale and its items, in one transaction (before KV stocks it). */
 export async function insertSale(db: Database, sale: Sale, createdBy: string) {
-  await db.transaction(async (tx) => {
+  await inTransaction(db, async (tx) => {
     await tx.insert(sales).values({
       id: sale.id,
       startsAt: new Date(sale.startsAt),

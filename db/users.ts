@@ -3,7 +3,7 @@ import { and, eq, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Database } from "./client.ts";
-import { isUniqueViolation } from "./client.ts";
+import { inTransaction, isUniqueViolation } from "./client.ts";
 import { mediaPath } from "./media.ts";
 import { notBlockedWith } from "./visibility.ts";
 import { type Gender, type Role, type UserRow, users } from "./schema.ts";
@@ -84,7 +84,7 @@ export async function updateProfile(
   patch: ProfilePatch,
   at: Date,
 ): Promise<{ row: UserRow; previousAvatar: string | null } | null> {
-  return await db.transaction(async (tx) => {
+  return await inTransaction(db, async (tx) => {
     // Locked, so two concurrent photo changes each see the photo the other replaced.
     const [before] = await tx.select({ avatarMediaId: users.avatarMediaId }).from(users)
       .where(eq(users.id, id)).for("update");

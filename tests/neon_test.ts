@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Pool } from "@neondatabase/serverless";
 import { sql } from "drizzle-orm";
-import { openNeon, useWsProxy } from "../db/client.ts";
+import { inTransaction, openNeon, rowsOf, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
@@ -70,6 +70,39 @@ integrationTest(
           );
           assertProblem(await http("GET", "/api/auth/me", { token: relogin.body.token }), 401);
         });
+
+        await t.step(
+          "a transaction Postgres aborts as a deadlock victim runs again, so both finish",
+          async () => {
+            const [ada, bob] = await members(t0.deps, 2);
+            let locked = 0;
+            let bothLocked!: () => void;
+            const barrier = new Promise<void>((resolve) => bothLocked = resolve);
+            const runs: string[] = [];
+            // Each locks one row, waits until the other holds its own, then wants the other's.
+            const crossed = (first: string, second: string, label: string) =>
+              inTransaction(database.db, async (tx) => {
+                runs.push(label);
+                await tx.execute(sql`select id from users where id = ${first} for update`);
+                if (++locked === 2) bothLocked();
+                await barrier;
+                await tx.execute(sql`update users set name = ${label} where id = ${second}`);
+              });
+            await Promise.all([
+              crossed(ada.user.id, bob.user.id, "ada then bob"),
+              crossed(bob.user.id, ada.user.id, "bob then ada"),
+            ]);
+            assert.equal(runs.length, 3, "the victim ran twice, the other once");
+            const rows = rowsOf<{ id: string; name: string }>(
+              await database.db.execute(
+                sql`select id, name from users where id in (${ada.user.id}, ${bob.user.id})`,
+              ),
+            );
+            const names = new Map(rows.map((row) => [row.id, row.name]));
+            assert.equal(names.get(bob.user.id), "ada then bob");
+            assert.equal(names.get(ada.user.id), "bob then ada");
+          },
+        );
 
         await t.step("20 concurrent signups with one email → one account, 19 × 409", async () => {
           const email = randomEmail();
