@@ -78,10 +78,11 @@ export function useWsProxy(wsProxy: string) {
 export async function openNeon(url: string, options: NeonOptions = {}): Promise<DatabaseHandle> {
   if (options.wsProxy) useWsProxy(options.wsProxy);
   const pool = new Pool({ connectionString: url, max: 10 });
-  pool.on(
-    "error",
-    (error: Error) => console.error(JSON.stringify({ msg: "db pool error", error: String(error) })),
-  );
+  let closed = false;
+  pool.on("error", (error: Error) => {
+    // A connection ended after close (the database dropped, the server stopping) is not news.
+    if (!closed) console.error(JSON.stringify({ msg: "db pool error", error: String(error) }));
+  });
   try {
     const client = await pool.connect();
     try {
@@ -102,7 +103,10 @@ export async function openNeon(url: string, options: NeonOptions = {}): Promise<
     description: `neon:${target.hostname}${target.port ? `:${target.port}` : ""}${target.pathname}`,
     ping: async () => void await pool.query("select 1"),
     maintain: () => Promise.resolve(), // the server's autovacuum does it
-    close: () => pool.end(),
+    close: () => {
+      closed = true;
+      return pool.end();
+    },
   };
 }
 
