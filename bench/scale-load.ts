@@ -1,4 +1,4 @@
-// Load clients of the scale-out benchmark (bench/scale.ts), run in their own process (config as
+// Load clients of the scale-out benchmark (bench/scale-out.ts), run in their own process (config as
 // JSON on stdin, result as JSON on stdout) so the server's isolates have the cores to themselves.
 //
 // `reserve`: `concurrency` loops POST a reservation each, buyer after buyer, for `seconds`.

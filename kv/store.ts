@@ -14,6 +14,7 @@
 // cannot apply it twice, and its checks are evaluated afresh. A commit still refused after the
 // budget is a StoreBusy: 503 with Retry-After, never a 500.
 import { Unavailable } from "../errors.ts";
+import { backoff } from "./backoff.ts";
 
 /** How long one commit keeps retrying "database is locked" before answering StoreBusy. */
 export const LOCKED_BUDGET_MS = 3_000;
@@ -73,7 +74,6 @@ export async function whileLocked<T>(
       if (!isLocked(error)) throw error;
       if (performance.now() >= deadline) throw new StoreBusy();
     }
-    const ms = Math.random() * Math.min(LOCKED_CAP_MS, 2 ** tries);
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    await backoff(tries, LOCKED_CAP_MS);
   }
 }
