@@ -27,6 +27,7 @@ import { chatRoutes } from "./routes/chat.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { saleRoutes, sandboxRoutes } from "./routes/sales.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
+import { referenceRoutes } from "./routes/reference.ts";
 import { registerWorkflows } from "./workflows/index.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -81,7 +82,8 @@ export function createApp(deps: Deps) {
     .route("/", mediaRoutes(deps))
     .route("/", realtimeRoutes(deps))
     .route("/api/admin", adminRoutes(deps))
-    .route("/workflows", workflowRoutes(deps));
+    .route("/workflows", workflowRoutes(deps))
+    .route("/", referenceRoutes(deps, () => app.routes));
 }
 
 function isUpload(request: { method: string; path: string }) {

@@ -27,7 +27,8 @@ const FRAMES_PER_SECOND = 20;
 
 const ref = z.union([z.string().max(100), z.number()]).optional();
 
-const clientFrame = z.discriminatedUnion("type", [
+/** Every frame a client may send, by `type`; `id` is echoed as `ref` in an error about it. */
+export const clientFrame = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("resume"),
     id: ref,

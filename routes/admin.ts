@@ -10,6 +10,20 @@ import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-l
 import { listDevMail } from "../providers/mail.ts";
 import { adminOnly } from "./middleware/session.ts";
 import { pageQuery, params, query } from "./middleware/validate.ts";
+import { documented } from "./middleware/describe.ts";
+import { page, person, report, timestamp } from "./reference/schemas.ts";
+
+const describe = documented("Administration");
+
+const deadLetter = z.object({
+  id: z.string(),
+  source: z.enum(["job", "outbox"]),
+  name: z.string(),
+  payload: z.unknown(),
+  attempts: z.int(),
+  lastError: z.string(),
+  failedAt: timestamp,
+});
 
 /** Job ids are server-made: a UUID, or `<job>:<UUID>` for jobs keyed by what they act on. */
 const jobIdParam = z.object({ id: z.string().regex(/^[\w:-]{1,200}$/, "not a job id") });
@@ -18,54 +32,113 @@ export function adminRoutes(deps: Deps) {
   return adminOnly(
     deps,
     new Hono<SignedInEnv>()
-      .get("/dead-letters", query(pageQuery), async (c) => {
-        return c.json(await listDeadLetters(deps.kv, c.req.valid("query")));
-      })
-      .post("/dead-letters/:id/replay", params(jobIdParam), async (c) => {
-        // Taking it out first makes concurrent replays of one dead letter start it once.
-        const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
-        if (!taken) throw noSuchDeadLetter();
-        const { letter } = taken;
-        const source = letter.source ?? "job";
-        try {
-          // Same id: if an earlier attempt did finish after all, the replay does nothing.
-          if (source === "outbox") await deps.outbox.replay(letter);
-          else await deps.jobs.enqueue(letter.name, letter.payload, { jobId: letter.id });
-        } catch (error) {
-          await restoreDeadLetter(deps.kv, taken);
-          throw error;
-        }
-        deps.log({
-          level: "info",
-          msg: "dead letter replayed",
-          source,
-          name: letter.name,
-          id: letter.id,
-        });
-        return c.json({ jobId: letter.id, name: letter.name, source }, 202);
-      })
-      .delete("/dead-letters/:id", params(jobIdParam), async (c) => {
-        const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
-        if (!taken) throw noSuchDeadLetter();
-        const { letter } = taken;
-        deps.log({
-          level: "info",
-          msg: "dead letter discarded",
-          source: letter.source ?? "job",
-          name: letter.name,
-          id: letter.id,
-        });
-        return c.body(null, 204);
-      })
-      .get("/reports", query(pageQuery), async (c) => {
-        return c.json(await listReports(deps.database.db, c.req.valid("query")));
-      })
-      .get("/outbox", query(pageQuery), async (c) => {
-        if (deps.config.production) {
-          throw new NotFound("The mail outbox exists in development only.");
-        }
-        return c.json(await listDevMail(deps.kv, c.req.valid("query")));
-      }),
+      .get(
+        "/dead-letters",
+        describe({
+          summary: "Jobs and outbox records that failed every retry",
+          answers: { 200: page(deadLetter) },
+        }),
+        query(pageQuery),
+        async (c) => {
+          return c.json(await listDeadLetters(deps.kv, c.req.valid("query")));
+        },
+      )
+      .post(
+        "/dead-letters/:id/replay",
+        describe({
+          summary: "Run a dead letter again (once, however often this is called)",
+          answers: {
+            202: z.object({
+              jobId: z.string(),
+              name: z.string(),
+              source: z.enum(["job", "outbox"]),
+            }),
+          },
+          errors: { 404: ["not-found"] },
+        }),
+        params(jobIdParam),
+        async (c) => {
+          // Taking it out first makes concurrent replays of one dead letter start it once.
+          const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
+          if (!taken) throw noSuchDeadLetter();
+          const { letter } = taken;
+          const source = letter.source ?? "job";
+          try {
+            // Same id: if an earlier attempt did finish after all, the replay does nothing.
+            if (source === "outbox") await deps.outbox.replay(letter);
+            else await deps.jobs.enqueue(letter.name, letter.payload, { jobId: letter.id });
+          } catch (error) {
+            await restoreDeadLetter(deps.kv, taken);
+            throw error;
+          }
+          deps.log({
+            level: "info",
+            msg: "dead letter replayed",
+            source,
+            name: letter.name,
+            id: letter.id,
+          });
+          return c.json({ jobId: letter.id, name: letter.name, source }, 202);
+        },
+      )
+      .delete(
+        "/dead-letters/:id",
+        describe({
+          summary: "Discard a dead letter",
+          answers: { 204: {} },
+          errors: { 404: ["not-found"] },
+        }),
+        params(jobIdParam),
+        async (c) => {
+          const taken = await takeDeadLetter(deps.kv, c.req.valid("param").id);
+          if (!taken) throw noSuchDeadLetter();
+          const { letter } = taken;
+          deps.log({
+            level: "info",
+            msg: "dead letter discarded",
+            source: letter.source ?? "job",
+            name: letter.name,
+            id: letter.id,
+          });
+          return c.body(null, 204);
+        },
+      )
+      .get(
+        "/reports",
+        describe({
+          summary: "Reports filed by members, newest first",
+          answers: { 200: page(report.extend({ reporter: person, user: person })) },
+        }),
+        query(pageQuery),
+        async (c) => {
+          return c.json(await listReports(deps.database.db, c.req.valid("query")));
+        },
+      )
+      .get(
+        "/outbox",
+        describe({
+          summary: 'Mail the development mailer "sent" (development only)',
+          answers: {
+            200: page(
+              z.object({
+                id: z.string(),
+                to: z.string(),
+                subject: z.string(),
+                text: z.string(),
+                sentAt: timestamp,
+              }),
+            ),
+          },
+          errors: { 404: ["not-found"] },
+        }),
+        query(pageQuery),
+        async (c) => {
+          if (deps.config.production) {
+            throw new NotFound("The mail outbox exists in development only.");
+          }
+          return c.json(await listDevMail(deps.kv, c.req.valid("query")));
+        },
+      ),
   );
 }
 

@@ -17,6 +17,18 @@ import {
   query,
 } from "./middleware/validate.ts";
 import { id } from "../input.ts";
+import { documented, REPLAYED } from "./middleware/describe.ts";
+import { message, page, person, timestamp } from "./reference/schemas.ts";
+
+const describe = documented("Chat");
+
+const conversation = z.object({
+  id: z.string(),
+  peer: person,
+  lastMessage: message.nullable(),
+  unreadCount: z.int(),
+  lastMessageAt: timestamp,
+});
 
 const userParam = z.object({ userId: id });
 const messageInput = z.strictObject({ text: messageText, tempId });
@@ -25,41 +37,81 @@ const readInput = z.strictObject({ messageId: id.optional() });
 export function chatRoutes(deps: Deps) {
   return signedIn(
     new Hono<SignedInEnv>()
-      .get("/conversations", query(pageQuery), async (c) => {
-        const session = c.var.session;
-        return c.json(
-          await listConversations(await settledHistory(deps), session.sub, c.req.valid("query")),
-        );
-      })
-      .get("/conversations/:id/messages", params(idParam), query(pageQuery), async (c) => {
-        const session = c.var.session;
-        const { id } = c.req.valid("param");
-        const db = await settledHistory(deps);
-        if (!await conversationPeer(db, id, session.sub)) {
-          throw new NotFound("No conversation of yours has this id.");
-        }
-        return c.json(await listMessages(db, id, c.req.valid("query")));
-      })
-      .post("/conversations/:userId/messages", params(userParam), body(messageInput), async (c) => {
-        const session = c.var.session;
-        const { message, replayed } = await sendMessage(deps, session.sub, {
-          toUserId: c.req.valid("param").userId,
-          ...c.req.valid("json"),
-        });
-        if (replayed) c.header("Idempotent-Replayed", "true");
-        return c.json({
-          ...messageView({ ...message, senderId: message.fromUserId }),
-          tempId: message.tempId,
-        }, 201);
-      })
-      .post("/conversations/:id/read", params(idParam), async (c) => {
-        const session = c.var.session;
-        const input = optionalJsonBody(readInput, await c.req.text());
-        await readConversation(deps, session.sub, {
-          conversationId: c.req.valid("param").id,
-          ...input,
-        });
-        return c.body(null, 204);
-      }),
+      .get(
+        "/conversations",
+        describe({
+          summary: "The caller's conversations, latest first, with unread counts",
+          answers: { 200: page(conversation) },
+        }),
+        query(pageQuery),
+        async (c) => {
+          const session = c.var.session;
+          return c.json(
+            await listConversations(await settledHistory(deps), session.sub, c.req.valid("query")),
+          );
+        },
+      )
+      .get(
+        "/conversations/:id/messages",
+        describe({
+          summary: "A conversation's messages, newest first",
+          answers: { 200: page(message) },
+          errors: { 404: ["not-found"] },
+        }),
+        params(idParam),
+        query(pageQuery),
+        async (c) => {
+          const session = c.var.session;
+          const { id } = c.req.valid("param");
+          const db = await settledHistory(deps);
+          if (!await conversationPeer(db, id, session.sub)) {
+            throw new NotFound("No conversation of yours has this id.");
+          }
+          return c.json(await listMessages(db, id, c.req.valid("query")));
+        },
+      )
+      .post(
+        "/conversations/:userId/messages",
+        describe({
+          summary: "Send a message (the socket's `private-message` over HTTP)",
+          description:
+            "Only connected or currently matched members may message each other. Re-sending a `tempId` answers the same message with `Idempotent-Replayed: true`.",
+          answers: { 201: { schema: message.extend({ tempId: z.string() }), headers: REPLAYED } },
+          errors: { 403: ["not-connected"], 404: ["not-found"], 409: ["temp-id-reused"] },
+        }),
+        params(userParam),
+        body(messageInput),
+        async (c) => {
+          const session = c.var.session;
+          const { message, replayed } = await sendMessage(deps, session.sub, {
+            toUserId: c.req.valid("param").userId,
+            ...c.req.valid("json"),
+          });
+          if (replayed) c.header("Idempotent-Replayed", "true");
+          return c.json({
+            ...messageView({ ...message, senderId: message.fromUserId }),
+            tempId: message.tempId,
+          }, 201);
+        },
+      )
+      .post(
+        "/conversations/:id/read",
+        describe({
+          summary: "Mark a conversation read (up to `messageId`, or all of it)",
+          body: { schema: readInput, required: false },
+          answers: { 204: {} },
+          errors: { 404: ["not-found"] },
+        }),
+        params(idParam),
+        async (c) => {
+          const session = c.var.session;
+          const input = optionalJsonBody(readInput, await c.req.text());
+          await readConversation(deps, session.sub, {
+            conversationId: c.req.valid("param").id,
+            ...input,
+          });
+          return c.body(null, 204);
+        },
+      ),
   );
 }

@@ -10,6 +10,47 @@ import { reachableUser } from "../workflows/graph.ts";
 import { discover, editProfile, profilePatch, viewProfile } from "../workflows/profiles.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
+import { documented } from "./middleware/describe.ts";
+import { page, profile, timestamp, user } from "./reference/schemas.ts";
+import { CONNECTION_STATUSES } from "../db/schema.ts";
+
+const describe = documented("Profiles and discovery");
+
+const profileView = profile.extend({
+  followerCount: z.int(),
+  followingCount: z.int(),
+  connectionCount: z.int(),
+  relationship: z.object({
+    following: z.boolean(),
+    followedBy: z.boolean(),
+    connection: z.object({
+      id: z.string(),
+      status: z.enum(CONNECTION_STATUSES),
+      fromUserId: z.string(),
+    }).nullable(),
+  }).nullable().meta({ description: "Null on one's own profile." }),
+});
+
+const follower = profile.extend({ followedAt: timestamp });
+
+const discovery = z.object({
+  profile,
+  score: z.number(),
+  explain: z.object({
+    skills: z.number(),
+    location: z.number(),
+    mutuals: z.number(),
+    recency: z.number(),
+  }).meta({ description: "Each feature's weight × value; they add up to `score`." }),
+  signals: z.object({
+    sharedSkills: z.array(z.string()),
+    sameLocation: z.boolean(),
+    mutualConnections: z.int(),
+    lastActiveAt: timestamp,
+  }),
+});
+
+const hidden = { 404: ["not-found"] }; // unknown, deleted, or blocked either way
 
 const searchQuery = pageQuery.extend({
   q: z.string().trim().min(1, "say what to look for").max(100),
@@ -19,35 +60,89 @@ export function profileRoutes(deps: Deps) {
   const db = deps.database.db;
   return signedIn(
     new Hono<SignedInEnv>()
-      .patch("/profile", body(profilePatch), async (c) => {
-        const session = c.var.session;
-        const user = await editProfile(deps, session.sub, c.req.valid("json"));
-        return c.json({ user: publicUser(user) });
-      })
-      .get("/users", query(searchQuery), async (c) => {
-        const session = c.var.session;
-        const { q, ...page } = c.req.valid("query");
-        return c.json(await searchUsers(db, session.sub, q, page));
-      })
-      .get("/users/:id", params(idParam), async (c) => {
-        const session = c.var.session;
-        return c.json(await viewProfile(deps, session.sub, c.req.valid("param").id));
-      })
-      .get("/users/:id/followers", params(idParam), query(pageQuery), async (c) => {
-        const session = c.var.session;
-        const { id } = c.req.valid("param");
-        await reachableUser(deps, session.sub, id);
-        return c.json(await listFollows(db, "followers", id, session.sub, c.req.valid("query")));
-      })
-      .get("/users/:id/following", params(idParam), query(pageQuery), async (c) => {
-        const session = c.var.session;
-        const { id } = c.req.valid("param");
-        await reachableUser(deps, session.sub, id);
-        return c.json(await listFollows(db, "following", id, session.sub, c.req.valid("query")));
-      })
-      .get("/discover", query(pageQuery), async (c) => {
-        const session = c.var.session;
-        return c.json(await discover(deps, session.sub, c.req.valid("query")));
-      }),
+      .patch(
+        "/profile",
+        describe({
+          summary: "Edit one's profile",
+          answers: { 200: z.object({ user }) },
+          errors: { 403: ["forbidden"], 404: ["not-found"] },
+        }),
+        body(profilePatch),
+        async (c) => {
+          const session = c.var.session;
+          const user = await editProfile(deps, session.sub, c.req.valid("json"));
+          return c.json({ user: publicUser(user) });
+        },
+      )
+      .get(
+        "/users",
+        describe({
+          summary: "Search members by name or skill (plain text)",
+          answers: { 200: page(profile) },
+        }),
+        query(searchQuery),
+        async (c) => {
+          const session = c.var.session;
+          const { q, ...page } = c.req.valid("query");
+          return c.json(await searchUsers(db, session.sub, q, page));
+        },
+      )
+      .get(
+        "/users/:id",
+        describe({
+          summary: "A member's public profile, with counts and the caller's relationship",
+          answers: { 200: profileView },
+          errors: hidden,
+        }),
+        params(idParam),
+        async (c) => {
+          const session = c.var.session;
+          return c.json(await viewProfile(deps, session.sub, c.req.valid("param").id));
+        },
+      )
+      .get(
+        "/users/:id/followers",
+        describe({
+          summary: "Who follows a member",
+          answers: { 200: page(follower) },
+          errors: hidden,
+        }),
+        params(idParam),
+        query(pageQuery),
+        async (c) => {
+          const session = c.var.session;
+          const { id } = c.req.valid("param");
+          await reachableUser(deps, session.sub, id);
+          return c.json(await listFollows(db, "followers", id, session.sub, c.req.valid("query")));
+        },
+      )
+      .get(
+        "/users/:id/following",
+        describe({
+          summary: "Whom a member follows",
+          answers: { 200: page(follower) },
+          errors: hidden,
+        }),
+        params(idParam),
+        query(pageQuery),
+        async (c) => {
+          const session = c.var.session;
+          const { id } = c.req.valid("param");
+          await reachableUser(deps, session.sub, id);
+          return c.json(await listFollows(db, "following", id, session.sub, c.req.valid("query")));
+        },
+      )
+      .get(
+        "/discover",
+        describe({
+          summary: "Ranked peers, each score explained feature by feature",
+          answers: { 200: page(discovery).extend({ computedAt: timestamp.optional() }) },
+        }),
+        query(pageQuery),
+        async (c) => {
+          const session = c.var.session;
+          return c.json(await discover(deps, session.sub, c.req.valid("query")));
+        },
+      ),
   );
 }

@@ -14,6 +14,10 @@ import type { WSContext } from "hono/ws";
 import { presentedToken, sessionFromToken, signedIn } from "./middleware/session.ts";
 import { query } from "./middleware/validate.ts";
 import { id, parseInput } from "../input.ts";
+import { documented } from "./middleware/describe.ts";
+import { PRESENCE_STATUSES } from "../kv/presence.ts";
+
+const describe = documented("Realtime");
 
 /** `?lastEventId=`: the id of the last durable event the client has, to resume after it. */
 const upgradeQuery = z.object({
@@ -41,6 +45,19 @@ export function realtimeRoutes(deps: Deps) {
     .route("/api/presence", signedIn(presenceRoutes(deps)))
     .get(
       "/ws",
+      describe({
+        summary: "The realtime socket (see /asyncapi.json)",
+        description:
+          "Authenticated by the session cookie, `Authorization: Bearer`, or `?token=` (browsers cannot set headers on a socket). `?lastEventId=` resumes after that durable event. A cookie from an untrusted origin is refused (403).",
+        headers: { Upgrade: { description: "`websocket`", required: true } },
+        answers: { 101: { description: "Switching protocols: the socket is open." } },
+        errors: {
+          400: ["invalid-request"],
+          401: ["unauthorized"],
+          403: ["forbidden"],
+          426: ["upgrade-required"],
+        },
+      }),
       async (c, next) => {
         // Browsers cannot set headers on a WebSocket: the token may come as ?token= instead.
         const fromQuery = c.req.query("token");
@@ -139,13 +156,25 @@ function refuseConnect(deps: Deps, socket: WSContext, error: unknown) {
 /** Presence of the asked ids one may see (presencePeers); others are left out of the answer. */
 function presenceRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
-    .get("/", query(presenceQuery), async (c) => {
-      const session = c.var.session;
-      const asked = new Set(c.req.valid("query").userIds);
-      const peers = await presencePeers(deps.kv, session.sub);
-      const visible = [...peers].filter((id) => asked.has(id));
-      // Shown, not decided on: the nearest replica answers.
-      const statuses = await readPresence(deps.kv, visible, deps.clock.now(), "eventual");
-      return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
-    });
+    .get(
+      "/",
+      describe({
+        summary: "Presence of the asked members one may see (connections)",
+        answers: {
+          200: z.object({
+            items: z.array(z.object({ userId: z.string(), status: z.enum(PRESENCE_STATUSES) })),
+          }),
+        },
+      }),
+      query(presenceQuery),
+      async (c) => {
+        const session = c.var.session;
+        const asked = new Set(c.req.valid("query").userIds);
+        const peers = await presencePeers(deps.kv, session.sub);
+        const visible = [...peers].filter((id) => asked.has(id));
+        // Shown, not decided on: the nearest replica answers.
+        const statuses = await readPresence(deps.kv, visible, deps.clock.now(), "eventual");
+        return c.json({ items: [...statuses].map(([userId, status]) => ({ userId, status })) });
+      },
+    );
 }

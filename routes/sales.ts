@@ -32,32 +32,87 @@ import { body, idParam, pageQuery, params, query } from "./middleware/validate.t
 import { html } from "hono/html";
 import { newId } from "../ids.ts";
 import { SANDBOX_SIGNATURE_HEADER, type SandboxEvent, signSandbox } from "../providers/payments.ts";
+import { documented, REPLAYED } from "./middleware/describe.ts";
+import { order, page, paymentStart, reservation, sale, timestamp } from "./reference/schemas.ts";
+import { ORDER_STATUSES } from "../db/schema.ts";
+
+const describe = documented("Flash sales and payments");
+
+const webhookAck = z.object({
+  received: z.literal(true),
+  eventId: z.string().nullable(),
+  outcome: z.string().meta({ description: "`paid`, `refunded`, `cancelled`, `ignored`, …" }),
+  repeated: z.boolean(),
+  orderStatus: z.enum(ORDER_STATUSES).nullable(),
+});
+
+const orderDetail = order.extend({
+  paymentUrl: z.string().nullable().meta({ description: "Set while the order is pending." }),
+  payments: z.array(z.object({
+    eventId: z.string(),
+    type: z.string(),
+    outcome: z.string(),
+    amountCents: z.int(),
+    currency: z.string(),
+    receivedAt: timestamp,
+  })),
+});
+
+const product = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string().nullable(),
+  priceCents: z.int(),
+  currency: z.string(),
+  createdAt: timestamp,
+});
 
 const providerParam = z.object({ provider: z.string().min(1).max(40) });
 
 export function saleRoutes(deps: Deps) {
   return new Hono<AppEnv>()
     // Public: a sale's page and its stock are for anyone to see.
-    .get("/sales/:id", params(idParam), async (c) => {
-      return c.json(await saleView(deps, c.req.valid("param").id));
-    })
+    .get(
+      "/sales/:id",
+      describe({
+        summary: "A sale and each item's stock left (public)",
+        answers: { 200: sale },
+        errors: { 404: ["not-found"] },
+      }),
+      params(idParam),
+      async (c) => {
+        return c.json(await saleView(deps, c.req.valid("param").id));
+      },
+    )
     // Authenticated by the provider's signature over the raw body, not by a session.
-    .post("/payments/webhook/:provider", params(providerParam), async (c) => {
-      const rawBody = await c.req.text();
-      const result = await receiveWebhook(
-        deps,
-        c.req.valid("param").provider,
-        c.req.raw.headers,
-        rawBody,
-      );
-      return c.json({
-        received: true,
-        eventId: result.eventId,
-        outcome: result.outcome,
-        repeated: result.repeated,
-        orderStatus: result.order?.status ?? null,
-      });
-    })
+    .post(
+      "/payments/webhook/:provider",
+      describe({
+        summary: "A payment provider's webhook, verified on its raw body",
+        description:
+          'Signed with `Convene-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>` for the sandbox; older than 5 minutes is refused. An event id is applied once; a repeat answers 200 with `repeated: true`.',
+        body: { schema: z.unknown(), description: "The provider's event, exactly as signed." },
+        answers: { 200: webhookAck },
+        errors: { 401: ["unauthorized"], 404: ["not-found"] },
+      }),
+      params(providerParam),
+      async (c) => {
+        const rawBody = await c.req.text();
+        const result = await receiveWebhook(
+          deps,
+          c.req.valid("param").provider,
+          c.req.raw.headers,
+          rawBody,
+        );
+        return c.json({
+          received: true,
+          eventId: result.eventId,
+          outcome: result.outcome,
+          repeated: result.repeated,
+          orderStatus: result.order?.status ?? null,
+        });
+      },
+    )
     .route("/", signedIn(buyerRoutes(deps)))
     .route("/", adminOnly(deps, adminRoutes(deps)));
 }
@@ -65,87 +120,180 @@ export function saleRoutes(deps: Deps) {
 /** Holding units, checking out, paying for a membership, and one's own orders. */
 function buyerRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
-    .post("/sales/:id/reservations", params(idParam), body(reservationInput), async (c) => {
-      const userId = c.var.session.sub;
-      const key = c.req.header("idempotency-key");
-      const parsedKey = key === undefined ? undefined : idempotencyKey.safeParse(key);
-      if (parsedKey && !parsedKey.success) {
-        throw new Invalid(
-          "The Idempotency-Key header is invalid.",
-          zodFieldErrors(parsedKey.error)
-            .map((error) => ({ ...error, path: "Idempotency-Key" })),
+    .post(
+      "/sales/:id/reservations",
+      describe({
+        summary: "Hold units of an item for RESERVATION_TTL_SECONDS",
+        description:
+          "Repeating a request with the same `Idempotency-Key` answers the first hold again.",
+        headers: {
+          "Idempotency-Key": {
+            description: "Makes retries of this hold safe (1–200 visible characters).",
+            schema: idempotencyKey,
+          },
+        },
+        answers: { 201: { schema: reservation, headers: REPLAYED } },
+        errors: {
+          404: ["not-found"],
+          409: ["sold-out", "limit-reached", "busy"],
+          410: ["sale-ended"],
+          422: ["idempotency-key-reused"],
+          425: ["sale-not-started"],
+        },
+      }),
+      params(idParam),
+      body(reservationInput),
+      async (c) => {
+        const userId = c.var.session.sub;
+        const key = c.req.header("idempotency-key");
+        const parsedKey = key === undefined ? undefined : idempotencyKey.safeParse(key);
+        if (parsedKey && !parsedKey.success) {
+          throw new Invalid(
+            "The Idempotency-Key header is invalid.",
+            zodFieldErrors(parsedKey.error)
+              .map((error) => ({ ...error, path: "Idempotency-Key" })),
+          );
+        }
+        const { reservation, replayed } = await reserve(
+          deps,
+          userId,
+          c.req.valid("param").id,
+          c.req.valid("json"),
+          parsedKey?.data,
         );
-      }
-      const { reservation, replayed } = await reserve(
-        deps,
-        userId,
-        c.req.valid("param").id,
-        c.req.valid("json"),
-        parsedKey?.data,
-      );
-      if (replayed) c.header("Idempotent-Replayed", "true");
-      return c.json(reservationView(reservation), 201);
-    })
-    .get("/reservations/:id", params(idParam), async (c) => {
-      const userId = c.var.session.sub;
-      return c.json(
-        reservationView(await readReservation(deps.kv, c.req.valid("param").id, userId)),
-      );
-    })
-    .delete("/reservations/:id", params(idParam), async (c) => {
-      await release(deps, c.var.session.sub, c.req.valid("param").id);
-      return c.body(null, 204);
-    })
-    .post("/reservations/:id/checkout", params(idParam), async (c) => {
-      const userId = c.var.session.sub;
-      return c.json(await checkout(deps, userId, c.req.valid("param").id));
-    })
-    .post("/payments/membership", body(membershipInput), async (c) => {
-      const userId = c.var.session.sub;
-      return c.json(await buyMembership(deps, userId, c.req.valid("json").tier));
-    })
-    .get("/orders", query(pageQuery), async (c) => {
-      const userId = c.var.session.sub;
-      return c.json(await listOrders(await settledHistory(deps), userId, c.req.valid("query")));
-    })
-    .get("/orders/:id", params(idParam), async (c) => {
-      const userId = c.var.session.sub;
-      const order = await readOrder(deps.kv, c.req.valid("param").id);
-      if (!order || order.userId !== userId) throw new NotFound("No order of yours has this id.");
-      const payments = await paymentsOf(await settledHistory(deps), order.id);
-      return c.json({
-        ...orderView(order),
-        paymentUrl: order.status === "pending" ? order.paymentUrl : null,
-        payments: payments.map((payment) => ({
-          eventId: payment.eventId,
-          type: payment.type,
-          outcome: payment.outcome,
-          amountCents: payment.amountCents,
-          currency: payment.currency,
-          receivedAt: payment.receivedAt.toISOString(),
-        })),
-      });
-    });
+        if (replayed) c.header("Idempotent-Replayed", "true");
+        return c.json(reservationView(reservation), 201);
+      },
+    )
+    .get(
+      "/reservations/:id",
+      describe({
+        summary: "One of the caller's holds",
+        answers: { 200: reservation },
+        errors: { 404: ["not-found"] },
+      }),
+      params(idParam),
+      async (c) => {
+        const userId = c.var.session.sub;
+        return c.json(
+          reservationView(await readReservation(deps.kv, c.req.valid("param").id, userId)),
+        );
+      },
+    )
+    .delete(
+      "/reservations/:id",
+      describe({
+        summary: "Release a hold: the stock returns at once",
+        answers: { 204: {} },
+        errors: { 404: ["not-found"], 409: ["reservation-paid", "busy"] },
+      }),
+      params(idParam),
+      async (c) => {
+        await release(deps, c.var.session.sub, c.req.valid("param").id);
+        return c.body(null, 204);
+      },
+    )
+    .post(
+      "/reservations/:id/checkout",
+      describe({
+        summary: "Start paying for a hold",
+        answers: { 200: paymentStart },
+        errors: {
+          404: ["not-found"],
+          409: ["reservation-paid", "busy"],
+          410: ["reservation-expired", "reservation-released"],
+          502: ["payment-provider-error"],
+        },
+      }),
+      params(idParam),
+      async (c) => {
+        const userId = c.var.session.sub;
+        return c.json(await checkout(deps, userId, c.req.valid("param").id));
+      },
+    )
+    .post(
+      "/payments/membership",
+      describe({
+        summary: "Start paying for a membership tier (priced by the server)",
+        answers: { 200: paymentStart },
+        errors: { 502: ["payment-provider-error"] },
+      }),
+      body(membershipInput),
+      async (c) => {
+        const userId = c.var.session.sub;
+        return c.json(await buyMembership(deps, userId, c.req.valid("json").tier));
+      },
+    )
+    .get(
+      "/orders",
+      describe({ summary: "The caller's orders, newest first", answers: { 200: page(order) } }),
+      query(pageQuery),
+      async (c) => {
+        const userId = c.var.session.sub;
+        return c.json(await listOrders(await settledHistory(deps), userId, c.req.valid("query")));
+      },
+    )
+    .get(
+      "/orders/:id",
+      describe({
+        summary: "One of the caller's orders, with its payments",
+        answers: { 200: orderDetail },
+        errors: { 404: ["not-found"] },
+      }),
+      params(idParam),
+      async (c) => {
+        const userId = c.var.session.sub;
+        const order = await readOrder(deps.kv, c.req.valid("param").id);
+        if (!order || order.userId !== userId) throw new NotFound("No order of yours has this id.");
+        const payments = await paymentsOf(await settledHistory(deps), order.id);
+        return c.json({
+          ...orderView(order),
+          paymentUrl: order.status === "pending" ? order.paymentUrl : null,
+          payments: payments.map((payment) => ({
+            eventId: payment.eventId,
+            type: payment.type,
+            outcome: payment.outcome,
+            amountCents: payment.amountCents,
+            currency: payment.currency,
+            receivedAt: payment.receivedAt.toISOString(),
+          })),
+        });
+      },
+    );
 }
 
 /** Products and sales are made by administrators. */
 function adminRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
-    .post("/products", body(productInput), async (c) => {
-      const adminId = c.var.session.sub;
-      return c.json(await createProduct(deps, adminId, c.req.valid("json")), 201);
-    })
-    .post("/sales", body(saleInput), async (c) => {
-      const adminId = c.var.session.sub;
-      return c.json(await createSale(deps, adminId, c.req.valid("json")), 201);
-    });
+    .post(
+      "/products",
+      describe({ summary: "Create a product", answers: { 201: product } }),
+      body(productInput),
+      async (c) => {
+        const adminId = c.var.session.sub;
+        return c.json(await createProduct(deps, adminId, c.req.valid("json")), 201);
+      },
+    )
+    .post(
+      "/sales",
+      describe({
+        summary: "Create a flash sale of products, each with its stock and price",
+        answers: { 201: sale },
+        errors: { 404: ["not-found"] },
+      }),
+      body(saleInput),
+      async (c) => {
+        const adminId = c.var.session.sub;
+        return c.json(await createSale(deps, adminId, c.req.valid("json")), 201);
+      },
+    );
 }
 
 const orderParam = z.object({ orderId: id });
 
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 
-function page(title: string, body: unknown) {
+function sandboxPage(title: string, body: unknown) {
   return html`
     <!doctype html>
     <html lang="en">
@@ -162,48 +310,70 @@ function page(title: string, body: unknown) {
 
 export function sandboxRoutes(deps: Deps) {
   return new Hono<AppEnv>()
-    .get("/pay/:orderId", params(orderParam), async (c) => {
-      const order = await readOrder(deps.kv, c.req.valid("param").orderId);
-      if (!order) throw new NotFound("No order has this id.");
-      const action = `/sandbox/pay/${encodeURIComponent(order.id)}`;
-      return c.html(page(
-        "Pay",
-        html`<h1>${order.description}</h1>
+    .get(
+      "/pay/:orderId",
+      describe({
+        summary: "The sandbox payment page: Pay / Fail buttons",
+        answers: { 200: { contentType: "text/html" } },
+        errors: { 404: ["not-found"] },
+      }),
+      params(orderParam),
+      async (c) => {
+        const order = await readOrder(deps.kv, c.req.valid("param").orderId);
+        if (!order) throw new NotFound("No order has this id.");
+        const action = `/sandbox/pay/${encodeURIComponent(order.id)}`;
+        return c.html(sandboxPage(
+          "Pay",
+          html`<h1>${order.description}</h1>
 <p>${
-          money(order.amountCents, order.currency)
-        }: order <code>${order.id}</code> is ${order.status}.</p>
+            money(order.amountCents, order.currency)
+          }: order <code>${order.id}</code> is ${order.status}.</p>
 <form method="post" action="${action}"><button name="outcome" value="pay">Pay</button>
 <button name="outcome" value="fail">Fail</button></form>`,
-      ));
-    })
-    .post("/pay/:orderId", params(orderParam), async (c) => {
-      const order = await readOrder(deps.kv, c.req.valid("param").orderId);
-      if (!order) throw new NotFound("No order has this id.");
-      const outcome = (await c.req.parseBody()).outcome;
-      if (outcome !== "pay" && outcome !== "fail") {
-        throw new Invalid("Press Pay or Fail.", [{ path: "outcome", message: "pay or fail" }]);
-      }
-      const event: SandboxEvent = {
-        id: `evt_${newId(deps.clock.now())}`,
-        type: outcome === "pay" ? "payment.succeeded" : "payment.failed",
-        data: { orderId: order.id, amountCents: order.amountCents, currency: order.currency },
-      };
-      const rawBody = JSON.stringify(event);
-      const signature = await signSandbox(
-        deps.config.PAYMENTS_SANDBOX_SECRET,
-        rawBody,
-        Math.floor(deps.clock.now() / 1000),
-      );
-      const result = await receiveWebhook(
-        deps,
-        "sandbox",
-        new Headers({ [SANDBOX_SIGNATURE_HEADER]: signature }),
-        rawBody,
-      );
-      return c.html(page(
-        "Paid",
-        html`<h1>${outcome === "pay" ? "Payment sent" : "Payment failed"}</h1>
+        ));
+      },
+    )
+    .post(
+      "/pay/:orderId",
+      describe({
+        summary: "Pay or fail an order: sends a signed sandbox webhook",
+        body: {
+          contentType: "application/x-www-form-urlencoded",
+          schema: z.object({ outcome: z.enum(["pay", "fail"]) }),
+        },
+        answers: { 200: { contentType: "text/html" } },
+        errors: { 404: ["not-found"] },
+      }),
+      params(orderParam),
+      async (c) => {
+        const order = await readOrder(deps.kv, c.req.valid("param").orderId);
+        if (!order) throw new NotFound("No order has this id.");
+        const outcome = (await c.req.parseBody()).outcome;
+        if (outcome !== "pay" && outcome !== "fail") {
+          throw new Invalid("Press Pay or Fail.", [{ path: "outcome", message: "pay or fail" }]);
+        }
+        const event: SandboxEvent = {
+          id: `evt_${newId(deps.clock.now())}`,
+          type: outcome === "pay" ? "payment.succeeded" : "payment.failed",
+          data: { orderId: order.id, amountCents: order.amountCents, currency: order.currency },
+        };
+        const rawBody = JSON.stringify(event);
+        const signature = await signSandbox(
+          deps.config.PAYMENTS_SANDBOX_SECRET,
+          rawBody,
+          Math.floor(deps.clock.now() / 1000),
+        );
+        const result = await receiveWebhook(
+          deps,
+          "sandbox",
+          new Headers({ [SANDBOX_SIGNATURE_HEADER]: signature }),
+          rawBody,
+        );
+        return c.html(sandboxPage(
+          "Paid",
+          html`<h1>${outcome === "pay" ? "Payment sent" : "Payment failed"}</h1>
 <p>Order <code>${order.id}</code> is now ${result.order?.status ?? order.status}.</p>`,
-      ));
-    });
+        ));
+      },
+    );
 }

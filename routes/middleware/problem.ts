@@ -32,7 +32,7 @@ function problem(status: number, code: string, title: string, detail: string, ex
 }
 
 const HTTP_TITLES: Record<number, [string, string]> = {
-  400: ["bad-request", "Bad request"],
+  400: ["invalid-request", "Invalid request"], // malformed JSON: the same code as a bad field
   401: ["unauthorized", "Unauthorized"],
   403: ["forbidden", "Forbidden"],
   404: ["not-found", "Not found"],
@@ -54,7 +54,7 @@ export const errorHandler: ErrorHandler<AppEnv> = (error, c) => {
     return problemResponse(c, body);
   }
   if (error instanceof HTTPException && error.status < 500) {
-    const [code, title] = HTTP_TITLES[error.status] ?? ["bad-request", "Bad request"];
+    const [code, title] = HTTP_TITLES[error.status] ?? ["invalid-request", "Invalid request"];
     return problemResponse(c, problem(error.status, code, title, error.message || title));
   }
   return internalError(c, error);

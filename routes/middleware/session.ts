@@ -8,6 +8,7 @@ import { findUserById } from "../../db/users.ts";
 import { Forbidden, Unauthorized } from "../../errors.ts";
 import { readToken, type SessionClaims, signingKey } from "../../kv/auth/tokens.ts";
 import { isTokenLive } from "../../kv/auth/sessions.ts";
+import { asGuard } from "./describe.ts";
 
 export const SESSION_COOKIE = "session";
 
@@ -48,7 +49,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
  * session as `c.var.session`. A path or method it does not serve is still a 404.
  */
 export function signedIn<S extends Schema, B extends string>(router: Hono<SignedInEnv, S, B>) {
-  return guarded(router, requireSignedIn);
+  return guarded(router, asGuard(requireSignedIn, "signed-in"));
 }
 
 /** A router only administrators may call: 401 without a session, 403 unless the stored user is one. */
@@ -56,7 +57,7 @@ export function adminOnly<S extends Schema, B extends string>(
   deps: Deps,
   router: Hono<SignedInEnv, S, B>,
 ) {
-  return guarded(router, requireAdmin(deps));
+  return guarded(router, asGuard(requireAdmin(deps), "admin"));
 }
 
 /** `router` behind `guard`, which runs first on exactly the routes the router serves. */

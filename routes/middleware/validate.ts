@@ -5,22 +5,27 @@ import type { ValidationTargets } from "hono";
 import { z } from "zod";
 import { Invalid } from "../../errors.ts";
 import { id, parseInput } from "../../input.ts";
+import { type InputTarget, withInput } from "./describe.ts";
 
 const PARTS: Partial<Record<keyof ValidationTargets, string>> = {
   json: "body",
   param: "path",
 };
 
-function validate<T extends keyof ValidationTargets, S extends z.ZodType>(target: T, schema: S) {
+function validate<T extends keyof ValidationTargets & InputTarget, S extends z.ZodType>(
+  target: T,
+  schema: S,
+) {
   const part = PARTS[target] ?? target;
   // The hook answers nothing: failures never reach it (parseInput throws), so the typed client
   // (hc<AppType>) sees each route's own answers, not a validator's 400 body.
-  return zValidator(target, schema, () => undefined, {
+  const validator = zValidator(target, schema, () => undefined, {
     validationFunction: (schema, value) => {
       // parseInput throws the 400 itself; a success is handed back in zod's shape.
       return { success: true, data: parseInput(schema as S, value, part) } as never;
     },
   });
+  return withInput(validator, target, schema);
 }
 
 export const body = <S extends z.ZodType>(schema: S) => validate("json", schema);

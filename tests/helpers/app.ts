@@ -13,6 +13,7 @@ import { localStorage, type Storage } from "../../providers/storage.ts";
 import { Hub, type HubOptions } from "../../realtime/hub.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
+import { type Contract, contractOf } from "./contract.ts";
 
 /** This worker's PGlite instances that no app holds: each migrated and empty. */
 const idle: PGlite[] = [];
@@ -314,8 +315,12 @@ type Fetcher = {
   request(input: string, init: RequestInit, env?: unknown): Response | Promise<Response>;
 };
 
-/** JSON requests against an in-memory app (or anything with Hono's `request`). */
+/**
+ * JSON requests against an in-memory app (or anything with Hono's `request`). Every answer is
+ * checked against the OpenAPI document the app serves (tests/helpers/contract.ts).
+ */
 export function httpClient(app: Fetcher) {
+  let contract: Promise<Contract | null> | undefined;
   // deno-lint-ignore no-explicit-any
   return async function call<T = any>(method: string, path: string, options: Call = {}) {
     const headers: Record<string, string> = { ...options.headers };
@@ -332,6 +337,10 @@ export function httpClient(app: Fetcher) {
     try {
       body = text ? JSON.parse(text) : null;
     } catch { /* not JSON: keep the text */ }
+    contract ??= contractOf((at) => app.request(at, {}));
+    const checked = await contract;
+    if (!checked) contract = undefined; // try again on the next answer
+    checked?.check(method, path, response.status, response.headers, body);
     return { status: response.status, headers: response.headers, body: body as T } as Answer<T>;
   };
 }

@@ -1,6 +1,8 @@
 // Real WebSockets against a served test app: frames are collected, and tests await the frame they
-// expect (with a deadline that fails the test instead of hanging it), never a sleep.
+// expect (with a deadline that fails the test instead of hanging it), never a sleep. Every frame
+// received must match its documented schema (realtime/events.ts), or reading frames throws.
 import { createTestApp, type HttpClient, type TestAppOptions } from "./app.ts";
+import { SERVER_EVENTS, type ServerEventType, serverFrame } from "../../realtime/events.ts";
 import type { Member } from "./members.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -34,14 +36,28 @@ export async function servedTestApp(options: TestAppOptions = {}) {
 
 const DEADLINE_MS = 10_000;
 
+/** Why `frame` is not one the socket protocol documents, or null when it is. */
+export function undocumentedFrame(frame: Frame): string | null {
+  if (!Object.hasOwn(SERVER_EVENTS, frame?.type)) return `unknown type ${JSON.stringify(frame)}`;
+  const parsed = serverFrame(frame.type as ServerEventType).safeParse(frame);
+  return parsed.success
+    ? null
+    : `${frame.type}: ${JSON.stringify(parsed.error.issues)} in ${JSON.stringify(frame)}`;
+}
+
 export class TestSocket {
   readonly frames: Frame[] = [];
   readonly closed: Promise<CloseEvent>;
   #waiters = new Set<() => void>();
+  /** Frames that do not match the AsyncAPI document's schema of their type. */
+  readonly undocumented: string[] = [];
 
   private constructor(readonly socket: WebSocket) {
     socket.onmessage = (event) => {
-      this.frames.push(JSON.parse(event.data));
+      const frame = JSON.parse(event.data);
+      const problem = undocumentedFrame(frame);
+      if (problem) this.undocumented.push(problem);
+      this.frames.push(frame);
       for (const wake of this.#waiters) wake();
     };
     this.closed = new Promise((resolve) => socket.addEventListener("close", resolve));
@@ -69,6 +85,9 @@ export class TestSocket {
 
   /** Frames of `type` (matching `where`) received so far. */
   received(type: string, where: (frame: Frame) => boolean = () => true): Frame[] {
+    if (this.undocumented.length > 0) {
+      throw new Error(`contract: undocumented socket frames: ${this.undocumented.join("; ")}`);
+    }
     return this.frames.filter((frame) => frame.type === type && where(frame));
   }
 
@@ -88,7 +107,14 @@ export class TestSocket {
         );
       }, DEADLINE_MS);
       const wake = () => {
-        const found = this.received(type, where);
+        let found: Frame[];
+        try {
+          found = this.received(type, where);
+        } catch (error) {
+          clearTimeout(timer);
+          this.#waiters.delete(wake);
+          return reject(error);
+        }
         if (found.length < count) return;
         clearTimeout(timer);
         this.#waiters.delete(wake);
