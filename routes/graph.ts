@@ -48,7 +48,7 @@ export function graphRoutes(deps: Deps) {
         describe({
           summary: "Follow a member (idempotent)",
           answers: { 204: {} },
-          errors: { 403: ["blocked"], 404: ["not-found"] },
+          errors: { 404: ["not-found"] },
         }),
         params(userParam),
         async (c) => {

@@ -1,20 +1,25 @@
-// The typed client: hc<AppType> knows every route, its inputs and its answers. Each call below
-// type-checks only because the route tree is one chain (a route missing from AppType, or an input
-// of the wrong shape, fails `deno check`), and answers as the server does.
+// The typed client (client/): conveneClient knows every route, its inputs and its answers. Each
+// call below type-checks only because the route tree is one chain (a route missing from AppType,
+// or an input of the wrong shape, fails `deno check`), and answers as the server does. The socket
+// helper reconnects, resumes and matches acks over a real socket and a real network drop.
 import assert from "node:assert/strict";
-import { hc } from "hono/client";
-import type { AppType } from "../app.ts";
+import { ApiProblem, conveneClient, problemOf } from "../client/http.ts";
+import { ConveneSocket, type ServerEvent, type SocketState } from "../client/socket.ts";
+import type { ServerEventType } from "../realtime/events.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
+import { tcpRelay } from "./helpers/relay.ts";
+import { connect, servedTestApp } from "./helpers/sockets.ts";
 
-Deno.test("[client] hc<AppType> calls one route of each feature, typed end to end", async () => {
+Deno.test("[client] conveneClient calls one route of each feature, typed end to end", async () => {
   await using t0 = await createTestApp();
   const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
   const env = { remoteAddr: { hostname: "203.0.113.7", port: 40000, transport: "tcp" } };
   const client = (token?: string) =>
-    hc<AppType>("http://convene.test", {
-      fetch: (input: RequestInfo | URL, init?: RequestInit) => t0.app.request(input, init, env),
-      headers: token ? { authorization: `Bearer ${token}` } : {},
+    conveneClient("http://convene.test", {
+      fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
+        t0.app.request(input, init, env)) as typeof fetch,
+      token,
     });
   const asAda = client(ada.token);
 
@@ -59,4 +64,157 @@ Deno.test("[client] hc<AppType> calls one route of each feature, typed end to en
 
   const anonymous = await client().api.conversations.$get({ query: {} });
   assert.equal(anonymous.status, 401);
+  const problem = await problemOf(anonymous);
+  assert.ok(problem instanceof ApiProblem);
+  assert.deepEqual([problem.status, problem.code], [401, "unauthorized"]);
+});
+
+const DEADLINE_MS = 10_000;
+
+/** Resolves once `socket` has delivered `count` events of `type` (counting from now). */
+function collect<T extends ServerEventType>(socket: ConveneSocket, type: T, count: number) {
+  const events: ServerEvent<T>[] = [];
+  return new Promise<ServerEvent<T>[]>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${events.length}/${count} × ${type}: ${JSON.stringify(events)}`)),
+      DEADLINE_MS,
+    );
+    const stop = socket.on(type, (event) => {
+      events.push(event);
+      if (events.length < count) return;
+      clearTimeout(timer);
+      stop();
+      resolve(events);
+    });
+  });
+}
+
+/** Resolves when `socket` reaches `state` (at once if it is there). */
+function reaches(socket: ConveneSocket, state: SocketState) {
+  if (socket.state === state) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`never ${state}`)), DEADLINE_MS);
+    const stop = socket.onState((now) => {
+      if (now !== state) return;
+      clearTimeout(timer);
+      stop();
+      resolve();
+    });
+  });
+}
+
+Deno.test("[client] ConveneSocket acks by tempId, rides out a network drop, and resumes without loss or duplicates", async () => {
+  await using t0 = await servedTestApp();
+  const [ada, bob] = await members(t0.deps, 2);
+  await connect(t0.http, ada, bob);
+  const port = Number(new URL(t0.url).port);
+  await using relay = tcpRelay(port);
+  const backoff = { firstMs: 20, maxMs: 200 };
+  const asAda = new ConveneSocket({ url: t0.url, token: ada.token, backoff });
+  const asBob = new ConveneSocket({
+    url: `ws://127.0.0.1:${relay.port}/ws`,
+    token: bob.token,
+    backoff,
+  });
+  try {
+    await Promise.all([reaches(asAda, "open"), reaches(asBob, "open")]);
+    const received = collect(asBob, "incoming-message", 10);
+
+    const before = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => asAda.sendMessage(bob.user.id, `before ${n}`)),
+    );
+    assert.equal(new Set(before.map((ack) => ack.messageId)).size, 5, "five acks, five messages");
+    assert.equal(new Set(before.map((ack) => ack.tempId)).size, 5);
+
+    const dropped = reaches(asBob, "reconnecting");
+    relay.cut();
+    await dropped;
+    // While Bob is away: Ada writes on, and Bob's own message waits for the connection.
+    const fromBob = asBob.sendMessage(ada.user.id, "sent while offline", "bob-offline-1");
+    const adaGets = collect(asAda, "incoming-message", 1);
+    for (const n of [6, 7, 8, 9, 10]) await asAda.sendMessage(bob.user.id, `during ${n}`);
+
+    await reaches(asBob, "open");
+    const texts = (await received).map((event) => event.data.text);
+    assert.deepEqual(
+      texts,
+      [1, 2, 3, 4, 5].map((n) => `before ${n}`).concat(
+        [6, 7, 8, 9, 10].map((n) => `during ${n}`),
+      ),
+    );
+    const ack = await fromBob;
+    assert.equal(ack.tempId, "bob-offline-1");
+    const [incoming] = await adaGets;
+    assert.deepEqual([incoming.data.messageId, incoming.data.text], [
+      ack.messageId,
+      "sent while offline",
+    ]);
+
+    // What the server stored: every message once.
+    const stored = await t0.http("GET", `/api/conversations/${ack.conversationId}/messages`, {
+      token: bob.token,
+    });
+    assert.equal(stored.status, 200);
+    assert.equal(stored.body.items.length, 11);
+    assert.ok(asBob.lastEventId !== null && asBob.lastEventId >= 11);
+  } finally {
+    asAda.close();
+    asBob.close();
+  }
+});
+
+Deno.test("[client] ConveneSocket stops for good when the session ends, and sends nothing after", async () => {
+  await using t0 = await servedTestApp();
+  const [ada, bob] = await members(t0.deps, 2);
+  const socket = new ConveneSocket({ url: t0.url, token: ada.token, backoff: { firstMs: 20 } });
+  await reaches(socket, "open");
+  const reasons: (string | undefined)[] = [];
+  socket.onState((state, reason) => reasons.push(`${state}: ${reason}`));
+  const closed = reaches(socket, "closed");
+  const logout = await t0.http("POST", "/api/auth/logout", { token: ada.token });
+  assert.equal(logout.status, 204);
+  await closed;
+  assert.deepEqual(reasons, ["closed: the session ended"]);
+  await assert.rejects(socket.sendMessage(bob.user.id, "too late"), /closed/);
+  assert.equal(socket.state, "closed", "no reconnect after the session ended");
+});
+
+Deno.test("[client] ConveneSocket rejects a message the server refuses, matched by its tempId", async () => {
+  await using t0 = await servedTestApp();
+  const [ada, stranger] = await members(t0.deps, 2);
+  const socket = new ConveneSocket({ url: t0.url, token: ada.token });
+  try {
+    await reaches(socket, "open");
+    await assert.rejects(
+      socket.sendMessage(stranger.user.id, "hello?", "t-stranger"),
+      (error: Error & { code?: string }) => error.code === "not-connected",
+    );
+  } finally {
+    socket.close();
+  }
+});
+
+Deno.test("[client] the README's client example type-checks against the real client", async () => {
+  const root = new URL("../", import.meta.url);
+  const readme = await Deno.readTextFile(new URL("README.md", root));
+  const example = /## The client[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(example, "the README has a TypeScript example under 'The client'");
+  assert.ok(example.split("\n").length <= 14, "it stays short");
+  const dir = await Deno.makeTempDir({ prefix: "convene-readme-" });
+  try {
+    const file = `${dir}/example.ts`;
+    await Deno.writeTextFile(
+      file,
+      "declare const email: string, password: string, peerId: string;\n" +
+        example.replaceAll('"./client/', `"${new URL("client/", root).href}`) + "\nexport {};\n",
+    );
+    const checked = await new Deno.Command(Deno.execPath(), {
+      args: ["check", "--quiet", "--config", new URL("deno.json", root).pathname, file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(checked.code, 0, new TextDecoder().decode(checked.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
