@@ -28,6 +28,7 @@ import { realtimeRoutes } from "./routes/realtime.ts";
 import { saleRoutes, sandboxRoutes } from "./routes/sales.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { referenceRoutes } from "./routes/reference.ts";
+import { webRoutes } from "./routes/web.ts";
 import { registerWorkflows } from "./workflows/index.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -83,7 +84,8 @@ export function createApp(deps: Deps) {
     .route("/", realtimeRoutes(deps))
     .route("/api/admin", adminRoutes(deps))
     .route("/workflows", workflowRoutes(deps))
-    .route("/", referenceRoutes(deps, () => app.routes));
+    .route("/", referenceRoutes(deps, () => app.routes))
+    .route("/", webRoutes());
 }
 
 function isUpload(request: { method: string; path: string }) {

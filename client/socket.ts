@@ -130,8 +130,9 @@ export class ConveneSocket {
   }
 
   /** Closes for good: no reconnect; unacknowledged messages are rejected. */
-  close() {
-    this.#finish("closed by the client");
+  close(reason = "closed by the client") {
+    if (this.#state === "closed") return;
+    this.#finish(reason);
     this.#socket?.close(1000, "bye");
   }
 
@@ -179,6 +180,8 @@ export class ConveneSocket {
     }
     for (const listener of this.#listeners.get(event.type) ?? []) listener(event);
     for (const listener of this.#listeners.get("*") ?? []) listener(event);
+    // The close (4001) that follows may be lost with the connection: the event alone is final.
+    if (event.type === "session-ended") this.close(FINAL_CLOSES.get(4001));
   }
 
   #settle(tempId: string, outcome: Delivered | Error) {

@@ -80,6 +80,20 @@ export function authRoutes(deps: Deps) {
         return c.json({ user: publicUser(user), token });
       },
     )
+    .get(
+      "/session",
+      describe({
+        summary: "Who is signed in, if anyone",
+        description: "200 either way (`user` is null when signed out), so a page can ask " +
+          "without an error; GET /api/auth/me answers 401 instead.",
+        answers: { 200: z.object({ user: user.nullable() }) },
+      }),
+      async (c) => {
+        const session = c.var.session;
+        const row = session ? await findUserById(await settledHistory(deps), session.sub) : null;
+        return c.json({ user: row ? publicUser(row) : null });
+      },
+    )
     .route("/", signedIn(ownAccountRoutes(deps, accounts)));
 }
 

@@ -1,0 +1,233 @@
+// Chat: conversations, live messages with delivered and read state, typing and presence. Sends go
+// through the socket helper, which re-sends after a reconnect under the same tempId, so a dropped
+// network neither loses nor doubles a message; a reload reads history over HTTP and the socket
+// resumes after the last event this tab saw (anything seen twice is dropped by id).
+/// <reference lib="dom" />
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
+import type { Me } from "./main.tsx";
+
+type Conversation = Awaited<ReturnType<typeof conversations>>["items"][number];
+
+interface Line {
+  key: string;
+  id: string | null;
+  from: string;
+  text: string;
+  createdAt: string;
+  state: "sending" | "delivered" | "read" | "received" | "failed";
+}
+
+const conversations = () => ok(api.api.conversations.$get({ query: { limit: "50" } }));
+const history = (id: string) =>
+  ok(api.api.conversations[":id"].messages.$get({ param: { id }, query: { limit: "100" } }));
+
+export function ChatPage(props: { me: NonNullable<Me>; peerId?: string }) {
+  const [list, setList] = useState<Conversation[]>([]);
+  useEffect(() => {
+    conversations().then((page) => setList(page.items));
+  }, [props.peerId]);
+  useEvent("incoming-message", () => conversations().then((page) => setList(page.items)));
+  return (
+    <section class="chat" aria-labelledby="chat-title">
+      <h1 id="chat-title">Chat</h1>
+      <div class="split">
+        <nav aria-label="Conversations">
+          <ul class="list">
+            {list.length === 0 && <li class="meta">No conversations yet: message a connection.</li>}
+            {list.map((conversation) => (
+              <li key={conversation.id}>
+                <a
+                  href={`#/chat/${conversation.peer.id}`}
+                  aria-current={conversation.peer.id === props.peerId ? "page" : undefined}
+                >
+                  {conversation.peer.name}
+                  {conversation.unreadCount > 0 && (
+                    <span class="badge">{conversation.unreadCount}</span>
+                  )}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        {props.peerId
+          ? (
+            <Conversation
+              me={props.me}
+              peerId={props.peerId}
+              conversation={list.find((item) => item.peer.id === props.peerId)}
+            />
+          )
+          : <p class="meta">Pick a conversation.</p>}
+      </div>
+    </section>
+  );
+}
+
+function Conversation(props: { me: NonNullable<Me>; peerId: string; conversation?: Conversation }) {
+  const { me, peerId } = props;
+  const [lines, setLines] = useState<Line[]>([]);
+  const [conversationId, setConversationId] = useState<string | null>(null);
+  const [text, setText] = useState("");
+  const [typing, setTyping] = useState(false);
+  const [presence, setPresence] = useState("offline");
+  const [error, setError] = useState("");
+  const typingTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const lastTyped = useRef(0);
+  const bottom = useRef<HTMLLIElement>(null);
+
+  const add = (line: Line) =>
+    setLines((known) =>
+      known.some((item) => (line.id && item.id === line.id) || item.key === line.key)
+        ? known
+        : [...known, line]
+    );
+
+  useEffect(() => {
+    setLines([]);
+    const id = props.conversation?.id ?? null;
+    setConversationId(id);
+    if (id) {
+      history(id).then((page) => {
+        const stored = page.items.slice().reverse().map((message): Line => ({
+          key: message.id,
+          id: message.id,
+          from: message.from,
+          text: message.text,
+          createdAt: message.createdAt,
+          state: message.from === me.id ? "delivered" : "received",
+        }));
+        setLines((live) => [...stored, ...live.filter((l) => !stored.some((s) => s.id === l.id))]);
+        const last = page.items.find((message) => message.from === peerId);
+        if (last) liveSocket().send("message-read", { conversationId: id, messageId: last.id });
+      });
+    }
+    ok(api.api.presence.$get({ query: { userIds: peerId } })).then((answer) =>
+      setPresence(answer.items[0]?.status ?? "offline")
+    );
+  }, [peerId, props.conversation?.id]);
+
+  useEffect(() => bottom.current?.scrollIntoView({ block: "end" }), [lines.length]);
+
+  useEvent("incoming-message", (event) => {
+    if (event.data.from !== peerId) return;
+    setConversationId(event.data.conversationId);
+    add({
+      key: event.data.messageId,
+      id: event.data.messageId,
+      from: peerId,
+      text: event.data.text,
+      createdAt: event.data.createdAt,
+      state: "received",
+    });
+    setTyping(false);
+    liveSocket().send("message-read", {
+      conversationId: event.data.conversationId,
+      messageId: event.data.messageId,
+    });
+  }, [peerId]);
+  useEvent("message-read", (event) => {
+    if (event.data.readerId !== peerId) return;
+    setLines((known) => {
+      const upTo = known.findIndex((line) => line.id === event.data.messageId);
+      return known.map((line, index) =>
+        line.from === me.id && line.state === "delivered" && (upTo === -1 || index <= upTo)
+          ? { ...line, state: "read" }
+          : line
+      );
+    });
+  }, [peerId]);
+  useEvent("typing", (event) => {
+    if (event.data.from !== peerId) return;
+    setTyping(true);
+    clearTimeout(typingTimer.current);
+    typingTimer.current = setTimeout(() => setTyping(false), 3000);
+  }, [peerId]);
+  useEvent("presence", (event) => {
+    if (event.data.userId === peerId) setPresence(event.data.status);
+  }, [peerId]);
+
+  async function send(event: Event) {
+    event.preventDefault();
+    const body = text.trim();
+    if (!body) return;
+    setText("");
+    setError("");
+    const tempId = crypto.randomUUID();
+    const line: Line = {
+      key: tempId,
+      id: null,
+      from: me.id,
+      text: body,
+      createdAt: new Date().toISOString(),
+      state: "sending",
+    };
+    add(line);
+    try {
+      const ack = await liveSocket().sendMessage(peerId, body, tempId);
+      setConversationId(ack.conversationId);
+      setLines((known) =>
+        known.map((item) =>
+          item.key === tempId
+            ? { ...item, id: ack.messageId, createdAt: ack.createdAt, state: "delivered" }
+            : item
+        )
+      );
+    } catch (failure) {
+      setLines((known) =>
+        known.map((item) => item.key === tempId ? { ...item, state: "failed" } : item)
+      );
+      setError(explain(failure));
+    }
+  }
+
+  function typed(value: string) {
+    setText(value);
+    if (Date.now() - lastTyped.current > 2000) {
+      lastTyped.current = Date.now();
+      liveSocket().send("typing", { toUserId: peerId });
+    }
+  }
+
+  return (
+    <div class="conversation" data-conversation={conversationId ?? ""}>
+      <p class="meta">
+        <a href={`#/people/${peerId}`}>{props.conversation?.peer.name ?? "Profile"}</a> ·{" "}
+        <span data-testid="presence">{presence}</span>
+        {typing && <span data-testid="typing">· typing…</span>}
+      </p>
+      <ol class="messages" aria-label="Messages" aria-live="polite">
+        {lines.map((line) => (
+          <li
+            key={line.key}
+            class={line.from === me.id ? "mine" : "theirs"}
+            data-testid="message"
+            data-state={line.state}
+          >
+            <span>{line.text}</span>
+            <small class="meta">
+              {time(line.createdAt)}
+              {line.from === me.id && ` · ${line.state}`}
+            </small>
+          </li>
+        ))}
+        <li ref={bottom} aria-hidden="true" class="end" />
+      </ol>
+      {error && <p role="alert" class="error">{error}</p>}
+      <form onSubmit={send} class="row" aria-label="Send a message">
+        <label class="grow">
+          Message
+          <input
+            name="message"
+            autocomplete="off"
+            maxLength={4000}
+            value={text}
+            onInput={(e: Event) => typed((e.target as HTMLInputElement).value)}
+          />
+        </label>
+        <button type="submit">Send</button>
+      </form>
+      <button type="button" class="link" onClick={() => go("chat")}>All conversations</button>
+    </div>
+  );
+}
