@@ -300,6 +300,7 @@ function sandboxPage(title: string, body: unknown) {
       <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width">
+        <link rel="icon" href="data:,">
         <title>${title}</title>
       </head>
       <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">
@@ -372,7 +373,8 @@ export function sandboxRoutes(deps: Deps) {
         return c.html(sandboxPage(
           "Paid",
           html`<h1>${outcome === "pay" ? "Payment sent" : "Payment failed"}</h1>
-<p>Order <code>${order.id}</code> is now ${result.order?.status ?? order.status}.</p>`,
+<p>Order <code>${order.id}</code> is now ${result.order?.status ?? order.status}.</p>
+<p><a href="/#/orders">Back to your orders</a></p>`,
         ));
       },
     );

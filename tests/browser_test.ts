@@ -3,6 +3,7 @@
 // carries media and ends on time; a buyer watches stock drop live, holds, pays on the sandbox page
 // and sees the order paid. No test may leave an error in either browser's console.
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   type Browser,
   haveChromium,
@@ -12,6 +13,14 @@ import {
   servedConsole,
   signUpInPage,
 } from "./helpers/browser.ts";
+
+/** What the tests read of the page's RTCPeerConnection (the tests have no DOM types). */
+interface PeerConnection {
+  connectionState: string;
+  getStats(): Promise<
+    { forEach(each: (report: { type: string; bytesReceived?: number }) => void): void }
+  >;
+}
 
 const SCREENSHOTS = Deno.env.get("CONSOLE_SCREENSHOTS"); // a directory: take them there
 
@@ -108,6 +117,186 @@ withBrowser(
       return page.items.map((message: { text: string }) => message.text);
     }, bobId);
     assert.deepEqual(stored, ["After your reload", "Hi Ada", "Hello Bob"]);
+    assert.deepEqual([ada.errors, bob.errors], [[], []]);
+  },
+);
+
+withBrowser(
+  "[browser] two people join one intent and talk over a real WebRTC call that ends on time",
+  async (browser) => {
+    const seconds = 12;
+    await using app = await servedConsole({ env: { CALL_DURATION_SECONDS: String(seconds) } });
+    const ada = await person(browser);
+    const bob = await person(browser, { phone: true });
+    await signUpInPage(ada.page, app.base, "Ada Caller");
+    await signUpInPage(bob.page, app.base, "Bob Caller");
+    const intent = `webrtc ${crypto.randomUUID().slice(0, 8)}`;
+    for (const { page } of [ada, bob]) {
+      await page.goto(`${app.base}/#/call`);
+      await page.getByLabel("Intent").fill(intent);
+      await page.getByRole("button", { name: "Join" }).click();
+    }
+    await Promise.all([ada, bob].map(({ page }) => page.getByTestId("countdown").waitFor()));
+
+    // Both peer connections connect and receive media (the fake camera and microphone).
+    for (const { page } of [ada, bob]) {
+      const deadline = Date.now() + 20_000;
+      let seen = { state: "none", bytes: 0 };
+      while (!(seen.state === "connected" && seen.bytes > 0)) {
+        assert.ok(Date.now() < deadline, `the call never carried media: ${JSON.stringify(seen)}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        seen = await page.evaluate(async () => {
+          const pc = (globalThis as unknown as { conveneCall?: PeerConnection }).conveneCall;
+          let bytes = 0;
+          (await pc?.getStats())?.forEach((report) => {
+            if (report.type === "inbound-rtp") bytes += report.bytesReceived ?? 0;
+          });
+          return { state: pc?.connectionState ?? "none", bytes };
+        });
+      }
+    }
+    await shot(ada.page, "call-desktop");
+    await shot(bob.page, "call-phone");
+
+    // The call ends by itself when its time is up, for both, and history says so.
+    await Promise.all(
+      [ada, bob].map(({ page }) =>
+        page.getByTestId("call-ended").filter({ hasText: "timeout" }).waitFor({
+          timeout: (seconds + 10) * 1000,
+        })
+      ),
+    );
+    const history = await ada.page.evaluate(async () =>
+      (await (await fetch("/api/history/interactions")).json()).items
+    );
+    assert.equal(history.length, 1);
+    assert.equal(history[0].outcome, "timeout");
+    assert.ok(
+      history[0].durationSeconds >= seconds && history[0].durationSeconds <= seconds + 3,
+      `lasted ${history[0].durationSeconds} s of ${seconds}`,
+    );
+    assert.equal(
+      await ada.page.evaluate(() =>
+        (globalThis as unknown as { conveneCall?: PeerConnection }).conveneCall?.connectionState
+      ),
+      "closed",
+    );
+    assert.deepEqual([ada.errors, bob.errors], [[], []]);
+  },
+);
+
+withBrowser(
+  "[browser] a buyer watches stock drop live as another buys, holds, pays on the sandbox page and sees the order paid",
+  async (browser) => {
+    await using app = await servedConsole({ env: { ADMIN_EMAILS: "admin@example.com" } });
+    const admin = await app.http("POST", "/api/auth/signup", {
+      body: { name: "Admin", email: "admin@example.com", password: "analytical-engine" },
+    });
+    const token = admin.body.token;
+    const product = await app.http("POST", "/api/products", {
+      token,
+      body: { name: "Mechanical keyboard", priceCents: 4900, currency: "USD" },
+    });
+    const sale = await app.http("POST", "/api/sales", {
+      token,
+      body: {
+        items: [{ productId: product.body.id, stock: 5, priceCents: 2900 }],
+        startsAt: new Date().toISOString(),
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        perUserLimit: 2,
+      },
+    });
+    assert.equal(sale.status, 201);
+
+    const buyer = await person(browser);
+    const watcher = await person(browser, { phone: true });
+    await signUpInPage(buyer.page, app.base, "Buyer");
+    await signUpInPage(watcher.page, app.base, "Watcher");
+    for (const { page } of [buyer, watcher]) {
+      await page.goto(`${app.base}/#/sale/${sale.body.id}`);
+      await page.getByTestId("stock").filter({ hasText: /^5$/ }).waitFor();
+    }
+    await shot(watcher.page, "sale-phone");
+
+    await buyer.page.getByRole("button", { name: "Reserve" }).click();
+    await watcher.page.getByTestId("stock").filter({ hasText: /^4$/ }).waitFor(); // live, no reload
+    const countdown = Number(await buyer.page.getByTestId("hold-countdown").textContent());
+    assert.ok(countdown > 500 && countdown <= 600, `${countdown} s left to pay`);
+    await shot(buyer.page, "sale-desktop");
+
+    await buyer.page.getByRole("button", { name: "Checkout" }).click();
+    await buyer.page.waitForURL(/\/sandbox\/pay\//);
+    await buyer.page.getByRole("button", { name: "Pay" }).click();
+    await buyer.page.getByText("Payment sent").waitFor();
+    await buyer.page.getByRole("link", { name: "Back to your orders" }).click();
+    await buyer.page.locator("[data-testid=order][data-status=paid]").waitFor();
+    await shot(buyer.page, "orders-desktop");
+    assert.equal(await watcher.page.getByTestId("stock").textContent(), "4", "sold, not returned");
+    assert.deepEqual([buyer.errors, watcher.errors], [[], []]);
+  },
+);
+
+/** A 1×1 PNG. */
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+withBrowser(
+  "[browser] a post with an image is liked and commented; a profile photo; an interview is taken, scored and the skill verified",
+  async (browser) => {
+    await using app = await servedConsole();
+    const ada = await person(browser);
+    const bob = await person(browser);
+    await signUpInPage(ada.page, app.base, "Ada Writer");
+    await signUpInPage(bob.page, app.base, "Bob Candidate");
+    const bobId = await memberId(bob.page);
+    const image = { name: "pixel.png", mimeType: "image/png", buffer: PNG };
+
+    // The feed: a post with an image, a like and a comment.
+    await ada.page.getByLabel("What are you working on?").fill("Shipping the console");
+    await ada.page.getByLabel("Image (optional)").setInputFiles(image);
+    await ada.page.getByRole("button", { name: "Post", exact: true }).click();
+    const post = ada.page.getByTestId("post").filter({ hasText: "Shipping the console" });
+    await post.locator("img").waitFor();
+    await post.getByRole("button", { name: "Like (0)" }).click();
+    await post.getByRole("button", { name: "Unlike (1)" }).waitFor();
+    await post.getByRole("button", { name: "Comments (0)" }).click();
+    await post.getByRole("textbox", { name: "Comment", exact: true }).fill("First!");
+    await post.getByRole("button", { name: "Reply" }).click();
+    await post.getByRole("button", { name: "Comments (1)" }).waitFor();
+    await shot(ada.page, "feed-desktop");
+
+    // A profile photo.
+    await ada.page.goto(`${app.base}/#/profile`);
+    await ada.page.getByLabel("Photo").setInputFiles(image);
+    await ada.page.getByText("Photo updated.").waitFor();
+    await ada.page.getByRole("img", { name: "Your photo" }).waitFor();
+
+    // An interview: Ada opens it, Bob answers, Ada scores, Bob's skill is verified.
+    await ada.page.goto(`${app.base}/#/interviews`);
+    await ada.page.getByLabel("Candidate (member id)").fill(bobId);
+    await ada.page.getByLabel("Skill").fill("TypeScript");
+    await ada.page.getByLabel("Prompt").fill("Explain structural typing.");
+    await ada.page.getByRole("button", { name: "Create" }).click();
+    await ada.page.getByText("Interview created.").waitFor();
+    await bob.page.goto(`${app.base}/#/interviews`);
+    await bob.page.getByRole("button", { name: "Start" }).click();
+    await bob.page.getByLabel("Your answer").fill("Types match by shape: correctness and clarity.");
+    await bob.page.getByRole("button", { name: "Submit" }).click();
+    await bob.page.locator(
+      "[data-testid=interview]:not([data-state=STARTED]):not([data-state=CREATED])",
+    )
+      .waitFor();
+    await ada.page.getByLabel("correctness (0–10)").fill("9");
+    await ada.page.getByLabel("clarity (0–10)").fill("8");
+    await ada.page.getByRole("button", { name: "Score" }).click();
+    await ada.page.locator("[data-testid=interview][data-state=SCORED]").getByText("passed")
+      .waitFor();
+    await bob.page.goto(`${app.base}/#/profile`);
+    await bob.page.reload(); // the profile is read at sign-in
+    await bob.page.getByText("Verified skills: typescript").waitFor();
+    await shot(bob.page, "interviews-desktop");
     assert.deepEqual([ada.errors, bob.errors], [[], []]);
   },
 );

@@ -148,7 +148,7 @@ function PostItem(props: { post: Post }) {
               </li>
             ))}
           </ul>
-          <form onSubmit={comment} aria-label="Comment">
+          <form onSubmit={comment} aria-label="Write a comment">
             <label>
               Comment
               <input
