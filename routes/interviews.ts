@@ -25,6 +25,13 @@ import { interview, page, timestamp } from "./reference/schemas.ts";
 
 const describe = documented("Interviews");
 
+/** What a move of the state machine can answer besides the interview. */
+const TRANSITION_ERRORS = {
+  403: ["forbidden"],
+  404: ["not-found"],
+  409: ["invalid-transition", "interview-expired", "busy"],
+};
+
 const interviewEvent = z.object({
   version: z.int(),
   action: z.string(),
@@ -110,11 +117,7 @@ export function interviewRoutes(deps: Deps) {
         describe({
           summary: "Candidate: CREATED → STARTED; the time limit starts",
           answers: { 200: interview },
-          errors: {
-            403: ["forbidden"],
-            404: ["not-found"],
-            409: ["invalid-transition", "interview-expired", "busy"],
-          },
+          errors: TRANSITION_ERRORS,
         }),
         params(idParam),
         async (c) => {
@@ -128,11 +131,7 @@ export function interviewRoutes(deps: Deps) {
         describe({
           summary: "Candidate: STARTED → SUBMITTED; evaluation runs as a job",
           answers: { 200: interview },
-          errors: {
-            403: ["forbidden"],
-            404: ["not-found"],
-            409: ["invalid-transition", "interview-expired", "busy"],
-          },
+          errors: TRANSITION_ERRORS,
         }),
         params(idParam),
         body(submissionInput),
@@ -148,11 +147,7 @@ export function interviewRoutes(deps: Deps) {
         describe({
           summary: "Interviewer: score each criterion; a pass (weighted ≥ 7) verifies the skill",
           answers: { 200: interview },
-          errors: {
-            403: ["forbidden"],
-            404: ["not-found"],
-            409: ["invalid-transition", "interview-expired", "busy"],
-          },
+          errors: TRANSITION_ERRORS,
         }),
         params(idParam),
         body(scoringInput),
@@ -168,11 +163,7 @@ export function interviewRoutes(deps: Deps) {
         describe({
           summary: "Either participant: cancel a CREATED or STARTED interview",
           answers: { 200: interview },
-          errors: {
-            403: ["forbidden"],
-            404: ["not-found"],
-            409: ["invalid-transition", "interview-expired", "busy"],
-          },
+          errors: TRANSITION_ERRORS,
         }),
         params(idParam),
         async (c) => {

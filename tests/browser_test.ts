@@ -248,7 +248,7 @@ withBrowser(
     await using app = await servedConsole();
     const ada = await person(browser);
     const bob = await person(browser);
-    await signUpInPage(ada.page, app.base, "Ada Writer");
+    const adaEmail = await signUpInPage(ada.page, app.base, "Ada Writer");
     await signUpInPage(bob.page, app.base, "Bob Candidate");
     const bobId = await memberId(bob.page);
     const image = { name: "pixel.png", mimeType: "image/png", buffer: PNG };
@@ -297,6 +297,14 @@ withBrowser(
     await bob.page.reload(); // the profile is read at sign-in
     await bob.page.getByText("Verified skills: typescript").waitFor();
     await shot(bob.page, "interviews-desktop");
+
+    // Signing out ends the session; signing in again restores it.
+    await ada.page.getByRole("button", { name: "Sign out" }).click();
+    await ada.page.getByRole("button", { name: "I have an account: sign in" }).click();
+    await ada.page.getByLabel("Email").fill(adaEmail);
+    await ada.page.getByLabel("Password").fill("analytical-engine");
+    await ada.page.getByRole("button", { name: "Sign in" }).click();
+    await ada.page.getByRole("button", { name: "Sign out" }).waitFor();
     assert.deepEqual([ada.errors, bob.errors], [[], []]);
   },
 );

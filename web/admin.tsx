@@ -1,5 +1,6 @@
 // Administration: products, flash sales, and the dead letters of jobs and the outbox.
 /// <reference lib="dom" />
+import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, done, explain, ok, time } from "./session.ts";
 
@@ -45,23 +46,8 @@ export function AdminPage() {
         }}
       >
         <h2>Products</h2>
-        <label>
-          Name
-          <input
-            required
-            value={name}
-            onInput={(e: Event) => setName((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Price (USD)
-          <input
-            required
-            inputMode="decimal"
-            value={price}
-            onInput={(e: Event) => setPrice((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field label="Name" required value={name} onValue={setName} />
+        <Field label="Price (USD)" required inputMode="decimal" value={price} onValue={setPrice} />
         <button type="submit">Create product</button>
       </form>
       <form
@@ -88,26 +74,22 @@ export function AdminPage() {
         }}
       >
         <h2>Flash sale of the products above</h2>
-        <label>
-          Stock of each
-          <input
-            type="number"
-            min={1}
-            required
-            value={stock}
-            onInput={(e: Event) => setStock((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Minutes
-          <input
-            type="number"
-            min={1}
-            required
-            value={minutes}
-            onInput={(e: Event) => setMinutes((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field
+          label="Stock of each"
+          type="number"
+          min={1}
+          required
+          value={stock}
+          onValue={setStock}
+        />
+        <Field
+          label="Minutes"
+          type="number"
+          min={1}
+          required
+          value={minutes}
+          onValue={setMinutes}
+        />
         <button type="submit" disabled={products.length === 0}>Start sale</button>
       </form>
       <h2>Dead letters</h2>

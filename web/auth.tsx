@@ -1,5 +1,6 @@
 // Sign up and sign in: the server sets the httpOnly session cookie; the page never sees a token.
 /// <reference lib="dom" />
+import { Field } from "./field.tsx";
 import { useState } from "preact/hooks";
 import { api, explain, ok } from "./session.ts";
 import type { Me } from "./main.tsx";
@@ -28,39 +29,27 @@ export function AuthPage(props: { onSignedIn: (user: Me) => void }) {
       <p>Developer networking, chat, calls and flash sales.</p>
       <form onSubmit={submit} aria-label={mode === "signup" ? "Sign up" : "Sign in"}>
         {mode === "signup" && (
-          <label>
-            Name
-            <input
-              name="name"
-              required
-              value={name}
-              onInput={(e: Event) => setName((e.target as HTMLInputElement).value)}
-            />
-          </label>
+          <Field label="Name" name="name" required value={name} onValue={setName} />
         )}
-        <label>
-          Email
-          <input
-            name="email"
-            type="email"
-            required
-            autocomplete="email"
-            value={email}
-            onInput={(e: Event) => setEmail((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Password
-          <input
-            name="password"
-            type="password"
-            required
-            minLength={8}
-            autocomplete={mode === "signup" ? "new-password" : "current-password"}
-            value={password}
-            onInput={(e: Event) => setPassword((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field
+          label="Email"
+          name="email"
+          type="email"
+          required
+          autocomplete="email"
+          value={email}
+          onValue={setEmail}
+        />
+        <Field
+          label="Password"
+          name="password"
+          type="password"
+          required
+          minLength={8}
+          autocomplete={mode === "signup" ? "new-password" : "current-password"}
+          value={password}
+          onValue={setPassword}
+        />
         {error && <p role="alert" class="error">{error}</p>}
         <button type="submit">{mode === "signup" ? "Sign up" : "Sign in"}</button>
       </form>

@@ -2,6 +2,7 @@
 // peer (media from getUserMedia; offer, answer and ICE candidates relayed through /ws), a countdown
 // to its end, video only once approved, and connect / block / report.
 /// <reference lib="dom" />
+import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ServerEvent } from "../client/socket.ts";
 import { api, done, explain, liveSocket, ok, secondsUntil, useEvent } from "./session.ts";
@@ -149,15 +150,7 @@ export function CallPage(props: { me: NonNullable<Me> }) {
             });
           }}
         >
-          <label>
-            Intent
-            <input
-              name="intent"
-              required
-              value={intent}
-              onInput={(e: Event) => setIntent((e.target as HTMLInputElement).value)}
-            />
-          </label>
+          <Field label="Intent" name="intent" required value={intent} onValue={setIntent} />
           <button type="submit">Join</button>
         </form>
       )}

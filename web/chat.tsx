@@ -3,6 +3,7 @@
 // network neither loses nor doubles a message; a reload reads history over HTTP and the socket
 // resumes after the last event this tab saw (anything seen twice is dropped by id).
 /// <reference lib="dom" />
+import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
 import type { Me } from "./main.tsx";
@@ -53,6 +54,7 @@ export function ChatPage(props: { me: NonNullable<Me>; peerId?: string }) {
         {props.peerId
           ? (
             <Conversation
+              onRead={() => conversations().then((page) => setList(page.items))}
               me={props.me}
               peerId={props.peerId}
               conversation={list.find((item) => item.peer.id === props.peerId)}
@@ -64,7 +66,15 @@ export function ChatPage(props: { me: NonNullable<Me>; peerId?: string }) {
   );
 }
 
-function Conversation(props: { me: NonNullable<Me>; peerId: string; conversation?: Conversation }) {
+function Conversation(
+  props: {
+    me: NonNullable<Me>;
+    peerId: string;
+    conversation?: Conversation;
+    /** The conversation was marked read: its unread count changed. */
+    onRead: () => void;
+  },
+) {
   const { me, peerId } = props;
   const [lines, setLines] = useState<Line[]>([]);
   const [conversationId, setConversationId] = useState<string | null>(null);
@@ -99,7 +109,10 @@ function Conversation(props: { me: NonNullable<Me>; peerId: string; conversation
         }));
         setLines((live) => [...stored, ...live.filter((l) => !stored.some((s) => s.id === l.id))]);
         const last = page.items.find((message) => message.from === peerId);
-        if (last) liveSocket().send("message-read", { conversationId: id, messageId: last.id });
+        if (last && props.conversation?.unreadCount) {
+          liveSocket().send("message-read", { conversationId: id, messageId: last.id });
+          setTimeout(props.onRead, 300); // once the receipt is decided
+        }
       });
     }
     ok(api.api.presence.$get({ query: { userIds: peerId } })).then((answer) =>
@@ -215,16 +228,15 @@ function Conversation(props: { me: NonNullable<Me>; peerId: string; conversation
       </ol>
       {error && <p role="alert" class="error">{error}</p>}
       <form onSubmit={send} class="row" aria-label="Send a message">
-        <label class="grow">
-          Message
-          <input
-            name="message"
-            autocomplete="off"
-            maxLength={4000}
-            value={text}
-            onInput={(e: Event) => typed((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field
+          class="grow"
+          label="Message"
+          name="message"
+          autocomplete="off"
+          maxLength={4000}
+          value={text}
+          onValue={typed}
+        />
         <button type="submit">Send</button>
       </form>
       <button type="button" class="link" onClick={() => go("chat")}>All conversations</button>

@@ -1,5 +1,6 @@
 // The feed: write a post (with an image), like, comment, and scroll on through the keyset cursor.
 /// <reference lib="dom" />
+import { Field, TextArea } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, explain, ok, time } from "./session.ts";
 import type { Me } from "./main.tsx";
@@ -74,16 +75,14 @@ export function FeedPage(_props: { me: NonNullable<Me> }) {
     <section aria-labelledby="feed-title">
       <h1 id="feed-title">Feed</h1>
       <form onSubmit={publish} class="card" aria-label="New post">
-        <label>
-          What are you working on?
-          <textarea
-            name="text"
-            required
-            maxLength={5000}
-            value={text}
-            onInput={(e: Event) => setText((e.target as HTMLTextAreaElement).value)}
-          />
-        </label>
+        <TextArea
+          label="What are you working on?"
+          name="text"
+          required
+          maxLength={5000}
+          value={text}
+          onValue={setText}
+        />
         <label>
           Image (optional) <input type="file" name="image" accept="image/*" ref={fileRef} />
         </label>
@@ -149,14 +148,7 @@ function PostItem(props: { post: Post }) {
             ))}
           </ul>
           <form onSubmit={comment} aria-label="Write a comment">
-            <label>
-              Comment
-              <input
-                required
-                value={reply}
-                onInput={(e: Event) => setReply((e.target as HTMLInputElement).value)}
-              />
-            </label>
+            <Field label="Comment" required value={reply} onValue={setReply} />
             <button type="submit">Reply</button>
           </form>
         </div>

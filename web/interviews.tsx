@@ -1,6 +1,7 @@
 // Skill-verification interviews: open one as interviewer; as candidate start, answer and submit;
 // as interviewer score each criterion (a pass verifies the skill on the candidate's profile).
 /// <reference lib="dom" />
+import { Field, TextArea } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, explain, ok, useEvent } from "./session.ts";
 import type { Me } from "./main.tsx";
@@ -39,38 +40,20 @@ export function InterviewsPage(props: { me: NonNullable<Me> }) {
     <section aria-labelledby="interviews-title">
       <h1 id="interviews-title">Interviews</h1>
       <form onSubmit={open} class="card" aria-label="New interview">
-        <label>
-          Candidate (member id)
-          <input
-            required
-            value={candidateId}
-            onInput={(e: Event) => setCandidateId((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Skill
-          <input
-            required
-            value={skill}
-            onInput={(e: Event) => setSkill((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Prompt
-          <textarea
-            required
-            value={prompt}
-            onInput={(e: Event) => setPrompt((e.target as HTMLTextAreaElement).value)}
-          />
-        </label>
-        <label>
-          Criteria (comma-separated, equal weight)
-          <input
-            required
-            value={criteria}
-            onInput={(e: Event) => setCriteria((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field
+          label="Candidate (member id)"
+          required
+          value={candidateId}
+          onValue={setCandidateId}
+        />
+        <Field label="Skill" required value={skill} onValue={setSkill} />
+        <TextArea label="Prompt" required value={prompt} onValue={setPrompt} />
+        <Field
+          label="Criteria (comma-separated, equal weight)"
+          required
+          value={criteria}
+          onValue={setCriteria}
+        />
         <button type="submit">Create</button>
       </form>
       {message && <p role="status">{message}</p>}
@@ -141,14 +124,7 @@ function InterviewItem(props: { interview: Interview; me: NonNullable<Me>; onCha
             act(() => ok(api.api.interviews[":id"].submit.$post({ param, json: { answer } })));
           }}
         >
-          <label>
-            Your answer
-            <textarea
-              required
-              value={answer}
-              onInput={(e: Event) => setAnswer((e.target as HTMLTextAreaElement).value)}
-            />
-          </label>
+          <TextArea label="Your answer" required value={answer} onValue={setAnswer} />
           <button type="submit">Submit</button>
         </form>
       )}
@@ -171,18 +147,16 @@ function InterviewItem(props: { interview: Interview; me: NonNullable<Me>; onCha
           }}
         >
           {interview.rubric.map(({ criterion }) => (
-            <label key={criterion}>
-              {criterion} (0–10)
-              <input
-                type="number"
-                min={0}
-                max={10}
-                required
-                value={scores[criterion] ?? ""}
-                onInput={(e: Event) =>
-                  setScores({ ...scores, [criterion]: (e.target as HTMLInputElement).value })}
-              />
-            </label>
+            <Field
+              key={criterion}
+              label={`${criterion} (0–10)`}
+              type="number"
+              min={0}
+              max={10}
+              required
+              value={scores[criterion] ?? ""}
+              onValue={(score) => setScores({ ...scores, [criterion]: score })}
+            />
           ))}
           <button type="submit">Score</button>
         </form>

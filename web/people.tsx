@@ -1,6 +1,7 @@
 // People: search, discovery with its explanation, a member's profile, follows, connection
 // requests (sent and received), blocks and reports.
 /// <reference lib="dom" />
+import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, done, explain, go, ok, route } from "./session.ts";
 import type { Me } from "./main.tsx";
@@ -47,15 +48,7 @@ function Directory(props: { me: NonNullable<Me> }) {
     <section aria-labelledby="people-title">
       <h1 id="people-title">People</h1>
       <form onSubmit={find} class="row" aria-label="Search people">
-        <label>
-          Name or skill
-          <input
-            name="q"
-            required
-            value={q}
-            onInput={(e: Event) => setQ((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field label="Name or skill" name="q" required value={q} onValue={setQ} />
         <button type="submit">Search</button>
       </form>
       {message && <p role="status">{message}</p>}
@@ -210,13 +203,7 @@ function Profile(props: { userId: string; me: NonNullable<Me> }) {
           >
             Block
           </button>
-          <label>
-            Report reason
-            <input
-              value={note}
-              onInput={(e: Event) => setNote((e.target as HTMLInputElement).value)}
-            />
-          </label>
+          <Field label="Report reason" value={note} onValue={setNote} />
           <button
             type="button"
             disabled={!note.trim()}

@@ -1,5 +1,6 @@
 // One's own profile: what others see, and the photo.
 /// <reference lib="dom" />
+import { Field, TextArea } from "./field.tsx";
 import { useState } from "preact/hooks";
 import { api, explain, ok } from "./session.ts";
 import { upload } from "./feed.tsx";
@@ -62,42 +63,11 @@ export function ProfilePage(props: { me: NonNullable<Me>; onMe: (me: Me) => void
           }, "Saved.");
         }}
       >
-        <label>
-          Name
-          <input
-            required
-            value={name}
-            onInput={(e: Event) => setName((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Headline
-          <input
-            value={headline}
-            onInput={(e: Event) => setHeadline((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Bio
-          <textarea
-            value={bio}
-            onInput={(e: Event) => setBio((e.target as HTMLTextAreaElement).value)}
-          />
-        </label>
-        <label>
-          Skills (comma-separated)
-          <input
-            value={skills}
-            onInput={(e: Event) => setSkills((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Location
-          <input
-            value={location}
-            onInput={(e: Event) => setLocation((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field label="Name" required value={name} onValue={setName} />
+        <Field label="Headline" value={headline} onValue={setHeadline} />
+        <TextArea label="Bio" value={bio} onValue={setBio} />
+        <Field label="Skills (comma-separated)" value={skills} onValue={setSkills} />
+        <Field label="Location" value={location} onValue={setLocation} />
         <button type="submit">Save</button>
       </form>
       {message && <p role="status">{message}</p>}

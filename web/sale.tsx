@@ -1,6 +1,7 @@
 // A flash sale: live stock (the socket's stock-update), a hold with a countdown to its expiry,
 // checkout on the payment page (the sandbox one locally), and one's orders.
 /// <reference lib="dom" />
+import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, explain, go, liveSocket, ok, secondsUntil, time, useEvent } from "./session.ts";
 
@@ -30,14 +31,7 @@ export function SalePage(props: { saleId?: string }) {
             go("sale", saleId);
           }}
         >
-          <label>
-            Sale id
-            <input
-              required
-              value={saleId}
-              onInput={(e: Event) => setSaleId((e.target as HTMLInputElement).value)}
-            />
-          </label>
+          <Field label="Sale id" required value={saleId} onValue={setSaleId} />
           <button type="submit">Open</button>
         </form>
       </section>

@@ -30,7 +30,7 @@ export interface Operation {
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 const PARAM = /:(\w+)/g;
 
-export const RATE_LIMIT_HEADERS: Record<string, HeaderDoc> = {
+const RATE_LIMIT_HEADERS: Record<string, HeaderDoc> = {
   "RateLimit-Limit": {
     description: "Writes allowed per window (RATE_LIMIT_API) for this user, or IP when anonymous.",
     schema: z.string(),
@@ -43,7 +43,7 @@ const RETRY_AFTER: Record<string, HeaderDoc> = {
 };
 
 /** Hono's `/api/posts/:id` as OpenAPI's `/api/posts/{id}`. */
-export const openApiPath = (path: string) => path.replace(PARAM, "{$1}");
+const openApiPath = (path: string) => path.replace(PARAM, "{$1}");
 
 /** Problem codes every route of a kind can answer, by status, from the middleware in app.ts. */
 function sharedErrors(method: string, path: string, guard: string | undefined, reads: boolean) {
@@ -321,5 +321,6 @@ integer minor units with an ISO currency.
 
 Writes under \`/api\` are rate limited per user (\`RateLimit-*\` headers, 429 with \`Retry-After\`).
 The realtime protocol of \`GET /ws\` is described by the AsyncAPI document at \`/asyncapi.json\`.
-New fields may be added to answers; clients should ignore fields they do not know.
+The schemas list every field an answer carries today (the tests hold the server to them); later
+versions may add fields, so clients should ignore fields they do not know.
 `.trim();
