@@ -308,3 +308,17 @@ withBrowser(
     assert.deepEqual([ada.errors, bob.errors], [[], []]);
   },
 );
+
+withBrowser(
+  "[browser] /docs renders the interactive reference of every route without errors",
+  async (browser) => {
+    await using app = await servedConsole();
+    const reader = await person(browser);
+    await reader.page.goto(`${app.base}/docs`);
+    await reader.page.getByRole("heading", { name: /Convene API/ }).waitFor();
+    await reader.page.getByRole("heading", { name: "Identity" }).waitFor();
+    await reader.page.getByText("/api/sales/{id}/reservations").first().waitFor();
+    await shot(reader.page, "reference-desktop");
+    assert.deepEqual(reader.errors, []);
+  },
+);

@@ -39,6 +39,13 @@ Deno.test("[reference] GET /openapi.json documents every route the app serves, a
   assert.deepEqual([...served_].filter((route) => !documented.has(route)), [], "undocumented");
   assert.deepEqual([...documented].filter((route) => !served_.has(route)), [], "not served");
   assert.ok(documented.size >= 70, `${documented.size} operations`);
+  assert.equal(document.tags[0].name, "Identity", "the reference opens with identity");
+  const tagged = new Set(document.tags.map((tag: Json) => tag.name));
+  for (const [route, item] of Object.entries(document.paths as Json)) {
+    for (const operation of Object.values(item as Json)) {
+      assert.ok(tagged.has((operation as Json).tags[0]), `${route} has a listed tag`);
+    }
+  }
 
   // A route without `describe` is named, not silently left out.
   const { undocumented } = openApiDocument([

@@ -78,7 +78,9 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
             aria-label={`Notifications, ${unread} unread`}
             data-testid="notifications-link"
           >
-            Notifications <span class="badge" data-testid="unread-badge">{unread}</span>
+            Notifications{unread > 0 && (
+              <span class="badge" data-testid="unread-badge">{unread}</span>
+            )}
           </a>
         </nav>
         <span class="who">

@@ -103,14 +103,15 @@ function LiveSale(props: { saleId: string }) {
       </p>
       <ul class="list" aria-label="Items">
         {sale.items.map((item) => (
-          <li class="card" data-testid="sale-item" key={item.productId}>
+          <li class="card item" data-testid="sale-item" key={item.productId}>
             <strong>{item.name}</strong> · {money(item.priceCents, item.currency)} ·{" "}
             <span data-testid="stock" aria-live="polite">{item.stockRemaining}</span> of{" "}
             {item.stock} left
             <button
               type="button"
               disabled={item.stockRemaining === 0 || sale.status !== "live" || hold !== null}
-              onClick={() => take(item.productId)}
+              onClick={() =>
+                take(item.productId)}
             >
               Reserve
             </button>

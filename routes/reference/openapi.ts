@@ -285,6 +285,7 @@ export function openApiDocument(routes: RouteEntry[], info: DocumentInfo) {
       },
       servers: [{ url: info.publicUrl }],
       tags: [...new Set(operations.flatMap(({ operation }) => operation.tags as string[]))]
+        .sort((a, b) => tagRank(a) - tagRank(b))
         .map((name) => ({ name })),
       paths,
       components: {
@@ -309,6 +310,28 @@ export function openApiDocument(routes: RouteEntry[], info: DocumentInfo) {
     undocumented: builder.undocumented,
   };
 }
+
+/** The reference reads in the product's order; a tag not listed comes last. */
+const TAG_ORDER = [
+  "Identity",
+  "Profiles and discovery",
+  "Follows, connections and blocks",
+  "Posts and feed",
+  "Notifications",
+  "Chat",
+  "Realtime",
+  "Matchmaking and calls",
+  "Interviews",
+  "Flash sales and payments",
+  "Media",
+  "Administration",
+  "Jobs",
+  "Operations",
+  "Reference",
+  "Console",
+];
+
+const tagRank = (tag: string) => (TAG_ORDER.indexOf(tag) + 1) || TAG_ORDER.length + 1;
 
 const DESCRIPTION = `
 Every error is \`application/problem+json\` (RFC 9457) with \`type\`, \`code\`, \`title\`, \`status\`
