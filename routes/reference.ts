@@ -5,7 +5,7 @@ import { z } from "zod";
 import { getAbsoluteFSPath } from "swagger-ui-dist";
 import type { AppEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
-import { NotFound } from "../errors.ts";
+import { NotFound, Unavailable } from "../errors.ts";
 import { documented } from "./middleware/describe.ts";
 import { openApiDocument, type RouteEntry } from "./reference/openapi.ts";
 import { asyncApiDocument } from "./reference/asyncapi.ts";
@@ -46,12 +46,26 @@ const START = `window.ui = SwaggerUIBundle({
 });
 `;
 
+/**
+ * Built documents, by what they are built from: the routes (their methods and paths; their
+ * schemas are code, the same for every app) and the public URL. Building one takes 150–300 ms,
+ * so an isolate, or a test worker with many apps, builds each once.
+ */
+const built = new Map<string, string>();
+
+function once(key: string, build: () => unknown): string {
+  let text = built.get(key);
+  if (text === undefined) {
+    text = JSON.stringify(build());
+    built.set(key, text);
+  }
+  return text;
+}
+
 const document = z.record(z.string(), z.unknown()).meta({ description: "The document." });
 
 /** `routes` is read on the first request, once the app has every route. */
 export function referenceRoutes(deps: Deps, routes: () => RouteEntry[]) {
-  let openApi: string | undefined;
-  let asyncApi: string | undefined;
   const assets = new Map<string, Promise<Uint8Array>>();
   const info = () => ({ publicUrl: deps.config.PUBLIC_URL });
   return new Hono<AppEnv>()
@@ -59,8 +73,11 @@ export function referenceRoutes(deps: Deps, routes: () => RouteEntry[]) {
       "/openapi.json",
       describe({ summary: "This document (OpenAPI 3.1)", answers: { 200: document } }),
       (c) => {
-        openApi ??= JSON.stringify(openApiDocument(routes(), info()).document);
-        return c.body(openApi, 200, { "content-type": "application/json" });
+        const all = routes();
+        const served = all.map((route) => `${route.method} ${route.path}`).join();
+        const key = `${deps.config.PUBLIC_URL} ${served}`;
+        const text = once(key, () => openApiDocument(all, info()).document);
+        return c.body(text, 200, { "content-type": "application/json" });
       },
     )
     .get(
@@ -70,8 +87,8 @@ export function referenceRoutes(deps: Deps, routes: () => RouteEntry[]) {
         answers: { 200: document },
       }),
       (c) => {
-        asyncApi ??= JSON.stringify(asyncApiDocument(info()));
-        return c.body(asyncApi, 200, { "content-type": "application/json" });
+        const text = once(`asyncapi ${deps.config.PUBLIC_URL}`, () => asyncApiDocument(info()));
+        return c.body(text, 200, { "content-type": "application/json" });
       },
     )
     .get(
@@ -98,10 +115,17 @@ export function referenceRoutes(deps: Deps, routes: () => RouteEntry[]) {
         if (!type) throw new NotFound(`The reference has no file ${name}.`);
         let bytes = assets.get(name);
         if (!bytes) {
-          bytes = Deno.readFile(`${getAbsoluteFSPath()}/${name}`);
+          bytes = Promise.resolve().then(() => Deno.readFile(`${getAbsoluteFSPath()}/${name}`));
           assets.set(name, bytes);
         }
-        return c.body(await bytes as Uint8Array<ArrayBuffer>, 200, {
+        const file = await bytes.catch(() => {
+          assets.delete(name);
+          // A deployment without the package's files still serves the documents themselves.
+          throw new Unavailable(
+            `The interactive reference's ${name} is not in this deployment; /openapi.json is.`,
+          );
+        });
+        return c.body(file as Uint8Array<ArrayBuffer>, 200, {
           "content-type": type,
           "cache-control": "public, max-age=3600",
         });
