@@ -169,6 +169,9 @@ export class Hub {
     }
     this.#sockets(client.userId).clients.add(client);
     this.startLive(client, lastEventId === undefined ? undefined : Math.min(lastEventId, head));
+    // A session revoked between the upgrade's check and the head read above announced it before
+    // `head`, where this socket will never look: check it once now (later ones reach the pump).
+    await this.#checkSession(client);
     if (presence.before !== presence.after) await this.#changed(client.userId, presence.after);
     return client;
   }

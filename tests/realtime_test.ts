@@ -6,6 +6,10 @@ import { openKv } from "../kv/store.ts";
 import { assertProblem, createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect, serveApp, servedTestApp, TestSocket } from "./helpers/sockets.ts";
+import { sessionFromToken } from "../routes/middleware/session.ts";
+import { revokeToken } from "../kv/auth/sessions.ts";
+import { announceSessionsChanged } from "../kv/events.ts";
+import { SESSION_ENDED } from "../realtime/hub.ts";
 
 /** A served app with members Ada and Bob connected, and Cy connected to nobody. */
 async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {
@@ -451,4 +455,29 @@ Deno.test("[realtime] socket writes spend the same per-user budget as HTTP write
     "ws 1",
     "ws 2",
   ]);
+});
+
+Deno.test("[realtime] a session revoked while its socket connects is ended at once, not left open", async () => {
+  await using t0 = await createTestApp();
+  const [ada] = await members(t0.deps, 1);
+  // The upgrade checked the token; then, before the hub registered the socket, it was revoked and
+  // the revocation announced (the announcement lands before the socket's starting point).
+  const session = await sessionFromToken(t0.deps, ada.token);
+  assert.ok(session);
+  await revokeToken(t0.deps.kv, session.jti, session.exp * 1000, t0.clock.now());
+  await announceSessionsChanged(t0.deps.kv, session.sub, t0.clock.now);
+  const sent: { type: string; data: unknown }[] = [];
+  const closed: number[] = [];
+  const socket = {
+    readyState: 1,
+    send: (raw: string) => sent.push(JSON.parse(raw)),
+    close: (code?: number) => closed.push(code ?? 1005),
+  };
+  await t0.deps.hub.connect(session, socket);
+  assert.deepEqual(sent, [{ type: "session-ended", data: { reason: "revoked" } }]);
+  assert.deepEqual(closed, [SESSION_ENDED]);
+  assert.deepEqual(
+    await readPresence(t0.deps.kv, [ada.user.id], t0.clock.now()),
+    new Map([[ada.user.id, "offline"]]),
+  );
 });
