@@ -67,7 +67,7 @@ export function asGuard<M extends object>(middleware: M, kind: "signed-in" | "ad
   return Object.assign(middleware, { [ROUTE_GUARD]: kind });
 }
 
-export type Documented = RouteDoc & { tag: string };
+type Documented = RouteDoc & { tag: string };
 
 /** What the handlers of one route say about it. */
 export function readRoute(handlers: unknown[]) {

@@ -20,7 +20,7 @@ export interface RouteEntry {
 type Json = Record<string, unknown>;
 
 /** A route of the document: Hono's method and path, and its OpenAPI operation. */
-export interface Operation {
+interface Operation {
   method: string;
   /** Hono's form (`/api/posts/:id`). */
   path: string;
@@ -68,7 +68,7 @@ function sharedErrors(method: string, path: string, guard: string | undefined, r
 }
 
 /** Builds each documented route's operation, and lists the routes that have no `describe`. */
-export class OpenApiBuilder {
+class OpenApiBuilder {
   readonly components: Record<string, Json> = {};
   readonly undocumented: string[] = [];
 

@@ -54,7 +54,7 @@ const money = { amountCents: z.int(), currency: z.string().meta({ examples: ["US
 
 export { foundMatch, notification, person };
 
-export const mediaRef = z.object({ id: z.string(), url: z.string() }).meta({ id: "MediaRef" });
+const mediaRef = z.object({ id: z.string(), url: z.string() }).meta({ id: "MediaRef" });
 
 /** What any member may see of another. */
 export const profile = z.object({
