@@ -11,7 +11,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { accessLog } from "./routes/middleware/access-log.ts";
 import { jsonOnly } from "./routes/middleware/json-only.ts";
 import { originCheck } from "./routes/middleware/origin-check.ts";
-import { errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
+import { asError, errorHandler, notFoundHandler } from "./routes/middleware/problem.ts";
 import { graphRoutes } from "./routes/graph.ts";
 import { interviewRoutes } from "./routes/interviews.ts";
 import { matchRoutes } from "./routes/matches.ts";
@@ -47,6 +47,14 @@ export function createApp(deps: Deps) {
     await next();
   });
   app.use(accessLog(deps));
+  // Hono hands only Errors to onError; anything else thrown becomes one here, logged and answered.
+  app.use(async (c, next) => {
+    try {
+      await next();
+    } catch (thrown) {
+      c.res = await errorHandler(asError(thrown), c);
+    }
+  });
   const secure = secureHeaders();
   // Files at /media/:id set their own headers (they are embedded by other origins).
   app.use((c, next) => c.req.path.startsWith("/media/") ? next() : secure(c, next));

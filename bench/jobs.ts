@@ -52,7 +52,7 @@ async function adapterQueue(): Promise<Consumer> {
     done.push(0);
     wake();
   };
-  const listening = listenForJobs({ kv, registry, clock: { now: Date.now }, log });
+  const listening = listenForJobs({ kv, registry, jobs, clock: { now: Date.now }, log });
   return {
     enqueue: async (_index, delayMs) => {
       await jobs.enqueue("noop", { dueAt: performance.now() + delayMs }, {

@@ -1,6 +1,6 @@
 // Jittered exponential backoff for commits that lost a versionstamp race and will decide again,
 // and the answer once a decision has lost too many races in a row.
-import { Conflict } from "../errors.ts";
+import { Busy } from "../errors.ts";
 
 /** Waits up to 2^attempt ms (capped at `capMs`), at random, so racing writers spread out. */
 export function backoff(attempt: number, capMs = 50): Promise<void> {
@@ -8,7 +8,7 @@ export function backoff(attempt: number, capMs = 50): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** 409 for a decision whose commits kept losing races: `what` changed too often at once. */
+/** 503 `busy` for a decision whose commits kept losing races: `what` changed too often at once. */
 export function busy(what: string) {
-  return new Conflict("busy", `${what} changed too often at once; try again.`);
+  return new Busy(what);
 }

@@ -2,7 +2,7 @@
 // notification) is appended to that user's log inside the commit that decides it. Sequence
 // numbers come from a head key that every append checks, so a log's order is its commit order and
 // a reader that has seen event n has seen every event before it.
-import { backoff } from "./backoff.ts";
+import { backoff, busy } from "./backoff.ts";
 import { eventHeadKey, eventKey, eventPrefix } from "./keys.ts";
 
 /** How long an event stays replayable by `resume`. */
@@ -76,7 +76,7 @@ export async function appendEventsNow(
     // Another append to one of these logs won the race: back off a little and read again.
     await backoff(attempt);
   }
-  throw new Error(`events for ${drafts[0].userId} could not be appended: the log is too busy`);
+  throw busy(`The event log of ${drafts[0].userId}`);
 }
 
 export function headSeq(head: Deno.KvEntryMaybe<unknown>): number {

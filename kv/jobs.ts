@@ -45,6 +45,11 @@ export async function completeJob(kv: Deno.Kv, jobId: string, now: number) {
     .commit();
 }
 
+/** Lets the next delivery of a job claim it (a run put off without counting a failure). */
+export async function releaseJob(kv: Deno.Kv, jobId: string) {
+  await kv.delete(jobLeaseKey(jobId));
+}
+
 /** Counts a failed attempt, releases the lease, and returns the updated failure record. */
 export async function recordJobFailure(
   kv: Deno.Kv,

@@ -1,9 +1,10 @@
 // The transactional outbox and its history writer: a side effect is written into the same KV commit
 // that decides it, written behind in batches right after that commit (no request waits for it),
 // and applied by the sweep if the process died in between. A record that keeps failing becomes a
-// dead letter, so it never holds back the others.
+// dead letter, so it never holds back the others. A database that cannot be reached is not a failing
+// record: the writer pauses and tries again by itself, and no record's attempts are spent on it.
 import type { z } from "zod";
-import { isPermanentFailure, PermanentFailure } from "../errors.ts";
+import { isPermanentFailure, isUnreachable, PermanentFailure, Unavailable } from "../errors.ts";
 import { idTime, newId } from "../ids.ts";
 import { addDeadLetter, type DeadLetterRecord } from "./dead-letters.ts";
 import { outboxKey, outboxPrefix } from "./keys.ts";
@@ -35,8 +36,15 @@ export const coordination = (
 
 /** Records younger than this are left to the writer of the isolate that committed them. */
 export const SWEEP_GRACE_MS = 30_000;
-/** Failed applies before a record becomes a dead letter (about one per sweep, so ~5 minutes). */
+/**
+ * Failed applies before a record becomes a dead letter (about one per sweep, so ~5 minutes).
+ * Only refusals count: an apply that could not reach the database is not an attempt.
+ */
 export const OUTBOX_MAX_ATTEMPTS = 5;
+/** While the database cannot be reached, the writer tries again after this long, doubling... */
+export const OUTAGE_FIRST_RETRY_MS = 250;
+/** ...up to this, so history catches up within seconds of the database coming back. */
+export const OUTAGE_MAX_RETRY_MS = 5_000;
 /** The writer waits at most this long for more records before writing a batch... */
 export const BATCH_WAIT_MS = 5;
 /** ...and writes at once when this many are waiting; the sweep reads pages of the same size. */
@@ -45,7 +53,15 @@ export const BATCH_MAX = 500;
 const DELETES_PER_COMMIT = 500;
 
 type Outcome = "applied" | "failed" | "deadLettered";
-export type SweepResult = Record<Outcome, number>;
+/** What a write did: records applied, counted as failed, dead-lettered (and, when the database
+ * could not be reached, how many were put off without counting: `deferred`). */
+export type SweepResult = Record<Outcome, number> & { deferred?: number };
+
+interface Outage {
+  since: number;
+  retryInMs: number;
+  error: string;
+}
 
 /** Applies the records of one kind, in order, as one write where the kind allows it. */
 type BatchApplier = (payloads: unknown[], records: OutboxRecord[]) => Promise<void>;
@@ -74,9 +90,13 @@ export class Outbox {
   #pending = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #draining: Promise<void> | null = null;
-  /** Records handed to the writer, and records it has finished with, since this outbox was made. */
-  #handed = 0;
-  #finished = 0;
+  /** Set while the database cannot be reached: the writer waits `retryInMs` between tries. */
+  #outage: Outage | null = null;
+  /** Ends the writer's wait between tries early (a read that needs history now, a recovery). */
+  #wake: (() => void) | null = null;
+  /** Resolved after each pass of the writer over a batch. */
+  #pass: PromiseWithResolvers<void> | null = null;
+  #closed = false;
 
   constructor(
     private readonly kv: Deno.Kv,
@@ -139,11 +159,21 @@ export class Outbox {
       this.#buffer.push(record);
       this.#pending.add(record.id);
     }
-    this.#handed += records.length;
+    if (this.#closed) return;
+    // While the database is unreachable, the paused writer takes them when it tries again.
+    if (this.#outage) {
+      if (!this.#draining) this.#drain();
+      return;
+    }
     if (this.#buffer.length >= BATCH_MAX) this.#drain();
     else if (this.#timer === undefined && !this.#draining && this.#buffer.length > 0) {
       this.#timer = setTimeout(() => this.#drain(), BATCH_WAIT_MS);
     }
+  }
+
+  /** Whether the writer is paused because the database cannot be reached, and since when. */
+  get outage(): Readonly<Outage> | null {
+    return this.#outage;
   }
 
   /**
@@ -186,27 +216,49 @@ export class Outbox {
 
   /**
    * Read your writes: returns once every record handed to this isolate's writer before the call
-   * is written, and every record any other isolate committed and has not written yet is written
-   * too. Reads of history that a client may have just changed call this first.
+   * is written, and every record any other isolate committed and has not tried yet is written
+   * too. Reads of history that a client may have just changed call this first. While the database
+   * cannot be reached it tries once more and then throws Unavailable (the read answers 503).
    */
   async flush(): Promise<void> {
-    await this.#writeHanded();
-    await this.#sweepWith(this.clock.now(), (record) => !this.#pending.has(record.id));
+    await this.#writeHanded("refuse");
+    const result = await this.#sweepWith(
+      this.clock.now(),
+      // A record that failed before waits for the sweep: a read must not spend its attempts.
+      (record) => !this.#pending.has(record.id) && record.attempts === 0,
+    );
+    if (result.deferred) throw historyUnavailable();
   }
 
-  /** Writes what this isolate's writer holds and stops its timer (a stopping server). */
+  /**
+   * Writes what this isolate's writer holds and stops it (a stopping server). While the database
+   * cannot be reached it stops at once: the records are safe in KV, and the next start's sweep
+   * writes them.
+   */
   async close(): Promise<void> {
-    await this.#writeHanded();
+    await this.#writeHanded("stop");
+    this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#wake?.();
+    await this.#draining;
   }
 
-  /** Returns once every record handed to this isolate's writer before the call is written. */
-  async #writeHanded() {
-    const target = this.#handed;
-    while (this.#finished < target) {
+  /**
+   * Returns once every record handed to this isolate's writer before the call is written. During
+   * an outage, "stop" returns at once; "refuse" wakes the writer for one more try and throws
+   * Unavailable if the database still cannot be reached.
+   */
+  async #writeHanded(duringOutage: "refuse" | "stop") {
+    const waiting = [...this.#pending];
+    const done = () => waiting.every((id) => !this.#pending.has(id));
+    while (!done()) {
+      if (this.#closed || (this.#outage && duringOutage === "stop")) return;
+      const tried = this.#outage !== null;
+      const pass = (this.#pass ??= Promise.withResolvers()).promise;
       this.#drain();
-      await this.#draining;
+      await pass;
+      if (tried && this.#outage && !done()) throw historyUnavailable();
     }
   }
 
@@ -246,8 +298,14 @@ export class Outbox {
         }
         if (take(entry.value)) batch.push(entry.value);
       }
-      for (const [outcome, count] of Object.entries(await this.#write(batch))) {
-        result[outcome as Outcome] += count;
+      const written = await this.#write(batch);
+      for (const outcome of ["applied", "failed", "deadLettered"] as const) {
+        result[outcome] += written[outcome];
+      }
+      // The database cannot be reached: the rest waits for the next sweep, uncounted.
+      if (written.deferred) {
+        result.deferred = (result.deferred ?? 0) + written.deferred;
+        break pages;
       }
       if (young || seen < BATCH_MAX) break pages;
       cursor = page.cursor;
@@ -255,23 +313,81 @@ export class Outbox {
     return result;
   }
 
-  /** Starts the writer unless it is running; it runs until the buffer is empty. */
+  /**
+   * Starts the writer unless it is running (or wakes it from its wait during an outage); it runs
+   * until the buffer is empty. Records the database could not take go back to the front of the
+   * buffer, and the writer waits before it tries again.
+   */
   #drain() {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#draining) return;
+    if (this.#draining) return this.#wake?.();
     this.#draining = (async () => {
-      while (this.#buffer.length > 0) {
+      while (this.#buffer.length > 0 && !this.#closed) {
         const batch = this.#buffer.splice(0, BATCH_MAX);
-        await this.#write(batch);
-        for (const record of batch) this.#pending.delete(record.id);
-        this.#finished += batch.length;
+        const put = new Set((await this.#write(batch, { keepDeferred: true })).deferredIds);
+        for (const record of batch) if (!put.has(record.id)) this.#pending.delete(record.id);
+        this.#buffer.unshift(...batch.filter((record) => put.has(record.id)));
+        this.#passed();
+        if (put.size > 0 && this.#outage) await this.#waitToRetry(this.#outage.retryInMs);
       }
     })().finally(() => {
       this.#draining = null;
+      this.#passed();
       // Records handed over while the last batch was being written and the loop was ending.
-      if (this.#buffer.length > 0) this.#drain();
+      if (this.#buffer.length > 0 && !this.#outage && !this.#closed) this.#drain();
     });
+  }
+
+  #passed() {
+    const pass = this.#pass;
+    this.#pass = null;
+    pass?.resolve();
+  }
+
+  #waitToRetry(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(wake, ms);
+      const outage = this;
+      function wake() {
+        clearTimeout(timer);
+        if (outage.#wake === wake) outage.#wake = null;
+        resolve();
+      }
+      this.#wake = wake;
+    });
+  }
+
+  /** The database could not take a write: pause the writer, or wait longer if it was paused. */
+  #unreachable(error: unknown) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (this.#outage) {
+      this.#outage.retryInMs = Math.min(OUTAGE_MAX_RETRY_MS, this.#outage.retryInMs * 2);
+      this.#outage.error = message;
+      return;
+    }
+    this.#outage = { since: this.clock.now(), retryInMs: OUTAGE_FIRST_RETRY_MS, error: message };
+    this.log({
+      level: "warn",
+      msg: "history writer paused: the database cannot be reached",
+      buffered: this.#buffer.length,
+      retryInMs: OUTAGE_FIRST_RETRY_MS,
+      error: message,
+    });
+  }
+
+  /** A write went through after an outage: resume at once. */
+  #reachable() {
+    if (!this.#outage) return;
+    this.log({
+      level: "info",
+      msg: "history writer resumed: the database answers again",
+      pausedMs: this.clock.now() - this.#outage.since,
+      buffered: this.#buffer.length,
+    });
+    this.#outage = null;
+    this.#wake?.();
+    if (!this.#draining && this.#buffer.length > 0 && !this.#closed) this.#drain();
   }
 
   /**
@@ -280,11 +396,22 @@ export class Outbox {
    * single kind's records concurrently. The written records leave the outbox in a few commits.
    * Never throws.
    */
-  async #write(records: OutboxRecord[]): Promise<SweepResult> {
+  async #write(
+    records: OutboxRecord[],
+    options: { keepDeferred?: boolean } = {},
+  ): Promise<SweepResult & { deferredIds?: string[] }> {
     const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
     if (records.length === 0) return result;
     const done: OutboxRecord[] = [];
     const failures: [OutboxRecord, unknown][] = [];
+    const deferred: OutboxRecord[] = [];
+    let unreachable: unknown = null;
+    const failed = (record: OutboxRecord, error: unknown) => {
+      if (isUnreachable(error)) {
+        deferred.push(record);
+        unreachable = error;
+      } else failures.push([record, error]);
+    };
     // Kinds are written side by side, so a slow kind never holds back a fast one.
     await Promise.all([...groupByKind(records)].map(async ([kind, group]) => {
       const handler = this.#kinds.get(kind);
@@ -311,7 +438,7 @@ export class Outbox {
           else await handler.batch!([item.payload], [item.record]);
           done.push(item.record);
         } catch (error) {
-          failures.push([item.record, error]);
+          failed(item.record, error);
         }
       };
       if (handler.each || parsed.length === 1) {
@@ -322,6 +449,11 @@ export class Outbox {
         await handler.batch!(parsed.map((item) => item.payload), parsed.map((item) => item.record));
         done.push(...parsed.map((item) => item.record));
       } catch (error) {
+        // Nothing to single out when the database cannot be reached: the whole batch waits.
+        if (isUnreachable(error)) {
+          for (const item of parsed) failed(item.record, error);
+          return;
+        }
         this.log({
           level: "warn",
           msg: "outbox batch failed; retrying its records one by one",
@@ -333,11 +465,18 @@ export class Outbox {
       }
     }));
     result.applied = done.length;
+    if (deferred.length > 0) this.#unreachable(unreachable);
+    else if (done.length > 0) this.#reachable();
     await this.#forget(done);
     for (const [record, error] of failures) {
       result[await this.#failed(record, error)]++;
     }
-    return result;
+    if (deferred.length === 0) return result;
+    return {
+      ...result,
+      deferred: deferred.length,
+      ...(options.keepDeferred ? { deferredIds: deferred.map((record) => record.id) } : {}),
+    };
   }
 
   /** Deletes written records from the outbox; a failure here only means the sweep sees them again. */
@@ -404,6 +543,12 @@ export class Outbox {
     });
     return message;
   }
+}
+
+function historyUnavailable() {
+  return new Unavailable(
+    "History is being written behind while the database cannot be reached; nothing acknowledged is lost. Try again shortly.",
+  );
 }
 
 /** Records grouped by kind, each group in the order given, groups in order of first appearance. */

@@ -1,7 +1,7 @@
 // Presence: which users have a live socket, and their status, kept in KV so every isolate agrees.
 // Each socket holds an entry with its own expiry, refreshed by the hub's heartbeat; a crashed
 // isolate's sockets simply stop being refreshed, and readers treat expired entries as gone.
-import { backoff } from "./backoff.ts";
+import { backoff, busy } from "./backoff.ts";
 import { KeyedLock } from "./keyed-lock.ts";
 import { presenceKey, presencePrefix } from "./keys.ts";
 
@@ -69,7 +69,7 @@ export function changePresence<C = unknown>(
       else atomic.set(key, next);
       if ((await atomic.commit()).ok) return { before, after: presenceStatus(next, now) };
     }
-    throw new Error(`presence of ${userId} changed too often at once`);
+    throw busy(`The presence of ${userId}`);
   });
 }
 

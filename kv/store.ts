@@ -13,7 +13,7 @@
 // LOCKED_BUDGET_MS. A refused commit wrote nothing (SQLite rolls the transaction back), so a retry
 // cannot apply it twice, and its checks are evaluated afresh. A commit still refused after the
 // budget is a StoreBusy: 503 with Retry-After, never a 500.
-import { Unavailable } from "../errors.ts";
+import { Busy } from "../errors.ts";
 import { backoff } from "./backoff.ts";
 
 /** How long one commit keeps retrying "database is locked" before answering StoreBusy. */
@@ -21,12 +21,10 @@ export const LOCKED_BUDGET_MS = 3_000;
 /** The backoff between retries grows to at most this (ms). */
 const LOCKED_CAP_MS = 20;
 
-/** 503: the KV store stayed locked by other isolates for the whole retry budget. */
-export class StoreBusy extends Unavailable {
+/** 503 `busy`: the KV store stayed locked by other isolates for the whole retry budget. */
+export class StoreBusy extends Busy {
   constructor() {
-    super("The store is busy with other requests; try again in a moment.", {}, {
-      "Retry-After": "1",
-    });
+    super("The store");
   }
 }
 

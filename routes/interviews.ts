@@ -29,7 +29,7 @@ const describe = documented("Interviews");
 const TRANSITION_ERRORS = {
   403: ["forbidden"],
   404: ["not-found"],
-  409: ["invalid-transition", "interview-expired", "busy"],
+  409: ["invalid-transition", "interview-expired"],
 };
 
 const interviewEvent = z.object({

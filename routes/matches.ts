@@ -49,7 +49,7 @@ export function matchRoutes(deps: Deps) {
           summary: "Join the queue for an intent",
           description: "`found-match` arrives over `/ws`, at once when someone was waiting.",
           answers: { 202: z.object({ status: z.literal("queuing"), intent: z.string() }) },
-          errors: { 404: ["not-found"], 409: ["already-queued", "in-call", "busy"] },
+          errors: { 404: ["not-found"], 409: ["already-queued", "in-call"] },
         }),
         body(queueInput),
         async (c) => {
@@ -62,7 +62,7 @@ export function matchRoutes(deps: Deps) {
       )
       .delete(
         "/match/queue",
-        describe({ summary: "Leave the queue", answers: { 204: {} }, errors: { 409: ["busy"] } }),
+        describe({ summary: "Leave the queue", answers: { 204: {} } }),
         async (c) => {
           await leave(deps, c.var.session.sub);
           return c.body(null, 204);
@@ -98,7 +98,7 @@ export function matchRoutes(deps: Deps) {
         describe({
           summary: "End the call; both get `call-ended`",
           answers: { 200: match },
-          errors: { 404: ["not-found"], 409: ["busy"] },
+          errors: { 404: ["not-found"] },
         }),
         params(idParam),
         async (c) => {
@@ -111,7 +111,7 @@ export function matchRoutes(deps: Deps) {
         describe({
           summary: "Connect with the peer (hers alone to decide when a woman is in the match)",
           answers: { 200: match },
-          errors: { 403: ["peer-decides"], 404: ["not-found"], 409: ["busy", "match-closed"] },
+          errors: { 403: ["peer-decides"], 404: ["not-found"], 409: ["match-closed"] },
         }),
         params(idParam),
         async (c) => {
@@ -125,7 +125,7 @@ export function matchRoutes(deps: Deps) {
         describe({
           summary: "Ask the peer for video",
           answers: { 202: match },
-          errors: { 404: ["not-found"], 409: ["busy", "call-ended"] },
+          errors: { 404: ["not-found"], 409: ["call-ended"] },
         }),
         params(idParam),
         async (c) => {
@@ -144,7 +144,7 @@ export function matchRoutes(deps: Deps) {
           errors: {
             403: ["peer-decides"],
             404: ["not-found"],
-            409: ["busy", "call-ended", "no-video-request"],
+            409: ["call-ended", "no-video-request"],
           },
         }),
         params(idParam),

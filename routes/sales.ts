@@ -135,7 +135,7 @@ function buyerRoutes(deps: Deps) {
         answers: { 201: { schema: reservation, headers: REPLAYED } },
         errors: {
           404: ["not-found"],
-          409: ["sold-out", "limit-reached", "busy"],
+          409: ["sold-out", "limit-reached"],
           410: ["sale-ended"],
           422: ["idempotency-key-reused"],
           425: ["sale-not-started"],
@@ -185,7 +185,7 @@ function buyerRoutes(deps: Deps) {
       describe({
         summary: "Release a hold: the stock returns at once",
         answers: { 204: {} },
-        errors: { 404: ["not-found"], 409: ["reservation-paid", "busy"] },
+        errors: { 404: ["not-found"], 409: ["reservation-paid"] },
       }),
       params(idParam),
       async (c) => {
@@ -200,7 +200,7 @@ function buyerRoutes(deps: Deps) {
         answers: { 200: paymentStart },
         errors: {
           404: ["not-found"],
-          409: ["reservation-paid", "busy"],
+          409: ["reservation-paid"],
           410: ["reservation-expired", "reservation-released"],
           502: ["payment-provider-error"],
         },

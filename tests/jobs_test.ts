@@ -37,10 +37,11 @@ function greetRegistry(options: { failures?: number } = {}) {
 async function kvQueue(registry: JobRegistry) {
   const kv = await openKv(":memory:");
   const logs = logBook();
-  const listening = listenForJobs({ kv, registry, clock: testClock(), log: logs.log });
+  const jobs = kvQueueJobs(kv, { backoffMs: [20, 40, 80] });
+  const listening = listenForJobs({ kv, registry, jobs, clock: testClock(), log: logs.log });
   return {
     kv,
-    jobs: kvQueueJobs(kv, { backoffMs: [20, 40, 80] }),
+    jobs,
     logs,
     settled: (count = 1) =>
       logs.waitFor(

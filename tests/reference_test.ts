@@ -59,7 +59,7 @@ Deno.test("[reference] GET /openapi.json documents every route the app serves, a
   assert.deepEqual(
     reserve.responses["409"].content["application/problem+json"].schema.allOf[1].properties.code
       .enum,
-    ["sold-out", "limit-reached", "busy"],
+    ["sold-out", "limit-reached"],
   );
   assert.ok(
     reserve.parameters.some((p: Json) => p.name === "Idempotency-Key" && p.in === "header"),

@@ -7,6 +7,8 @@ export interface JobMessage {
   id: string;
   name: string;
   payload: unknown;
+  /** How many times the job was put off because a dependency could not be reached. */
+  postponed?: number;
 }
 
 export interface EnqueueOptions {
@@ -16,6 +18,8 @@ export interface EnqueueOptions {
   dedupeId?: string;
   /** The job's id (default: a new one). Deliveries of one id have one effect, however enqueued. */
   jobId?: string;
+  /** Carried in the message: how many times it was put off during an outage (the runner's). */
+  postponed?: number;
 }
 
 /** One job to enqueue, as `Jobs.enqueue` takes it. */

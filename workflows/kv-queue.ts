@@ -24,7 +24,12 @@ export function kvQueueJobs(
   }
   /** Adds one job (and its dedupe entry) to `atomic`; returns the job and that entry's key. */
   function add(atomic: Deno.AtomicOperation, { name, payload, options = {} }: JobRequest) {
-    const job: JobMessage = { id: options.jobId ?? newId(), name, payload };
+    const job: JobMessage = {
+      id: options.jobId ?? newId(),
+      name,
+      payload,
+      ...(options.postponed ? { postponed: options.postponed } : {}),
+    };
     const dedupeKey = options.dedupeId ? jobDedupeKey(options.dedupeId) : null;
     if (dedupeKey) {
       atomic.check({ key: dedupeKey, versionstamp: null })
@@ -78,7 +83,7 @@ export function kvQueueJobs(
  * dead-letter store.
  */
 export function listenForJobs(
-  deps: RunnerDeps,
+  deps: RunnerDeps & { jobs: Jobs },
   track: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
 ): Promise<void> {
   return deps.kv.listenQueue(async (message: unknown) => {

@@ -17,7 +17,12 @@ export function qstashJobs(options: QstashOptions): Jobs {
   return {
     kind: "qstash",
     async enqueue(name, payload, enqueueOptions = {}) {
-      const job: JobMessage = { id: enqueueOptions.jobId ?? newId(), name, payload };
+      const job: JobMessage = {
+        id: enqueueOptions.jobId ?? newId(),
+        name,
+        payload,
+        ...(enqueueOptions.postponed ? { postponed: enqueueOptions.postponed } : {}),
+      };
       await client.publishJSON({
         url: workflowUrl(options.publicUrl, name),
         body: job,

@@ -1,19 +1,26 @@
 // Runs one delivery of a job for either adapter: at most one effect per job id, failures counted,
 // retried by rethrowing, and dead-lettered when retrying cannot help or retries are used up.
 import type { Clock, Logger } from "../deps.ts";
-import { DomainError, isPermanentFailure } from "../errors.ts";
+import { DomainError, isPermanentFailure, isUnreachable } from "../errors.ts";
 import { storeDeadLetter } from "../kv/dead-letters.ts";
-import { claimJob, completeJob, recordJobFailure } from "../kv/jobs.ts";
-import { JOB_RETRIES, type JobMessage, type JobRegistry } from "./jobs.ts";
+import { claimJob, completeJob, recordJobFailure, releaseJob } from "../kv/jobs.ts";
+import { JOB_RETRIES, type JobMessage, type JobRegistry, type Jobs } from "./jobs.ts";
 
 export interface RunnerDeps {
   kv: Deno.Kv;
   registry: JobRegistry;
+  /** Where a job put off during an outage is enqueued again. */
+  jobs: Jobs;
   clock: Clock;
   log: Logger;
 }
 
-export type RunOutcome = "done" | "duplicate" | "dead-lettered";
+export type RunOutcome = "done" | "duplicate" | "dead-lettered" | "postponed";
+
+/** A job put off during an outage runs again after 2, 4, 8, 16 s, then every 30 s. */
+export function postponeSeconds(times: number): number {
+  return Math.min(30, 2 ** Math.min(times, 5));
+}
 
 /** Another delivery of the same job is running: try again later (the transport retries). */
 export class JobBusy extends DomainError {
@@ -52,6 +59,7 @@ export async function runJob(
   try {
     await deps.registry.run(job);
   } catch (error) {
+    if (isUnreachable(error) && !isPermanentFailure(error)) return await postpone(deps, job, error);
     const message = error instanceof Error ? error.message : String(error);
     const failure = await recordJobFailure(deps.kv, job.id, message, deps.clock.now());
     const permanent = isPermanentFailure(error);
@@ -79,4 +87,30 @@ export async function runJob(
   await completeJob(deps.kv, job.id, deps.clock.now());
   deps.log({ level: "info", msg: "job done", ...fields });
   return "done";
+}
+
+/**
+ * A dependency the job needs cannot be reached: that is no fault of the job, so no attempt is
+ * counted and no transport retry spent. It is enqueued again (same id, so still one effect) to
+ * run after a growing delay, until the dependency answers.
+ */
+async function postpone(deps: RunnerDeps, job: JobMessage, error: unknown): Promise<RunOutcome> {
+  const postponed = (job.postponed ?? 0) + 1;
+  const delaySeconds = postponeSeconds(postponed);
+  await releaseJob(deps.kv, job.id);
+  try {
+    await deps.jobs.enqueue(job.name, job.payload, { jobId: job.id, delaySeconds, postponed });
+  } catch {
+    throw error; // not even re-enqueued: the transport's own retry is the backstop
+  }
+  deps.log({
+    level: "warn",
+    msg: "job postponed: a dependency cannot be reached",
+    job: job.name,
+    jobId: job.id,
+    postponed,
+    retryInSeconds: delaySeconds,
+    error: error instanceof Error ? error.message : String(error),
+  });
+  return "postponed";
 }

@@ -3,7 +3,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
-import { DomainError } from "../../errors.ts";
+import { DomainError, isUnreachable, Unavailable } from "../../errors.ts";
 import { zodFieldErrors } from "../../input.ts";
 import type { AppEnv } from "../env.ts";
 
@@ -41,8 +41,24 @@ const HTTP_TITLES: Record<number, [string, string]> = {
   415: ["unsupported-media-type", "Unsupported media type"],
 };
 
-/** Domain errors and zod errors → their 4xx; anything else → 500 with a reference, logged. */
+/**
+ * Domain errors and zod errors → their 4xx; a dependency that cannot be reached → 503 with
+ * Retry-After; anything else → 500 with a reference, logged.
+ */
 export const errorHandler: ErrorHandler<AppEnv> = (error, c) => {
+  if (!(error instanceof DomainError) && isUnreachable(error)) {
+    c.get("deps")?.log({
+      level: "warn",
+      msg: "dependency unreachable",
+      method: c.req.method,
+      path: c.req.path,
+      requestId: c.get("requestId"),
+      error: describeError(error),
+    });
+    error = new Unavailable(
+      "A service this request needs cannot be reached right now; nothing was changed. Try again shortly.",
+    );
+  }
   if (error instanceof DomainError) {
     const body = problem(error.status, error.type, error.title, error.message, error.extra);
     return problemResponse(c, body, error.headers);
@@ -68,7 +84,7 @@ function internalError(c: Context<AppEnv>, error: unknown) {
     ref,
     method: c.req.method,
     path: c.req.path,
-    error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    error: describeError(error, { stack: true }),
   });
   // Never the error itself, in any environment: a driver's message can quote a query and its
   // parameters (password hashes included). The log line with the same ref has the details.
@@ -77,6 +93,33 @@ function internalError(c: Context<AppEnv>, error: unknown) {
     c,
     problem(500, "internal-error", "Internal server error", detail, { ref }),
   );
+}
+
+/**
+ * Anything thrown, as the Error that Hono's error handler expects: Hono passes only Errors to it
+ * and lets anything else (Neon's driver rejects with an ErrorEvent) escape as a bare text 500.
+ */
+export function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(describeError(thrown), { cause: thrown });
+}
+
+/** One line about anything thrown: an Error's message (or stack), an Event's type and message. */
+export function describeError(error: unknown, options: { stack?: boolean } = {}): string {
+  if (error instanceof Error) {
+    const text = options.stack ? (error.stack ?? error.message) : error.message;
+    const cause = error.cause === undefined ? "" : ` (cause: ${describeError(error.cause)})`;
+    return `${text}${cause}`;
+  }
+  if (typeof Event !== "undefined" && error instanceof Event) {
+    const message = (error as Event & { message?: unknown }).message;
+    return `${error.constructor.name} ${error.type}${message ? `: ${String(message)}` : ""}`;
+  }
+  try {
+    return typeof error === "string" ? error : JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
 }
 
 export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>
