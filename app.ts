@@ -71,8 +71,9 @@ export function createApp(deps: Deps) {
   app.use("/api/*", (c, next) => isUpload(c.req) ? next() : limitBody(c, next));
   app.use("/workflows/*", limitBody);
   app.use("/sandbox/*", limitBody);
-  app.use("/api/*", jsonOnly({ except: (request) => isUpload(request) || isWebhook(request) }));
+  // A cross-site request is refused for where it comes from before anything about its body.
   app.use("/api/*", originCheck({ trusted }));
+  app.use("/api/*", jsonOnly({ except: (request) => isUpload(request) || isWebhook(request) }));
   app.use("/api/*", authenticate(deps));
   app.use("/api/*", writeRateLimit(deps, { except: isWebhook }));
 

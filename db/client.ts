@@ -77,11 +77,20 @@ export function useWsProxy(wsProxy: string) {
 /** Neon's serverless driver over WebSockets (interactive transactions work through its Pool). */
 export async function openNeon(url: string, options: NeonOptions = {}): Promise<DatabaseHandle> {
   if (options.wsProxy) useWsProxy(options.wsProxy);
-  const pool = new Pool({ connectionString: url, max: 10 });
+  // A connect that hangs (a database host that accepts and never answers) fails after 5 s as
+  // unreachable, so the request answers 503 and the history writer pauses, rather than waiting.
+  const pool = new Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
   let closed = false;
   pool.on("error", (error: Error) => {
     // A connection ended after close (the database dropped, the server stopping) is not news.
-    if (!closed) console.error(JSON.stringify({ msg: "db pool error", error: String(error) }));
+    if (!closed) {
+      console.error(JSON.stringify({
+        time: new Date().toISOString(),
+        level: "warn",
+        msg: "db pool error",
+        error: error instanceof Error ? error.message : String(error),
+      }));
+    }
   });
   try {
     const client = await pool.connect();

@@ -29,6 +29,8 @@ function delayedLane(delayMs: number) {
 
 export function serveWsProxy(options: WsProxyOptions) {
   const allow = new Set(options.allow);
+  /** Live connections, ended with the proxy (as a stopped proxy process ends them). */
+  const live = new Set<WebSocket>();
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
@@ -42,6 +44,7 @@ export function serveWsProxy(options: WsProxyOptions) {
     const [hostname, port] = address.split(/:(?=\d+$)/);
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.binaryType = "arraybuffer";
+    live.add(socket);
     const connecting = Deno.connect({ hostname, port: Number(port) });
     const delayMs = options.delayMs ?? 0;
     const toDatabase = delayedLane(delayMs);
@@ -78,6 +81,7 @@ export function serveWsProxy(options: WsProxyOptions) {
       }).catch(() => socket.close(1011, "write failed"));
     };
     socket.onclose = () => {
+      live.delete(socket);
       connecting.then((conn) => {
         try {
           conn.close();
@@ -90,6 +94,11 @@ export function serveWsProxy(options: WsProxyOptions) {
     port: server.addr.port,
     /** The value for DATABASE_WS_PROXY. */
     address: `127.0.0.1:${server.addr.port}/v1`,
-    close: () => server.shutdown(),
+    /** Stops listening and ends every connection through it. */
+    close: async () => {
+      for (const socket of live) socket.close(1001, "proxy stopping");
+      live.clear();
+      await server.shutdown();
+    },
   };
 }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { ApiProblem, conveneClient, problemOf } from "../client/http.ts";
 import { ConveneSocket, type ServerEvent, type SocketState } from "../client/socket.ts";
 import type { ServerEventType } from "../realtime/events.ts";
+import { storeDeadLetter } from "../kv/dead-letters.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { tcpRelay } from "./helpers/relay.ts";
@@ -218,3 +219,87 @@ Deno.test("[client] the README's client example type-checks against the real cli
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("[client] over real TCP, writes without a body work: like, unlike, follow, unfollow, leave the queue, discard a dead letter", async (t) => {
+  await using t0 = await servedTestApp();
+  const base = t0.url.replace(/^ws/, "http").replace(/\/ws$/, "");
+  const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  const [root] = await members(t0.deps, 1, { role: "admin" });
+  // Deno's fetch sends no content-length on a bodyless DELETE, nor a content-type: as browsers do.
+  const client = (token: string) => conveneClient(base, { token });
+  const asAda = client(ada.token);
+
+  await t.step("like and unlike a post", async () => {
+    const post = await client(bob.token).api.posts.$post({ json: { text: "like me" } });
+    const { id } = await post.json();
+    const liked = await asAda.api.posts[":id"].like.$post({ param: { id } });
+    assert.equal(liked.status, 200, await liked.clone().text());
+    assert.equal((await liked.json()).likeCount, 1);
+    const unliked = await asAda.api.posts[":id"].like.$delete({ param: { id } });
+    assert.equal(unliked.status, 200, await unliked.clone().text());
+    assert.equal((await unliked.json()).likeCount, 0);
+  });
+
+  await t.step("follow and unfollow", async () => {
+    const followed = await asAda.api.follows[":userId"].$post({ param: { userId: bob.user.id } });
+    assert.ok(followed.ok, `${followed.status} ${await followed.text()}`);
+    const unfollowed = await asAda.api.follows[":userId"].$delete({
+      param: { userId: bob.user.id },
+    });
+    assert.ok(unfollowed.ok, `${unfollowed.status} ${await unfollowed.text()}`);
+    const following = await asAda.api.users[":id"].following.$get({
+      param: { id: ada.user.id },
+      query: {},
+    });
+    assert.deepEqual((await following.json()).items, []);
+  });
+
+  await t.step("leave the matchmaking queue", async () => {
+    const joined = await asAda.api.match.queue.$post({ json: { intent: "pair-programming" } });
+    assert.ok(joined.ok, `${joined.status} ${await joined.text()}`);
+    const left = await asAda.api.match.queue.$delete();
+    assert.equal(left.status, 204, await left.text());
+  });
+
+  await t.step("discard a dead letter", async () => {
+    await storeDeadLetter(t0.deps.kv, { id: "letter-1", name: "greet", payload: {} });
+    const discarded = await client(root.token).api.admin["dead-letters"][":id"].$delete({
+      param: { id: "letter-1" },
+    });
+    assert.equal(discarded.status, 204, await discarded.text());
+  });
+
+  await t.step(
+    "a bodyless POST as curl sends it (no content-length, no type) is no 415",
+    async () => {
+      const post = await client(bob.token).api.posts.$post({ json: { text: "curl" } });
+      const { id } = await post.json();
+      const answer = await rawRequest(
+        base,
+        `POST /api/posts/${id}/like HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ada.token}\r\nconnection: close\r\n\r\n`,
+      );
+      assert.match(answer, /^HTTP\/1\.1 200 /);
+    },
+  );
+
+  await t.step("a CORS preflight is never 415", async () => {
+    const answer = await fetch(`${base}/api/posts`, {
+      method: "OPTIONS",
+      headers: { origin: "https://elsewhere.test", "access-control-request-method": "POST" },
+    });
+    await answer.body?.cancel();
+    assert.notEqual(answer.status, 415);
+    assert.ok(answer.status < 500);
+  });
+});
+
+/** Writes `request` bytes as they are to the server at `base` and reads the whole answer. */
+async function rawRequest(base: string, request: string): Promise<string> {
+  const url = new URL(base);
+  const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  await conn.write(new TextEncoder().encode(request));
+  const chunks: string[] = [];
+  const decoder = new TextDecoder();
+  for await (const chunk of conn.readable) chunks.push(decoder.decode(chunk, { stream: true }));
+  return chunks.join("");
+}

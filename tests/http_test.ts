@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { JSON_BODY_LIMIT } from "../app.ts";
-import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
+import {
+  assertProblem,
+  type Call,
+  createTestApp,
+  postgresGate,
+  randomEmail,
+  signUp,
+} from "./helpers/app.ts";
 
 Deno.test("[http] bad input gets a 4xx problem+json, never a 500", async (t) => {
   await using t0 = await createTestApp();
@@ -185,4 +192,72 @@ Deno.test("[http] /healthz and /readyz", async (t) => {
     assert.match(problem.detail, /database/);
     assert.equal((await t0.http("GET", "/healthz")).status, 200, "the process is still up");
   });
+});
+
+Deno.test("[http] a database that cannot be reached → 503 with Retry-After on reads and writes; nothing thrown is ever a bare 500", async (t) => {
+  await using t0 = await createTestApp();
+  const account = await signUp(t0.http);
+  const gate = postgresGate(t0.deps.database);
+  const calls: [string, string, Call][] = [
+    ["GET", "/api/auth/me", { token: account.token }],
+    ["GET", "/api/feed", { token: account.token }],
+    ["GET", "/api/conversations", { token: account.token }],
+    ["GET", `/api/users/${account.user.id}/following`, { token: account.token }],
+    ["POST", "/api/posts", { token: account.token, body: { text: "while it is down" } }],
+    ["POST", "/api/auth/signup", {
+      body: { name: "Late", email: randomEmail(), password: "analytical-engine" },
+    }],
+  ];
+  const downs: [string, () => unknown][] = [
+    ["connection refused", () => new Deno.errors.ConnectionRefused("tcp connect error")],
+    ["Neon's driver: an ErrorEvent, not an Error", () =>
+      new ErrorEvent("error", {
+        message: "NetworkError: failed to connect to WebSocket",
+      })],
+    [
+      "backends terminated (57P01)",
+      () =>
+        Object.assign(new Error("terminating connection due to administrator command"), {
+          code: "57P01",
+        }),
+    ],
+  ];
+  for (const [name, reason] of downs) {
+    await t.step(name, async () => {
+      gate.fail(reason);
+      try {
+        for (const [method, path, call] of calls) {
+          const problem = assertProblem(await t0.http(method, path, call), 503);
+          assert.equal(problem.code, "unavailable", `${method} ${path}`);
+          assert.ok(problem.retryAfter >= 1);
+        }
+      } finally {
+        gate.restore();
+      }
+      assert.equal((await t0.http("GET", "/api/auth/me", { token: account.token })).status, 200);
+    });
+  }
+
+  await t.step(
+    "a rejection that is no Error → problem 500 with a ref, logged on one line",
+    async () => {
+      gate.fail(() => ({ reason: "a driver rejected with a plain object" }));
+      try {
+        const answer = await t0.http("GET", "/api/feed", {
+          token: account.token,
+          headers: { "x-request-id": "plain-object" },
+        });
+        const problem = assertProblem(answer, 500);
+        assert.equal(problem.ref, "plain-object");
+      } finally {
+        gate.restore();
+      }
+      const logged = t0.logs.find((line) => line.msg === "unhandled error");
+      assert.match(String(logged?.error), /a driver rejected with a plain object/);
+      const access = t0.logs.find((line) =>
+        line.msg === "request" && line.requestId === "plain-object"
+      );
+      assert.equal(access?.status, 500, "the access log has the request");
+    },
+  );
 });

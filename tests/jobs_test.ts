@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { claimJob, completeJob, LEASE_MS } from "../kv/jobs.ts";
+import { deadLetterKey, jobFailureKey } from "../kv/keys.ts";
 import { openKv } from "../kv/store.ts";
+import { postponeSeconds, runJob } from "../workflows/runner.ts";
 import { type JobMessage, JobRegistry } from "../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../workflows/kv-queue.ts";
 import { qstashJobs, qstashVerifier } from "../workflows/qstash.ts";
@@ -518,4 +520,72 @@ Deno.test("[jobs] a delivery that crashed mid-run blocks duplicates only until i
   assert.deepEqual(await claimJob(kv, "job-1", clock.now()), { kind: "claimed" });
   await completeJob(kv, "job-1", clock.now());
   assert.deepEqual(await claimJob(kv, "job-1", clock.now()), { kind: "done" });
+});
+
+Deno.test("[jobs] a job whose database cannot be reached is put off, never counted or dead-lettered, and runs once when it is back", async (t) => {
+  let down = true;
+  const effects: string[] = [];
+  const registry = new JobRegistry().register("record", z.object({ n: z.int() }), (_, job) => {
+    if (down) return Promise.reject(new Deno.errors.ConnectionRefused("tcp connect error"));
+    effects.push(job.id);
+    return Promise.resolve();
+  });
+
+  await t.step("ten outages in a row: each delivery is put off with a growing delay", async () => {
+    const kv = await openKv(":memory:");
+    const logs = logBook();
+    const enqueued: { name: string; options: Record<string, unknown> }[] = [];
+    // The port the runner re-enqueues through, recording what it is asked (no queue runs it).
+    const jobs = {
+      kind: "kv-queue" as const,
+      enqueue: (name: string, _payload: unknown, options = {}) => {
+        enqueued.push({ name, options });
+        return Promise.resolve("queued");
+      },
+    };
+    const deps = { kv, registry, jobs, clock: testClock(), log: logs.log };
+    let job: JobMessage = { id: "job-down", name: "record", payload: { n: 1 } };
+    for (let delivery = 1; delivery <= 10; delivery++) {
+      assert.equal(await runJob(deps, job, { final: delivery === 10 }), "postponed");
+      const { options } = enqueued.at(-1)!;
+      assert.deepEqual(options, {
+        jobId: "job-down",
+        delaySeconds: postponeSeconds(delivery),
+        postponed: delivery,
+      });
+      job = { ...job, postponed: delivery };
+    }
+    assert.deepEqual(enqueued.map((item) => item.options.delaySeconds), [
+      2,
+      4,
+      8,
+      16,
+      30,
+      30,
+      30,
+      30,
+      30,
+      30,
+    ]);
+    assert.equal((await kv.get(jobFailureKey("job-down"))).value, null, "no failure counted");
+    assert.equal((await kv.get(deadLetterKey("job-down"))).value, null, "no dead letter");
+    down = false;
+    assert.equal(await runJob(deps, job, { final: false }), "done");
+    assert.deepEqual(effects, ["job-down"]);
+    kv.close();
+  });
+
+  await t.step("through the KV queue: put off once, then run once", async () => {
+    down = true;
+    effects.length = 0;
+    await using queue = await kvQueue(registry);
+    const id = await queue.jobs.enqueue("record", { n: 2 });
+    await queue.logs.waitFor((record) =>
+      record.msg === "job postponed: a dependency cannot be reached"
+    );
+    down = false;
+    await queue.settled(1);
+    assert.deepEqual(effects, [id]);
+    assert.equal((await queue.kv.get(deadLetterKey(id))).value, null);
+  });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { Outbox, OUTBOX_MAX_ATTEMPTS, type OutboxRecord, SWEEP_GRACE_MS } from "../kv/outbox.ts";
 import { jobRecord } from "../workflows/outbox-jobs.ts";
-import { createTestApp, signUp } from "./helpers/app.ts";
+import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 
 /** An app with two members and an outbox record that notifies Ada of Bob's follow. */
@@ -112,7 +112,7 @@ Deno.test("[outbox] a failing apply keeps the record, counts the attempt, and th
   let failuresLeft = 1;
   const applied: string[] = [];
   t0.deps.outbox.register("flaky", z.object({ value: z.string() }), (payload) => {
-    if (failuresLeft-- > 0) return Promise.reject(new Error("history database unreachable"));
+    if (failuresLeft-- > 0) return Promise.reject(new Error("history row refused"));
     applied.push(payload.value);
     return Promise.resolve();
   });
@@ -125,7 +125,7 @@ Deno.test("[outbox] a failing apply keeps the record, counts the attempt, and th
   );
   assert.deepEqual([left.value.attempts, left.value.lastError], [
     1,
-    "history database unreachable",
+    "history row refused",
   ]);
   assert.ok(
     t0.logs.some((entry) => entry.msg === "outbox apply failed" && entry.recordId === record.id),
@@ -147,7 +147,7 @@ Deno.test("[outbox] 1,000 records that keep failing never hold back the others; 
   let broken = true;
   const applied: number[] = [];
   t0.deps.outbox.register("history-row", z.object({ n: z.number() }), (payload) => {
-    if (broken) return Promise.reject(new Error("history database unreachable"));
+    if (broken) return Promise.reject(new Error("history row refused"));
     applied.push(payload.n);
     return Promise.resolve();
   });
@@ -191,7 +191,7 @@ Deno.test("[outbox] 1,000 records that keep failing never hold back the others; 
         name: "history-row",
         payload: { n: 0 },
         attempts: OUTBOX_MAX_ATTEMPTS,
-        lastError: "history database unreachable",
+        lastError: "history row refused",
         failedAt: new Date(t0.clock.now()).toISOString(),
       });
       assert.deepEqual(letters.map((letter) => letter.payload.n), failing.map((_, n) => n));
@@ -284,7 +284,7 @@ Deno.test("[outbox] apply never throws after a committed decision, even when KV 
   let runs = 0;
   outbox.register("history-row", z.object({}), () => {
     runs++;
-    return Promise.reject(new Error("history database unreachable"));
+    return Promise.reject(new Error("history row refused"));
   });
   const record = outbox.record("history-row", {});
   assert.ok((await outbox.write(t0.deps.kv.atomic(), record).commit()).ok);
@@ -296,4 +296,75 @@ Deno.test("[outbox] apply never throws after a committed decision, even when KV 
     "bookkeeping failed, left to the sweep",
   ]);
   assert.equal((await t0.outboxKeys()).length, 1, "the record stays for the sweep");
+});
+
+Deno.test("[outbox] a database that cannot be reached spends no attempts: nothing is dead-lettered, reads answer 503, and the writer catches up by itself", async (t) => {
+  await using t0 = await outboxApp();
+  let down = true;
+  const applied = new Set<number>();
+  let tries = 0;
+  t0.deps.outbox.registerBatch("history-row", z.object({ n: z.number() }), (payloads) => {
+    tries++;
+    if (down) return Promise.reject(new Deno.errors.ConnectionRefused("tcp connect error"));
+    for (const payload of payloads) applied.add(payload.n);
+    return Promise.resolve();
+  });
+  const swept = Array.from({ length: 1000 }, (_, n) => t0.deps.outbox.record("history-row", { n }));
+  await t0.commitUnapplied(swept);
+  t0.clock.advance(SWEEP_GRACE_MS + 1000);
+
+  await t.step("20 sweeps during the outage count nothing and dead-letter nothing", async () => {
+    for (let sweep = 0; sweep < 20; sweep++) {
+      const result = await t0.deps.outbox.sweep();
+      assert.deepEqual(
+        [result.applied, result.failed, result.deadLettered],
+        [0, 0, 0],
+        `sweep ${sweep}`,
+      );
+      assert.ok(result.deferred! > 0, "the records were put off");
+    }
+    assert.ok(tries <= 20, `one try per sweep, not per record (${tries})`);
+    const stored = await Array.fromAsync(t0.deps.kv.list<OutboxRecord>({ prefix: ["outbox"] }));
+    assert.equal(stored.length, 1000);
+    assert.ok(stored.every((entry) => entry.value.attempts === 0), "no attempt was counted");
+    assert.deepEqual(await t0.deadLetters(), []);
+    assert.ok(t0.deps.outbox.outage, "the writer knows the database is away");
+  });
+
+  const handed = Array.from({ length: 50 }, (_, n) =>
+    t0.deps.outbox.record("history-row", {
+      n: 1000 + n,
+    }));
+  await t.step(
+    "records committed meanwhile wait in the paused writer; a read that needs them is 503",
+    async () => {
+      await t0.commitUnapplied(handed);
+      t0.deps.outbox.afterCommit(...handed);
+      const read = await t0.http("GET", "/api/conversations", { token: t0.ada.token });
+      const problem = assertProblem(read, 503);
+      assert.equal(problem.code, "unavailable");
+      assert.ok(Number(read.headers.get("retry-after")) >= 1);
+    },
+  );
+
+  await t.step(
+    "the database answers again: the writer writes what it held without being asked",
+    async () => {
+      down = false;
+      await t0.waitForLog((record) =>
+        record.msg === "history writer resumed: the database answers again"
+      );
+      // The writer's own records, with no sweep and no read to push them.
+      const deadline = Date.now() + 10_000;
+      while (!handed.every((_, n) => applied.has(1000 + n))) {
+        assert.ok(Date.now() < deadline, "the writer caught up within 10 s");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(t0.deps.outbox.outage, null);
+      const result = await t0.deps.outbox.sweep();
+      assert.equal(result.failed + result.deadLettered, 0);
+      assert.equal(applied.size, 1050, "every record written once the database came back");
+      assert.deepEqual(await t0.outboxKeys(), []);
+    },
+  );
 });

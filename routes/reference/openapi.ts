@@ -47,7 +47,10 @@ const openApiPath = (path: string) => path.replace(PARAM, "{$1}");
 
 /** Problem codes every route of a kind can answer, by status, from the middleware in app.ts. */
 function sharedErrors(method: string, path: string, guard: string | undefined, reads: boolean) {
-  const errors: Record<number, string[]> = { 500: ["internal-error"], 503: ["unavailable", "busy"] };
+  const errors: Record<number, string[]> = {
+    500: ["internal-error"],
+    503: ["unavailable", "busy"],
+  };
   const add = (status: number, code: string) => {
     errors[status] = [...new Set([...(errors[status] ?? []), code])];
   };

@@ -82,8 +82,18 @@ async function lendDatabase(): Promise<DatabaseHandle> {
  */
 class PostgresGate {
   #held: PromiseWithResolvers<void> | null = null;
+  #failing: (() => unknown) | null = null;
   /** Queries that arrived while held. */
   asked = 0;
+
+  /** Every query rejects with what `reason` makes (the database down) until `restore`. */
+  fail(reason: () => unknown) {
+    this.#failing = reason;
+  }
+
+  restore() {
+    this.#failing = null;
+  }
 
   hold() {
     this.#held ??= Promise.withResolvers();
@@ -96,6 +106,7 @@ class PostgresGate {
   }
 
   pass<T>(query: () => T): T | Promise<Awaited<T>> {
+    if (this.#failing) return Promise.reject(this.#failing());
     if (!this.#held) return query();
     this.asked++;
     return this.#held.promise.then(() => query() as Awaited<T>);
