@@ -347,13 +347,12 @@ export class Outbox {
 
   #waitToRetry(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(wake, ms);
-      const outage = this;
-      function wake() {
+      const wake = () => {
         clearTimeout(timer);
-        if (outage.#wake === wake) outage.#wake = null;
+        if (this.#wake === wake) this.#wake = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(wake, ms);
       this.#wake = wake;
     });
   }
