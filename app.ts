@@ -55,7 +55,22 @@ export function createApp(deps: Deps) {
       c.res = await errorHandler(asError(thrown), c);
     }
   });
-  const secure = secureHeaders();
+  // The console and the reference load only their own files; Swagger UI and the sandbox page set
+  // inline styles, nothing runs inline script. Media are served from /media on this origin.
+  const secure = secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", "data:", "blob:"],
+      mediaSrc: ["'self'", "blob:"],
+      connectSrc: ["'self'"],
+      objectSrc: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"],
+    },
+  });
   // Files at /media/:id set their own headers (they are embedded by other origins).
   app.use((c, next) => c.req.path.startsWith("/media/") ? next() : secure(c, next));
   if (deps.config.CORS_ORIGINS.length > 0) {

@@ -1,7 +1,10 @@
 // Opaque list cursors: a keyset position, base64url-encoded JSON, validated when read back.
-import type { z } from "zod";
+import { z } from "zod";
 import { Invalid } from "./errors.ts";
-import { unstorableField } from "./input.ts";
+import { storableTime, unstorableField } from "./input.ts";
+
+/** The position of a "newest first" list: [the row's time, its tie-breaking id]. */
+export const timeCursor = z.tuple([storableTime, z.string().max(200)]);
 
 export function encodeCursor(position: unknown): string {
   const bytes = new TextEncoder().encode(JSON.stringify(position));

@@ -10,6 +10,22 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
 /** Any id a client names: in a path, a query, a body or a frame. Checked before any lookup. */
 export const id = z.string().regex(ID_PATTERN, "not an id (1–100 of A–Z, a–z, 0–9, '-', '_')");
 
+/** The years both Postgres `timestamptz` and JavaScript's Date hold, and that mean something here. */
+export const FIRST_YEAR = 1970;
+export const LAST_YEAR = 9999;
+
+/**
+ * An ISO 8601 instant (with offset) within FIRST_YEAR..LAST_YEAR: `0000-01-01T00:00:00Z` passes a
+ * date-time check but Postgres refuses it, so it is refused here, naming the field.
+ */
+export const storableTime = z.iso.datetime({ offset: true }).refine((text) => {
+  const year = new Date(text).getUTCFullYear();
+  return year >= FIRST_YEAR && year <= LAST_YEAR;
+}, `must be between ${FIRST_YEAR} and ${LAST_YEAR}`);
+
+/** Postgres `integer`: what an int column (a message's position) can hold. */
+export const INT4_MAX = 2_147_483_647;
+
 const UNSTORABLE = "contains U+0000 or an unpaired surrogate, which cannot be stored";
 /** Deeper input is refused by its schema anyway; the walk need not follow it. */
 const MAX_DEPTH = 32;

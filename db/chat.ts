@@ -2,7 +2,8 @@
 import { and, desc, eq, lt, sql } from "drizzle-orm";
 import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { INT4_MAX } from "../input.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type ChatMessage } from "./records.ts";
 import { type Database, rowsOf } from "./client.ts";
 import { conversationMembers, conversations, type MessageRow, messages, users } from "./schema.ts";
@@ -100,7 +101,7 @@ export async function conversationPeer(
   return row?.otherId ?? null;
 }
 
-const conversationCursor = z.tuple([z.iso.datetime(), z.string()]);
+const conversationCursor = timeCursor;
 
 /** The user's conversations, latest message first, each with its unread count. */
 export async function listConversations(
@@ -146,7 +147,7 @@ export async function listConversations(
   );
 }
 
-const messageCursor = z.number().int().min(1);
+const messageCursor = z.number().int().min(1).max(INT4_MAX);
 
 /** A conversation's messages, newest first; the cursor is the last message's position. */
 export async function listMessages(

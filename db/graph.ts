@@ -3,7 +3,7 @@
 import { and, desc, eq, type InferSelectModel, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import type { ConnectionTransition as Transition } from "./records.ts";
 import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import {
@@ -45,7 +45,7 @@ export async function deleteFollow(db: Database, followerId: string, followeeId:
   return rows.length > 0;
 }
 
-const followCursor = z.tuple([z.iso.datetime(), z.string()]);
+const followCursor = timeCursor;
 
 /**
  * Followers (or followees) of `userId`, most recent follow first, without anyone blocked with
@@ -220,7 +220,7 @@ export function requestView(row: RequestRow | Transition["request"]) {
   };
 }
 
-const requestCursor = z.tuple([z.iso.datetime(), z.string()]);
+const requestCursor = timeCursor;
 
 /** The caller's requests, sent and received, newest first (optionally one status only). */
 export async function listConnectionRequests(
@@ -309,7 +309,7 @@ function reportView(row: typeof reports.$inferSelect) {
 }
 
 const reporter = alias(users, "reporter");
-const cursorShape = z.tuple([z.iso.datetime(), z.string()]);
+const cursorShape = timeCursor;
 
 /** Every report, newest first, with the names of both members. */
 export async function listReports(db: Database, page: { cursor?: string; limit: number }) {

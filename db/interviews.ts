@@ -2,7 +2,7 @@
 // the verified skill a passed interview grants.
 import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Interview,
   type InterviewTransition as Transition,
@@ -97,7 +97,7 @@ export function rowToInterview(row: InterviewRow): Interview {
   return recordFromRow(row);
 }
 
-const interviewCursor = z.tuple([z.iso.datetime(), z.string()]);
+const interviewCursor = timeCursor;
 
 /** The caller's interviews (as interviewer, candidate, or either), newest first. */
 export async function listInterviews<I>(

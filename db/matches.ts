@@ -1,7 +1,7 @@
 // Matches in Postgres: the history of every call KV decided, and each member's list of them.
 import { and, desc, eq, isNotNull, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Match, outcomeOf } from "./records.ts";
 import type { Database } from "./client.ts";
 import { fromExcluded, isForeignKeyViolation, newestVersions } from "./client.ts";
@@ -60,7 +60,7 @@ function matchRow(match: Match) {
   };
 }
 
-const interactionCursor = z.tuple([z.iso.datetime(), z.string()]);
+const interactionCursor = timeCursor;
 
 /**
  * The caller's finished matches, newest first, with the peer, duration and outcome. A block is

@@ -2,7 +2,7 @@
 import { and, count, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { newId } from "../ids.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
 import { type NotificationRow, notifications, type NotificationType, users } from "./schema.ts";
@@ -102,7 +102,7 @@ function view(row: NotificationRow, actor: { id: string; name: string }): Notifi
   };
 }
 
-const cursorShape = z.tuple([z.iso.datetime(), z.string()]);
+const cursorShape = timeCursor;
 
 /** Newest first; the cursor is the (createdAt, id) of the last item of the previous page. */
 export async function listNotifications(

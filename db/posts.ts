@@ -2,7 +2,7 @@
 // like or comment they count, so they stay exact under any concurrency.
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { mediaRefs } from "./media.ts";
 import { Invalid } from "../errors.ts";
@@ -209,7 +209,7 @@ export async function deleteComment(db: Database, commentId: string) {
     where ${posts.id} in (select post_id from removed)`);
 }
 
-const keyset = z.tuple([z.iso.datetime(), z.string()]);
+const keyset = timeCursor;
 
 /** Comments on a post, oldest first, hiding authors blocked with the viewer. */
 export async function listComments(

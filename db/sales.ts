@@ -2,7 +2,7 @@
 // and each buyer's list of orders.
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
-import { decodeCursor, keysetPage } from "../cursor.ts";
+import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
   type PaymentEvent,
@@ -160,7 +160,7 @@ export function orderView(order: {
   };
 }
 
-const orderCursor = z.tuple([z.iso.datetime(), z.string()]);
+const orderCursor = timeCursor;
 
 /** The caller's orders, newest first. */
 export async function listOrders(

@@ -111,7 +111,8 @@ export function referenceRoutes(deps: Deps, routes: () => RouteEntry[]) {
         if (name === "start.js") {
           return c.body(START, 200, { "content-type": "text/javascript; charset=utf-8" });
         }
-        const type = ASSETS[name];
+        // Own names only: `constructor` or `toString` is no file of the reference.
+        const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
         if (!type) throw new NotFound(`The reference has no file ${name}.`);
         let bytes = assets.get(name);
         if (!bytes) {

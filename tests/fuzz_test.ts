@@ -8,6 +8,7 @@ import { type Member, members } from "./helpers/members.ts";
 import { connect } from "./helpers/sockets.ts";
 import { png } from "./helpers/media.ts";
 import { FrameBudget, handleFrame } from "../realtime/frames.ts";
+import { encodeCursor } from "../cursor.ts";
 import { sessionFromToken } from "../routes/middleware/session.ts";
 
 /** Values no field should hold: each replaces every leaf of a valid body in turn. */
@@ -30,6 +31,11 @@ const BAD_VALUES: unknown[] = [
   "../../etc/passwd",
   { $ne: null },
   "2026-13-45T99:99:99Z",
+  // Valid-looking, but storage cannot hold them: year 0, and integers past Postgres' `integer`.
+  "0000-01-01T00:00:00Z",
+  "+010000-01-01T00:00:00Z",
+  2_147_483_648,
+  -2_147_483_649,
 ];
 
 /** Whole bodies of the wrong shape. */
@@ -60,6 +66,13 @@ const ODD_QUERY = [
   "%5B%5D",
   "'%20or%201=1",
   "",
+  // Cursors as this server would issue them, holding what storage cannot: year 0, an integer
+  // past Postgres' `integer`, a score that is no number.
+  encodeCursor(["0000-01-01T00:00:00Z", "x"]),
+  encodeCursor(["0000-01-01T00:00:00.000Z", "0"]),
+  encodeCursor(2_147_483_648),
+  encodeCursor([1e308, "x"]),
+  encodeCursor(["9999-12-31T23:59:59-14:00", "x"]),
 ];
 const QUERY_KEYS = [
   "cursor",

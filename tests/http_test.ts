@@ -144,6 +144,12 @@ Deno.test("[http] secure headers and CORS", async (t) => {
     assert.equal(answer.headers.get("x-content-type-options"), "nosniff");
     assert.equal(answer.headers.get("x-frame-options"), "SAMEORIGIN");
     assert.ok(answer.headers.get("strict-transport-security"));
+    for (const page of ["/", "/docs", "/openapi.json"]) {
+      const csp = (await t0.app.request(page)).headers.get("content-security-policy") ?? "";
+      assert.match(csp, /default-src 'self'/, page);
+      assert.match(csp, /script-src 'self'(;|$)/, `${page}: no inline script`);
+      assert.match(csp, /frame-ancestors 'none'/, page);
+    }
   });
   await t.step("an allowed origin gets credentials CORS; another gets none", async () => {
     const preflight = await t0.app.request("/api/auth/me", {

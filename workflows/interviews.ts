@@ -49,7 +49,8 @@ export const interviewInput = z.strictObject({
   prompt: z.string().trim().min(1, "must not be empty").max(4000),
   rubric: z.array(z.strictObject({
     criterion,
-    weight: z.number().positive("must be above 0").max(100),
+    // A weight is a share of the score: below 0.01 it would vanish in the sum (5e-324 did).
+    weight: z.number().min(0.01, "must be at least 0.01").max(100),
   })).min(1, "needs at least one criterion").max(20)
     .refine(
       (rubric) =>

@@ -47,7 +47,7 @@ import {
 import { enqueueAll, PermanentJobError } from "./jobs.ts";
 import { notifyRecords } from "./notifications.ts";
 import { jobRecord } from "./outbox-jobs.ts";
-import { id } from "../input.ts";
+import { id, storableTime } from "../input.ts";
 
 const RESERVATION_RECORD = "reservation-record";
 const ORDER_RECORD = "order-record";
@@ -73,7 +73,7 @@ export type MembershipTier = keyof typeof MEMBERSHIP_TIERS;
 
 const currency = z.string().trim().toUpperCase().regex(/^[A-Z]{3}$/, "an ISO 4217 code like USD");
 const cents = z.number().int().min(1).max(100_000_000);
-const instant = z.iso.datetime({ offset: true }).transform((text) => Date.parse(text));
+const instant = storableTime.transform((text) => Date.parse(text));
 
 export const productInput = z.strictObject({
   name: z.string().trim().min(1, "must not be empty").max(200),
