@@ -51,6 +51,8 @@ const schema = z.object({
   BCRYPT_COST: z.coerce.number().int().min(10, "must be at least 10").max(15).default(10),
   CORS_ORIGINS: list.default([]),
   RATE_LIMIT_LOGIN: rate.default({ limit: 10, windowSeconds: 900 }),
+  /** Failed logins per account from all addresses together: a ceiling well above the per-pair one. */
+  RATE_LIMIT_LOGIN_ACCOUNT: rate.default({ limit: 100, windowSeconds: 900 }),
   RATE_LIMIT_API: rate.default({ limit: 100, windowSeconds: 900 }),
   /** Sockets one user may hold at once over every isolate; a connect past it is closed 4029. */
   WS_MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100).default(10),

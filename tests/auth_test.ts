@@ -208,15 +208,44 @@ Deno.test("[auth] tokens that are expired, tampered, unsigned or foreign → 401
   });
 });
 
-Deno.test("[auth] failed logins are rate-limited per account and per IP with Retry-After", async (t) => {
-  await using t0 = await createTestApp({ env: { RATE_LIMIT_LOGIN: "3/15m" } });
+Deno.test("[auth] failed logins are rate-limited per account and address, per address, and per account overall, with Retry-After", async (t) => {
+  await using t0 = await createTestApp({
+    env: { RATE_LIMIT_LOGIN: "3/15m", RATE_LIMIT_LOGIN_ACCOUNT: "6/15m" },
+  });
   const { http, clock } = t0;
 
   await t.step(
-    "per account: the 4th failure within the window → 429, even with the right password",
+    "a stranger's failures from one address → 429 there, while the owner signs in from another",
     async () => {
       const account = await signUp(http);
+      const stranger = "198.51.100.66";
       for (let i = 0; i < 3; i++) {
+        const answer = await http("POST", "/api/auth/login", {
+          body: { email: account.email, password: "guess-" + i },
+          ip: stranger,
+        });
+        assert.equal(answer.status, 401);
+      }
+      const blocked = await http("POST", "/api/auth/login", {
+        body: { email: account.email, password: account.password },
+        ip: stranger,
+      });
+      assertProblem(blocked, 429);
+      const retryAfter = Number(blocked.headers.get("retry-after"));
+      assert.ok(retryAfter > 0 && retryAfter <= 900, `Retry-After ${retryAfter}`);
+      const owner = await http("POST", "/api/auth/login", {
+        body: { email: account.email, password: account.password },
+        ip: "203.0.113.10",
+      });
+      assert.equal(owner.status, 200, "the owner is not locked out by a stranger");
+    },
+  );
+
+  await t.step(
+    "per account overall: failures from many addresses reach the higher ceiling → 429 even with the right password",
+    async () => {
+      const account = await signUp(http);
+      for (let i = 0; i < 6; i++) {
         const answer = await http("POST", "/api/auth/login", {
           body: { email: account.email, password: "guess-" + i },
           ip: `198.51.100.${i}`,
@@ -228,8 +257,6 @@ Deno.test("[auth] failed logins are rate-limited per account and per IP with Ret
         ip: "198.51.100.99",
       });
       assertProblem(blocked, 429);
-      const retryAfter = Number(blocked.headers.get("retry-after"));
-      assert.ok(retryAfter > 0 && retryAfter <= 900, `Retry-After ${retryAfter}`);
       clock.advance(900_000);
       const later = await http("POST", "/api/auth/login", {
         body: { email: account.email, password: account.password },
@@ -266,7 +293,7 @@ Deno.test("[auth] failed logins are rate-limited per account and per IP with Ret
   });
 
   await t.step(
-    "100 concurrent wrong guesses: exactly 3 are checked, the rest get 429",
+    "100 concurrent wrong guesses from 100 addresses: exactly 6 (the account's ceiling) are checked, the rest get 429",
     async () => {
       const account = await signUp(http);
       const answers = await Promise.all(
@@ -277,8 +304,8 @@ Deno.test("[auth] failed logins are rate-limited per account and per IP with Ret
           })),
       );
       const statuses = answers.map((answer) => answer.status);
-      assert.equal(statuses.filter((status) => status === 401).length, 3);
-      assert.equal(statuses.filter((status) => status === 429).length, 97);
+      assert.equal(statuses.filter((status) => status === 401).length, 6);
+      assert.equal(statuses.filter((status) => status === 429).length, 94);
     },
   );
 });

@@ -382,14 +382,27 @@ Deno.test("[sales] payments: paid before expiry, refunded after, released on fai
     assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
   });
 
-  await t.step("an amount short of the order's is refunded, never taken as payment", async () => {
-    const [eve] = await members(t0.deps, 1);
-    const hold = await reserved(t0.http, eve, saleId, productId);
-    const { orderId } = await checkout(t0.http, eve, hold.id);
-    const answer = await sandboxWebhook(t0, { orderId, amountCents: 1 });
-    assert.equal(answer.body.outcome, "refunded");
-    assert.notEqual((await orderOf(t0.http, eve, orderId)).status, "paid");
-  });
+  await t.step(
+    "an amount short of the order's is refunded, never taken as payment, and its hold released at once",
+    async () => {
+      const [eve] = await members(t0.deps, 1);
+      const before = (await stockLeft(t0.http, saleId)).items[0].stockRemaining;
+      const hold = await reserved(t0.http, eve, saleId, productId);
+      const { orderId } = await checkout(t0.http, eve, hold.id);
+      const answer = await sandboxWebhook(t0, { orderId, amountCents: 1 });
+      assert.equal(answer.body.outcome, "refunded");
+      assert.notEqual((await orderOf(t0.http, eve, orderId)).status, "paid");
+      const reservation = await t0.http("GET", `/api/reservations/${hold.id}`, {
+        token: eve.token,
+      });
+      assert.equal(reservation.body.status, "released");
+      assert.equal(
+        (await stockLeft(t0.http, saleId)).items[0].stockRemaining,
+        before,
+        "the unit is back on sale before the hold would have expired",
+      );
+    },
+  );
 
   await t.step(
     "GET /api/orders lists the caller's orders, newest first, with their status",

@@ -333,10 +333,15 @@ function decidePayment(
   }
   // Money arrived for something that cannot be delivered (or not in full): it goes back, and no
   // stock is taken. An order that was paid already stays paid; this second charge is returned.
+  // A hold still live (the amount was wrong) is released at once: its stock goes back on sale
+  // now, not when it would have expired.
   const lapsed = lapse(holding, now);
   const refundOrder = order.status !== "paid" && order.status !== "refunded";
   return {
-    reservation: lapsed.reservation,
+    reservation: lapsed.reservation ??
+      (refundOrder && reservation?.status === "held"
+        ? moved(reservation, now, { status: "released" })
+        : undefined),
     order: refundOrder ? moved(order, now, { status: "refunded", refundedAt: now }) : undefined,
     outcome: "refunded",
   };

@@ -94,25 +94,35 @@ function emailTaken() {
   return new Conflict("email-taken", "An account with this email already exists.");
 }
 
-const loginKeys = (input: { email: string; ip: string }) => [
-  `login:account:${input.email}`,
-  `login:ip:${input.ip}`,
+/**
+ * The windows a sign-in attempt counts in: this account from this address and this address for
+ * any account (RATE_LIMIT_LOGIN), and this account from every address (the higher
+ * RATE_LIMIT_LOGIN_ACCOUNT). A stranger guessing from one address trips the first two long before
+ * the third, so the owner, from another address, still signs in.
+ */
+const loginWindows = (config: AccountDeps["config"], input: { email: string; ip: string }) => [
+  { key: `login:pair:${input.email}:${input.ip}`, ...config.RATE_LIMIT_LOGIN },
+  { key: `login:ip:${input.ip}`, ...config.RATE_LIMIT_LOGIN },
+  { key: `login:account:${input.email}`, ...config.RATE_LIMIT_LOGIN_ACCOUNT },
 ];
 
 /**
- * Checks credentials. Every attempt takes a slot in the per-account and per-IP windows before the
- * password is compared (so bursts cannot slip past the limit); a success gives its slot back.
+ * Checks credentials. Every attempt takes a slot in each window before the password is compared
+ * (so bursts cannot slip past the limit); a success gives its slots back.
  */
 export async function login(
   deps: AccountDeps,
   input: z.infer<typeof loginInput> & { ip: string },
 ): Promise<UserRow> {
-  const { limit, windowSeconds } = deps.config.RATE_LIMIT_LOGIN;
-  const keys = loginKeys(input);
-  const counters = await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds)));
-  const over = counters.filter((counter) => counter.count > limit);
+  const windows = loginWindows(deps.config, input);
+  const giveBack = () =>
+    Promise.all(windows.map((w) => deps.cache.increment(w.key, w.windowSeconds, -1)));
+  const counters = await Promise.all(
+    windows.map((w) => deps.cache.increment(w.key, w.windowSeconds)),
+  );
+  const over = counters.filter((counter, i) => counter.count > windows[i].limit);
   if (over.length > 0) {
-    await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds, -1)));
+    await giveBack();
     const wait = Math.max(...over.map((counter) => counter.resetInSeconds));
     throw new TooManyRequests("Too many failed sign-in attempts. Try again later.", wait);
   }
@@ -120,7 +130,7 @@ export async function login(
   const hash = user?.passwordHash ?? await decoyHash(deps.config.BCRYPT_COST);
   const matches = await verifyPassword(input.password, hash);
   if (!user || !matches) throw new Unauthorized("The email or password is wrong.");
-  await Promise.all(keys.map((key) => deps.cache.increment(key, windowSeconds, -1)));
+  await giveBack();
   return user;
 }
 
