@@ -1,4 +1,6 @@
-// The one error vocabulary: thrown anywhere, turned into problem+json once, in app.ts.
+// The one error vocabulary: thrown anywhere, turned into problem+json once, in app.ts. Every class
+// takes the same order: the detail (for people), then the code (for programs) where a status has
+// several, then extra fields of the problem.
 import { ZodError } from "zod";
 
 export interface FieldError {
@@ -26,6 +28,13 @@ export class Invalid extends DomainError {
   }
 }
 
+/** 400 on the socket: a frame refused (its shape, its type, the frame budget), with its code. */
+export class RefusedFrame extends DomainError {
+  constructor(detail: string, type: string, extra: Record<string, unknown> = {}) {
+    super(400, type, "Refused frame", detail, extra);
+  }
+}
+
 export class Unauthorized extends DomainError {
   constructor(detail = "Sign in to continue.") {
     super(401, "unauthorized", "Unauthorized", detail);
@@ -45,7 +54,7 @@ export class NotFound extends DomainError {
 }
 
 export class Conflict extends DomainError {
-  constructor(type: string, detail: string, extra: Record<string, unknown> = {}) {
+  constructor(detail: string, type: string, extra: Record<string, unknown> = {}) {
     super(409, type, "Conflict", detail, extra);
   }
 }

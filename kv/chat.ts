@@ -156,8 +156,8 @@ async function decide(
     if (temp.value) {
       if (temp.value.toUserId !== toUserId) {
         throw new Conflict(
-          "temp-id-reused",
           "You already used this tempId for a message to someone else; use a new one.",
+          "temp-id-reused",
           { tempId: input.tempId },
         );
       }

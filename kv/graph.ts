@@ -138,7 +138,7 @@ export async function moveConnectionRequest(
       );
     }
     if (request.status !== "pending") {
-      throw new Conflict("not-pending", `This request is already ${request.status}.`, {
+      throw new Conflict(`This request is already ${request.status}.`, "not-pending", {
         requestStatus: request.status,
       });
     }
@@ -325,10 +325,10 @@ async function pairTaken(kv: Deno.Kv, requestId: string) {
   const { value } = await kv.get<ConnectionRequest>(connectionRequestKey(requestId));
   const status = value?.status ?? "pending";
   return new Conflict(
-    "connection-exists",
     status === "accepted"
       ? "You are already connected."
       : "A connection request between you is already pending.",
+    "connection-exists",
     { requestId, requestStatus: status, fromUserId: value?.fromUserId },
   );
 }

@@ -212,18 +212,18 @@ function illegalMove(interview: Interview, action: InterviewAction) {
     ? " Its evaluation has not finished yet; you will be notified when it can be scored."
     : "";
   return new Conflict(
-    "invalid-transition",
     `An interview that is ${interview.state} cannot be ${VERBS[action]}.${hint}`,
+    "invalid-transition",
     { state: interview.state, version: interview.version },
   );
 }
 
 function expired(interview: Interview) {
   return new Conflict(
-    "interview-expired",
     `The time limit of ${interview.timeLimitMinutes} minutes passed at ${
       new Date(interview.expiresAt!).toISOString()
     }; the interview has expired.`,
+    "interview-expired",
     { state: interview.state, version: interview.version },
   );
 }

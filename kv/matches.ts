@@ -409,7 +409,7 @@ export async function connectMatch(
   const match = await asParticipant(deps, input, effects, async (match, now) => {
     if (match.connectedAt !== null) return null;
     if (match.endReason === "blocked" || now > (match.endedAt ?? now) + CONNECT_WINDOW_MS) {
-      throw new Conflict("match-closed", "This match can no longer lead to a connection.");
+      throw new Conflict("This match can no longer lead to a connection.", "match-closed");
     }
     const sole = decider(match);
     if (sole && sole.id !== input.userId) throw peerDecides("connecting");
@@ -424,7 +424,7 @@ export async function connectMatch(
     const peer = peerOf(match, input.userId);
     const pair = await readPair(deps.kv, input.userId, peer.id);
     if (pairBlocked(pair)) {
-      throw new Conflict("match-closed", "This match can no longer lead to a connection.");
+      throw new Conflict("This match can no longer lead to a connection.", "match-closed");
     }
     return {
       next: { ...match, connectAsks: asks, connectedAt: now, version: match.version + 1 },
@@ -466,7 +466,7 @@ export function approveVideo(
     const sole = decider(match);
     if (sole && sole.id !== input.userId) throw peerDecides("approving video");
     if (!sole && match.videoRequestedBy === null) {
-      throw new Conflict("no-video-request", "Nobody has asked for video in this call yet.");
+      throw new Conflict("Nobody has asked for video in this call yet.", "no-video-request");
     }
     if (!sole && match.videoRequestedBy === input.userId) {
       throw new Forbidden("You asked for video; your peer approves it.", "peer-decides");
@@ -557,18 +557,18 @@ export function noSuchMatch() {
 }
 
 function alreadyQueued(member: { intent: string; joinedAt: number }) {
-  return new Conflict("already-queued", `You are already queued for "${member.intent}".`, {
+  return new Conflict(`You are already queued for "${member.intent}".`, "already-queued", {
     intent: member.intent,
     joinedAt: new Date(member.joinedAt).toISOString(),
   });
 }
 
 function inCall(matchId: string) {
-  return new Conflict("in-call", "You are in a call; end it before joining a queue.", { matchId });
+  return new Conflict("You are in a call; end it before joining a queue.", "in-call", { matchId });
 }
 
 function callOver(match: Match) {
-  return new Conflict("call-ended", "This call has ended.", { matchId: match.id });
+  return new Conflict("This call has ended.", "call-ended", { matchId: match.id });
 }
 
 function peerDecides(what: string) {

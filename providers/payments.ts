@@ -3,7 +3,7 @@
 // (`crypto.subtle.verify`), and the sandbox's signatures carry a timestamp that must be recent.
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import { DomainError, Invalid, PermanentFailure, Unauthorized } from "../errors.ts";
+import { BadGateway, Invalid, PermanentFailure, Unauthorized } from "../errors.ts";
 import { unstorableField } from "../input.ts";
 import { type PaymentEvent } from "../db/records.ts";
 
@@ -167,13 +167,11 @@ export function paystackProvider(
       });
       const url = answer.json.data?.authorization_url;
       if (!answer.ok || typeof url !== "string") {
-        throw new DomainError(
-          502,
-          "payment-provider-error",
-          "Payment provider error",
+        throw new BadGateway(
           `Paystack refused to start the payment (${answer.status}: ${
             answer.json.message ?? answer.text.slice(0, 200)
           }).`,
+          "payment-provider-error",
         );
       }
       return url;

@@ -10,7 +10,7 @@ import {
   signalTyping,
   tempId,
 } from "../workflows/chat.ts";
-import { DomainError, NotFound } from "../errors.ts";
+import { DomainError, NotFound, RefusedFrame } from "../errors.ts";
 import { spendWrite } from "../providers/cache.ts";
 import { saleStockHeadKey } from "../kv/keys.ts";
 import { readSale } from "../kv/sales/stock.ts";
@@ -194,7 +194,7 @@ function parseFrame(raw: string): ClientFrame {
 }
 
 function frameError(code: string, detail: string, extra: Record<string, unknown> = {}) {
-  return new DomainError(400, code, "Refused frame", detail, extra);
+  return new RefusedFrame(detail, code, extra);
 }
 
 function describe(deps: Deps, client: Client, error: unknown) {

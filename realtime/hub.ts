@@ -2,6 +2,7 @@
 // the user's durable event log to that user's local sockets, a BroadcastChannel that carries
 // ephemeral signals (typing, presence) between isolates, and the heartbeat that keeps presence
 // fresh and closes sockets whose session ended.
+import { DomainError } from "../errors.ts";
 import { presencePeers } from "../kv/graph.ts";
 import type { SessionClaims } from "../kv/auth/tokens.ts";
 import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
@@ -55,11 +56,16 @@ export const SESSION_ENDED = 4001;
 /** The close code of a socket refused because its user holds `maxSocketsPerUser` already. */
 export const TOO_MANY_SOCKETS = 4029;
 
-/** A connect refused by the per-user socket cap. */
-export class TooManySockets extends Error {
-  override name = "TooManySockets";
+/** A connect refused by the per-user socket cap (429 `too-many-sockets`, in an error frame). */
+export class TooManySockets extends DomainError {
   constructor(readonly max: number) {
-    super(`At most ${max} sockets per user; close one before opening another.`);
+    super(
+      429,
+      "too-many-sockets",
+      "Too many sockets",
+      `At most ${max} sockets per user; close one before opening another.`,
+      { max },
+    );
   }
 }
 const CHANNEL = "convene-realtime";

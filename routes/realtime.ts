@@ -7,7 +7,7 @@ import { readPresence } from "../kv/presence.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
-import { DomainError, Forbidden, Unauthorized } from "../errors.ts";
+import { Forbidden, Unauthorized, UpgradeRequired } from "../errors.ts";
 import { FrameBudget, handleFrame, MAX_FRAME_BYTES } from "../realtime/frames.ts";
 import { type Client, TOO_MANY_SOCKETS, TooManySockets } from "../realtime/hub.ts";
 import type { WSContext } from "hono/ws";
@@ -76,13 +76,9 @@ export function realtimeRoutes(deps: Deps) {
         }
         resumePoint(c); // refused before the upgrade, not after it
         if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-          throw new DomainError(
-            426,
-            "upgrade-required",
-            "Upgrade required",
+          throw new UpgradeRequired(
             "GET /ws is a WebSocket endpoint: send an Upgrade: websocket handshake.",
-            {},
-            { Upgrade: "websocket" },
+            "websocket",
           );
         }
         await next();
@@ -144,7 +140,7 @@ function refuseConnect(deps: Deps, socket: WSContext, error: unknown) {
   if (error instanceof TooManySockets) {
     socket.send(JSON.stringify({
       type: "error",
-      data: { code: "too-many-sockets", status: 429, detail: error.message, max: error.max },
+      data: { code: error.type, status: error.status, detail: error.message, max: error.max },
     }));
     socket.close(TOO_MANY_SOCKETS, "too many sockets");
     return;

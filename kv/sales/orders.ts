@@ -3,7 +3,7 @@
 // so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
 // go back to the shards they came from with `sum` (adding never goes below zero).
 import type { Order, PaymentEvent, PaymentOutcome, Reservation } from "../../db/records.ts";
-import { Conflict, DomainError, NotFound } from "../../errors.ts";
+import { Conflict, Gone, NotFound } from "../../errors.ts";
 import { backoff, busy } from "../backoff.ts";
 import {
   orderKey,
@@ -365,18 +365,16 @@ function noSuchReservation() {
 }
 
 function alreadyPaid(reservation: Reservation) {
-  return new Conflict("reservation-paid", "This reservation has been paid for.", {
+  return new Conflict("This reservation has been paid for.", "reservation-paid", {
     orderId: reservation.orderId,
   });
 }
 
 function gone(how: "expired" | "released") {
-  return new DomainError(
-    410,
-    `reservation-${how}`,
-    "Gone",
+  return new Gone(
     how === "expired"
       ? "This reservation expired and its stock went back on sale; reserve again."
       : "This reservation was released; reserve again.",
+    `reservation-${how}`,
   );
 }

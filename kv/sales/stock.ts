@@ -2,7 +2,7 @@
 // and the reservation commit that checks stock and the buyer's count, takes the units and records
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
 import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../../db/records.ts";
-import { Conflict, DomainError, Invalid } from "../../errors.ts";
+import { Conflict, Gone, Invalid, TooEarly, Unprocessable } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
 import { locksOf } from "../keyed-lock.ts";
@@ -202,8 +202,8 @@ function assess(
   const held = Number(buyer.value?.value ?? 0n);
   if (held + quantity > sale.perUserLimit) {
     throw new Conflict(
-      "limit-reached",
       `At most ${sale.perUserLimit} units per buyer in this sale; you hold or bought ${held}.`,
+      "limit-reached",
       { limit: sale.perUserLimit, held },
     );
   }
@@ -212,8 +212,8 @@ function assess(
   if (!taken) {
     const left = units.reduce((sum, n) => sum + n, 0);
     throw new Conflict(
-      "sold-out",
       left === 0 ? `${item.name} is sold out.` : `Only ${left} of ${item.name} left.`,
+      "sold-out",
       { stockRemaining: left },
     );
   }
@@ -274,23 +274,17 @@ async function commitHold(
 function checkWindow(sale: Sale, now: number) {
   if (now < sale.startsAt) {
     const seconds = Math.ceil((sale.startsAt - now) / 1000);
-    throw new DomainError(
-      425,
-      "sale-not-started",
-      "Too early",
+    throw new TooEarly(
       `The sale starts at ${new Date(sale.startsAt).toISOString()}.`,
+      "sale-not-started",
+      seconds,
       { startsAt: new Date(sale.startsAt).toISOString() },
-      { "Retry-After": String(seconds) },
     );
   }
   if (now >= sale.endsAt) {
-    throw new DomainError(
-      410,
-      "sale-ended",
-      "Gone",
-      `The sale ended at ${new Date(sale.endsAt).toISOString()}.`,
-      { endsAt: new Date(sale.endsAt).toISOString() },
-    );
+    throw new Gone(`The sale ended at ${new Date(sale.endsAt).toISOString()}.`, "sale-ended", {
+      endsAt: new Date(sale.endsAt).toISOString(),
+    });
   }
 }
 
@@ -325,11 +319,9 @@ async function replay(
   request: ReserveRequest,
 ): Promise<Reservation> {
   if (earlier.productId !== request.productId || earlier.quantity !== request.quantity) {
-    throw new DomainError(
-      422,
-      "idempotency-key-reused",
-      "Idempotency key reused",
+    throw new Unprocessable(
       "This Idempotency-Key was used for a different reservation; use a new key for a new request.",
+      "idempotency-key-reused",
     );
   }
   const reservation = (await kv.get<Reservation>(reservationKey(earlier.reservationId))).value;

@@ -91,7 +91,7 @@ export async function signup(deps: AccountDeps, input: z.infer<typeof signupInpu
 }
 
 function emailTaken() {
-  return new Conflict("email-taken", "An account with this email already exists.");
+  return new Conflict("An account with this email already exists.", "email-taken");
 }
 
 /**

@@ -196,8 +196,8 @@ export async function deleteMedia(deps: Deps, id: string, userId: string) {
   const result = await deleteMediaEverywhere(deps.database.db, id);
   if (result === "evidence") {
     throw new Conflict(
-      "media-in-use",
       "This file was submitted with an interview and is kept as its evidence.",
+      "media-in-use",
     );
   }
   await releaseMedia(deps, userId, [id]);
