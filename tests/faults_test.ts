@@ -6,8 +6,12 @@ import { Pool } from "@neondatabase/serverless";
 import { openNeon, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { listDeadLetters } from "../kv/dead-letters.ts";
-import { outboxPrefix } from "../kv/keys.ts";
-import { type Answer, httpClient } from "./helpers/app.ts";
+import { type Reservation } from "../db/records.ts";
+import { outboxPrefix, reservationKey } from "../kv/keys.ts";
+import { openKv } from "../kv/store.ts";
+import { type Answer, type HttpClient, httpClient } from "./helpers/app.ts";
+import { spawnProxy } from "./helpers/proxy.ts";
+import { freePort, ServerProcess } from "./helpers/server.ts";
 import { freshDatabase, integrationTest } from "./helpers/integration.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
@@ -215,4 +219,255 @@ function chatLoad(pairs: [Member, Member][], sockets: Map<string, TestSocket>) {
       return { acked, refused };
     },
   };
+}
+
+const STOCK = 300;
+
+integrationTest(
+  "TEST_DATABASE_URL",
+  "[faults] the real server on Postgres under load: its proxy killed and restarted, backends terminated, the server killed with SIGKILL",
+  async (serverUrl, t) => {
+    const server = new URL(serverUrl);
+    const target = `${server.hostname}:${server.port || 5432}`;
+    // The test's own connections go through a proxy in this process; the server's through its own.
+    const own = serveWsProxy({ allow: [target] });
+    useWsProxy(own.address);
+    const fresh = await freshDatabase(serverUrl, "convene_faults");
+    const proxyPort = freePort();
+    let proxy = await spawnProxy([String(proxyPort), target]);
+    const dataDir = await Deno.makeTempDir({ prefix: "convene-faults-" });
+    const env = {
+      APP_ENV: "development",
+      ADMIN_EMAILS: "root@example.com",
+      RATE_LIMIT_API: "100000/15m",
+      DATABASE_URL: fresh.url,
+      DATABASE_WS_PROXY: proxy.address,
+    };
+    const servers = [await ServerProcess.start(dataDir, env)];
+    const current = () => servers.at(-1)!;
+    const http: HttpClient = (method, path, options) => current().http(method, path, options);
+    try {
+      const [root, ada, bob, ...buyers] = await Promise.all(
+        ["root", "ada", "bob", "cy", "dee", "eve", "fay"].map((name) =>
+          signUpAs(http, `${name}@example.com`)
+        ),
+      );
+      const request = await http("POST", "/api/connections", {
+        token: ada.token,
+        body: { toUserId: bob.id },
+      });
+      await http("PATCH", `/api/connections/${request.body.id}`, {
+        token: bob.token,
+        body: { status: "accepted" },
+      });
+      const product = (await http("POST", "/api/products", {
+        token: root.token,
+        body: { name: "Mug", priceCents: 900, currency: "USD" },
+      })).body;
+      const sale = (await http("POST", "/api/sales", {
+        token: root.token,
+        body: {
+          items: [{ productId: product.id, stock: STOCK, priceCents: 900 }],
+          startsAt: new Date(Date.now() - 60_000).toISOString(),
+          endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+          perUserLimit: STOCK,
+        },
+      })).body;
+      assert.ok(sale.id, JSON.stringify(sale));
+
+      // The load: Ada chats over her socket (reconnecting when the server dies), four buyers
+      // hold units, and reads run beside them. Every answer is kept; a request the dead server
+      // never answered is no acknowledgement.
+      const acked = new Map<string, string>();
+      const answers: { what: string; status: number; body: unknown }[] = [];
+      const holds: { who: Account; id: string }[] = [];
+      let running = true;
+      let sent = 0;
+      const chat = (async () => {
+        while (running) {
+          const socket = new WebSocket(
+            `${current().url.replace("http", "ws")}/ws?token=${ada.token}`,
+          );
+          socket.onmessage = (event) => {
+            const frame = JSON.parse(event.data);
+            if (frame.type === "message-delivered") {
+              acked.set(frame.data.tempId, frame.data.messageId);
+            }
+            if (frame.type === "error") {
+              answers.push({ what: "frame", status: frame.data.status, body: frame.data });
+            }
+          };
+          const closed = new Promise((resolve) => socket.onclose = resolve);
+          await Promise.race([new Promise((resolve) => socket.onopen = resolve), closed]);
+          while (running && socket.readyState === WebSocket.OPEN) {
+            const tempId = `m-${sent++}`;
+            socket.send(JSON.stringify({
+              type: "private-message",
+              data: { toUserId: bob.id, tempId, text: tempId },
+            }));
+            await sleep(20);
+          }
+          if (socket.readyState === WebSocket.OPEN) {
+            await sleep(1_000); // the last acknowledgements
+            socket.close();
+          }
+          await closed;
+          if (running) await sleep(200);
+        }
+      })();
+      const call = async (what: string, work: () => Promise<Answer>) => {
+        const answer = await work().catch(() => null); // the server died before answering
+        if (answer) answers.push({ what, status: answer.status, body: answer.body });
+        return answer;
+      };
+      const others = (async () => {
+        for (let i = 0; running; i++) {
+          const who = buyers[i % buyers.length];
+          const hold = await call(
+            "reserve",
+            () =>
+              http("POST", `/api/sales/${sale.id}/reservations`, {
+                token: who.token,
+                body: { productId: product.id, quantity: 1 },
+                headers: { "idempotency-key": `hold-${i}` },
+              }),
+          );
+          if (hold?.status === 201) holds.push({ who, id: hold.body.id });
+          await call("me", () => http("GET", "/api/auth/me", { token: bob.token }));
+          await call("feed", () => http("GET", "/api/feed", { token: bob.token }));
+          await sleep(50);
+        }
+      })();
+
+      await t.step("the proxy killed for 10 s, then restarted", async () => {
+        await sleep(1_500);
+        await proxy.close("SIGKILL");
+        await sleep(10_000);
+        proxy = await spawnProxy([String(proxyPort), target]);
+        await sleep(2_000);
+      });
+
+      await t.step("every backend of the database terminated", async () => {
+        const admin = new Pool({ connectionString: serverUrl, max: 1 });
+        admin.on("error", () => {});
+        await admin.query(
+          "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1",
+          [new URL(fresh.url).pathname.slice(1)],
+        );
+        await admin.end();
+        await sleep(1_500);
+      });
+
+      await t.step("the server killed with SIGKILL mid-load, and started again", async () => {
+        const status = await current().kill("SIGKILL");
+        assert.equal(status.signal, "SIGKILL");
+        servers.push(await ServerProcess.start(dataDir, env));
+        await sleep(2_000);
+        running = false;
+        await Promise.all([chat, others]);
+      });
+
+      await t.step(
+        "nothing acknowledged is lost, nothing dead-lettered, stock conserved, no 500",
+        async () => {
+          assert.ok(acked.size > 300, `${acked.size} of ${sent} messages acknowledged`);
+          assert.ok(answers.some((answer) => answer.status === 503), "the outage was seen as 503");
+          assert.deepEqual(
+            answers.filter((answer) => answer.status >= 500 && answer.status !== 503),
+            [],
+          );
+          const conversation = (await http("GET", "/api/conversations", { token: bob.token })).body
+            .items[0].id;
+          const deadline = Date.now() + CATCH_UP_MS;
+          let stored = new Set<string>();
+          while (Date.now() < deadline) {
+            stored = new Set(
+              await pageAll(http, `/api/conversations/${conversation}/messages`, bob),
+            );
+            if ([...acked.values()].every((id) => stored.has(id))) break;
+            await sleep(200);
+          }
+          const lost = [...acked.values()].filter((id) => !stored.has(id));
+          assert.deepEqual(lost, [], `${lost.length} of ${acked.size} acknowledged messages lost`);
+
+          for (const { who, id } of holds) {
+            const hold = await http("GET", `/api/reservations/${id}`, { token: who.token });
+            assert.equal(hold.body.status, "held", `hold ${id}`);
+          }
+          const left = (await http("GET", `/api/sales/${sale.id}`)).body.items[0].stockRemaining;
+          const kv = await openKv(`${dataDir}/kv.sqlite3`);
+          try {
+            const held = (await Array.fromAsync(kv.list<Reservation>({ prefix: ["reservation"] })))
+              .filter((entry) => entry.key.length === reservationKey("x").length)
+              .filter((entry) => entry.value.status === "held")
+              .reduce((units, entry) => units + entry.value.quantity, 0);
+            assert.equal(held + left, STOCK, `${held} held + ${left} left`);
+            assert.ok(held >= holds.length);
+          } finally {
+            kv.close();
+          }
+
+          const letters = await http("GET", "/api/admin/dead-letters", { token: root.token });
+          assert.equal(letters.status, 200);
+          assert.deepEqual(letters.body.items, [], "nothing dead-lettered by the faults");
+          for (const process of servers) {
+            assert.deepEqual(
+              process.logs.filter((line) => "notJson" in line),
+              [],
+              "stdout is JSON",
+            );
+            assert.deepEqual(
+              process.logs.filter((line) => Number(line.status) >= 500 && line.status !== 503),
+              [],
+            );
+            const stray = process.stderr.filter((line) =>
+              !/Listening on http/.test(line) && !isJson(line)
+            );
+            assert.deepEqual(stray, [], "stderr holds nothing but JSON lines");
+          }
+        },
+      );
+    } finally {
+      for (const process of servers) await process.kill("SIGKILL");
+      await proxy.close("SIGKILL");
+      await fresh.drop();
+      await own.close();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+interface Account {
+  id: string;
+  token: string;
+}
+
+async function signUpAs(http: HttpClient, email: string): Promise<Account> {
+  const answer = await http("POST", "/api/auth/signup", {
+    body: { name: email.split("@")[0], email, password: "analytical-engine" },
+  });
+  assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  return { id: answer.body.user.id, token: answer.body.token };
+}
+
+/** Every item id of a list, page by page. */
+async function pageAll(http: HttpClient, path: string, who: Account): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor = "";
+  do {
+    const page = await http("GET", `${path}?limit=100${cursor}`, { token: who.token });
+    if (page.status !== 200) return ids;
+    ids.push(...page.body.items.map((item: { id: string }) => item.id));
+    cursor = page.body.nextCursor ? `&cursor=${page.body.nextCursor}` : "";
+  } while (cursor);
+  return ids;
+}
+
+function isJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -16,8 +16,10 @@ export async function spawnProxy(args: string[]) {
     /** What it printed when it started. */
     line: value!,
     address,
-    async close() {
-      child.kill("SIGINT");
+    async close(signal: Deno.Signal = "SIGINT") {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
       await child.status;
       await reader.cancel();
     },
