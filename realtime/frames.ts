@@ -22,8 +22,8 @@ import { id, unstorableField, zodFieldErrors } from "../input.ts";
 /** A larger frame closes its socket with 1009 (a message is at most 4000 characters). */
 export const MAX_FRAME_BYTES = 32 * 1024;
 /** Each socket may send this many frames in a burst, refilled at `FRAMES_PER_SECOND`. */
-const FRAME_BURST = 60;
-const FRAMES_PER_SECOND = 20;
+export const FRAME_BURST = 60;
+export const FRAMES_PER_SECOND = 20;
 
 const ref = z.union([z.string().max(100), z.number()]).optional();
 
@@ -67,6 +67,32 @@ type ClientFrame = z.infer<typeof clientFrame>;
 
 export const FRAME_TYPES = clientFrame.options.map((option) => option.shape.type.value);
 
+/**
+ * Frames of one socket waiting to be handled, at most: past this (or MAX_QUEUED_BYTES) a frame is
+ * answered `rate-limited` on arrival and never queued, so a flood cannot grow a socket's memory.
+ */
+export const MAX_QUEUED_FRAMES = 256;
+export const MAX_QUEUED_BYTES = 1024 * 1024;
+
+/** The error frame for a frame refused on arrival because its socket's queue is full. */
+export function overflowFrame(raw: unknown) {
+  const error = rateLimited();
+  return {
+    type: "error",
+    data: {
+      ...error.extra,
+      code: error.type,
+      status: error.status,
+      detail: error.message,
+      ref: refOf(raw),
+    },
+  };
+}
+
+function rateLimited() {
+  return frameError("rate-limited", `At most ${FRAMES_PER_SECOND} frames per second; slow down.`);
+}
+
 /** A token bucket per socket: a flood gets `rate-limited` errors instead of work. */
 export class FrameBudget {
   #tokens = FRAME_BURST;
@@ -92,12 +118,7 @@ export async function handleFrame(deps: Deps, client: Client, raw: unknown, budg
     if (typeof raw !== "string") {
       throw frameError("binary-unsupported", "Send JSON text frames; binary frames are not read.");
     }
-    if (!budget.take()) {
-      throw frameError(
-        "rate-limited",
-        `At most ${FRAMES_PER_SECOND} frames per second; slow down.`,
-      );
-    }
+    if (!budget.take()) throw rateLimited();
     frame = parseFrame(raw);
     await act(deps, client, frame);
   } catch (error) {

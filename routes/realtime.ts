@@ -8,7 +8,14 @@ import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { Forbidden, Unauthorized, UpgradeRequired } from "../errors.ts";
-import { FrameBudget, handleFrame, MAX_FRAME_BYTES } from "../realtime/frames.ts";
+import {
+  FrameBudget,
+  handleFrame,
+  MAX_FRAME_BYTES,
+  MAX_QUEUED_BYTES,
+  MAX_QUEUED_FRAMES,
+  overflowFrame,
+} from "../realtime/frames.ts";
 import { type Client, TOO_MANY_SOCKETS, TooManySockets } from "../realtime/hub.ts";
 import type { WSContext } from "hono/ws";
 import { presentedToken, sessionFromToken, signedIn } from "./middleware/session.ts";
@@ -89,8 +96,11 @@ export function realtimeRoutes(deps: Deps) {
         const budget = new FrameBudget();
         let client: Promise<Client | null> = Promise.resolve(null);
         let refused = false;
-        // Frames of one socket are handled one after another, so its messages keep their order.
+        // Frames of one socket are handled one after another, so its messages keep their order;
+        // the queue is bounded (a flood past it is refused on arrival, never held).
         let queue = Promise.resolve();
+        let queued = 0;
+        let queuedBytes = 0;
         return {
           onOpen(_event, socket) {
             client = deps.hub.connect(session, socket, lastEventId).catch((error) => {
@@ -107,9 +117,19 @@ export function realtimeRoutes(deps: Deps) {
               socket.close(MESSAGE_TOO_BIG, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
               return;
             }
+            const size = frameSize(event.data);
+            if (queued >= MAX_QUEUED_FRAMES || queuedBytes + size > MAX_QUEUED_BYTES) {
+              socket.send(JSON.stringify(overflowFrame(event.data)));
+              return;
+            }
+            queued++;
+            queuedBytes += size;
             queue = queue.then(async () => {
               const connected = await client;
               if (connected) await handleFrame(deps, connected, event.data, budget);
+            }).finally(() => {
+              queued--;
+              queuedBytes -= size;
             });
           },
           async onClose() {

@@ -10,6 +10,8 @@ import { sessionFromToken } from "../routes/middleware/session.ts";
 import { revokeToken } from "../kv/auth/sessions.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
 import { SESSION_ENDED } from "../realtime/hub.ts";
+import { FRAME_BURST, FRAMES_PER_SECOND, MAX_QUEUED_FRAMES } from "../realtime/frames.ts";
+import { kvCache } from "../providers/cache.ts";
 
 /** A served app with members Ada and Bob connected, and Cy connected to nobody. */
 async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {
@@ -479,5 +481,96 @@ Deno.test("[realtime] a session revoked while its socket connects is ended at on
   assert.deepEqual(
     await readPresence(t0.deps.kv, [ada.user.id], t0.clock.now()),
     new Map([[ada.user.id, "offline"]]),
+  );
+});
+
+Deno.test("[realtime] a flood of 2,000 frames: the frame budget acknowledges what it allows, refuses the rest, and the inbound queue stays bounded", async (t) => {
+  // Spending the write budget waits on this gate while it is held: frames pile up behind the first.
+  let held: PromiseWithResolvers<void> | null = null;
+  await using t0 = await servedTestApp({
+    cache: (kv, clock) => {
+      const cache = kvCache(kv, clock.now);
+      return {
+        ...cache,
+        increment: async (...args: Parameters<typeof cache.increment>) => {
+          await held?.promise;
+          return await cache.increment(...args);
+        },
+      };
+    },
+  });
+  const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  await connect(t0.http, ada, bob);
+  const flood = async (socket: TestSocket, tag: string) => {
+    for (let i = 0; i < 2000; i++) {
+      socket.send(
+        "private-message",
+        { toUserId: bob.user.id, tempId: `${tag}-${i}`, text: "x" },
+        `${tag}-${i}`,
+      );
+    }
+  };
+  const limited = (socket: TestSocket, tag: string) =>
+    socket.frames.filter((frame) =>
+      frame.type === "error" && frame.data.code === "rate-limited" &&
+      String(frame.data.ref).startsWith(`${tag}-`)
+    ).length;
+  const acked = (socket: TestSocket, tag: string) =>
+    socket.frames.filter((frame) =>
+      frame.type === "message-delivered" && frame.data.tempId.startsWith(`${tag}-`)
+    ).length;
+
+  /** Waits until each of the 2,000 frames got its one answer: an ack or `rate-limited`. */
+  const allAnswered = async (socket: TestSocket, tag: string) => {
+    const deadline = Date.now() + 10_000;
+    while (acked(socket, tag) + limited(socket, tag) < 2000) {
+      assert.ok(Date.now() < deadline, "every frame was answered");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // (No ping to close on: the budget is spent, so it would be refused too.)
+    assert.equal(acked(socket, tag) + limited(socket, tag), 2000, "each frame answered once");
+  };
+
+  await t.step(
+    "while the first frame is stuck, all but MAX_QUEUED_FRAMES are refused on arrival",
+    async () => {
+      await using socket = await TestSocket.open(t0.url, ada.token);
+      held = Promise.withResolvers();
+      await flood(socket, "stuck");
+      await socket.waitFor(
+        "error",
+        (frame) => String(frame.data.ref).startsWith("stuck-"),
+        2000 - MAX_QUEUED_FRAMES,
+      );
+      assert.equal(acked(socket, "stuck"), 0, "nothing behind the stuck frame was handled");
+      assert.equal(limited(socket, "stuck"), 2000 - MAX_QUEUED_FRAMES, "the queue holds no more");
+      held.resolve();
+      held = null;
+      await allAnswered(socket, "stuck");
+      assert.ok(acked(socket, "stuck") >= FRAME_BURST, "the queued frames were handled in turn");
+    },
+  );
+
+  await t.step(
+    "2,000 at once: the burst and its refill are acknowledged, every other frame rate-limited",
+    async () => {
+      await using socket = await TestSocket.open(t0.url, ada.token);
+      const started = performance.now();
+      await flood(socket, "burst");
+      await socket.waitFor(
+        "message-delivered",
+        (frame) => frame.data.tempId.startsWith("burst-"),
+        FRAME_BURST,
+      );
+      await allAnswered(socket, "burst");
+      const seconds = (performance.now() - started) / 1000;
+      const ok = acked(socket, "burst");
+      assert.ok(ok >= FRAME_BURST, `${ok} acknowledged`);
+      assert.ok(
+        ok <= FRAME_BURST + Math.ceil(seconds * FRAMES_PER_SECOND) + 1,
+        `${ok} in ${seconds} s`,
+      );
+      assert.equal(limited(socket, "burst"), 2000 - ok);
+    },
   );
 });
