@@ -13,6 +13,8 @@ import {
   servedConsole,
   signUpInPage,
 } from "./helpers/browser.ts";
+import { storeDeadLetter } from "../kv/dead-letters.ts";
+import { members } from "./helpers/members.ts";
 
 /** What the tests read of the page's RTCPeerConnection (the tests have no DOM types). */
 interface PeerConnection {
@@ -320,5 +322,62 @@ withBrowser(
     await reader.page.getByText("/api/sales/{id}/reservations").first().waitFor();
     await shot(reader.page, "reference-desktop");
     assert.deepEqual(reader.errors, []);
+  },
+);
+
+withBrowser(
+  "[browser] the console's bodyless writes: like and unlike, follow and unfollow, leave the queue, discard a dead letter",
+  async (browser) => {
+    const rootEmail = `root.${crypto.randomUUID().slice(0, 8)}@example.com`;
+    await using app = await servedConsole({ env: { ADMIN_EMAILS: rootEmail } });
+    const [bob] = await members(app.deps, 1, { name: () => "Bob Babbage" });
+    const ada = await person(browser);
+    await ada.page.goto(`${app.base}/`);
+    await ada.page.getByLabel("Name").fill("Ada Root");
+    await ada.page.getByLabel("Email").fill(rootEmail);
+    await ada.page.getByLabel("Password").fill("analytical-engine");
+    await ada.page.getByRole("button", { name: "Sign up" }).click();
+    await ada.page.getByRole("button", { name: "Sign out" }).waitFor();
+
+    // Like, then unlike, her own post.
+    await ada.page.goto(`${app.base}/#/feed`);
+    await ada.page.getByLabel("What are you working on?").fill("A difference engine");
+    await ada.page.getByRole("button", { name: "Post" }).click();
+    await ada.page.getByRole("button", { name: "Like (0)" }).click();
+    await ada.page.getByRole("button", { name: "Unlike (1)" }).click();
+    await ada.page.getByRole("button", { name: "Like (0)" }).waitFor();
+
+    // Follow, then unfollow, Bob.
+    await ada.page.goto(`${app.base}/#/people/${bob.user.id}`);
+    await ada.page.getByRole("button", { name: "Follow", exact: true }).click();
+    await ada.page.getByText("Following.").waitFor();
+    await ada.page.getByRole("button", { name: "Unfollow" }).click();
+    await ada.page.getByText("Unfollowed.").waitFor();
+    await ada.page.getByRole("button", { name: "Follow", exact: true }).waitFor();
+
+    // Join a queue, then leave it.
+    await ada.page.goto(`${app.base}/#/call`);
+    await ada.page.getByLabel("Intent").fill(`bodyless-${crypto.randomUUID().slice(0, 6)}`);
+    await ada.page.getByRole("button", { name: "Join" }).click();
+    await ada.page.getByRole("button", { name: "Leave" }).click();
+    await ada.page.getByText("Left the queue.").waitFor();
+
+    // Discard a dead letter as an administrator.
+    await storeDeadLetter(app.deps.kv, { id: "letter-to-discard", name: "greet", payload: {} });
+    await ada.page.goto(`${app.base}/#/admin`);
+    await ada.page.getByRole("button", { name: "Discard" }).click();
+    await ada.page.getByText("Discarded.").waitFor();
+
+    const state = await ada.page.evaluate(async (bobId) => {
+      const me = (await (await fetch("/api/auth/session")).json()).user.id;
+      const following = await (await fetch(`/api/users/${me}/following`)).json();
+      const letters = await (await fetch("/api/admin/dead-letters")).json();
+      return {
+        follows: following.items.some((item: { id: string }) => item.id === bobId),
+        letters: letters.items.length,
+      };
+    }, bob.user.id);
+    assert.deepEqual(state, { follows: false, letters: 0 });
+    assert.deepEqual(ada.errors, [], "no error in the console, its CSP included");
   },
 );
