@@ -1,4 +1,4 @@
-// Environment → typed Config: every variable of API.md "Configuration", parsed once at start-up.
+// Environment → typed Config: every variable the README's "Configuration" lists, parsed once at start-up.
 import { z } from "zod";
 
 /** A rate written as `<count>/<n><s|m|h>`, e.g. `10/15m`. */

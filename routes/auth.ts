@@ -1,4 +1,4 @@
-// Identity: signup, login, logout, me, password change (API.md "Identity").
+// Identity: signup, login, logout, me, password change (the reference\'s "Identity" group).
 import { Hono } from "hono";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";

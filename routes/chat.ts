@@ -1,4 +1,4 @@
-// Conversations and messages over HTTP (API.md "Chat"): the same rules as the socket.
+// Conversations and messages over HTTP (the reference\'s "Chat" group): the same rules as the socket.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";

@@ -1,4 +1,4 @@
-// Follows, connection requests, blocks and reports (API.md "Profiles, discovery, graph").
+// Follows, connection requests, blocks and reports (the reference\'s "Profiles, discovery, graph" group).
 import { Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";

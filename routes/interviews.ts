@@ -1,4 +1,4 @@
-// Skill-verification interviews (API.md "Skill-verification interviews").
+// Skill-verification interviews (the reference\'s "Skill-verification interviews" group).
 import { Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";

@@ -1,4 +1,4 @@
-// Matchmaking and calls (API.md "Matchmaking and calls").
+// Matchmaking and calls (the reference\'s "Matchmaking and calls" group).
 import { Hono } from "hono";
 import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";

@@ -1,4 +1,4 @@
-// Media (API.md "Media"): uploads, the owner's delete, and the public bytes at /media/:id.
+// Media (the reference\'s "Media" group): uploads, the owner's delete, and the public bytes at /media/:id.
 import { Hono } from "hono";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";

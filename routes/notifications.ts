@@ -1,4 +1,4 @@
-// Notifications of the signed-in user (API.md "Notifications").
+// Notifications of the signed-in user (the reference\'s "Notifications" group).
 import { Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";

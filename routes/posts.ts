@@ -1,4 +1,4 @@
-// Posts, likes, comments and the feed (API.md "Posts and feed").
+// Posts, likes, comments and the feed (the reference\'s "Posts and feed" group).
 import { Hono } from "hono";
 import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";

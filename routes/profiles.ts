@@ -1,4 +1,4 @@
-// Profiles, search, follower lists and discovery (API.md "Profiles, discovery, graph").
+// Profiles, search, follower lists and discovery (the reference\'s "Profiles, discovery, graph" group).
 import { Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";

@@ -1,5 +1,5 @@
-// Flash sales, reservations, orders and payments (API.md "Flash sales, orders, payments").
-// The sandbox payment provider's pay page (API.md "Sandbox payment provider"): Pay / Fail buttons
+// Flash sales, reservations, orders and payments (the reference\'s "Flash sales, orders, payments" group).
+// The sandbox payment provider's pay page (the reference\'s "Sandbox payment provider" group): Pay / Fail buttons
 // whose form is turned into a webhook signed exactly as the sandbox signs it, and delivered to the
 // same handler as any webhook, signature check included. Mounted only with the sandbox provider.
 import { Hono } from "hono";

@@ -59,7 +59,7 @@ export const passwordChangeInput = z.strictObject({
   newPassword: password,
 });
 
-/** The `user` object of API.md: never the password hash. */
+/** The `user` object the API answers: never the password hash. */
 export function publicUser(row: UserRow) {
   return {
     ...publicProfile(row),
