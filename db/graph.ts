@@ -1,7 +1,6 @@
 // The social graph in Postgres: follows, accepted connections, blocks and connection history.
 // Reports of members (and optionally one of their posts) for administrators to review.
 import { and, desc, eq, type InferSelectModel, or, sql } from "drizzle-orm";
-import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import type { ConnectionTransition as Transition } from "./records.ts";

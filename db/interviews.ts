@@ -1,7 +1,6 @@
 // Interviews in Postgres: the history of every transition KV decided, the listing by role, and
 // the verified skill a passed interview grants.
 import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
-import { z } from "zod";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Interview,

@@ -1,6 +1,5 @@
 // Matches in Postgres: the history of every call KV decided, and each member's list of them.
 import { and, desc, eq, isNotNull, or, sql } from "drizzle-orm";
-import { z } from "zod";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Match, outcomeOf } from "./records.ts";
 import type { Database } from "./client.ts";

@@ -1,6 +1,5 @@
 // Queries over notifications: record (collapsing repeats), list, count unread, mark read.
 import { and, count, desc, eq, inArray, isNull, sql } from "drizzle-orm";
-import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { newId } from "../ids.ts";

@@ -1,7 +1,6 @@
 // Posts, likes and comments, and the feed query. Counters change in the same statement as the
 // like or comment they count, so they stay exact under any concurrency.
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
-import { z } from "zod";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { mediaRefs } from "./media.ts";

@@ -1,7 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
-import { z } from "zod";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,

@@ -2,11 +2,10 @@
 // follows and reservations, is killed mid-burst, and restarts. Every acknowledged write is there,
 // stock is conserved, the outbox drains, and a SIGTERM then stops it cleanly.
 import assert from "node:assert/strict";
-import { outboxPrefix, reservationKey } from "../kv/keys.ts";
-import { type Reservation } from "../db/records.ts";
+import { outboxPrefix } from "../kv/keys.ts";
 import { openKv } from "../kv/store.ts";
-import type { Answer, HttpClient } from "./helpers/app.ts";
-import { ServerProcess } from "./helpers/server.ts";
+import type { Answer } from "./helpers/app.ts";
+import { connectOver, heldUnits, liveSale, ServerProcess, signUpOver } from "./helpers/server.ts";
 
 const ENV = {
   APP_ENV: "development",
@@ -14,19 +13,6 @@ const ENV = {
   RATE_LIMIT_API: "100000/15m",
 };
 const STOCK = 40;
-
-interface Account {
-  id: string;
-  token: string;
-}
-
-async function signUp(http: HttpClient, email: string): Promise<Account> {
-  const answer = await http("POST", "/api/auth/signup", {
-    body: { name: email.split("@")[0], email, password: "analytical-engine" },
-  });
-  assert.equal(answer.status, 201, JSON.stringify(answer.body));
-  return { id: answer.body.user.id, token: answer.body.token };
-}
 
 /** Settles to the answer, or to null when the server died before answering (not acknowledged). */
 function attempt(call: Promise<Answer>): Promise<Answer | null> {
@@ -41,32 +27,12 @@ Deno.test("[crash] kill -9 mid-burst: every acknowledged write survives, stock i
     const first = await ServerProcess.start(dataDir, ENV);
     const http = first.http;
     const [root, ada, bob, cy] = await Promise.all(
-      ["root", "ada", "bob", "cy"].map((name) => signUp(http, `${name}@example.com`)),
+      ["root", "ada", "bob", "cy"].map((name) => signUpOver(http, `${name}@example.com`)),
     );
-    const request = await http("POST", "/api/connections", {
-      token: ada.token,
-      body: { toUserId: bob.id },
-    });
-    await http("PATCH", `/api/connections/${request.body.id}`, {
-      token: bob.token,
-      body: { status: "accepted" },
-    });
+    await connectOver(http, ada, bob);
     const post =
       (await http("POST", "/api/posts", { token: bob.token, body: { text: "hi" } })).body;
-    const product = (await http("POST", "/api/products", {
-      token: root.token,
-      body: { name: "Mug", priceCents: 900, currency: "USD" },
-    })).body;
-    const sale = (await http("POST", "/api/sales", {
-      token: root.token,
-      body: {
-        items: [{ productId: product.id, stock: STOCK, priceCents: 900 }],
-        startsAt: new Date(Date.now() - 60_000).toISOString(),
-        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
-        perUserLimit: STOCK,
-      },
-    })).body;
-    assert.ok(sale.id, JSON.stringify(sale));
+    const { product, sale } = await liveSale(http, root, STOCK);
 
     // Ada's socket, live before the burst: each `message-delivered` is an acknowledgement.
     const socket = new WebSocket(`${first.url.replace("http", "ws")}/ws?token=${ada.token}`);
@@ -184,15 +150,12 @@ Deno.test("[crash] kill -9 mid-burst: every acknowledged write survives, stock i
         assert.equal(hold.status, 200);
         assert.equal(hold.body.status, "held");
       }
+      const held = await heldUnits(dataDir);
+      const left = (await again("GET", `/api/sales/${sale.id}`)).body.items[0].stockRemaining;
+      assert.equal(held + left, STOCK, `${held} held + ${left} left`);
+      assert.ok(held >= ackedHolds.length);
       const kv = await openKv(`${dataDir}/kv.sqlite3`);
       try {
-        const held = (await Array.fromAsync(kv.list<Reservation>({ prefix: ["reservation"] })))
-          .filter((entry) => entry.key.length === reservationKey("x").length)
-          .filter((entry) => entry.value.status === "held")
-          .reduce((units, entry) => units + entry.value.quantity, 0);
-        const left = (await again("GET", `/api/sales/${sale.id}`)).body.items[0].stockRemaining;
-        assert.equal(held + left, STOCK, `${held} held + ${left} left`);
-        assert.ok(held >= ackedHolds.length);
         assert.deepEqual(await Array.fromAsync(kv.list({ prefix: [...outboxPrefix()] })), []);
       } finally {
         kv.close();

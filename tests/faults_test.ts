@@ -6,12 +6,18 @@ import { Pool } from "@neondatabase/serverless";
 import { openNeon, useWsProxy } from "../db/client.ts";
 import { serveWsProxy } from "../db/ws-proxy.ts";
 import { listDeadLetters } from "../kv/dead-letters.ts";
-import { type Reservation } from "../db/records.ts";
-import { outboxPrefix, reservationKey } from "../kv/keys.ts";
-import { openKv } from "../kv/store.ts";
+import { outboxPrefix } from "../kv/keys.ts";
 import { type Answer, type HttpClient, httpClient } from "./helpers/app.ts";
 import { spawnProxy } from "./helpers/proxy.ts";
-import { freePort, ServerProcess } from "./helpers/server.ts";
+import {
+  type Account,
+  connectOver,
+  freePort,
+  heldUnits,
+  liveSale,
+  ServerProcess,
+  signUpOver,
+} from "./helpers/server.ts";
 import { freshDatabase, integrationTest } from "./helpers/integration.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
@@ -249,31 +255,11 @@ integrationTest(
     try {
       const [root, ada, bob, ...buyers] = await Promise.all(
         ["root", "ada", "bob", "cy", "dee", "eve", "fay"].map((name) =>
-          signUpAs(http, `${name}@example.com`)
+          signUpOver(http, `${name}@example.com`)
         ),
       );
-      const request = await http("POST", "/api/connections", {
-        token: ada.token,
-        body: { toUserId: bob.id },
-      });
-      await http("PATCH", `/api/connections/${request.body.id}`, {
-        token: bob.token,
-        body: { status: "accepted" },
-      });
-      const product = (await http("POST", "/api/products", {
-        token: root.token,
-        body: { name: "Mug", priceCents: 900, currency: "USD" },
-      })).body;
-      const sale = (await http("POST", "/api/sales", {
-        token: root.token,
-        body: {
-          items: [{ productId: product.id, stock: STOCK, priceCents: 900 }],
-          startsAt: new Date(Date.now() - 60_000).toISOString(),
-          endsAt: new Date(Date.now() + 3_600_000).toISOString(),
-          perUserLimit: STOCK,
-        },
-      })).body;
-      assert.ok(sale.id, JSON.stringify(sale));
+      await connectOver(http, ada, bob);
+      const { product, sale } = await liveSale(http, root, STOCK);
 
       // The load: Ada chats over her socket (reconnecting when the server dies), four buyers
       // hold units, and reads run beside them. Every answer is kept; a request the dead server
@@ -395,17 +381,9 @@ integrationTest(
             assert.equal(hold.body.status, "held", `hold ${id}`);
           }
           const left = (await http("GET", `/api/sales/${sale.id}`)).body.items[0].stockRemaining;
-          const kv = await openKv(`${dataDir}/kv.sqlite3`);
-          try {
-            const held = (await Array.fromAsync(kv.list<Reservation>({ prefix: ["reservation"] })))
-              .filter((entry) => entry.key.length === reservationKey("x").length)
-              .filter((entry) => entry.value.status === "held")
-              .reduce((units, entry) => units + entry.value.quantity, 0);
-            assert.equal(held + left, STOCK, `${held} held + ${left} left`);
-            assert.ok(held >= holds.length);
-          } finally {
-            kv.close();
-          }
+          const held = await heldUnits(dataDir);
+          assert.equal(held + left, STOCK, `${held} held + ${left} left`);
+          assert.ok(held >= holds.length);
 
           const letters = await http("GET", "/api/admin/dead-letters", { token: root.token });
           assert.equal(letters.status, 200);
@@ -436,19 +414,6 @@ integrationTest(
     }
   },
 );
-
-interface Account {
-  id: string;
-  token: string;
-}
-
-async function signUpAs(http: HttpClient, email: string): Promise<Account> {
-  const answer = await http("POST", "/api/auth/signup", {
-    body: { name: email.split("@")[0], email, password: "analytical-engine" },
-  });
-  assert.equal(answer.status, 201, JSON.stringify(answer.body));
-  return { id: answer.body.user.id, token: answer.body.token };
-}
 
 /** Every item id of a list, page by page. */
 async function pageAll(http: HttpClient, path: string, who: Account): Promise<string[]> {

@@ -501,7 +501,7 @@ Deno.test("[realtime] a flood of 2,000 frames: the frame budget acknowledges wha
   });
   const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
   await connect(t0.http, ada, bob);
-  const flood = async (socket: TestSocket, tag: string) => {
+  const flood = (socket: TestSocket, tag: string) => {
     for (let i = 0; i < 2000; i++) {
       socket.send(
         "private-message",
@@ -536,7 +536,7 @@ Deno.test("[realtime] a flood of 2,000 frames: the frame budget acknowledges wha
     async () => {
       await using socket = await TestSocket.open(t0.url, ada.token);
       held = Promise.withResolvers();
-      await flood(socket, "stuck");
+      flood(socket, "stuck");
       await socket.waitFor(
         "error",
         (frame) => String(frame.data.ref).startsWith("stuck-"),
@@ -556,7 +556,7 @@ Deno.test("[realtime] a flood of 2,000 frames: the frame budget acknowledges wha
     async () => {
       await using socket = await TestSocket.open(t0.url, ada.token);
       const started = performance.now();
-      await flood(socket, "burst");
+      flood(socket, "burst");
       await socket.waitFor(
         "message-delivered",
         (frame) => frame.data.tempId.startsWith("burst-"),

@@ -1,6 +1,9 @@
 // The real server as its own process (`deno serve main.ts`, as `deno task start` runs it) on a data
 // directory of the test's: its log lines are collected and awaited (with a deadline), never slept on.
-import { httpClient } from "./app.ts";
+import type { Reservation } from "../../db/records.ts";
+import { reservationKey } from "../../kv/keys.ts";
+import { openKv } from "../../kv/store.ts";
+import { type HttpClient, httpClient } from "./app.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -152,5 +155,67 @@ export class ServerProcess {
     }
     if (buffered.trim()) onLine(buffered);
     for (const wake of [...this.#waiters]) wake();
+  }
+}
+
+/** A member of a running server, signed up over HTTP. */
+export interface Account {
+  id: string;
+  token: string;
+}
+
+/** Signs up `email` (named after its local part) through the server's API. */
+export async function signUpOver(http: HttpClient, email: string): Promise<Account> {
+  const answer = await http("POST", "/api/auth/signup", {
+    body: { name: email.split("@")[0], email, password: "analytical-engine" },
+  });
+  if (answer.status !== 201) {
+    throw new Error(`signup: ${answer.status} ${JSON.stringify(answer.body)}`);
+  }
+  return { id: answer.body.user.id, token: answer.body.token };
+}
+
+/** `a` asks `b` to connect and `b` accepts: the two may message each other. */
+export async function connectOver(http: HttpClient, a: Account, b: Account) {
+  const request = await http("POST", "/api/connections", {
+    token: a.token,
+    body: { toUserId: b.id },
+  });
+  const accepted = await http("PATCH", `/api/connections/${request.body.id}`, {
+    token: b.token,
+    body: { status: "accepted" },
+  });
+  if (accepted.status !== 200) throw new Error(`accept: ${accepted.status}`);
+}
+
+/** A product and a sale of `stock` units of it, live for the next hour, made by admin `root`. */
+export async function liveSale(http: HttpClient, root: Account, stock: number) {
+  const product = (await http("POST", "/api/products", {
+    token: root.token,
+    body: { name: "Mug", priceCents: 900, currency: "USD" },
+  })).body;
+  const sale = (await http("POST", "/api/sales", {
+    token: root.token,
+    body: {
+      items: [{ productId: product.id, stock, priceCents: 900 }],
+      startsAt: new Date(Date.now() - 60_000).toISOString(),
+      endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+      perUserLimit: stock,
+    },
+  })).body;
+  if (!sale.id) throw new Error(`sale: ${JSON.stringify(sale)}`);
+  return { product: product as { id: string }, sale: sale as { id: string } };
+}
+
+/** Units held right now, read from the server's KV file (which it may have open too). */
+export async function heldUnits(dataDir: string): Promise<number> {
+  const kv = await openKv(`${dataDir}/kv.sqlite3`);
+  try {
+    return (await Array.fromAsync(kv.list<Reservation>({ prefix: ["reservation"] })))
+      .filter((entry) => entry.key.length === reservationKey("x").length)
+      .filter((entry) => entry.value.status === "held")
+      .reduce((units, entry) => units + entry.value.quantity, 0);
+  } finally {
+    kv.close();
   }
 }
