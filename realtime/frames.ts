@@ -136,7 +136,7 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
   }
   switch (frame.type) {
     case "private-message": {
-      spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId, deps.clock.now());
+      await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);
       const { message, replayed } = await sendMessage(deps, client.userId, frame.data);
       // A fresh message is acknowledged through the sender's event log; a re-sent tempId here.
       if (replayed) {
@@ -145,7 +145,7 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
       return;
     }
     case "message-read":
-      spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId, deps.clock.now());
+      await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);
       await readConversation(deps, client.userId, frame.data);
       return;
     case "typing":

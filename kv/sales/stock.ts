@@ -150,24 +150,17 @@ export async function reserveStock(
     // A first read answers sold-out, over-limit and replayed requests without waiting. The rest
     // take turns on one shard in this isolate, so local buyers do not all read one versionstamp
     // and all but one lose the commit; between isolates, the checks decide.
-    const locks = locksOf(deps.outbox);
-    const mark = locks.mark();
     const first = assess(request, item, await deps.kv.getMany(keys), deps.now());
     if ("earlier" in first) return await replayed(first.earlier);
     const shard = first.taken[0][0];
-    const result = await locks.run(
+    const result = await locksOf(deps.outbox).run(
       `stock:${sale.id}/${item.productId}/${shard}`,
-      async (waited) => {
-        // Nobody here took a turn on this shard since the first read: it is still the latest this
-        // isolate knows, so the commit goes on it (one round trip less); the checks still decide.
+      async () => {
         const now = deps.now();
-        const fresh = waited
-          ? assess(request, item, await deps.kv.getMany(keys), now, shard)
-          : first;
+        const fresh = assess(request, item, await deps.kv.getMany(keys), now, shard);
         if ("earlier" in fresh) return await replayed(fresh.earlier);
         return await commitHold(deps, request, item, fresh, now, effects);
       },
-      mark,
     );
     if (result) return result;
     if (deps.now() > deadline) throw busy("This item's stock");
