@@ -9,6 +9,7 @@ import type { Mailer } from "./providers/mail.ts";
 import type { PaymentProvider } from "./providers/payments.ts";
 import type { Storage } from "./providers/storage.ts";
 import type { Hub } from "./realtime/hub.ts";
+import type { SessionMemory } from "./kv/auth/sessions.ts";
 import type { JobRegistry, Jobs } from "./workflows/jobs.ts";
 import type { DeliveryVerifier } from "./workflows/qstash.ts";
 
@@ -34,6 +35,8 @@ export interface Deps {
   payments: PaymentProvider;
   /** Where uploaded files' bytes live (local directory or S3-compatible bucket). */
   storage: Storage;
+  /** What this isolate knows of sessions: revocations reach it over BroadcastChannel. */
+  sessions: SessionMemory;
   /** This isolate's WebSocket hub: sockets, event-log fan-out, ephemeral signals. */
   hub: Hub;
   /** Checks QStash signatures; absent when QStash is not configured (deliveries get 401). */

@@ -12,6 +12,7 @@ import { openMailer } from "./providers/mail.ts";
 import { openPayments } from "./providers/payments.ts";
 import { openStorage } from "./providers/storage.ts";
 import { Hub } from "./realtime/hub.ts";
+import { SessionMemory } from "./kv/auth/sessions.ts";
 import { InFlight, tellLauncher } from "./scripts/lifecycle.ts";
 import { indexExistingConnections } from "./workflows/graph.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
@@ -105,6 +106,7 @@ async function open() {
       next: config.QSTASH_NEXT_SIGNING_KEY,
     }
     : null;
+  const sessions = new SessionMemory();
   const deps: Deps = {
     config,
     kv,
@@ -122,7 +124,8 @@ async function open() {
     mailer: openMailer(config, kv, clock.now),
     payments: openPayments(config),
     storage: openStorage(config),
-    hub: new Hub({ kv, clock, log }, {
+    sessions,
+    hub: new Hub({ kv, sessions, clock, log }, {
       maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
     }),
     verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
@@ -166,6 +169,7 @@ async function shutdown(signal: string) {
   Deno.unrefTimer(deadline);
   const drained = await inFlight.idle(DRAIN_MS);
   await deps.hub.close();
+  deps.sessions.close();
   // What this isolate's history writer still holds (the sweep would find it; this is sooner).
   await deps.outbox.close();
   deps.kv.close(); // ends the job listener too

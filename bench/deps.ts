@@ -1,5 +1,6 @@
 // The Deps a benchmark's app runs on: in-memory KV and queue, the wall clock, no logging, and
 // media in a temporary directory (a benchmark never writes into the developer's DATA_DIR).
+import { SessionMemory } from "../kv/auth/sessions.ts";
 import type { Deps } from "../deps.ts";
 import { parseConfig } from "../config.ts";
 import type { DatabaseHandle } from "../db/client.ts";
@@ -21,6 +22,7 @@ export function benchDeps(
   cache: Cache = kvCache(kv),
 ): Deps {
   const clock = { now: Date.now };
+  const sessions = new SessionMemory();
   return {
     config: BENCH_CONFIG,
     kv,
@@ -32,7 +34,8 @@ export function benchDeps(
     mailer: devOutboxMailer(kv, Date.now),
     payments: openPayments(BENCH_CONFIG),
     storage: localStorage(Deno.makeTempDirSync({ prefix: "convene-bench-media-" })),
-    hub: new Hub({ kv, clock, log: () => {} }),
+    sessions,
+    hub: new Hub({ kv, sessions, clock, log: () => {} }),
     clock,
     log: () => {},
   };

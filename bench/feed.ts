@@ -157,6 +157,8 @@ async function benchFeedOn(label: string, open: () => Promise<DatabaseHandle>) {
   await Promise.all([warm.shutdown(), cold.shutdown(), floor.shutdown()]);
   // A hub's heartbeat and channel keep the process alive: the benchmark must end when it is done.
   await Promise.all([warmDeps.hub.close(), coldDeps.hub.close()]);
+  warmDeps.sessions.close();
+  coldDeps.sessions.close();
   kv.close();
   await database.close();
 }

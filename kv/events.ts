@@ -28,6 +28,35 @@ export interface LoggedEvent extends StoredEvent {
   seq: number;
 }
 
+/** An event of `userId`'s log, as its commit wrote it. */
+export interface CommittedEvent extends LoggedEvent {
+  userId: string;
+}
+
+/** Told of the events of every commit of this isolate that succeeded, right after it did. */
+export type CommittedListener = (events: CommittedEvent[]) => void;
+
+const appended = new WeakMap<Deno.AtomicOperation, CommittedEvent[]>();
+const committedListeners = new Set<CommittedListener>();
+
+/**
+ * Listens to the events this isolate's commits append (its hub delivers them to its own sockets
+ * at once, from the commit's own data, instead of reading them back from the log). Returns the
+ * way to stop.
+ */
+export function onCommittedEvents(listener: CommittedListener): () => void {
+  committedListeners.add(listener);
+  return () => committedListeners.delete(listener);
+}
+
+/** Called by the store once `operation` committed (kv/store.ts): passes its events on. */
+export function announceCommitted(operation: Deno.AtomicOperation) {
+  const events = appended.get(operation);
+  if (!events) return;
+  appended.delete(operation);
+  for (const listener of committedListeners) listener(events);
+}
+
 /** The head keys to read (e.g. in the deciding commit's `getMany`) before appending. */
 export function headKeys(userIds: Iterable<string>): Deno.KvKey[] {
   return [...new Set(userIds)].map(eventHeadKey);
@@ -45,6 +74,7 @@ export function appendEvents(
   now: number,
 ): number[] {
   const next = new Map<string, number>();
+  const committed = appended.get(atomic) ?? [];
   const byUser = new Map(heads.map((head) => [String(head.key[1]), head]));
   const seqs = drafts.map((draft) => {
     const head = byUser.get(draft.userId);
@@ -53,8 +83,10 @@ export function appendEvents(
     next.set(draft.userId, seq);
     const event: StoredEvent = { type: draft.type, data: draft.data, at: now };
     atomic.set(eventKey(draft.userId, seq), event, { expireIn: EVENT_RETENTION_MS });
+    committed.push({ ...event, seq, userId: draft.userId });
     return seq;
   });
+  appended.set(atomic, committed);
   for (const [userId, seq] of next) {
     atomic.check(byUser.get(userId)!).set(eventHeadKey(userId), seq);
   }

@@ -123,8 +123,17 @@ export async function moveConnectionRequest(
   input: { requestId: string; actorId: string; to: "accepted" | "rejected" | "withdrawn" },
   effects: Effects,
 ): Promise<Transition> {
+  const key = connectionRequestKey(input.requestId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const entry = await deps.kv.get<ConnectionRequest>(connectionRequestKey(input.requestId));
+    // Who sent it to whom never changes: the nearest replica names the pair's key, so the request
+    // and the pair come in one strong read (a replica without it yet: two reads).
+    const known = (await deps.kv.get<ConnectionRequest>(key, { consistency: "eventual" })).value;
+    const knownPair = known ? connectionPairKey(known.fromUserId, known.toUserId) : null;
+    const keys: Deno.KvKey[] = knownPair ? [key, knownPair] : [key];
+    const [entry, readPair] = await deps.kv.getMany(keys) as [
+      Deno.KvEntryMaybe<ConnectionRequest>,
+      Deno.KvEntryMaybe<LivePair> | undefined,
+    ];
     const request = entry.value;
     if (!request || ![request.fromUserId, request.toUserId].includes(input.actorId)) {
       throw new NotFound("No connection request of yours has this id.");
@@ -143,7 +152,7 @@ export async function moveConnectionRequest(
       });
     }
     const pairKey = connectionPairKey(request.fromUserId, request.toUserId);
-    const pair = await deps.kv.get<LivePair>(pairKey);
+    const pair = readPair ?? await deps.kv.get<LivePair>(pairKey);
     const next = {
       ...request,
       status: input.to,

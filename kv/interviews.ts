@@ -130,8 +130,15 @@ export async function moveInterview(
   move: Move,
   effects: Effects,
 ): Promise<Transition | null> {
+  const key = interviewKey(move.interviewId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const entry = await deps.kv.get<Interview>(interviewKey(move.interviewId));
+    // Who takes part never changes: the nearest replica tells whose event logs to read, so the
+    // interview and both heads come in one strong read (a replica without it yet: two reads).
+    const known = (await deps.kv.get<Interview>(key, { consistency: "eventual" })).value;
+    const [entry, ...readHeads] = await deps.kv.getMany<[Interview, ...unknown[]]>([
+      key,
+      ...(known ? headKeys([known.interviewerId, known.candidateId]) : []),
+    ]);
     const interview = entry.value;
     if (move.actorId !== null) {
       if (!interview || !isParticipant(interview, move.actorId)) throw noSuchInterview();
@@ -166,7 +173,9 @@ export async function moveInterview(
       actorId: action === move.action ? move.actorId : null,
     };
     const { events, records } = effects(transition);
-    const heads = await deps.kv.getMany(headKeys([interview.interviewerId, interview.candidateId]));
+    const heads = readHeads.length > 0
+      ? readHeads
+      : await deps.kv.getMany(headKeys([interview.interviewerId, interview.candidateId]));
     const atomic = deps.kv.atomic().check(entry).set(entry.key, next);
     const wasDue = pendingSystemMove(interview);
     const due = pendingSystemMove(next);

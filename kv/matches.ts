@@ -322,6 +322,11 @@ interface Decision {
  * change"), and commits the decision checked against the match's versionstamp, with its events
  * and outbox records. A participant's decision on someone else's match gets 404.
  */
+/** The two members' match memberships and event heads: what a decision on their match reads. */
+function pairKeys(one: string, two: string): Deno.KvKey[] {
+  return [matchMemberKey(one), matchMemberKey(two), eventHeadKey(one), eventHeadKey(two)];
+}
+
 async function decideOnMatch(
   deps: Coordination,
   matchId: string,
@@ -329,8 +334,15 @@ async function decideOnMatch(
   decide: (match: Match, now: number) => Promise<Decision | null> | Decision | null,
   effects: MatchEffects,
 ): Promise<{ match: Match; changed: boolean } | null> {
+  const key = matchKey(matchId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const entry = await deps.kv.get<Match>(matchKey(matchId));
+    // Who takes part never changes: the nearest replica tells whose records to read, so the match,
+    // both memberships and both heads come in one strong read (a replica without it yet: two).
+    const known = (await deps.kv.get<Match>(key, { consistency: "eventual" })).value;
+    const [entry, ...readRest] = await deps.kv.getMany<[Match, ...unknown[]]>([
+      key,
+      ...(known ? pairKeys(known.offerer.id, known.answerer.id) : []),
+    ]);
     const match = entry.value;
     if (actorId !== null && (!match || !isParticipant(match, actorId))) throw noSuchMatch();
     if (!match) return null;
@@ -339,9 +351,12 @@ async function decideOnMatch(
     if (!decision) return { match, changed: false };
     const { next } = decision;
     const [one, two] = [match.offerer.id, match.answerer.id];
-    const [memberOne, memberTwo, ...heads] = await deps.kv.getMany<
-      [Membership, Membership, unknown, unknown]
-    >([matchMemberKey(one), matchMemberKey(two), eventHeadKey(one), eventHeadKey(two)]);
+    const [memberOne, memberTwo, ...heads] =
+      (readRest.length > 0 ? readRest : await deps.kv.getMany(pairKeys(one, two))) as [
+        Deno.KvEntryMaybe<Membership>,
+        Deno.KvEntryMaybe<Membership>,
+        ...Deno.KvEntryMaybe<unknown>[],
+      ];
     const atomic = deps.kv.atomic().check(entry)
       .set(entry.key, next, { expireIn: MATCH_RETENTION_MS });
     if (match.state === "live" && next.state === "ended") {

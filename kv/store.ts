@@ -15,6 +15,7 @@
 // budget is a StoreBusy: 503 with Retry-After, never a 500.
 import { Busy } from "../errors.ts";
 import { backoff } from "./backoff.ts";
+import { announceCommitted } from "./events.ts";
 
 /** How long one commit keeps retrying "database is locked" before answering StoreBusy. */
 export const LOCKED_BUDGET_MS = 3_000;
@@ -38,7 +39,11 @@ export function retryingLocked(kv: Deno.Kv): Deno.Kv {
   const atomic = () => {
     const operation = kv.atomic();
     const commit = operation.commit.bind(operation);
-    operation.commit = () => whileLocked(commit);
+    operation.commit = async () => {
+      const result = await whileLocked(commit);
+      if (result.ok) announceCommitted(operation);
+      return result;
+    };
     return operation;
   };
   // Deno.Kv's methods read private fields: they must run on the real connection. Bound once each.

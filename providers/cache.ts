@@ -25,16 +25,75 @@ export interface Cache {
 /**
  * Spends one write of `who`'s budget (RATE_LIMIT_API): HTTP writes and socket writes draw on the
  * same one. 429 once it is spent; otherwise what is left of it.
+ *
+ * The decision costs no round trip: each isolate counts the writes it accepted since its last
+ * settlement with the shared counter (in the cache: Upstash Redis, or KV locally) and decides on
+ * the shared count it last saw plus its own unsettled ones. Settling adds them to the shared
+ * counter behind the request, one increment at a time per member, so one isolate is exact. Across
+ * isolates a member can exceed the limit by what the other isolates accepted in the time one
+ * settlement takes (a cache round trip); a cache that cannot be reached leaves the writes
+ * unsettled until the next one.
  */
-export async function spendWrite(cache: Cache, rate: Rate, who: string) {
-  const counter = await cache.increment(`api:${who}`, rate.windowSeconds);
-  if (counter.count > rate.limit) {
+export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
+  let budgets = spent.get(cache);
+  if (!budgets) spent.set(cache, budgets = new Map());
+  let budget = budgets.get(who);
+  if (budget && budget.resetAt <= now) {
+    // A new window: a settlement still running finishes on the old budget, unread.
+    budgets.delete(who);
+    budget = undefined;
+  }
+  if (!budget) {
+    budget = { shared: 0, unsettled: 0, settling: 0, resetAt: now + rate.windowSeconds * 1000 };
+    budgets.set(who, budget);
+    if (budgets.size > REMEMBERED_BUDGETS) budgets.delete(budgets.keys().next().value!);
+  }
+  const count = budget.shared + budget.settling + budget.unsettled + 1;
+  if (count > rate.limit) {
     throw new TooManyRequests(
       `More than ${rate.limit} writes in ${rate.windowSeconds} s. Slow down.`,
-      counter.resetInSeconds,
+      Math.max(1, Math.ceil((budget.resetAt - now) / 1000)),
     );
   }
-  return { limit: rate.limit, remaining: Math.max(0, rate.limit - counter.count) };
+  budget.unsettled++;
+  if (budget.settling === 0) void settle(cache, rate, who, budget, now);
+  return { limit: rate.limit, remaining: Math.max(0, rate.limit - count) };
+}
+
+/** Members whose budget an isolate remembers at most; the oldest are forgotten first. */
+const REMEMBERED_BUDGETS = 100_000;
+
+interface Budget {
+  /** The shared counter as last seen (this isolate's settled writes included). */
+  shared: number;
+  /** Accepted here, not yet sent to the shared counter. */
+  unsettled: number;
+  /** Sent, not yet answered. */
+  settling: number;
+  /** When the window ends (ms). */
+  resetAt: number;
+}
+
+const spent = new WeakMap<Cache, Map<string, Budget>>();
+
+/** Adds this isolate's unsettled writes to the shared counter, until none are left. */
+async function settle(cache: Cache, rate: Rate, who: string, budget: Budget, now: number) {
+  while (budget.unsettled > 0) {
+    const by = budget.unsettled;
+    budget.unsettled = 0;
+    budget.settling = by;
+    try {
+      const counter = await cache.increment(`api:${who}`, rate.windowSeconds, by);
+      budget.shared = counter.count;
+      budget.resetAt = now + counter.resetInSeconds * 1000;
+    } catch {
+      // Unreachable, or closed at shutdown: they stay counted here and go with the next write.
+      budget.unsettled += by;
+      return;
+    } finally {
+      budget.settling = 0;
+    }
+  }
 }
 
 interface Stored<T> {

@@ -136,7 +136,7 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
   }
   switch (frame.type) {
     case "private-message": {
-      await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);
+      spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId, deps.clock.now());
       const { message, replayed } = await sendMessage(deps, client.userId, frame.data);
       // A fresh message is acknowledged through the sender's event log; a re-sent tempId here.
       if (replayed) {
@@ -145,7 +145,7 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
       return;
     }
     case "message-read":
-      await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId);
+      spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId, deps.clock.now());
       await readConversation(deps, client.userId, frame.data);
       return;
     case "typing":

@@ -5,7 +5,14 @@
 import { DomainError } from "../errors.ts";
 import { presencePeers } from "../kv/graph.ts";
 import type { SessionClaims } from "../kv/auth/tokens.ts";
-import { currentHead, type LoggedEvent, readEvents } from "../kv/events.ts";
+import {
+  type CommittedEvent,
+  currentHead,
+  headSeq,
+  type LoggedEvent,
+  onCommittedEvents,
+  readEvents,
+} from "../kv/events.ts";
 import { eventHeadKey } from "../kv/keys.ts";
 import {
   claimPresence,
@@ -14,10 +21,12 @@ import {
   releasePresence,
   sweepPresence,
 } from "../kv/presence.ts";
-import { isTokenLive } from "../kv/auth/sessions.ts";
+import { isTokenLive, type SessionMemory } from "../kv/auth/sessions.ts";
 
 export interface HubDeps {
   kv: Deno.Kv;
+  /** This isolate's memory of sessions, shared with the HTTP routes. */
+  sessions: SessionMemory;
   clock: { now(): number };
   log: (record: Record<string, unknown>) => void;
 }
@@ -129,6 +138,7 @@ export class Hub {
   readonly #channel = new BroadcastChannel(CHANNEL);
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
+  readonly #unlisten: () => void;
 
   constructor(private readonly deps: HubDeps, options: Partial<HubOptions> = {}) {
     this.options = { ...HUB_DEFAULTS, ...options };
@@ -136,6 +146,30 @@ export class Hub {
       this.#deliverLocally(event.data.userIds, event.data.frame);
     this.#timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
     Deno.unrefTimer(Number(this.#timer));
+    this.#unlisten = onCommittedEvents((events) => this.#committed(events));
+  }
+
+  /**
+   * Events a commit of this isolate just appended go to this isolate's sockets from the commit's
+   * own data: no read of the log. A socket that is not exactly at the event before (it is
+   * resuming, or an event of another isolate came first) reads the log from where it is instead.
+   * The watch on the head key still wakes every isolate; a socket already at the head reads
+   * nothing then.
+   */
+  #committed(events: CommittedEvent[]) {
+    if (this.#closed) return;
+    for (const event of events) {
+      for (const client of this.#users.get(event.userId)?.clients ?? []) {
+        const inTurn = !client.pumping && client.rewind === null &&
+          event.seq === client.lastSeq + 1 && event.type !== "session-ended";
+        if (!inTurn) {
+          void this.#pump(client);
+          continue;
+        }
+        client.send({ type: event.type, id: String(event.seq), data: event.data });
+        client.lastSeq = event.seq;
+      }
+    }
   }
 
   /** Sockets of `userId` on this isolate. */
@@ -352,6 +386,7 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#unlisten();
     this.#channel.close();
     const clients = [...this.#users.values()].flatMap((user) => [...user.clients]);
     for (const client of clients) client.socket.close(1001, "server shutting down");
@@ -373,9 +408,14 @@ export class Hub {
   async #follow(userId: string, watch: ReadableStreamDefaultReader<unknown>) {
     try {
       for (;;) {
-        const { done } = await watch.read();
+        const { done, value } = await watch.read();
         if (done) return;
-        for (const client of this.#users.get(userId)?.clients ?? []) void this.#pump(client);
+        const head = headSeq((value as Deno.KvEntryMaybe<unknown>[])[0]);
+        for (const client of this.#users.get(userId)?.clients ?? []) {
+          // Delivered from the commit already: nothing to read.
+          if (client.lastSeq >= head && client.rewind === null && !client.pumping) continue;
+          void this.#pump(client);
+        }
       }
     } catch (error) {
       if (!this.#closed) {
@@ -444,7 +484,10 @@ export class Hub {
 
   async #checkSession(client: Client) {
     const expired = client.session.exp * 1000 <= this.deps.clock.now();
-    if (!expired && await isTokenLive(this.deps.kv, client.session)) return;
+    if (
+      !expired &&
+      await isTokenLive(this.deps.kv, this.deps.sessions, client.session, this.deps.clock.now())
+    ) return;
     client.send({ type: "session-ended", data: { reason: expired ? "expired" : "revoked" } });
     client.socket.close(SESSION_ENDED, "session ended");
     await this.disconnect(client);

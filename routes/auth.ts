@@ -105,7 +105,13 @@ function ownAccountRoutes(deps: Deps, accounts: Accounts) {
       describe({ summary: "Sign out: the token is revoked at once", answers: { 204: {} } }),
       async (c) => {
         const session = c.var.session;
-        await revokeToken(deps.kv, session.jti, session.exp * 1000, deps.clock.now());
+        await revokeToken(
+          deps.kv,
+          deps.sessions,
+          session.jti,
+          session.exp * 1000,
+          deps.clock.now(),
+        );
         await announceSessionsChanged(deps.kv, session.sub, deps.clock.now);
         clearSessionCookie(c, deps);
         return c.body(null, 204);

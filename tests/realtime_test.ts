@@ -11,7 +11,7 @@ import { revokeToken } from "../kv/auth/sessions.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
 import { SESSION_ENDED } from "../realtime/hub.ts";
 import { FRAME_BURST, FRAMES_PER_SECOND, MAX_QUEUED_FRAMES } from "../realtime/frames.ts";
-import { kvCache } from "../providers/cache.ts";
+import { holdingKv } from "./helpers/kv-trips.ts";
 
 /** A served app with members Ada and Bob connected, and Cy connected to nobody. */
 async function chatApp(options: Parameters<typeof createTestApp>[0] = {}) {
@@ -466,7 +466,7 @@ Deno.test("[realtime] a session revoked while its socket connects is ended at on
   // the revocation announced (the announcement lands before the socket's starting point).
   const session = await sessionFromToken(t0.deps, ada.token);
   assert.ok(session);
-  await revokeToken(t0.deps.kv, session.jti, session.exp * 1000, t0.clock.now());
+  await revokeToken(t0.deps.kv, t0.deps.sessions, session.jti, session.exp * 1000, t0.clock.now());
   await announceSessionsChanged(t0.deps.kv, session.sub, t0.clock.now);
   const sent: { type: string; data: unknown }[] = [];
   const closed: number[] = [];
@@ -485,20 +485,11 @@ Deno.test("[realtime] a session revoked while its socket connects is ended at on
 });
 
 Deno.test("[realtime] a flood of 2,000 frames: the frame budget acknowledges what it allows, refuses the rest, and the inbound queue stays bounded", async (t) => {
-  // Spending the write budget waits on this gate while it is held: frames pile up behind the first.
+  // Every strong KV call waits on this gate while it is held: the first frame's decision is stuck,
+  // and the frames behind it pile up.
   let held: PromiseWithResolvers<void> | null = null;
-  await using t0 = await servedTestApp({
-    cache: (kv, clock) => {
-      const cache = kvCache(kv, clock.now);
-      return {
-        ...cache,
-        increment: async (...args: Parameters<typeof cache.increment>) => {
-          await held?.promise;
-          return await cache.increment(...args);
-        },
-      };
-    },
-  });
+  using store = await openKv(":memory:");
+  await using t0 = await servedTestApp({ kv: holdingKv(store, () => held?.promise) });
   const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
   await connect(t0.http, ada, bob);
   const flood = (socket: TestSocket, tag: string) => {

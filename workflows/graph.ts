@@ -121,13 +121,16 @@ export async function follow(deps: Deps, followerId: string, followeeId: string)
     new Date(deps.clock.now()),
   );
   if (!created) return;
-  await feedCache(deps.cache).invalidate(followerId);
-  await deps.outbox.send(...notifyRecords(deps.outbox, {
-    userId: followeeId,
-    actorId: followerId,
-    type: "follow",
-    subjectId: followerId,
-  }));
+  // Independent: one round trip for both.
+  await Promise.all([
+    feedCache(deps.cache).invalidate(followerId),
+    deps.outbox.send(...notifyRecords(deps.outbox, {
+      userId: followeeId,
+      actorId: followerId,
+      type: "follow",
+      subjectId: followerId,
+    })),
+  ]);
 }
 
 export async function unfollow(deps: Deps, followerId: string, followeeId: string) {

@@ -97,15 +97,18 @@ export async function likePost(deps: Deps, postId: string, userId: string, liked
   if (!result) throw new NotFound("No post has this id.");
   if (result.changed) {
     // The liker's own cached feed shows `likedByMe`; others see counts at most two minutes old.
-    await feedCache(deps.cache).invalidate(userId);
-    if (liked) {
-      await deps.outbox.send(...notifyRecords(deps.outbox, {
-        userId: result.authorId,
-        actorId: userId,
-        type: "like",
-        subjectId: postId,
-      }));
-    }
+    // The cache and the notification's commit are independent: one round trip for both.
+    await Promise.all([
+      feedCache(deps.cache).invalidate(userId),
+      liked
+        ? deps.outbox.send(...notifyRecords(deps.outbox, {
+          userId: result.authorId,
+          actorId: userId,
+          type: "like",
+          subjectId: postId,
+        }))
+        : undefined,
+    ]);
   }
   return { liked, likeCount: result.likeCount };
 }
@@ -122,14 +125,16 @@ export async function addComment(deps: Deps, postId: string, userId: string, bod
   });
   if (!added) throw new NotFound("No post has this id.");
   await touchActivity(deps.database.db, userId, now);
-  await feedCache(deps.cache).invalidate(userId);
-  await deps.outbox.send(...notifyRecords(deps.outbox, {
-    userId: added.postAuthorId,
-    actorId: userId,
-    type: "comment",
-    subjectId: postId,
-    eventId: added.comment.id,
-  }));
+  await Promise.all([
+    feedCache(deps.cache).invalidate(userId),
+    deps.outbox.send(...notifyRecords(deps.outbox, {
+      userId: added.postAuthorId,
+      actorId: userId,
+      type: "comment",
+      subjectId: postId,
+      eventId: added.comment.id,
+    })),
+  ]);
   return added.comment;
 }
 

@@ -1,5 +1,65 @@
 // Token revocation and session generations: what makes logout and password change immediate.
+//
+// Every request checks its session, so the check must not cost a round trip to KV's primary
+// region. Each isolate keeps what it last read of a token and of its user's generation, and trusts
+// it for SESSION_TRUST_MS; a miss or an older entry is read from the nearest replica (eventual).
+// A logout or a generation change updates this isolate's memory in the same call and tells every
+// other isolate over BroadcastChannel, so there it takes effect as soon as the message arrives.
+// Where no message arrives (an isolate the channel does not reach), a revoked session is refused
+// at most SESSION_TRUST_MS plus the replica's lag after the revocation.
 import { revokedTokenKey, sessionGenerationKey } from "../keys.ts";
+
+/** How long an isolate trusts what it read of a session without reading it again (ms). */
+export const SESSION_TRUST_MS = 5_000;
+/** Entries an isolate remembers at most; the oldest are forgotten first. */
+const REMEMBERED = 50_000;
+const CHANNEL = "convene:sessions";
+
+type Notice =
+  | { kind: "revoked"; jti: string }
+  | { kind: "generation"; userId: string; generation: Generation };
+
+interface Known<T> {
+  value: T;
+  /** When it was read (ms, the app's clock). */
+  at: number;
+}
+
+/** This isolate's memory of sessions: revoked tokens and users' generations (one per isolate). */
+export class SessionMemory {
+  readonly revoked = new Map<string, Known<boolean>>();
+  readonly generations = new Map<string, Known<Generation>>();
+  #channel: BroadcastChannel | null = null;
+
+  /** Starts listening to other isolates' notices (on the first check, not at import). */
+  listen() {
+    if (this.#channel) return;
+    this.#channel = new BroadcastChannel(CHANNEL);
+    this.#channel.onmessage = (event: MessageEvent<Notice>) => this.learn(event.data, true);
+  }
+
+  /** Applies a notice; `heard` ones came from another isolate and are not passed on again. */
+  learn(notice: Notice, heard = false) {
+    // A notice is final until its token expires: it never goes stale.
+    if (notice.kind === "revoked") remember(this.revoked, notice.jti, true, Infinity);
+    else remember(this.generations, notice.userId, notice.generation, Infinity);
+    if (!heard) {
+      this.listen();
+      this.#channel!.postMessage(notice);
+    }
+  }
+
+  close() {
+    this.#channel?.close();
+    this.#channel = null;
+  }
+}
+
+function remember<T>(map: Map<string, Known<T>>, key: string, value: T, at: number) {
+  map.delete(key);
+  map.set(key, { value, at });
+  if (map.size > REMEMBERED) map.delete(map.keys().next().value!);
+}
 
 interface Generation {
   generation: number;
@@ -8,9 +68,16 @@ interface Generation {
 }
 
 /** Marks a token dead until `expiresAt` (ms), after which it would fail verification anyway. */
-export async function revokeToken(kv: Deno.Kv, jti: string, expiresAt: number, now: number) {
+export async function revokeToken(
+  kv: Deno.Kv,
+  memory: SessionMemory,
+  jti: string,
+  expiresAt: number,
+  now: number,
+) {
   const expireIn = Math.max(1000, expiresAt - now);
   await kv.set(revokedTokenKey(jti), true, { expireIn });
+  memory.learn({ kind: "revoked", jti });
 }
 
 export async function currentGeneration(kv: Deno.Kv, userId: string): Promise<number> {
@@ -18,18 +85,52 @@ export async function currentGeneration(kv: Deno.Kv, userId: string): Promise<nu
   return entry.value?.generation ?? 0;
 }
 
-/** True when the token is neither revoked nor from a generation that was ended. */
+/**
+ * True when the token is neither revoked nor from a generation that was ended, as this isolate
+ * knows it (see the top of this file): no round trip to the primary region, and none at all while
+ * what it read is younger than SESSION_TRUST_MS.
+ */
 export async function isTokenLive(
   kv: Deno.Kv,
+  memory: SessionMemory,
   token: { jti: string; sub: string; gen: number },
+  now: number,
 ): Promise<boolean> {
-  const [revoked, generation] = await kv.getMany<[boolean, Generation]>([
-    revokedTokenKey(token.jti),
-    sessionGenerationKey(token.sub),
-  ]);
-  if (revoked.value) return false;
-  const current = generation.value ?? { generation: 0, keep: null };
+  memory.listen();
+  let revoked = memory.revoked.get(token.jti);
+  let generation = memory.generations.get(token.sub);
+  if (!fresh(revoked, now) || !fresh(generation, now)) {
+    const [storedRevoked, storedGeneration] = await kv.getMany<[boolean, Generation]>(
+      [revokedTokenKey(token.jti), sessionGenerationKey(token.sub)],
+      { consistency: "eventual" },
+    );
+    // A notice that arrived during the read is newer than the read.
+    if (!memory.revoked.get(token.jti)?.value) {
+      remember(memory.revoked, token.jti, storedRevoked.value ?? false, now);
+    }
+    if (!newer(memory.generations.get(token.sub), storedGeneration.value)) {
+      remember(
+        memory.generations,
+        token.sub,
+        storedGeneration.value ?? { generation: 0, keep: null },
+        now,
+      );
+    }
+    revoked = memory.revoked.get(token.jti);
+    generation = memory.generations.get(token.sub);
+  }
+  if (revoked?.value) return false;
+  const current = generation?.value ?? { generation: 0, keep: null };
   return token.gen >= current.generation || token.jti === current.keep;
+}
+
+function fresh(known: Known<unknown> | undefined, now: number): boolean {
+  return known !== undefined && now - known.at < SESSION_TRUST_MS;
+}
+
+/** True when what this isolate knows is a later generation than `stored`. */
+function newer(known: Known<Generation> | undefined, stored: Generation | null): boolean {
+  return known !== undefined && known.value.generation > (stored?.generation ?? 0);
 }
 
 /**
@@ -39,6 +140,7 @@ export async function isTokenLive(
  */
 export async function endOtherSessions(
   kv: Deno.Kv,
+  memory: SessionMemory,
   userId: string,
   keepJti: string | null,
   also: (atomic: Deno.AtomicOperation) => void = () => {},
@@ -50,6 +152,9 @@ export async function endOtherSessions(
     const atomic = kv.atomic().check(entry).set(key, next);
     also(atomic);
     const result = await atomic.commit();
-    if (result.ok) return next.generation;
+    if (result.ok) {
+      memory.learn({ kind: "generation", userId, generation: next });
+      return next.generation;
+    }
   }
 }

@@ -150,17 +150,24 @@ export async function reserveStock(
     // A first read answers sold-out, over-limit and replayed requests without waiting. The rest
     // take turns on one shard in this isolate, so local buyers do not all read one versionstamp
     // and all but one lose the commit; between isolates, the checks decide.
+    const locks = locksOf(deps.outbox);
+    const mark = locks.mark();
     const first = assess(request, item, await deps.kv.getMany(keys), deps.now());
     if ("earlier" in first) return await replayed(first.earlier);
     const shard = first.taken[0][0];
-    const result = await locksOf(deps.outbox).run(
+    const result = await locks.run(
       `stock:${sale.id}/${item.productId}/${shard}`,
-      async () => {
+      async (waited) => {
+        // Nobody here took a turn on this shard since the first read: it is still the latest this
+        // isolate knows, so the commit goes on it (one round trip less); the checks still decide.
         const now = deps.now();
-        const fresh = assess(request, item, await deps.kv.getMany(keys), now, shard);
+        const fresh = waited
+          ? assess(request, item, await deps.kv.getMany(keys), now, shard)
+          : first;
         if ("earlier" in fresh) return await replayed(fresh.earlier);
         return await commitHold(deps, request, item, fresh, now, effects);
       },
+      mark,
     );
     if (result) return result;
     if (deps.now() > deadline) throw busy("This item's stock");

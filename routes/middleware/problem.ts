@@ -59,6 +59,13 @@ export const errorHandler: ErrorHandler<AppEnv> = (error, c) => {
       "A service this request needs cannot be reached right now; nothing was changed. Try again shortly.",
     );
   }
+  if (isBodyCutOff(error)) {
+    error = new Unavailable(
+      "The request body stopped arriving before it was complete (the connection closed, or the server is restarting); nothing was changed. Send it again.",
+      {},
+      1,
+    );
+  }
   if (error instanceof DomainError) {
     const body = problem(error.status, error.type, error.title, error.message, error.extra);
     return problemResponse(c, body, error.headers);
@@ -75,6 +82,15 @@ export const errorHandler: ErrorHandler<AppEnv> = (error, c) => {
   }
   return internalError(c, error);
 };
+
+/**
+ * A request body the runtime can no longer read: the client went away mid-body, or the server is
+ * stopping (Deno 2.9's graceful shutdown makes in-flight bodies unreadable, denoland/deno#36809).
+ * Nothing was decided, so this is a 503 to retry, not a 500.
+ */
+function isBodyCutOff(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource && /request body/i.test(error.message);
+}
 
 function internalError(c: Context<AppEnv>, error: unknown) {
   const ref = c.get("requestId") ?? crypto.randomUUID();

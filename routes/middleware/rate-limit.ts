@@ -16,7 +16,7 @@ export function writeRateLimit(
   return async function writeRateLimit(c, next) {
     if (!WRITES.has(c.req.method) || options.except(c.req)) return await next();
     const who = c.get("session")?.sub ?? `ip:${clientIp(c)}`;
-    const budget = await spendWrite(deps.cache, deps.config.RATE_LIMIT_API, who);
+    const budget = spendWrite(deps.cache, deps.config.RATE_LIMIT_API, who, deps.clock.now());
     c.header("RateLimit-Limit", String(budget.limit));
     c.header("RateLimit-Remaining", String(budget.remaining));
     await next();

@@ -30,7 +30,9 @@ export async function sessionFromToken(deps: Deps, token: string): Promise<Sessi
     token,
     deps.clock.now(),
   );
-  return claims && await isTokenLive(deps.kv, claims) ? claims : null;
+  return claims && await isTokenLive(deps.kv, deps.sessions, claims, deps.clock.now())
+    ? claims
+    : null;
 }
 
 /** Sets `session` (or null) for every request; `signedIn` routers refuse requests without one. */

@@ -11,6 +11,7 @@ import { type Mailer, openMailer } from "../../providers/mail.ts";
 import { openPayments } from "../../providers/payments.ts";
 import { localStorage, type Storage } from "../../providers/storage.ts";
 import { Hub, type HubOptions } from "../../realtime/hub.ts";
+import { SessionMemory } from "../../kv/auth/sessions.ts";
 import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
 import { type Contract, contractOf } from "./contract.ts";
@@ -220,6 +221,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
   const logs = logBook();
   const jobs = options.jobs ? options.jobs(kv) : kvQueueJobs(kv, { backoffMs: TEST_BACKOFF_MS });
   const mediaDir = options.storage ? null : await Deno.makeTempDir({ prefix: "convene-media-" });
+  const sessions = new SessionMemory();
   const deps: Deps = {
     config,
     kv,
@@ -231,7 +233,8 @@ export async function createTestApp(options: TestAppOptions = {}) {
     mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
     payments: openPayments(config),
     storage: options.storage ?? localStorage(mediaDir!),
-    hub: new Hub({ kv, clock, log: logs.log }, {
+    sessions,
+    hub: new Hub({ kv, sessions, clock, log: logs.log }, {
       maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
       ...options.hub,
     }),
@@ -259,6 +262,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     async [Symbol.asyncDispose]() {
       await deps.outbox.close();
       await deps.hub.close();
+      sessions.close();
       // A shared KV outlives this app: its owner closes it, which also ends this job listener.
       if (!options.kv) {
         kv.close();

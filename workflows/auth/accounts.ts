@@ -14,7 +14,7 @@ import {
 import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
-import { endOtherSessions } from "../../kv/auth/sessions.ts";
+import { endOtherSessions, type SessionMemory } from "../../kv/auth/sessions.ts";
 import { forgetMemberCard, rememberMember } from "../../kv/profiles.ts";
 import { purgeOwnerRecord } from "../media/uploads.ts";
 import type { Outbox } from "../../kv/outbox.ts";
@@ -27,6 +27,7 @@ interface AccountDeps {
   config: Config;
   db: Database;
   kv: Deno.Kv;
+  sessions: SessionMemory;
   cache: Cache;
   outbox: Outbox;
   now: () => number;
@@ -161,6 +162,7 @@ export async function changePassword(
   );
   await endOtherSessions(
     deps.kv,
+    deps.sessions,
     userId,
     session.keepJti,
     (atomic) => deps.outbox.write(atomic, email),
@@ -188,6 +190,7 @@ export async function deleteAccount(
   const purge = purgeOwnerRecord(deps.outbox, userId);
   await endOtherSessions(
     deps.kv,
+    deps.sessions,
     userId,
     null,
     (atomic) => deps.outbox.write(forgetMemberCard(atomic, userId), purge),
