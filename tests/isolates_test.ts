@@ -4,6 +4,9 @@
 import assert from "node:assert/strict";
 import { count, eq } from "drizzle-orm";
 import { likes, messages } from "../db/schema.ts";
+import { SESSION_TRUST_MS } from "../kv/auth/sessions.ts";
+import { revokedTokenKey } from "../kv/keys.ts";
+import { kvCache } from "../providers/cache.ts";
 import { twoIsolates } from "./helpers/isolates.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { connect, TestSocket } from "./helpers/sockets.ts";
@@ -192,4 +195,93 @@ Deno.test("[isolates] two joiners on different isolates: found-match on both soc
   const ended = await second.http("POST", `/api/match/${matchId}/end`, { token: bob.token });
   assert.equal(ended.status, 200, JSON.stringify(ended.body));
   await adaSocket.waitFor("call-ended", (f) => f.data.matchId === matchId);
+});
+
+/** The `jti` of a signed token (its payload is plain base64url JSON). */
+function tokenId(token: string): string {
+  const payload = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+  return JSON.parse(atob(payload)).jti;
+}
+
+/** Asks `ask` until it answers `status`, for at most `ms` of wall time; the answers it saw. */
+async function until(status: number, ms: number, ask: () => Promise<{ status: number }>) {
+  const seen: number[] = [];
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    const answer = await ask();
+    seen.push(answer.status);
+    if (answer.status === status) return seen;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`not ${status} within ${ms} ms: saw ${seen.join(", ")}`);
+}
+
+Deno.test("[isolates] a session revoked on one isolate is refused on the other: at once over BroadcastChannel, within SESSION_TRUST_MS without it", async (t) => {
+  await using isolates = await twoIsolates();
+  const { first, second } = isolates;
+  const [ada, bob] = await members(first.deps, 2);
+  const me = (isolate: Isolate, who: Member) =>
+    isolate.http("GET", "/api/auth/me", { token: who.token });
+
+  await t.step("a logout on the first isolate reaches the second's memory", async () => {
+    assert.equal((await me(second, ada)).status, 200); // remembered there as live
+    const out = await first.http("POST", "/api/auth/logout", { token: ada.token });
+    assert.ok(out.status < 300, JSON.stringify(out.body));
+    assert.equal((await me(first, ada)).status, 401);
+    // The second isolate's clock stands still: only the notice can make it refuse.
+    await until(401, 2_000, () => me(second, ada));
+  });
+
+  await t.step(
+    "a revocation no notice announces is refused once SESSION_TRUST_MS has passed",
+    async () => {
+      assert.equal((await me(second, bob)).status, 200);
+      // As an isolate the channel does not reach would leave it: in KV only.
+      await first.deps.kv.set(revokedTokenKey(tokenId(bob.token)), true, { expireIn: 60_000 });
+      second.clock.advance(SESSION_TRUST_MS - 1);
+      assert.equal((await me(second, bob)).status, 200, "trusted within the bound (documented)");
+      second.clock.advance(1);
+      assert.equal((await me(second, bob)).status, 401, "refused once the bound has passed");
+    },
+  );
+});
+
+Deno.test("[isolates] the write budget: one isolate is exact under concurrency; another overshoots by at most the writes of one settlement", async () => {
+  // Each isolate's cache can hold its counter's increments, as a slow cache round trip would.
+  const holds: Array<{ held: PromiseWithResolvers<void> | null }> = [];
+  await using isolates = await twoIsolates({
+    env: { RATE_LIMIT_API: "10/1m" },
+    cache: (kv, clock) => {
+      const inner = kvCache(kv, clock.now);
+      const hold = { held: null as PromiseWithResolvers<void> | null };
+      holds.push(hold);
+      return Object.assign(Object.create(inner), {
+        kind: inner.kind,
+        async increment(key: string, windowSeconds: number, by?: number) {
+          await hold.held?.promise;
+          return await inner.increment(key, windowSeconds, by);
+        },
+      });
+    },
+  });
+  const { first, second } = isolates;
+  const [ada] = await members(first.deps, 1);
+  const post = (isolate: Isolate) =>
+    isolate.http("POST", "/api/posts", { token: ada.token, body: { text: "budget" } });
+
+  const burst = await Promise.all(Array.from({ length: 15 }, () => post(first)));
+  assert.equal(burst.filter((answer) => answer.status === 201).length, 10);
+  assert.equal(burst.filter((answer) => answer.status === 429).length, 5);
+
+  // The second isolate has never seen Ada's counter; while its first settlement is under way it
+  // decides on what it knows, so the writes of that one round trip pass.
+  const [, secondHold] = holds;
+  secondHold.held = Promise.withResolvers();
+  const during = [await post(second), await post(second)];
+  assert.deepEqual(during.map((answer) => answer.status), [201, 201]);
+  secondHold.held.resolve();
+  secondHold.held = null;
+  await until(429, 2_000, () => post(second));
+  const afterwards = await Promise.all(Array.from({ length: 5 }, () => post(second)));
+  assert.deepEqual(new Set(afterwards.map((answer) => answer.status)), new Set([429]));
 });
