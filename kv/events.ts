@@ -33,11 +33,16 @@ export interface CommittedEvent extends LoggedEvent {
   userId: string;
 }
 
-/** Told of the events of every commit of this isolate that succeeded, right after it did. */
-export type CommittedListener = (events: CommittedEvent[]) => void;
+/**
+ * Told when a commit of this isolate that appends events has settled: its events when it
+ * succeeded, else (nothing appended) the users it would have appended to.
+ */
+export type CommittedListener = (events: CommittedEvent[], failedFor: string[]) => void;
 
 const appended = new WeakMap<Deno.AtomicOperation, CommittedEvent[]>();
 const committedListeners = new Set<CommittedListener>();
+/** Users with events in commits of this isolate under way, and how many such commits. */
+const committing = new Map<string, number>();
 
 /**
  * Listens to the events this isolate's commits append (its hub delivers them to its own sockets
@@ -49,12 +54,37 @@ export function onCommittedEvents(listener: CommittedListener): () => void {
   return () => committedListeners.delete(listener);
 }
 
-/** Called by the store once `operation` committed (kv/store.ts): passes its events on. */
-export function announceCommitted(operation: Deno.AtomicOperation) {
+/**
+ * Whether a commit of this isolate that appends to `userId`'s log is under way: a watch that
+ * wakes for it meanwhile need not read the log, since the commit's listeners will be told.
+ */
+export function isCommittingFor(userId: string): boolean {
+  return committing.has(userId);
+}
+
+/** Runs `operation`'s `commit` (kv/store.ts), telling the listeners what it appended. */
+export async function commitAnnounced(
+  operation: Deno.AtomicOperation,
+  commit: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
   const events = appended.get(operation);
-  if (!events) return;
+  if (!events) return await commit();
   appended.delete(operation);
-  for (const listener of committedListeners) listener(events);
+  const users = [...new Set(events.map((event) => event.userId))];
+  for (const userId of users) committing.set(userId, (committing.get(userId) ?? 0) + 1);
+  let ok = false;
+  try {
+    const result = await commit();
+    ok = result.ok;
+    return result;
+  } finally {
+    for (const userId of users) {
+      const left = committing.get(userId)! - 1;
+      if (left > 0) committing.set(userId, left);
+      else committing.delete(userId);
+    }
+    for (const listener of committedListeners) listener(ok ? events : [], ok ? [] : users);
+  }
 }
 
 /** The head keys to read (e.g. in the deciding commit's `getMany`) before appending. */

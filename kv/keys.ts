@@ -1,6 +1,12 @@
 // Every Deno KV key shape, as builder functions: the one place key layouts are defined.
 // User input only ever appears as a single key part, never as a prefix a caller can widen.
 
+/**
+ * Deno KV reads at most this many keys in one `getMany` (more throws): a decision that checks more
+ * reads them in batches sent at once, which is still one round trip.
+ */
+export const GET_MANY_LIMIT = 10;
+
 /** Session generation of a user: tokens of older generations are dead. */
 export const sessionGenerationKey = (userId: string) => ["session_generation", userId] as const;
 

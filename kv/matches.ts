@@ -104,10 +104,16 @@ export async function readMatch(kv: Deno.Kv, matchId: string, userId: string): P
 }
 
 /**
- * Puts `seeker` in the queue of `intent` (409 when already queued or in a call), then pairs them
- * with the nearest eligible waiting member, if there is one. A call of theirs past its end (its
- * job not run yet) is ended first. Returns the new match (null while the seeker waits) and the call
- * this join ended, if any.
+ * Puts `seeker` in the queue of `intent` (409 when already queued or in a call), or pairs them at
+ * once with an eligible member who waits. A call of theirs past its end (its job not run yet) is
+ * ended first. Returns the new match (null while the seeker waits) and the call this join ended,
+ * if any.
+ *
+ * A join is one strong read and one commit: the waiting members are listed from the nearest
+ * replica, the seeker's and the first few candidates' entries are read at once, and one commit
+ * either pairs the seeker with the first eligible candidate or queues them. A queued seeker then
+ * scans the queue again, strongly: a member who joined meanwhile (unseen by the replica, or
+ * queued by a join that raced this one) is paired now, so nobody eligible is left waiting.
  */
 export async function joinQueue(
   deps: Coordination,
@@ -115,12 +121,20 @@ export async function joinQueue(
   intent: string,
   rules: MatchRules,
 ): Promise<{ match: Match | null; ended: Match | null }> {
+  // The isolate's joiners of one intent take turns (rule 5): in a burst they would otherwise race
+  // for the same waiting members and lose most commits; other isolates still race, and the
+  // commit's checks still decide.
+  const inTurn = <T>(work: () => Promise<T>) => locksOf(deps.outbox).run(`match:${intent}`, work);
   let ended: Match | null = null;
   for (let attempt = 0;; attempt++) {
     if (attempt === ATTEMPTS) throw busy("Your matchmaking state");
-    const member = await deps.kv.get<Membership>(matchMemberKey(seeker.id));
-    if (member.value?.status === "queuing") throw alreadyQueued(member.value);
-    if (member.value?.status === "in-call") {
+    const joined = await inTurn(() => joinOnce(deps, seeker, intent, rules));
+    if (joined.outcome === "paired") return { match: joined.match, ended };
+    if (joined.outcome === "queued") {
+      return { match: await inTurn(() => pairWaiting(deps, seeker.id, rules)), ended };
+    }
+    if (joined.outcome === "in-call") {
+      const { member } = joined;
       ended = await endMatch(
         deps,
         { matchId: member.value.matchId, actorId: null, reason: "timeout" },
@@ -134,23 +148,53 @@ export async function joinQueue(
       }
       continue;
     }
-    const joinedAt = deps.now();
-    const entry: QueueEntry = { ...seeker, intent, joinedAt };
-    const committed = await deps.kv.atomic().check(member)
-      .set(member.key, { status: "queuing", intent, joinedAt } satisfies Membership)
-      .set(matchQueueKey(intent, joinedAt, seeker.id), entry)
-      .commit();
-    if (committed.ok) break;
-    await backoff(attempt);
+    await backoff(attempt); // lost a race: read again
   }
-  // The isolate's joiners of one intent pair one at a time (rule 5): in a burst they would
-  // otherwise race for the same waiting members and lose most commits; other isolates still race,
-  // and the commit's checks still decide.
-  const match = await locksOf(deps.outbox).run(
-    `match:${intent}`,
-    () => pairWaiting(deps, seeker.id, rules),
-  );
-  return { match, ended };
+}
+
+/** Waiting members a join considers at once (each costs a getMany, sent together). */
+const AT_ONCE = 3;
+
+type InCall = Deno.KvEntry<Extract<Membership, { status: "in-call" }>>;
+
+type Joined =
+  | { outcome: "paired"; match: Match }
+  | { outcome: "queued" | "lost" }
+  | { outcome: "in-call"; member: InCall };
+
+async function joinOnce(
+  deps: Coordination,
+  seeker: Participant,
+  intent: string,
+  rules: MatchRules,
+): Promise<Joined> {
+  const waiting: Deno.KvEntry<QueueEntry>[] = [];
+  const listed = deps.kv.list<QueueEntry>({ prefix: matchQueuePrefix(intent) }, {
+    limit: AT_ONCE + 1,
+    consistency: "eventual",
+  });
+  for await (const entry of listed) {
+    if (entry.value.id !== seeker.id && waiting.length < AT_ONCE) waiting.push(entry);
+  }
+  const reads = waiting.length > 0
+    ? await Promise.all(waiting.map((peer) => readPairing(deps.kv, seeker.id, peer.value.id)))
+    : [[await deps.kv.get<Membership>(matchMemberKey(seeker.id))]];
+  const member = reads[0][0] as Deno.KvEntryMaybe<Membership>;
+  if (member.value?.status === "queuing") throw alreadyQueued(member.value);
+  if (member.value?.status === "in-call") {
+    return { outcome: "in-call", member: member as InCall };
+  }
+  const self: QueueEntry = { ...seeker, intent, joinedAt: deps.now() };
+  for (const [index, peer] of waiting.entries()) {
+    const paired = await pair(deps, { entry: self, queued: null }, peer, reads[index], rules);
+    if (paired === "ineligible") continue;
+    return paired === "lost" ? { outcome: "lost" } : { outcome: "paired", match: paired };
+  }
+  const committed = await deps.kv.atomic().check(member)
+    .set(member.key, { status: "queuing", intent, joinedAt: self.joinedAt } satisfies Membership)
+    .set(matchQueueKey(intent, self.joinedAt, seeker.id), self)
+    .commit();
+  return { outcome: committed.ok ? "queued" : "lost" };
 }
 
 /**
@@ -171,10 +215,17 @@ export async function pairWaiting(
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const member = await deps.kv.get<Membership>(matchMemberKey(userId));
     if (member.value?.status !== "queuing") return null;
-    const self = matchQueueKey(member.value.intent, member.value.joinedAt, userId);
+    const { intent, joinedAt } = member.value;
+    const selfKey = matchQueueKey(intent, joinedAt, userId);
     let lost = false;
-    for await (const candidate of candidates(deps.kv, self, attempt > 0)) {
-      const paired = await tryPair(deps, member as Deno.KvEntry<Membership>, candidate, rules);
+    for await (const candidate of candidates(deps.kv, selfKey, attempt > 0)) {
+      const [read, [queued]] = await Promise.all([
+        readPairing(deps.kv, userId, candidate.value.id),
+        deps.kv.getMany<[QueueEntry]>([selfKey]),
+      ]);
+      if (!queued.value) return null; // paired meanwhile by someone else's scan
+      const self = { entry: queued.value, queued };
+      const paired = await pair(deps, self, candidate, read, rules);
       if (paired === "ineligible") continue;
       if (paired === "lost") lost = true;
       else return paired;
@@ -224,28 +275,49 @@ async function* candidates(
   }
 }
 
-async function tryPair(
+/**
+ * What pairing `userId` with `peerId` checks, in one getMany: both members, blocks either way, the
+ * rematch cooldown, and both event heads (for the found-match events).
+ */
+function readPairing(kv: Deno.Kv, userId: string, peerId: string) {
+  return kv.getMany<unknown[]>([
+    matchMemberKey(userId),
+    matchMemberKey(peerId),
+    blockKey(userId, peerId),
+    blockKey(peerId, userId),
+    recentMatchKey(userId, peerId),
+    eventHeadKey(userId),
+    eventHeadKey(peerId),
+  ]);
+}
+
+/**
+ * Pairs the seeker with a waiting `candidate` in one commit, on what readPairing read: checked
+ * against both members (and the seeker's queue entry, when `queued`: null for a seeker not in the
+ * queue yet), the blocks and the cooldown, so neither can end up in two matches.
+ */
+async function pair(
   deps: Coordination,
-  member: Deno.KvEntry<Membership>,
+  seeker: { entry: QueueEntry; queued: Deno.KvEntry<QueueEntry> | null },
   candidate: Deno.KvEntry<QueueEntry>,
+  read: Deno.KvEntryMaybe<unknown>[],
   rules: MatchRules,
 ): Promise<Match | "ineligible" | "lost"> {
-  const mine = member.value as Extract<Membership, { status: "queuing" }>;
-  const userId = String(member.key[1]);
-  const peer = candidate.value;
-  const [self, peerMember, blockedOne, blockedTwo, recent, ...heads] = await deps.kv.getMany<
-    [QueueEntry, Membership, unknown, unknown, { until: number }, unknown, unknown]
-  >([
-    matchQueueKey(mine.intent, mine.joinedAt, userId),
-    matchMemberKey(peer.id),
-    blockKey(userId, peer.id),
-    blockKey(peer.id, userId),
-    recentMatchKey(userId, peer.id),
-    eventHeadKey(userId),
-    eventHeadKey(peer.id),
-  ]);
-  if (!self.value) return "lost";
+  const [member, peerMember, blockedOne, blockedTwo, recent, ...heads] = read as [
+    Deno.KvEntryMaybe<Membership>,
+    Deno.KvEntryMaybe<Membership>,
+    Deno.KvEntryMaybe<unknown>,
+    Deno.KvEntryMaybe<unknown>,
+    Deno.KvEntryMaybe<{ until: number }>,
+    Deno.KvEntryMaybe<number>,
+    Deno.KvEntryMaybe<number>,
+  ];
+  const mine = seeker.entry;
+  const expected = seeker.queued ? mine.joinedAt : null;
+  const current = member.value?.status === "queuing" ? member.value.joinedAt : member.value;
+  if (current !== expected) return "lost"; // the seeker's own state moved on
   const now = deps.now();
+  const peer = candidate.value;
   const waiting = peerMember.value;
   if (
     waiting?.status !== "queuing" || waiting.joinedAt !== peer.joinedAt ||
@@ -253,9 +325,7 @@ async function tryPair(
     (recent.value !== null && recent.value.until > now)
   ) return "ineligible";
   // Whoever joined earlier makes the offer; on a tie, the one who was found waiting.
-  const [offerer, answerer] = self.value.joinedAt < peer.joinedAt
-    ? [self.value, peer]
-    : [peer, self.value];
+  const [offerer, answerer] = mine.joinedAt < peer.joinedAt ? [mine, peer] : [peer, mine];
   const match: Match = {
     id: newId(now),
     intent: mine.intent,
@@ -275,18 +345,20 @@ async function tryPair(
     videoApprovedBy: null,
   };
   const { events, records } = rules.effects({ match, action: "start", actorId: null });
+  // The candidate's queue entry goes with their membership (one commit always changes both), so
+  // checking the membership, read strongly, covers the entry the replica listed.
   const atomic = deps.kv.atomic()
-    .check(member, self, candidate, peerMember, blockedOne, blockedTwo, recent)
-    .delete(self.key)
+    .check(member, peerMember, blockedOne, blockedTwo, recent)
     .delete(candidate.key)
     .set(member.key, { status: "in-call", matchId: match.id, peerId: peer.id } satisfies Membership)
     .set(
       peerMember.key,
-      { status: "in-call", matchId: match.id, peerId: userId } satisfies Membership,
+      { status: "in-call", matchId: match.id, peerId: mine.id } satisfies Membership,
     )
     .set(matchKey(match.id), match, { expireIn: MATCH_RETENTION_MS })
     .set(matchDueKey(match.endsAt, match.id), match.id)
     .set(recent.key, { until: now + rules.cooldownMs }, { expireIn: rules.cooldownMs });
+  if (seeker.queued) atomic.check(seeker.queued).delete(seeker.queued.key);
   appendEvents(atomic, heads, events, now);
   if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return "lost";
   deps.outbox.afterCommit(...records);

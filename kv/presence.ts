@@ -1,18 +1,23 @@
-// Presence: which users have a live socket, and their status, kept in KV so every isolate agrees.
+// Presence: which users have a live socket, kept in KV so every isolate agrees, and their status.
 // Each socket holds an entry with its own expiry, refreshed by the hub's heartbeat; a crashed
 // isolate's sockets simply stop being refreshed, and readers treat expired entries as gone.
+// What a connected user is doing (queuing, in a call) is not stored here: it is read from their
+// matchmaking membership with the record, so a matchmaking decision never waits to update it.
 import { backoff, busy } from "./backoff.ts";
 import { KeyedLock } from "./keyed-lock.ts";
-import { presenceKey, presencePrefix } from "./keys.ts";
+import { GET_MANY_LIMIT, matchMemberKey, presenceKey, presencePrefix } from "./keys.ts";
 
 export const PRESENCE_STATUSES = ["online", "offline", "in-call", "queuing"] as const;
 export type PresenceStatus = (typeof PRESENCE_STATUSES)[number];
 
 export interface PresenceRecord {
-  /** What the user is doing while connected (matchmaking sets in-call and queuing). */
-  status: Exclude<PresenceStatus, "offline">;
   /** Socket id → expiry (ms since the epoch). */
   sockets: Record<string, number>;
+}
+
+/** What presence reads of a matchmaking membership (kv/matches.ts): its status. */
+interface MemberStatus {
+  status: "queuing" | "in-call";
 }
 
 const ATTEMPTS = 50;
@@ -26,45 +31,44 @@ function lockOf(kv: Deno.Kv): KeyedLock {
   return lock;
 }
 
-/** The status others see: offline unless some socket's entry is still unexpired. */
-export function presenceStatus(record: PresenceRecord | null, now: number): PresenceStatus {
+/**
+ * The status others see: offline unless some socket's entry is still unexpired; then queuing or
+ * in-call as the member's matchmaking state says, else online.
+ */
+export function presenceStatus(
+  record: PresenceRecord | null,
+  now: number,
+  member: MemberStatus | null = null,
+): PresenceStatus {
   if (!record) return "offline";
   return Object.values(record.sockets).some((expiresAt) => expiresAt > now)
-    ? record.status
+    ? member?.status ?? "online"
     : "offline";
 }
 
 /**
- * Applies `change` to a user's presence record in one checked commit (retried when a concurrent
- * change to the same user wins). When `context` is given, that key is read with the record, its
- * value is passed to `change`, and the commit checks it too: a status derived from it (matchmaking
- * sets in-call from the member's match state) can never be written from a stale read.
- * Returns the status before and after.
+ * Applies `change` to a user's sockets in one checked commit (retried when a concurrent change to
+ * the same user wins). Returns whether the user was connected before and after, as "online" or
+ * "offline" (readPresence says what a connected user is doing).
  */
-export function changePresence<C = unknown>(
+function changePresence(
   kv: Deno.Kv,
   userId: string,
   now: number,
-  change: (record: PresenceRecord, context: C | null) => PresenceRecord,
-  context?: Deno.KvKey,
+  change: (record: PresenceRecord) => PresenceRecord,
 ): Promise<{ before: PresenceStatus; after: PresenceStatus }> {
   return lockOf(kv).run(userId, async () => {
     const key = presenceKey(userId);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (attempt > 0) await backoff(attempt); // another isolate won: spread out
-      const [entry, decidedBy] = await kv.getMany<unknown[]>(context ? [key, context] : [key]) as [
-        Deno.KvEntryMaybe<PresenceRecord>,
-        Deno.KvEntryMaybe<C> | undefined,
-      ];
-      const current = entry.value ?? { status: "online", sockets: {} };
+      const entry = await kv.get<PresenceRecord>(key);
       const live = Object.fromEntries(
-        Object.entries(current.sockets).filter(([, expiresAt]) => expiresAt > now),
+        Object.entries(entry.value?.sockets ?? {}).filter(([, expiresAt]) => expiresAt > now),
       );
-      const next = change({ status: current.status, sockets: live }, decidedBy?.value ?? null);
+      const next = change({ sockets: live });
       const before = presenceStatus(entry.value, now);
       if (sameRecord(entry.value, next)) return { before, after: before }; // nothing to write
       const atomic = kv.atomic().check(entry);
-      if (decidedBy) atomic.check(decidedBy);
       if (Object.keys(next.sockets).length === 0) atomic.delete(key);
       else atomic.set(key, next);
       if ((await atomic.commit()).ok) return { before, after: presenceStatus(next, now) };
@@ -77,8 +81,7 @@ export function changePresence<C = unknown>(
 function sameRecord(stored: PresenceRecord | null, next: PresenceRecord): boolean {
   const sockets = Object.entries(next.sockets);
   if (!stored) return sockets.length === 0;
-  return stored.status === next.status &&
-    sockets.length === Object.keys(stored.sockets).length &&
+  return sockets.length === Object.keys(stored.sockets).length &&
     sockets.every(([id, expiresAt]) => stored.sockets[id] === expiresAt);
 }
 
@@ -97,9 +100,7 @@ export async function claimPresence(
   let full = false;
   const change = await changePresence(kv, userId, now, (record) => {
     full = Object.keys(record.sockets).length >= max;
-    return full
-      ? record
-      : { status: record.status, sockets: { ...record.sockets, [socketId]: expiresAt } };
+    return full ? record : { sockets: { ...record.sockets, [socketId]: expiresAt } };
   });
   return { ...change, full };
 }
@@ -113,7 +114,6 @@ export function holdPresence(
   expiresAt: number,
 ) {
   return changePresence(kv, userId, now, (record) => ({
-    status: record.status,
     sockets: { ...record.sockets, ...Object.fromEntries(socketIds.map((id) => [id, expiresAt])) },
   }));
 }
@@ -122,10 +122,11 @@ export function releasePresence(kv: Deno.Kv, userId: string, socketId: string, n
   return changePresence(kv, userId, now, (record) => {
     const sockets = { ...record.sockets };
     delete sockets[socketId];
-    return { status: record.status, sockets };
+    return { sockets };
   });
 }
 
+/** Each user's status, read with their matchmaking membership (two keys a user). */
 export async function readPresence(
   kv: Deno.Kv,
   userIds: string[],
@@ -133,14 +134,22 @@ export async function readPresence(
   consistency: Deno.KvConsistencyLevel = "strong",
 ): Promise<Map<string, PresenceStatus>> {
   const statuses = new Map<string, PresenceStatus>();
-  for (let start = 0; start < userIds.length; start += 10) {
-    const batch = userIds.slice(start, start + 10);
-    const entries = await kv.getMany<PresenceRecord[]>(batch.map(presenceKey), { consistency });
-    batch.forEach((userId, index) =>
-      statuses.set(userId, presenceStatus(entries[index].value, now))
-    );
-  }
-  return statuses;
+  const perBatch = GET_MANY_LIMIT / 2;
+  await Promise.all(
+    Array.from({ length: Math.ceil(userIds.length / perBatch) }, async (_, index) => {
+      const batch = userIds.slice(index * perBatch, (index + 1) * perBatch);
+      const entries = await kv.getMany<unknown[]>(
+        batch.flatMap((userId) => [presenceKey(userId), matchMemberKey(userId)]),
+        { consistency },
+      );
+      batch.forEach((userId, i) => {
+        const record = entries[2 * i].value as PresenceRecord | null;
+        const member = entries[2 * i + 1].value as MemberStatus | null;
+        statuses.set(userId, presenceStatus(record, now, member));
+      });
+    }),
+  );
+  return new Map(userIds.map((userId) => [userId, statuses.get(userId)!]));
 }
 
 /**

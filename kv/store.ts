@@ -15,7 +15,7 @@
 // budget is a StoreBusy: 503 with Retry-After, never a 500.
 import { Busy } from "../errors.ts";
 import { backoff } from "./backoff.ts";
-import { announceCommitted } from "./events.ts";
+import { commitAnnounced } from "./events.ts";
 
 /** How long one commit keeps retrying "database is locked" before answering StoreBusy. */
 export const LOCKED_BUDGET_MS = 3_000;
@@ -39,11 +39,7 @@ export function retryingLocked(kv: Deno.Kv): Deno.Kv {
   const atomic = () => {
     const operation = kv.atomic();
     const commit = operation.commit.bind(operation);
-    operation.commit = async () => {
-      const result = await whileLocked(commit);
-      if (result.ok) announceCommitted(operation);
-      return result;
-    };
+    operation.commit = () => commitAnnounced(operation, () => whileLocked(commit));
     return operation;
   };
   // Deno.Kv's methods read private fields: they must run on the real connection. Bound once each.

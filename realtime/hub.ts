@@ -9,6 +9,7 @@ import {
   type CommittedEvent,
   currentHead,
   headSeq,
+  isCommittingFor,
   type LoggedEvent,
   onCommittedEvents,
   readEvents,
@@ -18,6 +19,7 @@ import {
   claimPresence,
   holdPresence,
   type PresenceStatus,
+  readPresence,
   releasePresence,
   sweepPresence,
 } from "../kv/presence.ts";
@@ -134,6 +136,8 @@ export class Hub {
   readonly options: HubOptions;
   readonly #users = new Map<string, UserSockets>();
   readonly #listeners: PresenceListener[] = [];
+  /** Announcements made behind requests (announceLater), awaited by `close`. */
+  readonly #later = new Set<Promise<void>>();
   readonly #rooms = new Map<string, Room>();
   readonly #channel = new BroadcastChannel(CHANNEL);
   readonly #timer: ReturnType<typeof setInterval>;
@@ -146,7 +150,7 @@ export class Hub {
       this.#deliverLocally(event.data.userIds, event.data.frame);
     this.#timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
     Deno.unrefTimer(Number(this.#timer));
-    this.#unlisten = onCommittedEvents((events) => this.#committed(events));
+    this.#unlisten = onCommittedEvents((events, failedFor) => this.#committed(events, failedFor));
   }
 
   /**
@@ -154,10 +158,15 @@ export class Hub {
    * own data: no read of the log. A socket that is not exactly at the event before (it is
    * resuming, or an event of another isolate came first) reads the log from where it is instead.
    * The watch on the head key still wakes every isolate; a socket already at the head reads
-   * nothing then.
+   * nothing then, nor while a commit of this isolate for its user is under way (this is told when
+   * it settles). A commit that failed appended nothing: its users' sockets catch up from the log
+   * on anything the watch skipped meanwhile.
    */
-  #committed(events: CommittedEvent[]) {
+  #committed(events: CommittedEvent[], failedFor: string[]) {
     if (this.#closed) return;
+    for (const userId of failedFor) {
+      for (const client of this.#users.get(userId)?.clients ?? []) void this.#pump(client);
+    }
     for (const event of events) {
       for (const client of this.#users.get(event.userId)?.clients ?? []) {
         const inTurn = !client.pumping && client.rewind === null &&
@@ -329,6 +338,23 @@ export class Hub {
   }
 
   /**
+   * Tells these users' connections what they are doing now (queuing, in a call, online), behind
+   * the request that changed it: the answer does not wait for it, and `close` does.
+   */
+  announceLater(userIds: string[]) {
+    if (this.#closed) return;
+    const work = (async () => {
+      const statuses = await readPresence(this.deps.kv, userIds, this.deps.clock.now());
+      await Promise.all(
+        [...statuses].map(([userId, status]) => this.announcePresence(userId, status)),
+      );
+    })().catch((error) =>
+      this.deps.log({ level: "error", msg: "presence announcement failed", error: String(error) })
+    ).finally(() => this.#later.delete(work));
+    this.#later.add(work);
+  }
+
+  /**
    * One heartbeat: refreshes the presence of every local socket and closes those whose session was
    * revoked or expired (the session-ended event closes them at once; this is the backstop).
    */
@@ -360,8 +386,15 @@ export class Hub {
   }
 
   /** Tells connections and listeners; never throws (a socket's life does not hang on it). */
-  async #changed(userId: string, status: PresenceStatus) {
-    await this.announcePresence(userId, status).catch((error) =>
+  async #changed(userId: string, connected: PresenceStatus) {
+    let status = connected;
+    await (async () => {
+      // Connected: what they are doing (a call, the queue) says more than "online".
+      if (status !== "offline") {
+        status = (await readPresence(this.deps.kv, [userId], this.deps.clock.now())).get(userId)!;
+      }
+      await this.announcePresence(userId, status);
+    })().catch((error) =>
       this.deps.log({
         level: "error",
         msg: "presence announcement failed",
@@ -391,6 +424,7 @@ export class Hub {
     const clients = [...this.#users.values()].flatMap((user) => [...user.clients]);
     for (const client of clients) client.socket.close(1001, "server shutting down");
     await Promise.all(clients.map((client) => this.disconnect(client)));
+    await Promise.all(this.#later);
   }
 
   #sockets(userId: string): UserSockets {
@@ -412,8 +446,9 @@ export class Hub {
         if (done) return;
         const head = headSeq((value as Deno.KvEntryMaybe<unknown>[])[0]);
         for (const client of this.#users.get(userId)?.clients ?? []) {
-          // Delivered from the commit already: nothing to read.
-          if (client.lastSeq >= head && client.rewind === null && !client.pumping) continue;
+          // Delivered from the commit already, or about to be: nothing to read.
+          const delivered = client.lastSeq >= head || isCommittingFor(userId);
+          if (delivered && client.rewind === null && !client.pumping) continue;
           void this.#pump(client);
         }
       }

@@ -243,6 +243,8 @@ Deno.test("[realtime] 50 messages sent while the recipient is away are resumed i
     "a socket that gives none is live at once, and a bad resume point is 400",
     async () => {
       await using fresh = await TestSocket.open(t0.url, t0.bob.token);
+      // Live from when the server registered it: a first answer says it has.
+      await fresh.roundTrip();
       ada.send("private-message", { toUserId: t0.bob.user.id, tempId: "live-3", text: "live 3" });
       const [live] = await fresh.waitFor("incoming-message");
       assert.equal(live.data.text, "live 3", "only what came after it connected");

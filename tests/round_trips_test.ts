@@ -12,11 +12,8 @@ import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 const DECISION = 2;
 /** An authenticated read: the session costs none; what is read, at most one. */
 const READ = 1;
-/**
- * Not yet within the target (3 for matchmaking, 2 for the rest): these fail when they get worse,
- * and docs/performance.md lists them as open work.
- */
-const NOT_YET = { checkout: 6, "call end": 6, "second join → found-match": 10 };
+/** A second joiner until found-match has reached both participants' sockets. */
+const MATCHMAKING = 3;
 
 Deno.test("[round trips] every hot operation waits for at most its budget of strong KV round trips", async (t) => {
   const gate = new TripGate();
@@ -110,7 +107,7 @@ Deno.test("[round trips] every hot operation waits for at most its budget of str
       return hold;
     }, 201);
     await within(
-      NOT_YET.checkout,
+      DECISION,
       () => http("POST", `/api/reservations/${holdId}/checkout`, { token: ada.token }),
       200,
     );
@@ -142,7 +139,7 @@ Deno.test("[round trips] every hot operation waits for at most its budget of str
       await Promise.all([fays.roundTrip(), guss.roundTrip()]);
       const body = { intent: "pair-programming" };
       await http("POST", "/api/match/queue", { token: fay.token, body });
-      await within(NOT_YET["second join → found-match"], async () => {
+      await within(MATCHMAKING, async () => {
         await http("POST", "/api/match/queue", { token: gus.token, body });
         await Promise.all([fays.waitFor("found-match"), guss.waitFor("found-match")]);
       });
@@ -150,7 +147,7 @@ Deno.test("[round trips] every hot operation waits for at most its budget of str
       const match = `/api/match/${found.data.matchId}`;
       await within(DECISION, () => http("POST", `${match}/connect`, { token: fay.token }), 200);
       await within(
-        NOT_YET["call end"],
+        DECISION,
         () => http("POST", `${match}/end`, { token: fay.token }),
         200,
       );

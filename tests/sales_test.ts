@@ -740,10 +740,14 @@ Deno.test("[sales] racing decisions on one hold: each unit is sold or returned e
     );
     assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([200]));
     assert.equal(new Set(answers.map((answer) => answer.body.orderId)).size, 1);
+    await t0.deps.outbox.flush();
     const rows = await t0.deps.database.db.select().from(orders)
       .where(eq(orders.reservationId, hold.id));
     assert.equal(rows.length, 1);
-    await t0.http("DELETE", `/api/reservations/${hold.id}`, { token: t0.ada.token });
+    const released = await t0.http("DELETE", `/api/reservations/${hold.id}`, {
+      token: t0.ada.token,
+    });
+    assert.equal(released.status, 204, JSON.stringify(released.body));
   });
 
   await t.step(

@@ -30,9 +30,8 @@ import {
   waitingMembers,
 } from "../kv/matches.ts";
 import { type Match, matchSchema, outcomeOf } from "../db/records.ts";
-import { matchMemberKey } from "../kv/keys.ts";
 import { coordination } from "../kv/outbox.ts";
-import { changePresence, readPresence } from "../kv/presence.ts";
+import { readPresence } from "../kv/presence.ts";
 import { connectionRecords } from "./graph.ts";
 import { jobRecord } from "./outbox-jobs.ts";
 
@@ -67,10 +66,8 @@ export function registerMatchmaking(deps: Deps) {
     await timeUp(deps, matchId);
   });
   deps.hub.onPresenceChange(async (userId, status) => {
-    // A member whose last socket went away leaves the queue; one who comes back mid-call is
-    // shown in-call again.
+    // A member whose last socket went away leaves the queue.
     if (status === "offline") await leaveQueue(deps.kv, userId);
-    else await syncPresence(deps, [userId]);
   });
 }
 
@@ -190,11 +187,11 @@ export async function join(deps: Deps, userId: string, intent: string) {
   const { match, ended } = await joinQueue(coordination(deps), seeker, intent, matchRules(deps));
   // The joiner, the peer they were paired with, and the peer of an overdue call this join ended.
   const people = [match, ended].flatMap((call) => call ? [call.offerer.id, call.answerer.id] : []);
-  await syncPresence(deps, [...new Set([userId, ...people])]);
+  deps.hub.announceLater([...new Set([userId, ...people])]);
 }
 
 export async function leave(deps: Deps, userId: string) {
-  if (await leaveQueue(deps.kv, userId)) await syncPresence(deps, [userId]);
+  if (await leaveQueue(deps.kv, userId)) deps.hub.announceLater([userId]);
 }
 
 /** The member's live match; 404 (saying whether they are queuing) when there is none. */
@@ -235,7 +232,7 @@ export async function endCall(
     effects(deps),
   );
   const match = ended ?? await readMatch(deps.kv, matchId, userId);
-  if (ended) await syncPresence(deps, [match.offerer.id, match.answerer.id]);
+  if (ended) deps.hub.announceLater([match.offerer.id, match.answerer.id]);
   return match;
 }
 
@@ -246,7 +243,7 @@ export async function timeUp(deps: Deps, matchId: string): Promise<Match | null>
     { matchId, actorId: null, reason: "timeout" },
     effects(deps),
   );
-  if (ended) await syncPresence(deps, [ended.offerer.id, ended.answerer.id]);
+  if (ended) deps.hub.announceLater([ended.offerer.id, ended.answerer.id]);
   return ended;
 }
 
@@ -269,23 +266,6 @@ export function signal(
   input: { matchId: string; payload: unknown },
 ) {
   return relaySignal(coordination(deps), { ...input, fromUserId: userId, type });
-}
-
-/**
- * Shows members as queuing, in-call or online according to their matchmaking state. The commit
- * checks that state, so a late update can never show a finished call.
- */
-async function syncPresence(deps: Deps, userIds: string[]) {
-  for (const userId of userIds) {
-    const { before, after } = await changePresence<Membership>(
-      deps.kv,
-      userId,
-      deps.clock.now(),
-      (record, member) => ({ ...record, status: member?.status ?? "online" }),
-      matchMemberKey(userId),
-    );
-    if (before !== after) await deps.hub.announcePresence(userId, after);
-  }
 }
 
 /**
@@ -313,7 +293,7 @@ export async function sweepMatches(deps: Deps) {
     const match = await pairWaiting(coordination(deps), member.userId, matchRules(deps));
     if (match) {
       paired++;
-      await syncPresence(deps, [match.offerer.id, match.answerer.id]);
+      deps.hub.announceLater([match.offerer.id, match.answerer.id]);
     }
   }
   if (ended + removed + paired > 0) {

@@ -24,7 +24,6 @@ import {
   createOrder,
   expireReservation,
   type PaymentResult,
-  readReservation,
   releaseReservation,
   setPaymentUrl,
   type SettlementEffects,
@@ -367,17 +366,22 @@ export async function release(deps: Deps, userId: string, reservationId: string)
   );
 }
 
-/** The order paying for a hold, and where to pay it. */
+/**
+ * The order paying for a hold, and where to pay it. A first checkout starts the payment with the
+ * provider and stores the order with its payment page in one commit (the buyer's email is read
+ * meanwhile); a repeated one answers the stored order.
+ */
 export async function checkout(deps: Deps, userId: string, reservationId: string) {
-  const held = await readReservation(deps.kv, reservationId, userId);
-  const item = (await readSale(deps.kv, held.saleId))?.items
-    .find((candidate) => candidate.productId === held.productId);
+  const buyer = findUserById(deps.database.db, userId);
+  buyer.catch(() => {}); // awaited only for a new order; a failure is met there
   const order = await checkoutReservation(
     coordination(deps),
     userId,
     reservationId,
-    (reservation, now) =>
-      newOrder(deps, {
+    async (reservation, now) => {
+      const item = (await readSale(deps.kv, reservation.saleId))?.items
+        .find((candidate) => candidate.productId === reservation.productId);
+      const order = newOrder(deps, {
         userId,
         kind: "reservation",
         reservationId: reservation.id,
@@ -385,7 +389,9 @@ export async function checkout(deps: Deps, userId: string, reservationId: string
         description: `${reservation.quantity} × ${item?.name ?? reservation.productId}`,
         amountCents: reservation.amountCents,
         currency: reservation.currency,
-      }, now),
+      }, now);
+      return { ...order, paymentUrl: await paymentPage(deps, order, await buyer) };
+    },
     settlementEffects(deps),
   );
   return await startPayment(deps, order);
@@ -431,19 +437,28 @@ function newOrder(
   };
 }
 
+/** Where to pay `order`: stored with it, or started now and stored (an order made without one). */
 async function startPayment(deps: Deps, order: Order) {
   if (order.paymentUrl) return { orderId: order.id, paymentUrl: order.paymentUrl };
-  const buyer = await findUserById(deps.database.db, order.userId);
+  const paymentUrl = await paymentPage(
+    deps,
+    order,
+    await findUserById(deps.database.db, order.userId),
+  );
+  await setPaymentUrl(deps.kv, order.id, paymentUrl);
+  return { orderId: order.id, paymentUrl };
+}
+
+/** Starts the payment of `order` with the provider: the page where its buyer pays. */
+function paymentPage(deps: Deps, order: Order, buyer: { email: string } | null | undefined) {
   if (!buyer) throw new Unauthorized("This account no longer exists.");
-  const paymentUrl = await deps.payments.start({
+  return deps.payments.start({
     orderId: order.id,
     amountCents: order.amountCents,
     currency: order.currency,
     email: buyer.email,
     description: order.description,
   });
-  await setPaymentUrl(deps.kv, order.id, paymentUrl);
-  return { orderId: order.id, paymentUrl };
 }
 
 /** A webhook delivery: verified on its raw body by the provider, then applied once. */

@@ -43,25 +43,74 @@ interface Holding {
   buyer: Deno.KvEntryMaybe<Deno.KvU64> | null;
 }
 
-/** A reservation with its order, or an order with its reservation, and the buyer's count. */
+/**
+ * A reservation with its order, or an order with its reservation, and the buyer's count, in one
+ * strong read. Which keys a holding spans is first read from the nearest replica (a reservation's
+ * sale and buyer never change, an order's reservation neither; only a reservation's order appears
+ * later): when the strong read shows an order the replica did not, it is read again.
+ */
 async function readHolding(
   kv: Deno.Kv,
   start: { reservationId: string } | { orderId: string },
 ): Promise<Holding> {
-  let reservation: Holding["reservation"] = null;
-  let order: Holding["order"] = null;
-  if ("reservationId" in start) {
-    reservation = await kv.get<Reservation>(reservationKey(start.reservationId));
-    const orderId = reservation.value?.orderId;
-    if (orderId) order = await kv.get<Order>(orderKey(orderId));
-  } else {
-    order = await kv.get<Order>(orderKey(start.orderId));
-    const reservationId = order.value?.reservationId;
-    if (reservationId) reservation = await kv.get<Reservation>(reservationKey(reservationId));
+  let consistency: Deno.KvConsistencyLevel = "eventual";
+  for (;;) {
+    const span = await spanOf(kv, start, consistency);
+    const keys = [
+      span.reservationId ? reservationKey(span.reservationId) : null,
+      span.orderId ? orderKey(span.orderId) : null,
+      span.buyer ? saleBuyerKey(span.buyer.saleId, span.buyer.userId) : null,
+    ];
+    const read = await kv.getMany<unknown[]>(keys.filter((key) => key !== null));
+    const entries = keys.map((key) => key === null ? null : read.shift()!);
+    const [reservation, order, buyer] = entries as [
+      Holding["reservation"],
+      Holding["order"],
+      Holding["buyer"],
+    ];
+    const orderId = "orderId" in start ? start.orderId : reservation?.value?.orderId ?? null;
+    const reservationId = "reservationId" in start
+      ? start.reservationId
+      : order?.value?.reservationId ?? null;
+    const spanned = orderId === span.orderId && reservationId === span.reservationId &&
+      (reservation?.value ? buyer !== null : true);
+    if (spanned) return { reservation, order, buyer };
+    consistency = "strong"; // the replica was behind: ask the primary where the holding is
   }
-  const held = reservation?.value;
-  const buyer = held ? await kv.get<Deno.KvU64>(saleBuyerKey(held.saleId, held.userId)) : null;
-  return { reservation, order, buyer };
+}
+
+interface Span {
+  reservationId: string | null;
+  orderId: string | null;
+  buyer: { saleId: string; userId: string } | null;
+}
+
+async function spanOf(
+  kv: Deno.Kv,
+  start: { reservationId: string } | { orderId: string },
+  consistency: Deno.KvConsistencyLevel,
+): Promise<Span> {
+  if ("reservationId" in start) {
+    const reservation = await kv.get<Reservation>(reservationKey(start.reservationId), {
+      consistency,
+    });
+    const held = reservation.value;
+    return {
+      reservationId: start.reservationId,
+      orderId: held?.orderId ?? null,
+      buyer: held ? { saleId: held.saleId, userId: held.userId } : null,
+    };
+  }
+  const order = (await kv.get<Order>(orderKey(start.orderId), { consistency })).value;
+  const reservationId = order?.reservationId ?? null;
+  const held = reservationId
+    ? (await kv.get<Reservation>(reservationKey(reservationId), { consistency })).value
+    : null;
+  return {
+    reservationId,
+    orderId: start.orderId,
+    buyer: held ? { saleId: held.saleId, userId: held.userId } : null,
+  };
 }
 
 /** What a decision on a holding wants: the new reservation and order, and a value to return. */
@@ -80,15 +129,17 @@ async function settle<T>(
   deps: Coordination,
   start: { reservationId: string } | { orderId: string },
   effects: SettlementEffects,
-  decide: (holding: Holding, now: number) => Decision<T>,
+  decide: (holding: Holding, now: number) => Decision<T> | Promise<Decision<T>>,
   eventKey?: Deno.KvKey,
 ): Promise<T> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const event = eventKey ? await deps.kv.get(eventKey) : null;
+    const [event, holding] = await Promise.all([
+      eventKey ? deps.kv.get(eventKey) : null,
+      readHolding(deps.kv, start),
+    ]);
     if (event?.value) throw new EventApplied(event.value as PaymentOutcome);
-    const holding = await readHolding(deps.kv, start);
     const now = deps.now();
-    const decision = decide(holding, now);
+    const decision = await decide(holding, now);
     const atomic = deps.kv.atomic();
     for (const entry of [event, holding.reservation, holding.order, holding.buyer]) {
       if (entry) atomic.check(entry);
@@ -213,16 +264,18 @@ export async function releaseReservation(
 
 /**
  * The order that pays for a live hold: created on the first checkout, the same one after. The
- * amount is the hold's, decided when it was made.
+ * amount is the hold's, decided when it was made. `newOrder` may start the payment with the
+ * provider before the order is committed (so it is stored with where to pay, in the same commit);
+ * a payment started for an order that then loses a race is never shown to anyone.
  */
 export async function checkoutReservation(
   deps: Coordination,
   userId: string,
   reservationId: string,
-  newOrder: (reservation: Reservation, now: number) => Order,
+  newOrder: (reservation: Reservation, now: number) => Promise<Order>,
   effects: SettlementEffects,
 ): Promise<Order> {
-  return await settle(deps, { reservationId }, effects, (holding, now) => {
+  return await settle(deps, { reservationId }, effects, async (holding, now) => {
     const reservation = ownReservation(holding, userId);
     if (reservation.status === "sold") throw alreadyPaid(reservation);
     if (reservation.status !== "held" || now >= reservation.expiresAt) {
@@ -230,7 +283,7 @@ export async function checkoutReservation(
     }
     const existing = holding.order?.value;
     if (existing) return { answer: existing };
-    const order = newOrder(reservation, now);
+    const order = await newOrder(reservation, now);
     return {
       reservation: moved(reservation, now, { orderId: order.id }),
       order,
