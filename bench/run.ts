@@ -11,6 +11,7 @@ import { benchJobs } from "./jobs.ts";
 import { benchSales } from "./sales.ts";
 import { benchMatchmaking } from "./matchmaking.ts";
 import { benchesWanted, benchProfiles, reachablePostgres } from "./profiles.ts";
+import { benchRoundTrips } from "./round-trips.ts";
 import { benchScaleOut } from "./scale-out.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
@@ -102,6 +103,9 @@ report("Deno KV (in memory)", ["raw kv.set commit", kvBaseline], [
 ]);
 
 await benchJobs(report);
+
+// Edge latency: each hot operation's sequential strong KV round trips (every strong call held).
+if (benchesWanted().has("trips")) await benchRoundTrips();
 
 // The hot paths on each history database: PGlite, Postgres through Neon's driver, and the same
 // 40 ms away (a Deploy region far from Neon's). Floors are measured again in each section.

@@ -21,6 +21,7 @@ import {
 import type { Membership } from "./matches.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
+import { getAll } from "./store.ts";
 
 /** What a connection pair key holds (see kv/graph.ts). */
 interface LivePair {
@@ -136,8 +137,9 @@ async function decide(
   const { kv } = deps;
   const { fromUserId, toUserId } = input;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    // One read for the whole decision: the send's own keys and the permission's.
-    const read = await kv.getMany([
+    // One read for the whole decision: the send's own keys and the permission's (ten keys, at
+    // getMany's limit: getAll sends more as batches at once, should a rule add one).
+    const read = await getAll(kv, [
       chatTempKey(fromUserId, input.tempId),
       conversationPairKey(fromUserId, toUserId),
       presenceKey(toUserId),

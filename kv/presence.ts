@@ -5,7 +5,8 @@
 // matchmaking membership with the record, so a matchmaking decision never waits to update it.
 import { backoff, busy } from "./backoff.ts";
 import { KeyedLock } from "./keyed-lock.ts";
-import { GET_MANY_LIMIT, matchMemberKey, presenceKey, presencePrefix } from "./keys.ts";
+import { matchMemberKey, presenceKey, presencePrefix } from "./keys.ts";
+import { getAll } from "./store.ts";
 
 export const PRESENCE_STATUSES = ["online", "offline", "in-call", "queuing"] as const;
 export type PresenceStatus = (typeof PRESENCE_STATUSES)[number];
@@ -133,23 +134,16 @@ export async function readPresence(
   now: number,
   consistency: Deno.KvConsistencyLevel = "strong",
 ): Promise<Map<string, PresenceStatus>> {
-  const statuses = new Map<string, PresenceStatus>();
-  const perBatch = GET_MANY_LIMIT / 2;
-  await Promise.all(
-    Array.from({ length: Math.ceil(userIds.length / perBatch) }, async (_, index) => {
-      const batch = userIds.slice(index * perBatch, (index + 1) * perBatch);
-      const entries = await kv.getMany<unknown[]>(
-        batch.flatMap((userId) => [presenceKey(userId), matchMemberKey(userId)]),
-        { consistency },
-      );
-      batch.forEach((userId, i) => {
-        const record = entries[2 * i].value as PresenceRecord | null;
-        const member = entries[2 * i + 1].value as MemberStatus | null;
-        statuses.set(userId, presenceStatus(record, now, member));
-      });
-    }),
+  const entries = await getAll<unknown[]>(
+    kv,
+    userIds.flatMap((userId) => [presenceKey(userId), matchMemberKey(userId)]),
+    { consistency },
   );
-  return new Map(userIds.map((userId) => [userId, statuses.get(userId)!]));
+  return new Map(userIds.map((userId, i) => {
+    const record = entries[2 * i].value as PresenceRecord | null;
+    const member = entries[2 * i + 1].value as MemberStatus | null;
+    return [userId, presenceStatus(record, now, member)];
+  }));
 }
 
 /**

@@ -16,6 +16,7 @@
 import { Busy } from "../errors.ts";
 import { backoff } from "./backoff.ts";
 import { commitAnnounced } from "./events.ts";
+import { GET_MANY_LIMIT } from "./keys.ts";
 
 /** How long one commit keeps retrying "database is locked" before answering StoreBusy. */
 export const LOCKED_BUDGET_MS = 3_000;
@@ -75,4 +76,22 @@ export async function whileLocked<T>(
     }
     await backoff(tries, LOCKED_CAP_MS);
   }
+}
+
+/**
+ * `kv.getMany` for any number of keys: Deno KV reads at most GET_MANY_LIMIT in one call, so more
+ * go in batches sent at once (still one round trip), answered in the order of `keys`.
+ */
+export async function getAll<T extends readonly unknown[]>(
+  kv: Deno.Kv,
+  keys: Deno.KvKey[],
+  options?: { consistency?: Deno.KvConsistencyLevel },
+): Promise<{ [K in keyof T]: Deno.KvEntryMaybe<T[K]> }> {
+  type Entries = { [K in keyof T]: Deno.KvEntryMaybe<T[K]> };
+  if (keys.length <= GET_MANY_LIMIT) return await kv.getMany(keys, options) as Entries;
+  const batches = [];
+  for (let start = 0; start < keys.length; start += GET_MANY_LIMIT) {
+    batches.push(kv.getMany(keys.slice(start, start + GET_MANY_LIMIT), options));
+  }
+  return (await Promise.all(batches)).flat() as unknown as Entries;
 }

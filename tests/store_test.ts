@@ -1,7 +1,9 @@
 // The KV connection's retry of "database is locked" (kv/store.ts); tests/isolates_test.ts shows it
-// at work on two real connections to one file.
+// at work on two real connections to one file. And getMany's limit of ten keys, and getAll past it.
 import assert from "node:assert/strict";
-import { isLocked, openKv, StoreBusy, whileLocked } from "../kv/store.ts";
+import { GET_MANY_LIMIT } from "../kv/keys.ts";
+import { getAll, isLocked, openKv, StoreBusy, whileLocked } from "../kv/store.ts";
+import { TripGate } from "./helpers/kv-trips.ts";
 
 const locked = () => new TypeError("database is locked");
 
@@ -62,4 +64,19 @@ Deno.test("[store] two connections to one file: 600 contended checked increments
     for (const kv of connections) kv.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("[store] getMany stops at GET_MANY_LIMIT keys; getAll reads any number in one round trip, in order", async () => {
+  const gate = new TripGate();
+  using store = await openKv(":memory:");
+  const kv = gate.wrap(store);
+  const keys = Array.from({ length: 23 }, (_, i) => ["many", i]);
+  for (const [i, key] of keys.entries()) if (i % 3 !== 0) await store.set(key, i);
+  await assert.rejects(() => store.getMany(keys.slice(0, GET_MANY_LIMIT + 1)));
+  const { value: entries, trips } = await gate.measure(() => getAll<number[]>(kv, keys));
+  assert.equal(trips, 1);
+  assert.deepEqual(
+    entries.map((entry) => entry.value),
+    keys.map((_, i) => i % 3 === 0 ? null : i),
+  );
 });
