@@ -9,7 +9,8 @@
 //    sending the join to that member's socket receiving `found-match`.
 import { z } from "zod";
 import { Outbox } from "../kv/outbox.ts";
-import { joinQueue, type MatchRules } from "../kv/matches.ts";
+import type { MatchRules } from "../kv/matches/match.ts";
+import { joinQueue } from "../kv/matches/queue.ts";
 import { type Participant } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";

@@ -1,12 +1,13 @@
 // The private-message decision: one KV commit checks that the pair may talk (chatPermission) and
 // that the sender's tempId is unused, gives the message the conversation's next sequence number,
 // and appends its events to both users' logs, with the outbox records it causes.
+import { commitDecision } from "./decisions.ts";
 import { locksOf } from "./keyed-lock.ts";
 import type { ChatMessage, ConnectionRequest } from "../db/records.ts";
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
-import { appendEvents, EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
+import { EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
 import {
   blockKey,
   chatTempKey,
@@ -18,7 +19,7 @@ import {
   matchMemberKey,
   presenceKey,
 } from "./keys.ts";
-import type { Membership } from "./matches.ts";
+import type { Membership } from "./matches/match.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
 import { getAll } from "./store.ts";
@@ -182,9 +183,9 @@ async function decide(
       .check(temp, conversation, ...permission.readFrom)
       .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
       .set(conversation.key, { conversationId: message.conversationId, lastSeq: message.seq });
-    appendEvents(atomic, heads, events, now);
-    deps.outbox.write(atomic, ...records);
-    if ((await atomic.commit()).ok) return { message, replayed: false };
+    if (await commitDecision(deps, atomic, { events, heads, at: now, records })) {
+      return { message, replayed: false };
+    }
     await backoff(attempt);
   }
   throw busy("This conversation");

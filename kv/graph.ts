@@ -1,5 +1,6 @@
 // Connection requests and blocks: the live state of every pair, decided by versionstamp-checked
 // KV commits. Postgres learns about each decision through the outbox records written with it.
+import { commitDecision } from "./decisions.ts";
 import type { ConnectionRequest, ConnectionTransition as Transition } from "../db/records.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
@@ -100,9 +101,7 @@ export async function sendConnectionRequest(
     const atomic = deps.kv.atomic().check(pair, blockedOne, blockedTwo)
       .set(pairKey, { requestId: request.id } satisfies LivePair)
       .set(connectionRequestKey(request.id), request);
-    const result = await deps.outbox.write(atomic, ...records).commit();
-    if (!result.ok) continue;
-    deps.outbox.afterCommit(...records);
+    if (!(await commitDecision(deps, atomic, { records }))) continue;
     return transition;
   }
   throw busy();
@@ -167,9 +166,7 @@ export async function moveConnectionRequest(
     if (input.to === "accepted") {
       indexConnection(atomic, request.fromUserId, request.toUserId, true);
     }
-    const result = await deps.outbox.write(atomic, ...records).commit();
-    if (!result.ok) continue;
-    deps.outbox.afterCommit(...records);
+    if (!(await commitDecision(deps, atomic, { records }))) continue;
     return transition;
   }
   throw busy();
@@ -215,9 +212,7 @@ export async function placeBlock(
       atomic.delete(pairKey);
       indexConnection(atomic, input.blockerId, input.blockedId, false);
     }
-    const result = await deps.outbox.write(atomic, ...records).commit();
-    if (!result.ok) continue;
-    deps.outbox.afterCommit(...records);
+    if (!(await commitDecision(deps, atomic, { records }))) continue;
     return;
   }
   throw busy();
@@ -234,10 +229,8 @@ export async function liftBlock(
     const block = await deps.kv.get(key);
     if (block.value === null) return false;
     const records = effects();
-    const result = await deps.outbox.write(deps.kv.atomic().check(block).delete(key), ...records)
-      .commit();
-    if (!result.ok) continue;
-    deps.outbox.afterCommit(...records);
+    const atomic = deps.kv.atomic().check(block).delete(key);
+    if (!(await commitDecision(deps, atomic, { records }))) continue;
     return true;
   }
   throw busy();

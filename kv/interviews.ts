@@ -1,6 +1,7 @@
 // The interview state machine: every move is one KV commit that checks the interview's
 // versionstamp, writes its next state and version, appends an event to both participants' logs
 // and carries the outbox records (history in Postgres, notifications, delayed jobs) it causes.
+import { commitDecision } from "./decisions.ts";
 import {
   type Interview,
   INTERVIEW_ACTIONS,
@@ -11,7 +12,7 @@ import type { InterviewState } from "../db/schema.ts";
 import { Conflict, Forbidden, NotFound } from "../errors.ts";
 import { backoff, busy as contended } from "./backoff.ts";
 import { listDue } from "./due.ts";
-import { appendEvents, type EventDraft, headKeys } from "./events.ts";
+import { type EventDraft, headKeys } from "./events.ts";
 import { interviewDueKey, interviewDuePrefix, interviewKey } from "./keys.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 
@@ -85,11 +86,8 @@ export async function createInterview(
     ]);
     if (entry.value !== null) throw new Error(`interview ${interview.id} exists already`);
     const atomic = deps.kv.atomic().check(entry).set(entry.key, interview);
-    appendEvents(atomic, heads, events, interview.createdAt);
-    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
-      deps.outbox.afterCommit(...records);
-      return transition;
-    }
+    const at = interview.createdAt;
+    if (await commitDecision(deps, atomic, { events, heads, at, records })) return transition;
     await backoff(attempt);
   }
   throw busy();
@@ -181,12 +179,10 @@ export async function moveInterview(
     const due = pendingSystemMove(next);
     if (wasDue) atomic.delete(interviewDueKey(wasDue.at, interview.id));
     if (due) atomic.set(interviewDueKey(due.at, next.id), due.action);
-    appendEvents(atomic, heads, events, now);
-    if (!(await deps.outbox.write(atomic, ...records).commit()).ok) {
+    if (!(await commitDecision(deps, atomic, { events, heads, at: now, records }))) {
       await backoff(attempt);
       continue;
     }
-    deps.outbox.afterCommit(...records);
     if (action !== move.action && move.actorId !== null) throw expired(next);
     return transition;
   }

@@ -16,7 +16,7 @@ export interface PresenceRecord {
   sockets: Record<string, number>;
 }
 
-/** What presence reads of a matchmaking membership (kv/matches.ts): its status. */
+/** What presence reads of a matchmaking membership (kv/matches/match.ts): its status. */
 interface MemberStatus {
   status: "queuing" | "in-call";
 }

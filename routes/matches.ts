@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listInteractions } from "../db/matches.ts";
-import { readMatch } from "../kv/matches.ts";
+import { readMatch } from "../kv/matches/match.ts";
 import {
   connect,
   currentMatch,

@@ -4,13 +4,8 @@ import type { Deps } from "../deps.ts";
 import { matches } from "../db/schema.ts";
 import { readEvents } from "../kv/events.ts";
 import { matchKey, matchMemberKey, matchQueueKey } from "../kv/keys.ts";
-import {
-  joinQueue,
-  type MatchRules,
-  pairWaiting,
-  queueLength,
-  readMembership,
-} from "../kv/matches.ts";
+import { type MatchRules, readMembership } from "../kv/matches/match.ts";
+import { joinQueue, pairWaiting, queueLength } from "../kv/matches/queue.ts";
 import { Outbox } from "../kv/outbox.ts";
 import { holdPresence, readPresence } from "../kv/presence.ts";
 import { openKv } from "../kv/store.ts";

@@ -14,7 +14,7 @@ import { mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
 import { type ChatMessage } from "../db/records.ts";
 import { isBlocked } from "../kv/graph.ts";
 import { appendEventsNow } from "../kv/events.ts";
-import { coordination, type OutboxRecord } from "../kv/outbox.ts";
+import { coordination } from "../kv/outbox.ts";
 import { settledHistory } from "./history.ts";
 import { notifyRecords } from "./notifications.ts";
 
@@ -67,12 +67,11 @@ export async function sendMessage(
   fromUserId: string,
   input: { toUserId: string; tempId: string; text: string },
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
-  let records: OutboxRecord[] = [];
-  const result = await sendPrivateMessage(
+  return await sendPrivateMessage(
     coordination(deps),
     { fromUserId, ...input },
     (message, { recipientOnline }) => {
-      records = [
+      const records = [
         deps.outbox.record(CHAT_MESSAGE, message),
         ...(recipientOnline ? [] : notifyRecords(deps.outbox, {
           userId: message.toUserId,
@@ -91,8 +90,6 @@ export async function sendMessage(
       };
     },
   );
-  if (!result.replayed) deps.outbox.afterCommit(...records);
-  return result;
 }
 
 /**

@@ -26,7 +26,7 @@ import {
 } from "../kv/graph.ts";
 import type { ConnectionTransition as Transition } from "../db/records.ts";
 import { blockKey, migrationKey } from "../kv/keys.ts";
-import { BLOCK_ENDS_CALL } from "../kv/matches.ts";
+import { BLOCK_ENDS_CALL } from "../kv/matches/match.ts";
 import { coordination, type OutboxRecord } from "../kv/outbox.ts";
 import { notifyRecords } from "./notifications.ts";
 import { feedCache, invalidateGraphViews } from "../providers/per-user-cache.ts";

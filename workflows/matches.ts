@@ -8,27 +8,26 @@ import { memberCard } from "./profiles.ts";
 import { NotFound } from "../errors.ts";
 import {
   approveVideo,
-  BLOCK_ENDS_CALL,
   connectMatch,
-  decider,
   dueMatches,
   endMatch,
+  relaySignal,
+  requestVideo,
+  sharedMatchId,
+} from "../kv/matches/calls.ts";
+import {
+  BLOCK_ENDS_CALL,
+  decider,
   isLive,
-  joinQueue,
-  leaveQueue,
   type MatchChange,
   type MatchEffects,
   type MatchRules,
   type Membership,
-  pairWaiting,
   peerOf,
   readMatch,
   readMembership,
-  relaySignal,
-  requestVideo,
-  sharedMatchId,
-  waitingMembers,
-} from "../kv/matches.ts";
+} from "../kv/matches/match.ts";
+import { joinQueue, leaveQueue, pairWaiting, waitingMembers } from "../kv/matches/queue.ts";
 import { type Match, matchSchema, outcomeOf } from "../db/records.ts";
 import { coordination } from "../kv/outbox.ts";
 import { readPresence } from "../kv/presence.ts";

@@ -7,7 +7,9 @@
 // other isolate over BroadcastChannel, so there it takes effect as soon as the message arrives.
 // Where no message arrives (an isolate the channel does not reach), a revoked session is refused
 // at most SESSION_TRUST_MS plus the replica's lag after the revocation.
+import { commitDecision } from "../decisions.ts";
 import { revokedTokenKey, sessionGenerationKey } from "../keys.ts";
+import type { Coordination, OutboxRecord } from "../outbox.ts";
 
 /** How long an isolate trusts what it read of a session without reading it again (ms). */
 export const SESSION_TRUST_MS = 5_000;
@@ -135,24 +137,23 @@ function newer(known: Known<Generation> | undefined, stored: Generation | null):
 
 /**
  * Ends every session of the user except the token `keepJti` (null: every one); returns the new
- * generation.
- * `also` adds to the same commit (e.g. the outbox record of a confirmation email).
+ * generation. The same commit carries `records` (e.g. a confirmation email's job) and whatever
+ * `also` adds.
  */
 export async function endOtherSessions(
-  kv: Deno.Kv,
+  deps: Coordination,
   memory: SessionMemory,
   userId: string,
   keepJti: string | null,
-  also: (atomic: Deno.AtomicOperation) => void = () => {},
+  effects: { records?: OutboxRecord[]; also?: (atomic: Deno.AtomicOperation) => void } = {},
 ): Promise<number> {
   const key = sessionGenerationKey(userId);
   for (;;) {
-    const entry = await kv.get<Generation>(key);
+    const entry = await deps.kv.get<Generation>(key);
     const next = { generation: (entry.value?.generation ?? 0) + 1, keep: keepJti };
-    const atomic = kv.atomic().check(entry).set(key, next);
-    also(atomic);
-    const result = await atomic.commit();
-    if (result.ok) {
+    const atomic = deps.kv.atomic().check(entry).set(key, next);
+    effects.also?.(atomic);
+    if (await commitDecision(deps, atomic, { records: effects.records })) {
       memory.learn({ kind: "generation", userId, generation: next });
       return next.generation;
     }

@@ -2,6 +2,7 @@
 // Each decision is one commit checked against the reservation, its order and the buyer's count,
 // so an expiry racing a payment, or a webhook delivered five times at once, decides once. Units
 // go back to the shards they came from with `sum` (adding never goes below zero).
+import { commitDecision } from "../decisions.ts";
 import type { Order, PaymentEvent, PaymentOutcome, Reservation } from "../../db/records.ts";
 import { Conflict, Gone, NotFound } from "../../errors.ts";
 import { backoff, busy } from "../backoff.ts";
@@ -164,10 +165,7 @@ async function settle<T>(
       return decision.answer;
     }
     const records = effects(settlement);
-    if ((await deps.outbox.write(atomic, ...records).commit()).ok) {
-      deps.outbox.afterCommit(...records);
-      return decision.answer;
-    }
+    if (await commitDecision(deps, atomic, { records })) return decision.answer;
     await backoff(attempt);
   }
   throw busy("This reservation");

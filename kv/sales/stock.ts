@@ -1,6 +1,7 @@
 // Flash-sale stock in KV: a sale's definition, its stock split over a few shard counters per item,
 // and the reservation commit that checks stock and the buyer's count, takes the units and records
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
+import { commitDecision } from "../decisions.ts";
 import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../../db/records.ts";
 import { Conflict, Gone, Invalid, TooEarly, Unprocessable } from "../../errors.ts";
 import { newId } from "../../ids.ts";
@@ -272,8 +273,7 @@ async function commitHold(
     .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
     .set(saleStockHeadKey(sale.id), now);
   const records = effects(reservation);
-  if (!(await deps.outbox.write(atomic, ...records).commit()).ok) return null;
-  deps.outbox.afterCommit(...records);
+  if (!(await commitDecision(deps, atomic, { records }))) return null;
   return { reservation, replayed: false };
 }
 

@@ -160,14 +160,7 @@ export async function changePassword(
     "send-email",
     passwordChangedEmail(user, { at, ip: session.ip }),
   );
-  await endOtherSessions(
-    deps.kv,
-    deps.sessions,
-    userId,
-    session.keepJti,
-    (atomic) => deps.outbox.write(atomic, email),
-  );
-  deps.outbox.afterCommit(email);
+  await endOtherSessions(deps, deps.sessions, userId, session.keepJti, { records: [email] });
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }
 
@@ -188,13 +181,9 @@ export async function deleteAccount(
   }
   await deleteUser(deps.db, userId);
   const purge = purgeOwnerRecord(deps.outbox, userId);
-  await endOtherSessions(
-    deps.kv,
-    deps.sessions,
-    userId,
-    null,
-    (atomic) => deps.outbox.write(forgetMemberCard(atomic, userId), purge),
-  );
-  deps.outbox.afterCommit(purge);
+  await endOtherSessions(deps, deps.sessions, userId, null, {
+    records: [purge],
+    also: (atomic) => forgetMemberCard(atomic, userId),
+  });
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }

@@ -1,0 +1,32 @@
+// The one way a decision commits. A decision reads what it checks (one batched read), builds an
+// atomic operation with its checks and its new state, and hands it here with what it causes: the
+// events for its participants' logs (appended after the heads it read with the rest) and the
+// outbox records of its history, notifications and jobs. One commit writes all of it; once it
+// succeeded, the records go to this isolate's history writer and the events to this isolate's
+// sockets (kv/store.ts tells the hub). A lost race changes nothing and the caller decides again.
+import { appendEvents, type EventDraft } from "./events.ts";
+import type { Coordination, OutboxRecord } from "./outbox.ts";
+
+/** What a decision causes besides its own state. */
+export interface Effects {
+  events?: EventDraft[];
+  /** The head entries of every recipient of `events`, read with the decision's checks. */
+  heads?: Deno.KvEntryMaybe<unknown>[];
+  /** When the events happened (ms); the decision's clock by default. */
+  at?: number;
+  records?: OutboxRecord[];
+}
+
+/** Commits `atomic` with its effects; true when it committed, false when a check failed. */
+export async function commitDecision(
+  deps: Coordination,
+  atomic: Deno.AtomicOperation,
+  effects: Effects = {},
+): Promise<boolean> {
+  const { events = [], heads = [], records = [] } = effects;
+  if (events.length > 0) appendEvents(atomic, heads, events, effects.at ?? deps.now());
+  deps.outbox.write(atomic, ...records);
+  if (!(await atomic.commit()).ok) return false;
+  deps.outbox.afterCommit(...records);
+  return true;
+}
