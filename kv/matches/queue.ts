@@ -148,12 +148,10 @@ export async function pairWaiting(
     const selfKey = matchQueueKey(intent, joinedAt, userId);
     let lost = false;
     for await (const candidate of candidates(deps.kv, selfKey, attempt > 0)) {
-      const [read, [queued]] = await Promise.all([
-        readPairing(deps.kv, userId, candidate.value.id),
-        deps.kv.getMany<[QueueEntry]>([selfKey]),
-      ]);
+      const read = await readPairing(deps.kv, userId, candidate.value.id, selfKey);
+      const queued = read[PAIRING_KEYS] as Deno.KvEntryMaybe<QueueEntry>;
       if (!queued.value) return null; // paired meanwhile by someone else's scan
-      const self = { entry: queued.value, queued };
+      const self = { entry: queued.value, queued: queued as Deno.KvEntry<QueueEntry> };
       const paired = await pair(deps, self, candidate, read, rules);
       if (paired === "ineligible") continue;
       if (paired === "lost") lost = true;
@@ -204,11 +202,15 @@ async function* candidates(
   }
 }
 
+/** The keys readPairing reads before `also`. */
+const PAIRING_KEYS = 7;
+
 /**
  * What pairing `userId` with `peerId` checks, in one getMany: both members, blocks either way, the
- * rematch cooldown, and both event heads (for the found-match events).
+ * rematch cooldown, and both event heads (for the found-match events); then `also` (a queued
+ * seeker's own queue entry).
  */
-function readPairing(kv: Deno.Kv, userId: string, peerId: string) {
+function readPairing(kv: Deno.Kv, userId: string, peerId: string, ...also: Deno.KvKey[]) {
   return kv.getMany<unknown[]>([
     matchMemberKey(userId),
     matchMemberKey(peerId),
@@ -217,6 +219,7 @@ function readPairing(kv: Deno.Kv, userId: string, peerId: string) {
     recentMatchKey(userId, peerId),
     eventHeadKey(userId),
     eventHeadKey(peerId),
+    ...also,
   ]);
 }
 
@@ -232,7 +235,10 @@ async function pair(
   read: Deno.KvEntryMaybe<unknown>[],
   rules: MatchRules,
 ): Promise<Match | "ineligible" | "lost"> {
-  const [member, peerMember, blockedOne, blockedTwo, recent, ...heads] = read as [
+  const [member, peerMember, blockedOne, blockedTwo, recent, ...heads] = read.slice(
+    0,
+    PAIRING_KEYS,
+  ) as [
     Deno.KvEntryMaybe<Membership>,
     Deno.KvEntryMaybe<Membership>,
     Deno.KvEntryMaybe<unknown>,

@@ -130,7 +130,8 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
       budget: DECISION,
       async prepare() {
         const [ada, bob] = await people(2);
-        return () => http("POST", `/api/follows/${bob.user.id}`, { token: ada.token });
+        return () =>
+          http("POST", `/api/follows/${bob.user.id}`, { token: ada.token }).then(expect(204));
       },
     },
     {
@@ -154,7 +155,8 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
       budget: DECISION,
       async prepare() {
         const [ada, bob] = await people(2);
-        return () => http("POST", `/api/blocks/${bob.user.id}`, { token: ada.token });
+        return () =>
+          http("POST", `/api/blocks/${bob.user.id}`, { token: ada.token }).then(expect(204));
       },
     },
     {
