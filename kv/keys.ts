@@ -7,6 +7,9 @@
  */
 export const GET_MANY_LIMIT = 10;
 
+/** Deno KV checks at most this many versionstamps in one atomic commit (more throws). */
+export const KV_CHECK_LIMIT = 100;
+
 /** Session generation of a user: tokens of older generations are dead. */
 export const sessionGenerationKey = (userId: string) => ["session_generation", userId] as const;
 

@@ -2,13 +2,23 @@
 import { Redis } from "@upstash/redis";
 import type { Rate } from "../config.ts";
 import { TooManyRequests } from "../errors.ts";
-import { cacheKey } from "../kv/keys.ts";
+import { cacheKey, KV_CHECK_LIMIT } from "../kv/keys.ts";
+import { getAll } from "../kv/store.ts";
 
 export interface Counter {
   count: number;
   /** Seconds until the window closes and the count starts again from zero. */
   resetInSeconds: number;
 }
+
+export interface Increment {
+  key: string;
+  windowSeconds: number;
+  by: number;
+}
+
+/** Counters one `incrementMany` settles at most (KV_CHECK_LIMIT, one check each). */
+export const SETTLE_BATCH = KV_CHECK_LIMIT;
 
 export interface Cache {
   readonly kind: "kv" | "upstash";
@@ -19,6 +29,11 @@ export interface Cache {
   delete(...keys: string[]): Promise<void>;
   /** Adds `by` to a counter whose window of `windowSeconds` opens at its first increment. */
   increment(key: string, windowSeconds: number, by?: number): Promise<Counter>;
+  /**
+   * Several increments in one round trip, answered in order: at most SETTLE_BATCH distinct
+   * counters (KV checks each in one commit, within its limit of checks per commit).
+   */
+  incrementMany(increments: Increment[]): Promise<Counter[]>;
   ping(): Promise<void>;
 }
 
@@ -29,22 +44,32 @@ export interface Cache {
  * The decision costs no round trip: each isolate counts the writes it accepted since its last
  * settlement with the shared counter (in the cache: Upstash Redis, or KV locally) and decides on
  * the shared count it last saw plus its own unsettled ones. Settling adds them to the shared
- * counter behind the request, one increment at a time per member, so one isolate is exact. Across
+ * counters behind the request: one settlement at a time per isolate, carrying every member's
+ * unsettled writes (up to SETTLE_BATCH members) in one round trip, so a busy isolate settles
+ * thousands of members' writes in a few commits instead of one each. One isolate is exact. Across
  * isolates a member can exceed the limit by what the other isolates accepted in the time one
  * settlement takes (a cache round trip); a cache that cannot be reached leaves the writes
  * unsettled until the next one.
  */
 export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
-  let budgets = spent.get(cache);
-  if (!budgets) spent.set(cache, budgets = new Map());
+  let settler = settlers.get(cache);
+  if (!settler) settlers.set(cache, settler = { budgets: new Map(), due: new Set(), busy: false });
+  const { budgets } = settler;
   let budget = budgets.get(who);
   if (budget && budget.resetAt <= now) {
     // A new window: a settlement still running finishes on the old budget, unread.
     budgets.delete(who);
+    settler.due.delete(budget);
     budget = undefined;
   }
   if (!budget) {
-    budget = { shared: 0, unsettled: 0, settling: 0, resetAt: now + rate.windowSeconds * 1000 };
+    budget = {
+      who,
+      shared: 0,
+      unsettled: 0,
+      settling: 0,
+      resetAt: now + rate.windowSeconds * 1000,
+    };
     budgets.set(who, budget);
     if (budgets.size > REMEMBERED_BUDGETS) budgets.delete(budgets.keys().next().value!);
   }
@@ -56,7 +81,8 @@ export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
     );
   }
   budget.unsettled++;
-  if (budget.settling === 0) void settle(cache, rate, who, budget, now);
+  settler.due.add(budget);
+  if (!settler.busy) void settle(cache, rate, settler, now);
   return { limit: rate.limit, remaining: Math.max(0, rate.limit - count) };
 }
 
@@ -64,6 +90,7 @@ export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
 const REMEMBERED_BUDGETS = 100_000;
 
 interface Budget {
+  who: string;
   /** The shared counter as last seen (this isolate's settled writes included). */
   shared: number;
   /** Accepted here, not yet sent to the shared counter. */
@@ -74,25 +101,47 @@ interface Budget {
   resetAt: number;
 }
 
-const spent = new WeakMap<Cache, Map<string, Budget>>();
+/** One isolate's budgets for one cache, and the members with writes to settle. */
+interface Settler {
+  budgets: Map<string, Budget>;
+  due: Set<Budget>;
+  /** A settlement is under way: writes accepted meanwhile go with the next one. */
+  busy: boolean;
+}
 
-/** Adds this isolate's unsettled writes to the shared counter, until none are left. */
-async function settle(cache: Cache, rate: Rate, who: string, budget: Budget, now: number) {
-  while (budget.unsettled > 0) {
-    const by = budget.unsettled;
-    budget.unsettled = 0;
-    budget.settling = by;
-    try {
-      const counter = await cache.increment(`api:${who}`, rate.windowSeconds, by);
-      budget.shared = counter.count;
-      budget.resetAt = now + counter.resetInSeconds * 1000;
-    } catch {
-      // Unreachable, or closed at shutdown: they stay counted here and go with the next write.
-      budget.unsettled += by;
-      return;
-    } finally {
-      budget.settling = 0;
+const settlers = new WeakMap<Cache, Settler>();
+
+/** Adds the unsettled writes to the shared counters, a batch at a time, until none are left. */
+async function settle(cache: Cache, rate: Rate, settler: Settler, now: number) {
+  settler.busy = true;
+  try {
+    while (settler.due.size > 0) {
+      const batch = [...settler.due].slice(0, SETTLE_BATCH);
+      for (const budget of batch) {
+        settler.due.delete(budget);
+        budget.settling = budget.unsettled;
+        budget.unsettled = 0;
+      }
+      try {
+        const counters = await cache.incrementMany(batch.map((budget) => ({
+          key: `api:${budget.who}`,
+          windowSeconds: rate.windowSeconds,
+          by: budget.settling,
+        })));
+        batch.forEach((budget, i) => {
+          budget.shared = counters[i].count;
+          budget.resetAt = now + counters[i].resetInSeconds * 1000;
+        });
+      } catch {
+        // Unreachable, or closed at shutdown: they stay counted here and go with the next write.
+        for (const budget of batch) budget.unsettled += budget.settling;
+        return;
+      } finally {
+        for (const budget of batch) budget.settling = 0;
+      }
     }
+  } finally {
+    settler.busy = false;
   }
 }
 
@@ -129,20 +178,38 @@ export function kvCache(kv: Deno.Kv, now: () => number = Date.now): Cache {
       await atomic.commit();
     },
     async increment(key, windowSeconds, by = 1) {
-      const kvKey = cacheKey(key);
+      return (await this.incrementMany([{ key, windowSeconds, by }]))[0];
+    },
+    async incrementMany(increments) {
+      const keys = [...new Set(increments.map((increment) => increment.key))];
+      if (keys.length > SETTLE_BATCH) throw new Error(`at most ${SETTLE_BATCH} counters at once`);
       for (;;) {
-        const entry = await kv.get<Stored<number>>(kvKey);
+        // One strong read of every counter, one commit that checks and sets them all.
+        const entries = await getAll<Stored<number>[]>(kv, keys.map(cacheKey));
         const at = now();
-        const live = entry.value && entry.value.expiresAt > at ? entry.value : null;
-        const next = {
-          value: (live?.value ?? 0) + by,
-          expiresAt: live?.expiresAt ?? at + windowSeconds * 1000,
-        };
-        const result = await kv.atomic().check(entry)
-          .set(kvKey, next, { expireIn: next.expiresAt - at })
-          .commit();
-        if (result.ok) {
-          return { count: next.value, resetInSeconds: Math.ceil((next.expiresAt - at) / 1000) };
+        const next = new Map(keys.map((key, i) => {
+          const live = entries[i].value && entries[i].value.expiresAt > at
+            ? entries[i].value
+            : null;
+          return [key, { value: live?.value ?? 0, expiresAt: live?.expiresAt }];
+        }));
+        // Every increment of a key adds to it; each is answered with the count it brought it to.
+        const counts = increments.map(({ key, windowSeconds, by }) => {
+          const counter = next.get(key)!;
+          counter.value += by;
+          counter.expiresAt ??= at + windowSeconds * 1000;
+          return counter.value;
+        });
+        const atomic = kv.atomic().check(...entries);
+        for (const [key, counter] of next) {
+          const stored = { value: counter.value, expiresAt: counter.expiresAt! };
+          atomic.set(cacheKey(key), stored, { expireIn: stored.expiresAt - at });
+        }
+        if ((await atomic.commit()).ok) {
+          return increments.map(({ key }, i) => ({
+            count: counts[i],
+            resetInSeconds: Math.ceil((next.get(key)!.expiresAt! - at) / 1000),
+          }));
         }
       }
     },
@@ -181,12 +248,20 @@ export function upstashCache(options: { url: string; token: string }): Cache {
       if (keys.length > 0) await redis.del(...keys);
     },
     async increment(key, windowSeconds, by = 1) {
-      const [count, , ttl] = await redis.multi()
-        .incrby(key, by)
-        .expire(key, windowSeconds, "NX")
-        .ttl(key)
-        .exec<[number, number, number]>();
-      return { count, resetInSeconds: ttl > 0 ? ttl : windowSeconds };
+      return (await this.incrementMany([{ key, windowSeconds, by }]))[0];
+    },
+    async incrementMany(increments) {
+      if (increments.length === 0) return [];
+      // One transaction, one round trip: per counter its new count and time to live.
+      const transaction = redis.multi();
+      for (const { key, windowSeconds, by } of increments) {
+        transaction.incrby(key, by).expire(key, windowSeconds, "NX").ttl(key);
+      }
+      const answers = await transaction.exec<number[]>();
+      return increments.map(({ windowSeconds }, i) => {
+        const [count, , ttl] = answers.slice(3 * i, 3 * i + 3);
+        return { count, resetInSeconds: ttl > 0 ? ttl : windowSeconds };
+      });
     },
     async ping() {
       await redis.ping();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { openKv } from "../kv/store.ts";
-import { type Cache, kvCache, upstashCache } from "../providers/cache.ts";
+import { type Cache, kvCache, SETTLE_BATCH, upstashCache } from "../providers/cache.ts";
 import { testClock } from "./helpers/app.ts";
 import { integrationTest } from "./helpers/integration.ts";
 import { startUpstashBridge } from "./helpers/upstash-bridge.ts";
@@ -52,6 +52,41 @@ async function cacheContract(t: Deno.TestContext, cache: Cache, prefix: string) 
     );
     assert.equal((await cache.increment(key("hits"), 60, -1)).count, 199);
   });
+
+  await t.step(
+    "incrementMany: a full batch of counters at once, racing single increments, each counted once",
+    async () => {
+      const names = Array.from({ length: SETTLE_BATCH }, (_, i) => key(`many${i}`));
+      // Forty batches over all the counters and forty single increments of the first one, at once.
+      const [batches, singles] = await Promise.all([
+        Promise.all(
+          Array.from(
+            { length: 40 },
+            () =>
+              cache.incrementMany(names.map((name) => ({ key: name, windowSeconds: 60, by: 2 }))),
+          ),
+        ),
+        Promise.all(Array.from({ length: 40 }, () => cache.increment(names[0], 60))),
+      ]);
+      const last = await cache.incrementMany(
+        names.map((name) => ({ key: name, windowSeconds: 60, by: 0 })),
+      );
+      assert.equal(last[0].count, 40 * 2 + 40, "the raced counter saw every increment");
+      assert.ok(last.slice(1).every((counter) => counter.count === 80));
+      // Within one batch each counter's answers are distinct: none was applied twice.
+      const firstCounts = [
+        ...batches.map((batch) => batch[0].count),
+        ...singles.map((c) => c.count),
+      ];
+      assert.equal(new Set(firstCounts).size, 80);
+      // The same key twice in one call adds both, each answered with the count it reached.
+      const twice = await cache.incrementMany([
+        { key: key("twice"), windowSeconds: 60, by: 1 },
+        { key: key("twice"), windowSeconds: 60, by: 3 },
+      ]);
+      assert.deepEqual(twice.map((counter) => counter.count), [1, 4]);
+    },
+  );
 
   await t.step("ping answers", async () => {
     await cache.ping();
