@@ -7,7 +7,7 @@ import type { ChatMessage, ConnectionRequest } from "../db/records.ts";
 import { Conflict, Forbidden, Invalid } from "../errors.ts";
 import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
-import { EVENT_RETENTION_MS, type EventDraft } from "./events.ts";
+import { EVENT_RETENTION_MS, type EventDraft, headSeq } from "./events.ts";
 import {
   blockKey,
   chatTempKey,
@@ -127,44 +127,100 @@ export async function sendPrivateMessage(
   // Both sides of a conversation write its key and both event heads: this isolate's sends of one
   // conversation take turns (rule 5) instead of losing commits to each other and backing off.
   const turn = [fromUserId, toUserId].sort().join("/");
-  return await locksOf(deps.outbox).run(`chat:${turn}`, () => decide(deps, input, effects));
+  return await locksOf(deps.outbox).run(`chat:${turn}`, () => decide(deps, input, effects, turn));
+}
+
+/**
+ * What this isolate last knew of a conversation's checked keys, as entries with their
+ * versionstamps: the send after a successful one decides on them and goes straight to its commit,
+ * whose checks refuse it if any of them changed since (a block, a send from another isolate, any
+ * event in either log); that send then reads afresh. So a conversation's sends in one isolate
+ * cost one round trip each, not two. The conversation and both event heads are the pair's (either
+ * side's send writes them); the permission's keys are each sender's own.
+ */
+interface Known {
+  /** The conversation key and both users' event heads, as the last commit here left them. */
+  state: Map<string, Deno.KvEntryMaybe<unknown>>;
+  /** Per sender: the permission's entries as last read (see permissionKeys). */
+  permissions: Map<string, Deno.KvEntryMaybe<unknown>[]>;
+}
+
+/** Conversations an isolate remembers at most; the oldest are forgotten first. */
+const REMEMBERED_CONVERSATIONS = 10_000;
+
+const knownOf = new WeakMap<object, Map<string, Known>>();
+
+/** What the isolate of `owner` (an app's outbox) knows of the conversation `turn`. */
+function knownFor(owner: object, turn: string): Known {
+  let conversations = knownOf.get(owner);
+  if (!conversations) knownOf.set(owner, conversations = new Map());
+  let known = conversations.get(turn);
+  if (!known) {
+    conversations.set(turn, known = { state: new Map(), permissions: new Map() });
+    if (conversations.size > REMEMBERED_CONVERSATIONS) {
+      conversations.delete(conversations.keys().next().value!);
+    }
+  }
+  return known;
+}
+
+/** The keys a send checks besides its tempId: the conversation, both heads, the permission's. */
+const checkedKeys = (fromUserId: string, toUserId: string) => [
+  conversationPairKey(fromUserId, toUserId),
+  eventHeadKey(fromUserId),
+  eventHeadKey(toUserId),
+  ...permissionKeys(fromUserId, toUserId),
+];
+
+/** The checked entries from memory, in checkedKeys' order, or null when any is unknown. */
+function recall(known: Known, keys: Deno.KvKey[], fromUserId: string) {
+  const permission = known.permissions.get(fromUserId);
+  const state = keys.slice(0, 3).map((key) => known.state.get(String(key)));
+  if (!permission || state.some((entry) => !entry)) return null;
+  return [...state as Deno.KvEntryMaybe<unknown>[], ...permission];
 }
 
 async function decide(
   deps: Coordination,
   input: { fromUserId: string; toUserId: string; tempId: string; text: string },
   effects: MessageEffects,
+  turn: string,
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
   const { kv } = deps;
   const { fromUserId, toUserId } = input;
+  const known = knownFor(deps.outbox, turn);
+  const tempKey = chatTempKey(fromUserId, input.tempId);
+  const keys = checkedKeys(fromUserId, toUserId);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    // One read for the whole decision: the send's own keys and the permission's (ten keys, at
-    // getMany's limit: getAll sends more as batches at once, should a rule add one).
-    const read = await getAll(kv, [
-      chatTempKey(fromUserId, input.tempId),
-      conversationPairKey(fromUserId, toUserId),
-      presenceKey(toUserId),
-      eventHeadKey(fromUserId),
-      eventHeadKey(toUserId),
-      ...permissionKeys(fromUserId, toUserId),
-    ]);
-    const [temp, conversation, presence, ...heads] = read.slice(0, 5) as [
-      Deno.KvEntryMaybe<ChatMessage>,
+    const recalled = recall(known, keys, fromUserId);
+    // Forgotten unless this attempt commits: a refused commit means something changed.
+    known.state.clear();
+    known.permissions.delete(fromUserId);
+    // The recipient's presence only chooses whether to notify: the nearest replica answers it,
+    // beside the decision's own read.
+    const presence = kv.get<PresenceRecord>(presenceKey(toUserId), { consistency: "eventual" });
+    // One read for the whole decision (nine keys, within getMany's limit: getAll sends more as
+    // batches at once, should a rule add one), or none when this isolate knows them all: a
+    // tempId it has not seen is taken to be unused, and the commit checks that it still is.
+    const [temp, ...checked] = recalled
+      ? [{ key: tempKey, value: null, versionstamp: null }, ...recalled]
+      : await getAll(kv, [tempKey, ...keys]);
+    const [conversation, ...heads] = checked.slice(0, 3) as [
       Deno.KvEntryMaybe<ConversationPair>,
-      Deno.KvEntryMaybe<PresenceRecord>,
       Deno.KvEntryMaybe<number>,
       Deno.KvEntryMaybe<number>,
     ];
-    const permission = await permissionFrom(kv, read.slice(5));
+    const permission = await permissionFrom(kv, checked.slice(3));
     if (temp.value) {
-      if (temp.value.toUserId !== toUserId) {
+      const used = temp.value as ChatMessage;
+      if (used.toUserId !== toUserId) {
         throw new Conflict(
           "You already used this tempId for a message to someone else; use a new one.",
           "temp-id-reused",
           { tempId: input.tempId },
         );
       }
-      return { message: temp.value, replayed: true };
+      return { message: used, replayed: true };
     }
     if (!permission.allowed) throw notConnected();
 
@@ -177,13 +233,30 @@ async function decide(
       createdAt: now,
     };
     const { events, records } = effects(message, {
-      recipientOnline: presenceStatus(presence.value, now) !== "offline",
+      recipientOnline: presenceStatus((await presence).value, now) !== "offline",
     });
+    const pair: ConversationPair = { conversationId: message.conversationId, lastSeq: message.seq };
     const atomic = kv.atomic()
       .check(temp, conversation, ...permission.readFrom)
       .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
-      .set(conversation.key, { conversationId: message.conversationId, lastSeq: message.seq });
-    if (await commitDecision(deps, atomic, { events, heads, at: now, records })) {
+      .set(conversation.key, pair);
+    const committed = await commitDecision(deps, atomic, { events, heads, at: now, records });
+    if (committed) {
+      // What this commit wrote is what the conversation's next send here checks.
+      const { versionstamp } = committed;
+      const written = (key: Deno.KvKey, value: unknown) => ({ key, value, versionstamp });
+      known.state.set(String(conversation.key), written(conversation.key, pair));
+      for (const head of heads) {
+        const appended = events.filter((event) => event.userId === head.key[1]).length;
+        known.state.set(
+          String(head.key),
+          appended > 0 ? written(head.key, headSeq(head) + appended) : head,
+        );
+      }
+      // A permission resting on more than its keys (an old connection request) is read again.
+      if (permission.readFrom.length === checked.length - 3) {
+        known.permissions.set(fromUserId, permission.readFrom);
+      }
       return { message, replayed: false };
     }
     await backoff(attempt);

@@ -17,16 +17,20 @@ export interface Effects {
   records?: OutboxRecord[];
 }
 
-/** Commits `atomic` with its effects; true when it committed, false when a check failed. */
+/**
+ * Commits `atomic` with its effects: the commit's result (its versionstamp is every written key's)
+ * when it committed, null when a check failed.
+ */
 export async function commitDecision(
   deps: Coordination,
   atomic: Deno.AtomicOperation,
   effects: Effects = {},
-): Promise<boolean> {
+): Promise<Deno.KvCommitResult | null> {
   const { events = [], heads = [], records = [] } = effects;
   if (events.length > 0) appendEvents(atomic, heads, events, effects.at ?? deps.now());
   deps.outbox.write(atomic, ...records);
-  if (!(await atomic.commit()).ok) return false;
+  const result = await atomic.commit();
+  if (!result.ok) return null;
   deps.outbox.afterCommit(...records);
-  return true;
+  return result;
 }

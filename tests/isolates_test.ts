@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { count, eq } from "drizzle-orm";
 import { likes, messages } from "../db/schema.ts";
 import { SESSION_TRUST_MS } from "../kv/auth/sessions.ts";
-import { revokedTokenKey } from "../kv/keys.ts";
-import { kvCache } from "../providers/cache.ts";
+import { blockKey, revokedTokenKey } from "../kv/keys.ts";
+import { type Increment, kvCache } from "../providers/cache.ts";
 import { twoIsolates } from "./helpers/isolates.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { connect, TestSocket } from "./helpers/sockets.ts";
@@ -83,6 +83,70 @@ Deno.test("[isolates] likes and chat sends split over two isolates at once: ever
   }
   const failures = [...first.logs, ...second.logs].filter((line) => line.level === "error");
   assert.deepEqual(failures, []);
+});
+
+Deno.test("[isolates] a send decided on what its isolate remembers: numbered after the other isolate's sends, refused once blocked there, a reused tempId replayed", async () => {
+  await using isolates = await twoIsolates();
+  const { first, second } = isolates;
+  const [ada, bob] = await members(first.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  await connect(first.http, ada, bob);
+  const send = (isolate: Isolate, from: Member, to: Member, tempId: string) =>
+    isolate.http("POST", `/api/conversations/${to.user.id}/messages`, {
+      token: from.token,
+      body: { text: tempId, tempId },
+    });
+  // Ada's sends on the first isolate leave it knowing the conversation; Bob's on the second
+  // change it behind the first's back, and Ada's next send there must notice.
+  const answers = [
+    await send(first, ada, bob, "a1"),
+    await send(first, ada, bob, "a2"),
+    await send(second, bob, ada, "b1"),
+    await send(first, ada, bob, "a3"),
+    await send(second, bob, ada, "b2"),
+    await send(first, ada, bob, "a4"),
+  ];
+  assert.deepEqual(answers.map((answer) => answer.status), [201, 201, 201, 201, 201, 201]);
+
+  const again = await send(first, ada, bob, "a4");
+  assert.equal(again.status, 201);
+  assert.equal(again.headers.get("idempotent-replayed"), "true");
+  assert.equal(again.body.id, answers[5].body.id);
+
+  // A checked key that changes with no event in either log (written here directly: a block
+  // whose commit has landed on the other isolate before anything it causes) refuses the send
+  // decided from memory; once it is gone again, the next send reads afresh and passes.
+  assert.equal((await send(first, ada, bob, "a5")).status, 201);
+  const block = blockKey(bob.user.id, ada.user.id);
+  await second.deps.kv.set(block, { at: Date.now() });
+  assert.equal((await send(first, ada, bob, "a6")).status, 403);
+  await second.deps.kv.delete(block);
+  assert.equal((await send(first, ada, bob, "a6")).status, 201);
+
+  assert.equal(
+    (await second.http("POST", `/api/blocks/${ada.user.id}`, { token: bob.token })).status,
+    204,
+  );
+  const blocked = await send(first, ada, bob, "a7");
+  assert.equal(blocked.status, 403);
+  assert.equal(blocked.body.code, "not-connected");
+
+  await first.deps.outbox.flush();
+  await second.deps.outbox.flush();
+  // One conversation, numbered in the order the sends were answered, each message once.
+  const stored = await first.deps.database.db
+    .select({ text: messages.text, seq: messages.seq, conversationId: messages.conversationId })
+    .from(messages).orderBy(messages.seq);
+  assert.deepEqual(stored.map((row) => [row.text, row.seq]), [
+    ["a1", 1],
+    ["a2", 2],
+    ["b1", 3],
+    ["a3", 4],
+    ["b2", 5],
+    ["a4", 6],
+    ["a5", 7],
+    ["a6", 8],
+  ]);
+  assert.equal(new Set(stored.map((row) => row.conversationId)).size, 1);
 });
 
 Deno.test("[isolates] chat, receipts, typing and presence cross isolates; a socket resumes on the other one", async (t) => {
@@ -257,9 +321,9 @@ Deno.test("[isolates] the write budget: one isolate is exact under concurrency; 
       holds.push(hold);
       return Object.assign(Object.create(inner), {
         kind: inner.kind,
-        async increment(key: string, windowSeconds: number, by?: number) {
+        async incrementMany(increments: Increment[]) {
           await hold.held?.promise;
-          return await inner.increment(key, windowSeconds, by);
+          return await inner.incrementMany(increments);
         },
       });
     },

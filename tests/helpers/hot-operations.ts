@@ -12,6 +12,8 @@ type App = Awaited<ReturnType<typeof servedTestApp>>;
 export const DECISION = 2;
 /** An authenticated read: the session costs none; what is read, at most one. */
 export const READ = 1;
+/** A decision on what this isolate's last commit of it left: its commit alone. */
+export const REMEMBERED = 1;
 /** A second joiner until found-match has reached both participants' sockets. */
 export const MATCHMAKING = 3;
 
@@ -171,6 +173,29 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
           socket.send("private-message", { toUserId: bob.user.id, tempId, text: "hi" });
           await socket.waitFor("message-delivered", (frame) => frame.data.tempId === tempId);
         };
+      },
+    },
+    {
+      name: "chat send → ack, the conversation's next (socket)",
+      budget: REMEMBERED,
+      async prepare() {
+        const [ada, bob] = await people(2);
+        await connect(http, ada, bob);
+        // Bob is online (an offline recipient's message notification reaches his log behind
+        // each send), and both logs have taken the notifications of connecting (they arrive
+        // behind it too): any event there changes what a send checks.
+        const [socket, bobSocket] = [await socketOf(ada), await socketOf(bob)];
+        await socket.waitFor("notification", (frame) => frame.data.type === "connection_accepted");
+        await bobSocket.waitFor(
+          "notification",
+          (frame) => frame.data.type === "connection_request",
+        );
+        const send = async (tempId: string) => {
+          socket.send("private-message", { toUserId: bob.user.id, tempId, text: "hi" });
+          await socket.waitFor("message-delivered", (frame) => frame.data.tempId === tempId);
+        };
+        await send(crypto.randomUUID());
+        return () => send(crypto.randomUUID());
       },
     },
     {
