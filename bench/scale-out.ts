@@ -66,6 +66,7 @@ async function chatCase({ base, database, jwtSecret }: Target): Promise<Figures[
     users: people.map((who) => who.user.id),
     peers: people.map((_, i) => people[i ^ 1].user.id),
     seconds: SECONDS,
+    warmupSeconds: 1,
     offeredPerSecond: 500,
   });
   return {
