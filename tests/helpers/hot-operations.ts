@@ -176,7 +176,7 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
       },
     },
     {
-      name: "chat send → ack, the conversation's next (socket)",
+      name: "chat send → ack, a later one (socket)",
       budget: REMEMBERED,
       async prepare() {
         const [ada, bob] = await people(2);
