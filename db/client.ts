@@ -7,6 +7,7 @@ import { getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTable } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import type { WorkerAnswer, WorkerRequest } from "./pglite-worker.ts";
 import * as schema from "./schema.ts";
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -30,12 +31,98 @@ const MIGRATIONS = new URL("./migrations", import.meta.url).pathname;
 /** Arbitrary constant: serialises migrations when several isolates start against one Postgres. */
 const MIGRATION_LOCK = 472_915_301;
 
-/** PGlite in `dir`, or in memory when `dir` is undefined; migrated before it is returned. */
+/**
+ * PGlite in `dir`, or in memory when `dir` is undefined, in a worker of its own (PGlite runs its
+ * statements in WASM on the calling thread: in the server's isolate, the history writer's batches
+ * paused every socket and request); migrated before it is returned.
+ */
 export async function openPglite(dir?: string): Promise<DatabaseHandle> {
   if (dir) await Deno.mkdir(dir, { recursive: true });
-  const client = await PGlite.create(dir);
+  const client = await pgliteWorker(dir);
   return await wrapPglite(client, dir ? `pglite:${dir}` : "pglite:memory");
 }
+
+type QueryOptions = { rowMode?: "array" | "object"; parsers?: Record<number, unknown> };
+
+/**
+ * The part of PGlite's API that drizzle and this module use (`query`, `exec`, `transaction`,
+ * `close`, `closed`), answered by PGlite in db/pglite-worker.ts. PGlite has one connection: a
+ * transaction holds it from its BEGIN to its COMMIT or ROLLBACK, and every other statement waits
+ * for its turn, as they do inside PGlite itself.
+ */
+async function pgliteWorker(dir?: string): Promise<PGlite> {
+  const worker = new Worker(new URL("./pglite-worker.ts", import.meta.url), { type: "module" });
+  const waiting = new Map<number, PromiseWithResolvers<unknown>>();
+  let next = 0;
+  let terminated = false;
+  worker.onmessage = ({ data: answer }: MessageEvent<WorkerAnswer>) => {
+    const pending = waiting.get(answer.id)!;
+    waiting.delete(answer.id);
+    if (answer.ok) pending.resolve(answer.result);
+    else pending.reject(Object.assign(new Error(answer.error.message), answer.error.fields));
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    for (const pending of waiting.values()) pending.reject(new Error(`PGlite: ${event.message}`));
+    waiting.clear();
+  };
+  // deno-lint-ignore no-explicit-any
+  const ask = <T = any>(request: DistributiveOmit<WorkerRequest, "id">): Promise<T> => {
+    if (terminated) return Promise.reject(new Error("PGlite is closed"));
+    const id = next++;
+    const pending = Promise.withResolvers<unknown>();
+    waiting.set(id, pending);
+    worker.postMessage({ ...request, id });
+    return pending.promise as Promise<T>;
+  };
+  const query = (sql: string, params: unknown[] = [], options: QueryOptions = {}) =>
+    ask({
+      op: "query",
+      sql,
+      params,
+      rowMode: options.rowMode ?? "object",
+      asText: Object.keys(options.parsers ?? {}).map(Number),
+    });
+  const exec = (sql: string) => ask({ op: "exec", sql });
+  let turn: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = turn.then(work);
+    turn = run.catch(() => {});
+    return run;
+  };
+  await ask({ op: "open", dir });
+  let closed = false;
+  const client = {
+    get closed() {
+      return closed;
+    },
+    query: (sql: string, params?: unknown[], options?: QueryOptions) =>
+      inTurn(() => query(sql, params, options)),
+    exec: (sql: string) => inTurn(() => exec(sql)),
+    transaction: <T>(work: (tx: unknown) => Promise<T>) =>
+      inTurn(async () => {
+        await exec("begin");
+        try {
+          const result = await work({ query, exec, closed: false });
+          await exec("commit");
+          return result;
+        } catch (error) {
+          await exec("rollback").catch(() => {});
+          throw error;
+        }
+      }),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await inTurn(() => ask({ op: "close" })).catch(() => {});
+      terminated = true;
+      worker.terminate();
+    },
+  };
+  return client as unknown as PGlite;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /**
  * Wraps an already created PGlite instance, migrating it first unless it is known to be migrated
