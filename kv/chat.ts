@@ -199,6 +199,8 @@ async function decide(
     // The recipient's presence only chooses whether to notify: the nearest replica answers it,
     // beside the decision's own read.
     const presence = kv.get<PresenceRecord>(presenceKey(toUserId), { consistency: "eventual" });
+    // A send that ends before needing it (refused, replayed) leaves its failure unawaited.
+    presence.catch(() => {});
     // One read for the whole decision (nine keys, within getMany's limit: getAll sends more as
     // batches at once, should a rule add one), or none when this isolate knows them all: a
     // tempId it has not seen is taken to be unused, and the commit checks that it still is.
