@@ -5,7 +5,8 @@
 // meet a sold-out item; each checks afterwards that exactly STOCK units went (zero oversell).
 // 1. Floor: raw KV read → check → set(stock − 1) commits on one key, retried on conflict.
 // 2. `reserveStock` in KV alone (no HTTP, no Postgres), with 1, 4 and 8 stock shards.
-// 3. End to end: POST /api/sales/:id/reservations over HTTP (session, validation, KV commit,
+// 3. End to end: POST /api/sales/:id/reservations over HTTP from a process of its own (session,
+//    validation, KV commit,
 //    outbox apply: the reservation row in PGlite and the expiry job).
 // 4. Postgres: `UPDATE … SET stock = stock - 1 WHERE id = $1 AND stock > 0` through Neon's driver.
 import { Pool } from "@neondatabase/serverless";
@@ -19,6 +20,8 @@ import { type Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
+import { inOwnProcess } from "./load-process.ts";
+import { type HttpBuyers, type Load, load as buyerLoops } from "./sales-load.ts";
 
 const BUYERS = Number(Deno.env.get("BENCH_SALE_BUYERS") ?? 500);
 const ATTEMPTS = 5;
@@ -33,19 +36,8 @@ interface Run {
 }
 
 /** BUYERS loops of ATTEMPTS tries; `attempt` resolves true when it took a unit. */
-async function load(attempt: (buyer: number, round: number) => Promise<boolean>) {
-  const latencies: number[] = [];
-  const started = performance.now();
-  await Promise.all(Array.from({ length: BUYERS }, async (_, buyer) => {
-    for (let round = 0; round < ATTEMPTS; round++) {
-      const at = performance.now();
-      if (await attempt(buyer, round)) latencies.push(performance.now() - at);
-    }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { perSecond: latencies.length / seconds, latencies, sold: latencies.length };
-}
+const load = (attempt: (buyer: number, round: number) => Promise<boolean>) =>
+  buyerLoops(BUYERS, ATTEMPTS, attempt);
 
 /**
  * The floor: get → check → set(stock − 1) on one key. `queued`: the loops take turns through an
@@ -130,17 +122,16 @@ async function overHttp(profile: Profile): Promise<Run> {
     endsAt: new Date(Date.now() + 3_600_000).toISOString(),
     perUserLimit: ATTEMPTS,
   });
-  const refused: number[] = [];
-  const result = await load(async (buyer) => {
-    const answer = await post(`/api/sales/${sale.body.id}/reservations`, buyers[buyer].token, {
+  // The buyers run in a process of their own (bench/sales-load.ts), as chat's clients do.
+  const { refused, ...result } = await inOwnProcess<HttpBuyers, Load & { refused: number[] }>(
+    new URL("./sales-load.ts", import.meta.url),
+    {
+      url: `${base}/api/sales/${sale.body.id}/reservations`,
       productId: product.body.id,
-      quantity: 1,
-    });
-    if (answer.status !== 201 && answer.body.type !== "/problems/sold-out") {
-      refused.push(answer.status);
-    }
-    return answer.status === 201;
-  });
+      tokens: buyers.map((buyer) => buyer.token),
+      attempts: ATTEMPTS,
+    },
+  );
   if (refused.length > 0) throw new Error(`unexpected answers: ${refused.slice(0, 5)}`);
   const left = await fetch(`${base}/api/sales/${sale.body.id}`).then((r) => r.json());
   await t0.deps.hub.close();

@@ -153,18 +153,19 @@ export async function reserveStock(
     // and all but one lose the commit; between isolates, the checks decide.
     const locks = locksOf(deps.outbox);
     const mark = locks.mark();
-    const first = assess(request, item, await deps.kv.getMany(keys), deps.now());
+    const read = await deps.kv.getMany(keys);
+    const first = assess(request, item, read, deps.now());
     if ("earlier" in first) return await replayed(first.earlier);
     const shard = first.taken[0][0];
     const result = await locks.run(
       `stock:${sale.id}/${item.productId}/${shard}`,
       async (waited) => {
         // Nobody here took a turn on this shard since the first read: it is still the latest this
-        // isolate knows, so the commit goes on it (one round trip less); the checks still decide.
+        // isolate knows, so the commit goes on it (one round trip less). Otherwise the turns
+        // before this one left their counters behind (heldShards): the read with those in place
+        // is the latest this isolate knows, and again the commit goes on it. The checks decide.
         const now = deps.now();
-        const fresh = waited
-          ? assess(request, item, await deps.kv.getMany(keys), now, shard)
-          : first;
+        const fresh = waited ? assess(request, item, latestKnown(deps, read), now, shard) : first;
         if ("earlier" in fresh) return await replayed(fresh.earlier);
         return await commitHold(deps, request, item, fresh, now, effects);
       },
@@ -273,8 +274,50 @@ async function commitHold(
     .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
     .set(saleStockHeadKey(sale.id), now);
   const records = effects(reservation);
-  if (!(await commitDecision(deps, atomic, { records }))) return null;
+  const committed = await commitDecision(deps, atomic, { records });
+  if (!committed) return null;
+  for (const [shard, units] of taken) {
+    const { key, value } = shards[shard];
+    remember(deps, { key, value: new Deno.KvU64(value!.value - BigInt(units)), ...committed });
+  }
   return { reservation, replayed: false };
+}
+
+/** Shard counters an isolate remembers at most; the oldest are forgotten first. */
+const REMEMBERED_SHARDS = 10_000;
+
+/**
+ * Per app (found by its outbox, as its locks are): each stock shard's counter as this isolate's
+ * last hold on it left it, with that commit's versionstamp.
+ */
+const heldShards = new WeakMap<object, Map<string, Deno.KvEntry<Deno.KvU64>>>();
+
+function heldShardsOf(deps: Coordination) {
+  let shards = heldShards.get(deps.outbox);
+  if (!shards) heldShards.set(deps.outbox, shards = new Map());
+  return shards;
+}
+
+function remember(deps: Coordination, entry: Deno.KvEntry<Deno.KvU64>) {
+  const shards = heldShardsOf(deps);
+  const id = JSON.stringify(entry.key);
+  shards.delete(id);
+  shards.set(id, entry);
+  if (shards.size > REMEMBERED_SHARDS) shards.delete(shards.keys().next().value!);
+}
+
+/**
+ * `read` with each shard counter replaced by what a later hold of this isolate left there, where
+ * that is newer (versionstamps order commits).
+ */
+function latestKnown(deps: Coordination, read: Deno.KvEntryMaybe<unknown>[]) {
+  const shards = heldShardsOf(deps);
+  return read.map((entry) => {
+    const held = shards.get(JSON.stringify(entry.key));
+    return held && (entry.versionstamp === null || held.versionstamp > entry.versionstamp)
+      ? held
+      : entry;
+  });
 }
 
 /** 425 before the sale starts, 410 once it has ended. */
