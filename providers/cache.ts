@@ -69,6 +69,7 @@ export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
       unsettled: 0,
       settling: 0,
       resetAt: now + rate.windowSeconds * 1000,
+      writtenAt: now,
     };
     budgets.set(who, budget);
     if (budgets.size > REMEMBERED_BUDGETS) budgets.delete(budgets.keys().next().value!);
@@ -81,8 +82,9 @@ export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
     );
   }
   budget.unsettled++;
+  budget.writtenAt = now;
   settler.due.add(budget);
-  if (!settler.busy) void settle(cache, rate, settler, now);
+  if (!settler.busy) void settle(cache, rate, settler);
   return { limit: rate.limit, remaining: Math.max(0, rate.limit - count) };
 }
 
@@ -99,6 +101,8 @@ interface Budget {
   settling: number;
   /** When the window ends (ms). */
   resetAt: number;
+  /** The clock at this member's latest write: a settlement's answer is timed from it. */
+  writtenAt: number;
 }
 
 /** One isolate's budgets for one cache, and the members with writes to settle. */
@@ -112,7 +116,7 @@ interface Settler {
 const settlers = new WeakMap<Cache, Settler>();
 
 /** Adds the unsettled writes to the shared counters, a batch at a time, until none are left. */
-async function settle(cache: Cache, rate: Rate, settler: Settler, now: number) {
+async function settle(cache: Cache, rate: Rate, settler: Settler) {
   settler.busy = true;
   try {
     while (settler.due.size > 0) {
@@ -130,7 +134,9 @@ async function settle(cache: Cache, rate: Rate, settler: Settler, now: number) {
         })));
         batch.forEach((budget, i) => {
           budget.shared = counters[i].count;
-          budget.resetAt = now + counters[i].resetInSeconds * 1000;
+          // Timed from the member's latest write, not from when this loop began: under steady
+          // load it never ends, and a window timed from its start would seem over at once.
+          budget.resetAt = budget.writtenAt + counters[i].resetInSeconds * 1000;
         });
       } catch {
         // Unreachable, or closed at shutdown: they stay counted here and go with the next write.

@@ -349,3 +349,44 @@ Deno.test("[isolates] the write budget: one isolate is exact under concurrency; 
   const afterwards = await Promise.all(Array.from({ length: 5 }, () => post(second)));
   assert.deepEqual(new Set(afterwards.map((answer) => answer.status)), new Set([429]));
 });
+
+Deno.test("[isolates] the write budget still holds when settlements never pause: each window is timed from the member's writes", async () => {
+  // Every settlement takes 30 ms and forty other members keep writing, so the isolate's settling
+  // loop never ends; the clock moves on two windows meanwhile. Each window allows Ada her 5.
+  await using isolates = await twoIsolates({
+    env: { RATE_LIMIT_API: "5/1m" },
+    cache: (kv, clock) => {
+      const inner = kvCache(kv, clock.now);
+      return Object.assign(Object.create(inner), {
+        kind: inner.kind,
+        async incrementMany(increments: Increment[]) {
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          return await inner.incrementMany(increments);
+        },
+      });
+    },
+  });
+  const { first } = isolates;
+  const [ada, ...others] = await members(first.deps, 41);
+  const post = (who: Member) =>
+    first.http("POST", "/api/posts", { token: who.token, body: { text: "w" } });
+  let writing = true;
+  const sent: Promise<unknown>[] = [];
+  const background = (async () => {
+    for (let i = 0; writing; i++) {
+      sent.push(post(others[i % others.length]));
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+  })();
+  const windows: number[][] = [[], [], []];
+  for (let i = 0; i < 36; i++) {
+    if (i > 0 && i % 12 === 0) first.clock.advance(61_000);
+    windows[Math.floor(i / 12)].push((await post(ada)).status);
+  }
+  writing = false;
+  await background;
+  await Promise.all(sent);
+  for (const statuses of windows) {
+    assert.equal(statuses.filter((status) => status === 201).length, 5, String(statuses));
+  }
+});
