@@ -62,7 +62,9 @@ async function pgliteWorker(dir?: string): Promise<PGlite> {
     else pending.reject(Object.assign(new Error(answer.error.message), answer.error.fields));
   };
   worker.onerror = (event) => {
+    // A worker that threw is gone: what waits and whatever comes later is refused, never hangs.
     event.preventDefault();
+    terminated = true;
     for (const pending of waiting.values()) pending.reject(new Error(`PGlite: ${event.message}`));
     waiting.clear();
   };
