@@ -5,8 +5,8 @@
 //    writes three), as commits per second.
 // 2. Pairing in KV alone: 1,000 concurrent `joinQueue` calls (no HTTP, no Postgres), as matches per
 //    second and commits per match, three rounds.
-// 3. End to end: 1,000 members with open sockets POST /api/match/queue at once; latency is from
-//    sending the join to that member's socket receiving `found-match`.
+// 3. End to end: 1,000 members with open sockets POST /api/match/queue at once, from a process of
+//    their own; latency is from sending the join to that member's socket receiving `found-match`.
 import { z } from "zod";
 import { Outbox } from "../kv/outbox.ts";
 import type { MatchRules } from "../kv/matches/match.ts";
@@ -16,6 +16,8 @@ import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 import { matches } from "../db/schema.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
+import { inOwnProcess } from "./load-process.ts";
+import type { Joined, Joiners } from "./matchmaking-load.ts";
 
 const JOINERS = Number(Deno.env.get("BENCH_MATCH_JOINERS") ?? 1000);
 const ROUNDS = 3;
@@ -96,52 +98,11 @@ async function endToEnd(profile: Profile) {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t0.app.fetch);
   const base = `http://127.0.0.1:${server.addr.port}`;
   const people = await members(t0.deps, JOINERS);
-  const sentAt = new Array<number>(JOINERS);
-  const foundAt = new Array<number>(JOINERS);
-  let found = 0;
-  let allFound: () => void = () => {};
-  const done = new Promise<void>((resolve) => allFound = resolve);
-  const sockets: WebSocket[] = [];
-  for (let start = 0; start < JOINERS; start += 100) {
-    sockets.push(
-      ...await Promise.all(
-        people.slice(start, start + 100).map((who, offset) => {
-          const index = start + offset;
-          const socket = new WebSocket(`${base.replace("http", "ws")}/ws?token=${who.token}`);
-          socket.onmessage = (event) => {
-            const frame = JSON.parse(event.data);
-            if (frame.type !== "found-match") return;
-            foundAt[index] = performance.now();
-            if (++found === JOINERS) allFound();
-          };
-          return new Promise<WebSocket>((resolve, reject) => {
-            socket.onopen = () => resolve(socket); // live at once
-            socket.onerror = () => reject(new Error(`socket ${index} was refused`));
-          });
-        }),
-      ),
-    );
-  }
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const started = performance.now();
-  const answers = await Promise.all(people.map(async (who, index) => {
-    sentAt[index] = performance.now();
-    const response = await fetch(`${base}/api/match/queue`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${who.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ intent: "bench" }),
-    });
-    await response.body?.cancel();
-    return response.status;
-  }));
-  const refused = answers.filter((status) => status !== 202).length;
-  const timeout = setTimeout(allFound, 30_000);
-  await done;
-  clearTimeout(timeout);
-  const elapsed = (Math.max(...foundAt.filter(Boolean)) - started) / 1000;
-  const latencies = foundAt.map((at, i) => at - sentAt[i]).filter((value) => !isNaN(value))
-    .sort((a, b) => a - b);
-  for (const socket of sockets) socket.close();
+  // The joiners run in a process of their own (bench/matchmaking-load.ts), as chat's clients do.
+  const { latencies, found, refused, seconds } = await inOwnProcess<Joiners, Joined>(
+    new URL("./matchmaking-load.ts", import.meta.url),
+    { base, tokens: people.map((who) => who.token), intent: "bench" },
+  );
   await t0.deps.hub.close();
   await server.shutdown();
   // Nobody in two matches: every member was found once, and the matches are disjoint pairs.
@@ -151,7 +112,7 @@ async function endToEnd(profile: Profile) {
   const doubled = seats.length - new Set(seats).size;
   await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
   await database.close();
-  return { latencies, found, refused, doubled, matchesPerSecond: found / 2 / elapsed };
+  return { latencies, found, refused, doubled, matchesPerSecond: found / 2 / seconds };
 }
 
 export async function benchMatchmaking(profile: Profile = PGLITE) {
