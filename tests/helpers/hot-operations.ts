@@ -180,11 +180,12 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
       budget: REMEMBERED,
       async prepare() {
         const [ada, bob] = await people(2);
-        await connect(http, ada, bob);
         // Bob is online (an offline recipient's message notification reaches his log behind
-        // each send), and both logs have taken the notifications of connecting (they arrive
-        // behind it too): any event there changes what a send checks.
+        // each send), and both logs have taken the notifications of connecting, which arrive
+        // behind it too (the sockets are open first, so they see them): any event there changes
+        // what a send checks.
         const [socket, bobSocket] = [await socketOf(ada), await socketOf(bob)];
+        await connect(http, ada, bob);
         await socket.waitFor("notification", (frame) => frame.data.type === "connection_accepted");
         await bobSocket.waitFor(
           "notification",
