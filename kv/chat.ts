@@ -22,6 +22,7 @@ import {
 import type { Membership } from "./matches/match.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
+import { ofApp, Remembered } from "./remembered.ts";
 import { getAll } from "./store.ts";
 
 /** What a connection pair key holds (see kv/graph.ts). */
@@ -148,19 +149,13 @@ interface Known {
 /** Conversations an isolate remembers at most; the oldest are forgotten first. */
 const REMEMBERED_CONVERSATIONS = 10_000;
 
-const knownOf = new WeakMap<object, Map<string, Known>>();
+const knownOf = new WeakMap<object, Remembered<string, Known>>();
 
-/** What the isolate of `owner` (an app's outbox) knows of the conversation `turn`. */
+/** What this isolate's app (found by its outbox, see ofApp) knows of the conversation `turn`. */
 function knownFor(owner: object, turn: string): Known {
-  let conversations = knownOf.get(owner);
-  if (!conversations) knownOf.set(owner, conversations = new Map());
+  const conversations = ofApp(knownOf, owner, () => new Remembered(REMEMBERED_CONVERSATIONS));
   let known = conversations.get(turn);
-  if (!known) {
-    conversations.set(turn, known = { state: new Map(), permissions: new Map() });
-    if (conversations.size > REMEMBERED_CONVERSATIONS) {
-      conversations.delete(conversations.keys().next().value!);
-    }
-  }
+  if (!known) conversations.set(turn, known = { state: new Map(), permissions: new Map() });
   return known;
 }
 
@@ -175,7 +170,7 @@ const checkedKeys = (fromUserId: string, toUserId: string) => [
 /** The checked entries from memory, in checkedKeys' order, or null when any is unknown. */
 function recall(known: Known, keys: Deno.KvKey[], fromUserId: string) {
   const permission = known.permissions.get(fromUserId);
-  const state = keys.slice(0, 3).map((key) => known.state.get(String(key)));
+  const state = keys.slice(0, 3).map((key) => known.state.get(JSON.stringify(key)));
   if (!permission || state.some((entry) => !entry)) return null;
   return [...state as Deno.KvEntryMaybe<unknown>[], ...permission];
 }
@@ -247,11 +242,11 @@ async function decide(
       // What this commit wrote is what the conversation's next send here checks.
       const { versionstamp } = committed;
       const written = (key: Deno.KvKey, value: unknown) => ({ key, value, versionstamp });
-      known.state.set(String(conversation.key), written(conversation.key, pair));
+      known.state.set(JSON.stringify(conversation.key), written(conversation.key, pair));
       for (const head of heads) {
         const appended = events.filter((event) => event.userId === head.key[1]).length;
         known.state.set(
-          String(head.key),
+          JSON.stringify(head.key),
           appended > 0 ? written(head.key, headSeq(head) + appended) : head,
         );
       }

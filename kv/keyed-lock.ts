@@ -1,5 +1,6 @@
 // In-process mutual exclusion by key, first come first served: a throughput device for hot KV
 // keys (callers still check versionstamps; other isolates are not excluded).
+import { ofApp, Remembered } from "./remembered.ts";
 
 /** Keys whose last turn a lock remembers (for `since`); the oldest are forgotten first. */
 const REMEMBERED_TURNS = 10_000;
@@ -8,7 +9,7 @@ export class KeyedLock {
   #tails = new Map<string, Promise<void>>();
   /** Turns ended, over every key, and the count at the end of each key's last turn. */
   #ended = 0;
-  #lastEnded = new Map<string, number>();
+  #lastEnded = new Remembered<string, number>(REMEMBERED_TURNS);
 
   /** A mark to pass to `run` as `since`: taken before reading what the turn will decide on. */
   mark(): number {
@@ -35,11 +36,7 @@ export class KeyedLock {
     try {
       return await work(waited);
     } finally {
-      this.#lastEnded.delete(key);
       this.#lastEnded.set(key, this.#ended++);
-      if (this.#lastEnded.size > REMEMBERED_TURNS) {
-        this.#lastEnded.delete(this.#lastEnded.keys().next().value!);
-      }
       release();
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     }
@@ -49,12 +46,9 @@ export class KeyedLock {
 const owned = new WeakMap<object, KeyedLock>();
 
 /**
- * The locks of one app in this isolate, found by something the app has exactly one of (its
- * outbox): tests run two apps on one KV as two isolates, and each takes turns only with its own
+ * The locks of one app in this isolate (see ofApp): each app takes turns only with its own
  * contenders. Callers prefix their keys with what they lock (`stock:`, `chat:`, `match:`).
  */
 export function locksOf(owner: object): KeyedLock {
-  let locks = owned.get(owner);
-  if (!locks) owned.set(owner, locks = new KeyedLock());
-  return locks;
+  return ofApp(owned, owner, () => new KeyedLock());
 }

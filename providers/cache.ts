@@ -3,6 +3,7 @@ import { Redis } from "@upstash/redis";
 import type { Rate } from "../config.ts";
 import { TooManyRequests } from "../errors.ts";
 import { cacheKey, KV_CHECK_LIMIT } from "../kv/keys.ts";
+import { Remembered } from "../kv/remembered.ts";
 import { getAll } from "../kv/store.ts";
 
 export interface Counter {
@@ -53,7 +54,16 @@ export interface Cache {
  */
 export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
   let settler = settlers.get(cache);
-  if (!settler) settlers.set(cache, settler = { budgets: new Map(), due: new Set(), busy: false });
+  if (!settler) {
+    settlers.set(
+      cache,
+      settler = {
+        budgets: new Remembered(REMEMBERED_BUDGETS),
+        due: new Set(),
+        busy: false,
+      },
+    );
+  }
   const { budgets } = settler;
   let budget = budgets.get(who);
   if (budget && budget.resetAt <= now) {
@@ -72,7 +82,6 @@ export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
       writtenAt: now,
     };
     budgets.set(who, budget);
-    if (budgets.size > REMEMBERED_BUDGETS) budgets.delete(budgets.keys().next().value!);
   }
   const count = budget.shared + budget.settling + budget.unsettled + 1;
   if (count > rate.limit) {

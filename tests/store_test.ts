@@ -1,6 +1,7 @@
 // The KV connection's retry of "database is locked" (kv/store.ts); tests/isolates_test.ts shows it
 // at work on two real connections to one file. And getMany's limit of ten keys, and getAll past it.
 import assert from "node:assert/strict";
+import { Remembered } from "../kv/remembered.ts";
 import { GET_MANY_LIMIT } from "../kv/keys.ts";
 import { getAll, isLocked, openKv, StoreBusy, whileLocked } from "../kv/store.ts";
 import { TripGate } from "./helpers/kv-trips.ts";
@@ -79,4 +80,12 @@ Deno.test("[store] getMany stops at GET_MANY_LIMIT keys; getAll reads any number
     entries.map((entry) => entry.value),
     keys.map((_, i) => i % 3 === 0 ? null : i),
   );
+});
+
+Deno.test("[store] what an isolate remembers is bounded: the entry set longest ago goes first", () => {
+  const remembered = new Remembered<string, number>(3);
+  for (const [key, value] of [["a", 1], ["b", 2], ["c", 3]] as const) remembered.set(key, value);
+  remembered.set("a", 10); // set again: now the newest
+  remembered.set("d", 4);
+  assert.deepEqual([...remembered], [["c", 3], ["a", 10], ["d", 4]]);
 });

@@ -10,6 +10,7 @@
 import { commitDecision } from "../decisions.ts";
 import { revokedTokenKey, sessionGenerationKey } from "../keys.ts";
 import type { Coordination, OutboxRecord } from "../outbox.ts";
+import { Remembered } from "../remembered.ts";
 
 /** How long an isolate trusts what it read of a session without reading it again (ms). */
 export const SESSION_TRUST_MS = 5_000;
@@ -29,8 +30,8 @@ interface Known<T> {
 
 /** This isolate's memory of sessions: revoked tokens and users' generations (one per isolate). */
 export class SessionMemory {
-  readonly revoked = new Map<string, Known<boolean>>();
-  readonly generations = new Map<string, Known<Generation>>();
+  readonly revoked = new Remembered<string, Known<boolean>>(REMEMBERED);
+  readonly generations = new Remembered<string, Known<Generation>>(REMEMBERED);
   #channel: BroadcastChannel | null = null;
 
   /** Starts listening to other isolates' notices (on the first check, not at import). */
@@ -58,9 +59,7 @@ export class SessionMemory {
 }
 
 function remember<T>(map: Map<string, Known<T>>, key: string, value: T, at: number) {
-  map.delete(key);
   map.set(key, { value, at });
-  if (map.size > REMEMBERED) map.delete(map.keys().next().value!);
 }
 
 interface Generation {

@@ -7,6 +7,7 @@ import { Conflict, Gone, Invalid, TooEarly, Unprocessable } from "../../errors.t
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
 import { locksOf } from "../keyed-lock.ts";
+import { ofApp, Remembered } from "../remembered.ts";
 import {
   reservationDueKey,
   reservationIdempotencyKey,
@@ -287,23 +288,16 @@ async function commitHold(
 const REMEMBERED_SHARDS = 10_000;
 
 /**
- * Per app (found by its outbox, as its locks are): each stock shard's counter as this isolate's
- * last hold on it left it, with that commit's versionstamp.
+ * Per app (see ofApp): each stock shard's counter as this isolate's last hold on it left it, with
+ * that commit's versionstamp.
  */
-const heldShards = new WeakMap<object, Map<string, Deno.KvEntry<Deno.KvU64>>>();
+const heldShards = new WeakMap<object, Remembered<string, Deno.KvEntry<Deno.KvU64>>>();
 
-function heldShardsOf(deps: Coordination) {
-  let shards = heldShards.get(deps.outbox);
-  if (!shards) heldShards.set(deps.outbox, shards = new Map());
-  return shards;
-}
+const heldShardsOf = (deps: Coordination) =>
+  ofApp(heldShards, deps.outbox, () => new Remembered(REMEMBERED_SHARDS));
 
 function remember(deps: Coordination, entry: Deno.KvEntry<Deno.KvU64>) {
-  const shards = heldShardsOf(deps);
-  const id = JSON.stringify(entry.key);
-  shards.delete(id);
-  shards.set(id, entry);
-  if (shards.size > REMEMBERED_SHARDS) shards.delete(shards.keys().next().value!);
+  heldShardsOf(deps).set(JSON.stringify(entry.key), entry);
 }
 
 /**
