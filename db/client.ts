@@ -86,9 +86,20 @@ async function pgliteWorker(dir?: string): Promise<PGlite> {
       asText: Object.keys(options.parsers ?? {}).map(Number),
     });
   const exec = (sql: string) => ask({ op: "exec", sql });
+  // Statements are sent as soon as no transaction holds the connection, without waiting for each
+  // other's answers (PGlite runs them one after another in the worker, never idle between them);
+  // a transaction waits for those in flight, then holds the connection until it ends.
   let turn: Promise<unknown> = Promise.resolve();
-  const inTurn = <T>(work: () => Promise<T>): Promise<T> => {
+  const inFlight = new Set<Promise<unknown>>();
+  const shared = <T>(work: () => Promise<T>): Promise<T> => {
     const run = turn.then(work);
+    const settled = run.catch(() => {});
+    inFlight.add(settled);
+    settled.then(() => inFlight.delete(settled));
+    return run;
+  };
+  const alone = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = turn.then(() => Promise.all(inFlight)).then(work);
     turn = run.catch(() => {});
     return run;
   };
@@ -99,10 +110,10 @@ async function pgliteWorker(dir?: string): Promise<PGlite> {
       return closed;
     },
     query: (sql: string, params?: unknown[], options?: QueryOptions) =>
-      inTurn(() => query(sql, params, options)),
-    exec: (sql: string) => inTurn(() => exec(sql)),
+      shared(() => query(sql, params, options)),
+    exec: (sql: string) => shared(() => exec(sql)),
     transaction: <T>(work: (tx: unknown) => Promise<T>) =>
-      inTurn(async () => {
+      alone(async () => {
         await exec("begin");
         try {
           const result = await work({ query, exec, closed: false });
@@ -116,7 +127,7 @@ async function pgliteWorker(dir?: string): Promise<PGlite> {
     close: async () => {
       if (closed) return;
       closed = true;
-      await inTurn(() => ask({ op: "close" })).catch(() => {});
+      await alone(() => ask({ op: "close" })).catch(() => {});
       terminated = true;
       worker.terminate();
     },

@@ -1,20 +1,11 @@
 // Posts, likes and comments, and the feed query. Counters change in the same statement as the
 // like or comment they count, so they stay exact under any concurrency.
-import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, type SQL, sql } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { mediaRefs } from "./media.ts";
 import { Invalid } from "../errors.ts";
-import {
-  comments,
-  connections,
-  follows,
-  likes,
-  postMedia,
-  type PostRow,
-  posts,
-  users,
-} from "./schema.ts";
+import { comments, likes, postMedia, type PostRow, posts, users } from "./schema.ts";
 import { notBlockedWith } from "./visibility.ts";
 
 export interface PostView {
@@ -247,38 +238,48 @@ export async function listComments(
  * The viewer's feed: their own posts and those of people they follow or are connected with,
  * newest first. Keyset on (createdAt, id): a page starts strictly after the previous page's
  * last post, so posts published meanwhile (newer than the cursor) never shift later pages.
+ * The entries are written ahead (`feedEntries`), so a page is one range of the viewer's index,
+ * read by the database's `feed_page` function.
  */
 export async function feedPage(
   db: Database,
   viewerId: string,
   page: { cursor?: string; limit: number },
 ) {
-  const after = page.cursor ? decodeCursor(page.cursor, keyset) : null;
-  const before = after
-    ? sql`and (created_at, id) < (${after[0]}::timestamptz, ${after[1]})`
-    : sql``;
-  // The newest page of each source through its own index range, then the newest of those:
-  // at most (sources × page) index entries, however many posts the sources have in total.
-  const newest = sql`${posts.id} in (
-    select page.id from (
-      select ${viewerId}::text as id
-      union select ${follows.followeeId} from ${follows} where ${follows.followerId} = ${viewerId}
-      union select ${connections.otherId} from ${connections} where ${connections.userId} = ${viewerId}
-    ) as source
-    cross join lateral (
-      select id, created_at from ${posts} where author_id = source.id ${before}
-      order by created_at desc, id desc limit ${page.limit + 1}
-    ) as page
-    where ${notBlockedWith(viewerId, sql`source.id`)}
-    order by page.created_at desc, page.id desc limit ${page.limit + 1})`;
-  const rows = await selectPosts(db, viewerId, newest)
-    .orderBy(desc(posts.createdAt), desc(posts.id));
+  const [beforeAt, beforeId] = page.cursor ? decodeCursor(page.cursor, keyset) : ["infinity", ""];
+  const result = await db.execute(sql`select * from feed_page(
+    ${viewerId}, ${beforeAt}::timestamptz, ${beforeId}, ${page.limit + 1})`);
   return keysetPage(
-    rows,
+    rowsOf<FeedRow>(result),
     page.limit,
-    postView,
-    ({ post }) => [post.createdAt.toISOString(), post.id],
+    (row): PostView => ({
+      id: row.id,
+      author: { id: row.author_id, name: row.author_name },
+      text: row.text,
+      mediaIds: row.media_ids,
+      media: mediaRefs(row.media_ids),
+      likeCount: row.like_count,
+      commentCount: row.comment_count,
+      likedByMe: row.liked_by_me,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    }),
+    (row) => [row.created_at, row.id],
   );
+}
+
+/** A row of `feed_page` (db/migrations/0009_feed_entries.sql): times as ISO 8601 text. */
+interface FeedRow {
+  id: string;
+  author_id: string;
+  author_name: string;
+  text: string;
+  media_ids: string[];
+  like_count: number;
+  comment_count: number;
+  liked_by_me: boolean;
+  created_at: string;
+  updated_at: string;
 }
 
 export async function findPostAuthor(db: Database, postId: string): Promise<string | null> {

@@ -208,6 +208,22 @@ export const posts = pgTable("posts", {
 
 export type PostRow = typeof posts.$inferSelect;
 
+/**
+ * Every member's feed, written ahead: one row per post they see (their own, and those of the
+ * members they follow or are connected with). Triggers on posts, follows and connections keep it
+ * (migration 0009), so a feed page is one index range, whoever wrote the rows.
+ */
+export const feedEntries = pgTable("feed_entries", {
+  viewerId: text("viewer_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  createdAt: at("created_at").notNull(),
+  postId: text("post_id").notNull().references(() => posts.id, { onDelete: "cascade" }),
+  authorId: text("author_id").notNull(),
+}, (table) => [
+  primaryKey({ columns: [table.viewerId, table.createdAt, table.postId] }),
+  index("feed_entries_by_source_idx").on(table.viewerId, table.authorId),
+  index("feed_entries_by_post_idx").on(table.postId),
+]);
+
 export const likes = pgTable("likes", {
   postId: text("post_id").notNull().references(() => posts.id, { onDelete: "cascade" }),
   userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),

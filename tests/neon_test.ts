@@ -211,6 +211,33 @@ integrationTest(
         });
 
         await t.step(
+          "posts racing follows and unfollows of their author: every feed ends exact",
+          async () => {
+            const [author, ...followers] = await members(t0.deps, 21);
+            const feedOf = async (member: typeof author) =>
+              (await http("GET", "/api/feed?limit=100", { token: member.token })).body.items
+                .map((item: { id: string }) => item.id).sort();
+            const follow = (member: typeof author, method: "POST" | "DELETE") =>
+              http(method, `/api/follows/${author.user.id}`, { token: member.token });
+            // Half follow while 20 posts are written, the other half stop following meanwhile.
+            const [stayers, leavers] = [followers.slice(0, 10), followers.slice(10)];
+            await Promise.all(leavers.map((member) => follow(member, "POST")));
+            const published = await Promise.all([
+              ...Array.from(
+                { length: 20 },
+                (_, i) =>
+                  http("POST", "/api/posts", { token: author.token, body: { text: `race ${i}` } }),
+              ),
+              ...stayers.map((member) => follow(member, "POST")),
+              ...leavers.map((member) => follow(member, "DELETE")),
+            ]);
+            const posts = published.slice(0, 20).map((answer) => answer.body.id).sort();
+            for (const member of stayers) assert.deepEqual(await feedOf(member), posts);
+            for (const member of leavers) assert.deepEqual(await feedOf(member), []);
+          },
+        );
+
+        await t.step(
           "chat: 100 concurrent messages of one pair are stored in order, counted unread",
           async () => {
             const [a, b] = await members(t0.deps, 2);

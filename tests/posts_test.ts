@@ -342,4 +342,49 @@ Deno.test("[posts] GET /api/feed pages by keyset and shows new posts at once", a
       );
     },
   );
+
+  await t.step(
+    "a new follow or connection brings the author's earlier posts; the other source keeps them",
+    async () => {
+      const feedIds = async () =>
+        (await http("GET", "/api/feed?limit=100", { token: reader.token })).body.items
+          .map((item: { id: string }) => item.id);
+      const [early, later] = [await publish(http, stranger), await publish(http, stranger)];
+      t0.clock.advance(1);
+      const newer = await publish(http, authors[1], "newer than the stranger's");
+      await http("POST", `/api/follows/${stranger.user.id}`, { token: reader.token });
+      const followed = await feedIds();
+      assert.deepEqual(
+        followed.filter((id: string) => [early.id, later.id, newer.id].includes(id)),
+        [newer.id, later.id, early.id],
+        "in time order among the others",
+      );
+      // Connected as well: unfollowing keeps the stranger's posts, disconnecting then drops them.
+      const request = await http("POST", "/api/connections", {
+        token: stranger.token,
+        body: { toUserId: reader.user.id },
+      });
+      await http("PATCH", `/api/connections/${request.body.id}`, {
+        token: reader.token,
+        body: { status: "accepted" },
+      });
+      await http("DELETE", `/api/follows/${stranger.user.id}`, { token: reader.token });
+      assert.ok((await feedIds()).includes(early.id), "still connected");
+      await http("POST", `/api/blocks/${stranger.user.id}`, { token: reader.token });
+      await http("DELETE", `/api/blocks/${stranger.user.id}`, { token: reader.token });
+      await t0.deps.outbox.flush();
+      assert.ok(!(await feedIds()).includes(early.id), "neither followed nor connected");
+      // A connection alone brings them back, like a follow.
+      const again = await http("POST", "/api/connections", {
+        token: stranger.token,
+        body: { toUserId: reader.user.id },
+      });
+      await http("PATCH", `/api/connections/${again.body.id}`, {
+        token: reader.token,
+        body: { status: "accepted" },
+      });
+      await t0.deps.outbox.flush();
+      assert.ok((await feedIds()).includes(early.id), "connected again");
+    },
+  );
 });
