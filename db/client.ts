@@ -99,7 +99,8 @@ async function pgliteWorker(dir?: string): Promise<PGlite> {
     return run;
   };
   const alone = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = turn.then(() => Promise.all(inFlight)).then(work);
+    const sentBefore = [...inFlight]; // not those sent later: they wait for this one
+    const run = turn.then(() => Promise.all(sentBefore)).then(work);
     turn = run.catch(() => {});
     return run;
   };

@@ -48,10 +48,41 @@ Deno.test("[pglite worker] migrated on open; dates, SQLSTATEs, rollback, and a t
       })(),
     ]);
     assert.deepEqual(seen, ["Whole"]);
+
+    // Statements sent together run in the order sent, each answered with its own rows; a
+    // transaction sent among them takes its turn and ends (it must not wait for those behind it).
+    const names = Array.from({ length: 20 }, (_, i) => `Name ${i}`);
+    const [answers, inside] = await within(
+      5000,
+      Promise.all([
+        Promise.all(
+          names.map((name) =>
+            database.db.update(users).set({ name }).returning({ name: users.name })
+          ),
+        ),
+        database.db.transaction(async (tx) => (await tx.select({ name: users.name }).from(users))),
+      ]),
+    );
+    assert.deepEqual(answers.map(([row]) => row.name), names);
+    assert.equal(inside.length, 1);
+    const [final] = await database.db.select({ name: users.name }).from(users);
+    assert.equal(final.name, "Name 19");
     await database.ping();
     await database.maintain();
   } finally {
-    await database.close();
+    await within(5000, database.close());
   }
   await assert.rejects(database.ping(), /closed/, "a closed database refuses, never hangs");
 });
+
+/** `promise`, or a failure once `ms` have passed: a hung connection fails the test, never stalls it. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`still waiting after ${ms} ms: the connection hung`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
