@@ -84,7 +84,8 @@ async function pairingInKv(kv: Deno.Kv, round: number) {
   );
   kv.atomic = atomic;
   const seconds = (performance.now() - started) / 1000;
-  const matched = results.filter((result) => result.match !== null).length;
+  // Both members of a pair made in one batch are answered with its match: count matches once.
+  const matched = new Set(results.flatMap((result) => result.match ? [result.match.id] : [])).size;
   return { matchesPerSecond: matched / seconds, matched, commitsPerMatch: commits / matched };
 }
 

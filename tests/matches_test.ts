@@ -109,6 +109,34 @@ Deno.test("[matches] 200 members join one intent at once → exactly 100 matches
   assert.equal(new Set(rows.flatMap((row) => [row.offererId, row.answererId])).size, 200);
 });
 
+Deno.test("[matches] joiners arriving together: a blocked pair is not paired, a double join is refused", async () => {
+  await using t0 = await createTestApp();
+  for (let round = 0; round < 10; round++) {
+    const [ada, bob, cy, dan] = await members(t0.deps, 4);
+    const blocked = await t0.http("POST", `/api/blocks/${bob.user.id}`, { token: ada.token });
+    assert.equal(blocked.status, 204);
+    const intent = `together ${round}`;
+    // In every order: the first to arrive may go alone, those behind it arrive together.
+    const arriving = [dan, ada, bob, cy, cy];
+    const order = [...arriving.slice(round % 5), ...arriving.slice(0, round % 5)];
+    const answers = await Promise.all(order.map((who) => join(t0.http, who, intent)));
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [202, 202, 202, 202, 409]);
+    const peerOf = async (who: Member) => {
+      const answer = await t0.http("GET", "/api/match/current", { token: who.token });
+      return answer.status === 200 ? answer.body.peer.id as string : null;
+    };
+    const peers = new Map<string, string | null>();
+    for (const who of [ada, bob, cy, dan]) peers.set(who.user.id, await peerOf(who));
+    assert.notEqual(peers.get(ada.user.id), bob.user.id, "the blocked pair never meets");
+    assert.notEqual(peers.get(cy.user.id), cy.user.id, "nobody meets themselves");
+    // Cy and Dan each pair with one of Ada and Bob, or with each other, leaving those two apart.
+    const matchedCount = [...peers.values()].filter((peer) => peer !== null).length;
+    assert.equal(matchedCount, [ada, bob].some((who) => peers.get(who.user.id) === null) ? 2 : 4);
+    for (const [userId, peer] of peers) if (peer) assert.equal(peers.get(peer), userId);
+    assert.equal(await queueLength(t0.deps.kv, intent), 4 - matchedCount);
+  }
+});
+
 Deno.test("[matches] found-match carries the stored profile; a client's claims are refused", async () => {
   await using t0 = await matchApp();
   await using adaSocket = await t0.socket(t0.ada);

@@ -3,6 +3,8 @@
 // both members' entries, so nobody is ever in two matches.
 import { commitDecision } from "../decisions.ts";
 import { locksOf } from "../keyed-lock.ts";
+import { ofApp } from "../remembered.ts";
+import { getAll } from "../store.ts";
 import type { Match, Participant } from "../../db/records.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
@@ -54,6 +56,8 @@ export async function joinQueue(
   // for the same waiting members and lose most commits; other isolates still race, and the
   // commit's checks still decide.
   const inTurn = <T>(work: () => Promise<T>) => locksOf(deps.outbox).run(`match:${intent}`, work);
+  const together = await joinTogether(deps, seeker, intent, rules, inTurn);
+  if (together) return { match: together, ended: null };
   let ended: Match | null = null;
   for (let attempt = 0;; attempt++) {
     if (attempt === ATTEMPTS) throw busy("Your matchmaking state");
@@ -115,7 +119,13 @@ async function joinOnce(
   }
   const self: QueueEntry = { ...seeker, intent, joinedAt: deps.now() };
   for (const [index, peer] of waiting.entries()) {
-    const paired = await pair(deps, { entry: self, queued: null }, peer, reads[index], rules);
+    const paired = await pair(
+      deps,
+      { entry: self, queued: null },
+      { entry: peer.value, queued: peer },
+      reads[index],
+      rules,
+    );
     if (paired === "ineligible") continue;
     return paired === "lost" ? { outcome: "lost" } : { outcome: "paired", match: paired };
   }
@@ -152,7 +162,13 @@ export async function pairWaiting(
       const queued = read[PAIRING_KEYS] as Deno.KvEntryMaybe<QueueEntry>;
       if (!queued.value) return null; // paired meanwhile by someone else's scan
       const self = { entry: queued.value, queued: queued as Deno.KvEntry<QueueEntry> };
-      const paired = await pair(deps, self, candidate, read, rules);
+      const paired = await pair(
+        deps,
+        self,
+        { entry: candidate.value, queued: candidate },
+        read,
+        rules,
+      );
       if (paired === "ineligible") continue;
       if (paired === "lost") lost = true;
       else return paired;
@@ -223,15 +239,21 @@ function readPairing(kv: Deno.Kv, userId: string, peerId: string, ...also: Deno.
   ]);
 }
 
+/** One side of a pairing: the member, and their queue entry (null for one not queued yet). */
+interface Side {
+  entry: QueueEntry;
+  queued: Deno.KvEntry<QueueEntry> | null;
+}
+
 /**
- * Pairs the seeker with a waiting `candidate` in one commit, on what readPairing read: checked
- * against both members (and the seeker's queue entry, when `queued`: null for a seeker not in the
- * queue yet), the blocks and the cooldown, so neither can end up in two matches.
+ * Pairs the seeker with `candidate` in one commit, on what readPairing read: checked against both
+ * members (each queued as `queued` says, or not in the queue yet), the blocks and the cooldown, so
+ * neither can end up in two matches.
  */
 async function pair(
   deps: Coordination,
-  seeker: { entry: QueueEntry; queued: Deno.KvEntry<QueueEntry> | null },
-  candidate: Deno.KvEntry<QueueEntry>,
+  seeker: Side,
+  candidate: Side,
   read: Deno.KvEntryMaybe<unknown>[],
   rules: MatchRules,
 ): Promise<Match | "ineligible" | "lost"> {
@@ -248,14 +270,11 @@ async function pair(
     Deno.KvEntryMaybe<number>,
   ];
   const mine = seeker.entry;
-  const expected = seeker.queued ? mine.joinedAt : null;
-  const current = member.value?.status === "queuing" ? member.value.joinedAt : member.value;
-  if (current !== expected) return "lost"; // the seeker's own state moved on
+  if (!asExpected(seeker, member.value)) return "lost"; // the seeker's own state moved on
   const now = deps.now();
-  const peer = candidate.value;
-  const waiting = peerMember.value;
+  const peer = candidate.entry;
   if (
-    waiting?.status !== "queuing" || waiting.joinedAt !== peer.joinedAt ||
+    !asExpected(candidate, peerMember.value) ||
     blockedOne.value !== null || blockedTwo.value !== null ||
     (recent.value !== null && recent.value.until > now)
   ) return "ineligible";
@@ -284,7 +303,6 @@ async function pair(
   // checking the membership, read strongly, covers the entry the replica listed.
   const atomic = deps.kv.atomic()
     .check(member, peerMember, blockedOne, blockedTwo, recent)
-    .delete(candidate.key)
     .set(member.key, { status: "in-call", matchId: match.id, peerId: peer.id } satisfies Membership)
     .set(
       peerMember.key,
@@ -294,8 +312,114 @@ async function pair(
     .set(matchDueKey(match.endsAt, match.id), match.id)
     .set(recent.key, { until: now + rules.cooldownMs }, { expireIn: rules.cooldownMs });
   if (seeker.queued) atomic.check(seeker.queued).delete(seeker.queued.key);
+  if (candidate.queued) atomic.delete(candidate.queued.key);
   if (!(await commitDecision(deps, atomic, { events, heads, at: now, records }))) return "lost";
   return match;
+}
+
+/** Whether a side's membership is what pairing it expects: queuing as listed, or none yet. */
+function asExpected(side: Side, membership: Membership | null): boolean {
+  if (!side.queued) return membership === null;
+  return membership?.status === "queuing" && membership.joinedAt === side.entry.joinedAt;
+}
+
+/** A joiner waiting for its isolate's next turn on its intent's queue. */
+interface Arrival extends PromiseWithResolvers<Match | null> {
+  seeker: QueueEntry;
+}
+
+const arrivals = new WeakMap<object, Map<string, Arrival[]>>();
+
+/**
+ * In a burst, an isolate's joiners of one intent are paired with each other in batches: the turn
+ * that comes first takes everyone who arrived while the turn before it ran, and pairs them in three
+ * round trips however many they are (their memberships and the queue's oldest waiting members,
+ * then each pair's checks, then each pair's commit), instead of three or more each, one after
+ * another. The oldest waiting members are served first. Returns the match, or null to join alone
+ * (nobody to pair with, a pairing that was ineligible or lost, or a member already in a call).
+ */
+async function joinTogether(
+  deps: Coordination,
+  participant: Participant,
+  intent: string,
+  rules: MatchRules,
+  inTurn: (work: () => Promise<void>) => Promise<void>,
+): Promise<Match | null> {
+  const pending = ofApp(arrivals, deps.outbox, () => new Map<string, Arrival[]>());
+  const arrival: Arrival = {
+    seeker: { ...participant, intent, joinedAt: deps.now() },
+    ...Promise.withResolvers<Match | null>(),
+  };
+  pending.set(intent, [...pending.get(intent) ?? [], arrival]);
+  await inTurn(async () => {
+    const batch = pending.get(intent) ?? [];
+    pending.delete(intent);
+    try {
+      if (batch.length > 1) await pairArrivals(deps, intent, batch, rules);
+    } catch (error) {
+      for (const each of batch) each.reject(error);
+    }
+    for (const each of batch) each.resolve(null); // those not settled join alone
+  });
+  return await arrival.promise;
+}
+
+async function pairArrivals(
+  deps: Coordination,
+  intent: string,
+  batch: Arrival[],
+  rules: MatchRules,
+) {
+  const ids = new Set<string>();
+  const distinct = batch.filter((arrival) =>
+    !ids.has(arrival.seeker.id) && ids.add(arrival.seeker.id)
+  );
+  const waiting: Deno.KvEntry<QueueEntry>[] = [];
+  const listed = deps.kv.list<QueueEntry>({ prefix: matchQueuePrefix(intent) }, {
+    limit: distinct.length,
+    consistency: "eventual",
+  });
+  const [members] = await Promise.all([
+    getAll<(Membership | null)[]>(
+      deps.kv,
+      distinct.map((arrival) => matchMemberKey(arrival.seeker.id)),
+    ),
+    (async () => {
+      for await (const entry of listed) if (!ids.has(entry.value.id)) waiting.push(entry);
+    })(),
+  ]);
+  const free: Arrival[] = [];
+  for (const [index, arrival] of distinct.entries()) {
+    const member = members[index].value;
+    if (member?.status === "queuing") arrival.reject(alreadyQueued(member));
+    else if (member === null) free.push(arrival);
+  }
+  // The oldest waiting members first, then the arrivals with each other, in the order they came.
+  const pairs: [Side, Side, Arrival[]][] = [];
+  let next = 0;
+  for (const queued of waiting) {
+    if (next === free.length) break;
+    const arrival = free[next++];
+    pairs.push([{ entry: arrival.seeker, queued: null }, { entry: queued.value, queued }, [
+      arrival,
+    ]]);
+  }
+  for (; next + 1 < free.length; next += 2) {
+    const [first, second] = [free[next], free[next + 1]];
+    pairs.push([{ entry: second.seeker, queued: null }, { entry: first.seeker, queued: null }, [
+      first,
+      second,
+    ]]);
+  }
+  await Promise.all(pairs.map(async ([seeker, candidate, settled]) => {
+    try {
+      const read = await readPairing(deps.kv, seeker.entry.id, candidate.entry.id);
+      const paired = await pair(deps, seeker, candidate, read, rules);
+      if (typeof paired !== "string") { for (const arrival of settled) arrival.resolve(paired); }
+    } catch (error) {
+      for (const arrival of settled) arrival.reject(error);
+    }
+  }));
 }
 
 /** Takes a queued member out of the queue; false when they were not queuing. */
