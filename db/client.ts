@@ -3,7 +3,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle as drizzleNeon } from "drizzle-orm/neon-serverless";
 import { migrate as migrateNeon } from "drizzle-orm/neon-serverless/migrator";
-import { getTableColumns, type SQL, sql } from "drizzle-orm";
+import { type Column, getTableColumns, type InferInsertModel, sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTable } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -277,17 +277,30 @@ function hasSqlState(error: unknown, code: string): boolean {
 }
 
 /**
- * An upsert's `set` that takes `columns` from the row being inserted (`excluded`), so one
- * multi-row insert updates each row from its own values.
+ * Writes records as KV decided them, in one statement, never over a newer version: each row is
+ * inserted, or, where its `id` exists with an older `version`, updated in `columns`. Only the
+ * newest version of each id is sent. The rows travel as one JSON parameter, read back as rows of
+ * `table` by `json_populate_recordset`: drizzle building a parameter per value cost more CPU than
+ * the statement itself (about a tenth of a reservation's CPU in a burst).
  */
-export function fromExcluded<T extends PgTable, K extends keyof T["_"]["columns"] & string>(
+export function upsertVersions<T extends PgTable, K extends keyof T["_"]["columns"] & string>(
+  db: Database,
   table: T,
+  records: ({ id: string; version: number } & InferInsertModel<T>)[],
   columns: K[],
-): Record<K, SQL> {
-  const all = getTableColumns(table);
-  return Object.fromEntries(
-    columns.map((key) => [key, sql.raw(`excluded."${all[key].name}"`)]),
-  ) as Record<K, SQL>;
+) {
+  const all = getTableColumns(table) as Record<string, Column>;
+  const rows = newestVersions(records) as Record<string, unknown>[];
+  const keys = Object.keys(rows[0] ?? {}).filter((key) => key in all);
+  const name = (key: string) => `"${all[key].name}"`;
+  const list = sql.raw(keys.map(name).join(", "));
+  const json = JSON.stringify(
+    rows.map((row) => Object.fromEntries(keys.map((key) => [all[key].name, row[key] ?? null]))),
+  );
+  const set = sql.raw(columns.map((key) => `${name(key)} = excluded.${name(key)}`).join(", "));
+  return db.execute(sql`insert into ${table} (${list})
+    select ${list} from json_populate_recordset(null::${table}, ${json}::json)
+    on conflict ("id") do update set ${set} where ${table}."version" < excluded."version"`);
 }
 
 /**

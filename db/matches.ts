@@ -1,9 +1,9 @@
 // Matches in Postgres: the history of every call KV decided, and each member's list of them.
-import { and, desc, eq, isNotNull, or, sql } from "drizzle-orm";
+import { and, desc, eq, isNotNull, or } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Match, outcomeOf } from "./records.ts";
 import type { Database } from "./client.ts";
-import { fromExcluded, isForeignKeyViolation, newestVersions } from "./client.ts";
+import { isForeignKeyViolation, newestVersions, upsertVersions } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import { matches, users } from "./schema.ts";
 
@@ -16,21 +16,17 @@ const date = (ms: number | null) => ms === null ? null : new Date(ms);
 export async function recordMatches(db: Database, list: Match[]) {
   const rows = newestVersions(list).map(matchRow);
   try {
-    await db.insert(matches).values(rows).onConflictDoUpdate({
-      target: matches.id,
-      set: fromExcluded(matches, [
-        "version",
-        "endsAt",
-        "endedAt",
-        "durationSeconds",
-        "endReason",
-        "endedBy",
-        "outcome",
-        "connectedAt",
-        "videoApprovedAt",
-      ]),
-      setWhere: sql`${matches.version} < excluded.version`,
-    });
+    await upsertVersions(db, matches, rows, [
+      "version",
+      "endsAt",
+      "endedAt",
+      "durationSeconds",
+      "endReason",
+      "endedBy",
+      "outcome",
+      "connectedAt",
+      "videoApprovedAt",
+    ]);
   } catch (error) {
     // An account deleted since: there is nothing left to record about its match. (A batch of
     // several is retried one by one, so the others are still written.)

@@ -1,6 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
@@ -11,7 +11,7 @@ import {
   type Sale,
 } from "./records.ts";
 import type { Database } from "./client.ts";
-import { fromExcluded, inTransaction, isForeignKeyViolation, newestVersions } from "./client.ts";
+import { inTransaction, isForeignKeyViolation, upsertVersions } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
 import { orders, payments, products, reservations, saleItems, sales, users } from "./schema.ts";
 
@@ -59,33 +59,31 @@ export async function insertSale(db: Database, sale: Sale, createdBy: string) {
   });
 }
 
-/** A version-guarded upsert: applying an older version, or the same one again, changes nothing. */
 /** Writes holds as KV decided them, in one statement, never over a newer version. */
 export async function recordReservations(db: Database, list: Reservation[]) {
-  const newest = newestVersions(list);
   await ignoringDeletedAccounts(
     db,
-    newest.map((reservation) => reservation.userId),
-    db.insert(reservations).values(newest.map((reservation) => rowOf(reservations, reservation)))
-      .onConflictDoUpdate({
-        target: reservations.id,
-        set: fromExcluded(reservations, ["status", "version", "orderId", "updatedAt"]),
-        setWhere: sql`${reservations.version} < excluded.version`,
-      }),
+    list.map((reservation) => reservation.userId),
+    upsertVersions(
+      db,
+      reservations,
+      list.map((reservation) => rowOf(reservations, reservation)),
+      ["status", "version", "orderId", "updatedAt"],
+    ),
   );
 }
 
 /** Writes orders as KV decided them, in one statement, never over a newer version. */
 export async function recordOrders(db: Database, list: Order[]) {
-  const newest = newestVersions(list);
   await ignoringDeletedAccounts(
     db,
-    newest.map((order) => order.userId),
-    db.insert(orders).values(newest.map((order) => rowOf(orders, order))).onConflictDoUpdate({
-      target: orders.id,
-      set: fromExcluded(orders, ["status", "version", "updatedAt", "paidAt", "refundedAt"]),
-      setWhere: sql`${orders.version} < excluded.version`,
-    }),
+    list.map((order) => order.userId),
+    upsertVersions(
+      db,
+      orders,
+      list.map((order) => rowOf(orders, order)),
+      ["status", "version", "updatedAt", "paidAt", "refundedAt"],
+    ),
   );
 }
 

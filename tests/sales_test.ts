@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { eq } from "drizzle-orm";
 import { orders, payments, reservations } from "../db/schema.ts";
 import { reservationKey, saleBuyerKey } from "../kv/keys.ts";
-import { type Reservation } from "../db/records.ts";
+import { recordFromRow, type Reservation } from "../db/records.ts";
+import { recordOrders, recordReservations } from "../db/sales.ts";
 import { signSandbox } from "../providers/payments.ts";
 import { sweepReservations } from "../workflows/sales.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
@@ -293,6 +294,21 @@ Deno.test("[sales] expiry returns the stock once, whether the job, the sweep or 
     });
     assert.equal(release.status, 204);
     assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 3);
+  });
+
+  await t.step("history applied late never goes back a version", async () => {
+    const db = t0.deps.database.db;
+    const read = async () => ({
+      hold: (await db.select().from(reservations).where(eq(reservations.id, hold.id)))[0],
+      order: (await db.select().from(orders).where(eq(orders.id, orderId)))[0],
+    });
+    const before = await read();
+    // The versions before the current ones, as a retried outbox record may bring them late.
+    const older = <R extends { version: number }>(row: R, status: string) =>
+      ({ ...recordFromRow(row), version: row.version - 1, status }) as never;
+    await recordReservations(db, [older(before.hold, "held")]);
+    await recordOrders(db, [older(before.order, "pending")]);
+    assert.deepEqual(await read(), before);
   });
 });
 
