@@ -47,17 +47,22 @@ export function messageView(message: StoredMessage): MessageView {
  */
 export async function storeMessages(db: Database, list: ChatMessage[]): Promise<void> {
   if (list.length === 0) return;
-  const input = sql.join(
-    list.map((message) =>
-      sql`(${message.id}, ${message.conversationId}, ${message.seq}::int, ${message.fromUserId},
-        ${message.toUserId}, ${message.text}, ${message.tempId},
-        ${new Date(message.createdAt).toISOString()}::timestamptz)`
-    ),
-    sql`, `,
-  );
+  // One JSON parameter for every message: a parameter per value cost drizzle more CPU than the
+  // statement itself.
+  const input = JSON.stringify(list.map((message) => ({
+    id: message.id,
+    conversation_id: message.conversationId,
+    seq: message.seq,
+    sender_id: message.fromUserId,
+    recipient_id: message.toUserId,
+    text: message.text,
+    temp_id: message.tempId,
+    at: new Date(message.createdAt).toISOString(),
+  })));
   await db.execute(sql`
-    with input (id, conversation_id, seq, sender_id, recipient_id, text, temp_id, at) as (
-      values ${input}
+    with input as (
+      select * from json_to_recordset(${input}::json) as message (id text, conversation_id text,
+        seq int, sender_id text, recipient_id text, text text, temp_id text, at timestamptz)
     ), conversation as (
       insert into ${conversations} as c (id, user_a, user_b, last_seq, created_at, last_message_at)
       select conversation_id, least(sender_id, recipient_id), greatest(sender_id, recipient_id),
