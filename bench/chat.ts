@@ -3,10 +3,12 @@
 // that rate (whose own p99 is shown apart), and messages per second at saturation (each socket
 // keeps one message in flight; each is acked only once stored), next to a raw Deno.serve
 // WebSocket echo measured the same way in the same run (the floor) and the seed design's Socket.IO
-// server (bench/socketio-seed.ts) on the same database, driven by the same load client.
+// server (bench/socketio-seed.ts) on the same database, driven by the same load client. Each row
+// also gives the server process's CPU per message, which the machine's noise moves least.
 //
 // The app is one in-process isolate on the profile's history database; bench/scale-out.ts runs it
 // as `deno task start` does, on one isolate and on two.
+import process from "node:process";
 import { parseConfig } from "../config.ts";
 import type { DatabaseHandle } from "../db/client.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
@@ -32,9 +34,20 @@ export function percentile(sorted: number[], p: number) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
 }
 
+/**
+ * The server process's CPU (every thread: the isolate, KV's, PGlite's worker) while `run` runs,
+ * per message sent: a figure the machine's noise moves much less than latency or saturation.
+ */
+async function cpuPerMessage<T extends { sent: number }>(run: () => Promise<T>) {
+  const before = process.cpuUsage();
+  const result = await run();
+  const used = process.cpuUsage(before);
+  return { ...result, cpuUs: (used.user + used.system) / result.sent };
+}
+
 function row(
   name: string,
-  result: { offered: number[]; warmup: number[]; rate: number; sent: number },
+  result: { offered: number[]; warmup: number[]; rate: number; sent: number; cpuUs?: number },
   floor?: number,
 ) {
   const [p50, p95, p99] = [0.5, 0.95, 0.99].map((p) => percentile(result.offered, p).toFixed(1));
@@ -43,7 +56,9 @@ function row(
   console.log(
     `  ${name.padEnd(44)} ${p50.padStart(6)} ${p95.padStart(6)} ${p99.padStart(6)} ${
       warm.padStart(7)
-    }   ${result.rate.toFixed(0).padStart(6)} msgs/s  ${ratio}`,
+    }   ${result.rate.toFixed(0).padStart(6)} msgs/s  ${ratio.padEnd(13)} ${
+      result.cpuUs === undefined ? "" : `${result.cpuUs.toFixed(0).padStart(4)} µs CPU/msg`
+    }`,
   );
 }
 
@@ -104,27 +119,29 @@ async function benchApp(
   // The set-up's own history (1,000 connection decisions) is written before the measuring starts.
   await settle();
   const wsUrl = baseUrl.replace(/^http/, "ws") + "/ws";
-  const result = await runLoadProcess({
-    kind: "chat",
-    urls: people.map((who) => `${wsUrl}?token=${who.token}`),
-    users: people.map((who) => who.user.id),
-    peers: people.map((_, i) => people[i ^ 1].user.id),
-    seconds: SECONDS,
-    warmupSeconds: WARMUP_SECONDS,
-    offeredPerSecond: OFFERED_PER_SECOND,
+  // CPU until every message is stored: the history writer's work counts.
+  const result = await cpuPerMessage(async () => {
+    const load = await runLoadProcess({
+      kind: "chat",
+      urls: people.map((who) => `${wsUrl}?token=${who.token}`),
+      users: people.map((who) => who.user.id),
+      peers: people.map((_, i) => people[i ^ 1].user.id),
+      seconds: SECONDS,
+      warmupSeconds: WARMUP_SECONDS,
+      offeredPerSecond: OFFERED_PER_SECOND,
+    });
+    // The load has stopped: how long until every sent message is in Postgres (the writer's lag)?
+    const stopped = performance.now();
+    let stored = 0;
+    while (performance.now() - stopped < 10_000) {
+      const counted = await database.db.execute("select count(*)::int as n from messages");
+      stored = (counted as unknown as { rows: { n: number }[] }).rows[0].n;
+      if (stored >= load.sent) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return { ...load, stored, storedAfterMs: Math.round(performance.now() - stopped) };
   });
-  const tempId = result.sent;
-  // The load has stopped: how long until every sent message is in Postgres (the writer's lag)?
-  const stopped = performance.now();
-  let stored = 0;
-  while (performance.now() - stopped < 10_000) {
-    const counted = await database.db.execute("select count(*)::int as n from messages");
-    stored = (counted as unknown as { rows: { n: number }[] }).rows[0].n;
-    if (stored >= tempId) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  const storedAfterMs = Math.round(performance.now() - stopped);
-  return { ...result, stored, storedAfterMs, tempId, people };
+  return { ...result, tempId: result.sent, people };
 }
 
 export async function benchChat(profile: Profile = PGLITE) {
@@ -137,7 +154,7 @@ export async function benchChat(profile: Profile = PGLITE) {
       "warm-up".padStart(7)
     }   (warm-up: the p99 of the first ${WARMUP_SECONDS} s)`,
   );
-  const floor = await benchEcho(count);
+  const floor = await cpuPerMessage(() => benchEcho(count));
   row("raw Deno.serve WebSocket echo (floor)", floor);
 
   const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
@@ -169,16 +186,18 @@ export async function benchChat(profile: Profile = PGLITE) {
   // The seed design's Socket.IO server, on the same database, with the same members and tokens.
   const seed = await startSocketIoSeed(t0.deps.database, jwtSecret);
   const { people } = result;
-  const baseline = await runLoadProcess({
-    kind: "socketio",
-    urls: people.map(() => seed.url),
-    tokens: people.map((who) => who.token),
-    users: people.map((who) => who.user.id),
-    peers: people.map((_, i) => people[i ^ 1].user.id),
-    seconds: SECONDS,
-    warmupSeconds: WARMUP_SECONDS,
-    offeredPerSecond: OFFERED_PER_SECOND,
-  });
+  const baseline = await cpuPerMessage(() =>
+    runLoadProcess({
+      kind: "socketio",
+      urls: people.map(() => seed.url),
+      tokens: people.map((who) => who.token),
+      users: people.map((who) => who.user.id),
+      peers: people.map((_, i) => people[i ^ 1].user.id),
+      seconds: SECONDS,
+      warmupSeconds: WARMUP_SECONDS,
+      offeredPerSecond: OFFERED_PER_SECOND,
+    })
+  );
   row(`Socket.IO 4 seed server, ${profile.name}`, baseline, floor.rate);
   console.log(
     `  ${await seed.stored()} of ${baseline.sent} sent messages stored; ${baseline.acked} ` +
