@@ -8,13 +8,12 @@
 //
 // The app is one in-process isolate on the profile's history database; bench/scale-out.ts runs it
 // as `deno task start` does, on one isolate and on two.
-import process from "node:process";
 import { parseConfig } from "../config.ts";
 import type { DatabaseHandle } from "../db/client.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
 import { members } from "../tests/helpers/members.ts";
 import { type LoadConfig, type LoadResult } from "./chat-load.ts";
-import { inOwnProcess } from "./load-process.ts";
+import { inOwnProcess, withCpu } from "./load-process.ts";
 import { startSocketIoSeed } from "./socketio-seed.ts";
 
 /**
@@ -34,16 +33,9 @@ export function percentile(sorted: number[], p: number) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
 }
 
-/**
- * The server process's CPU (every thread: the isolate, KV's, PGlite's worker) while `run` runs,
- * per message sent: a figure the machine's noise moves much less than latency or saturation.
- */
-async function cpuPerMessage<T extends { sent: number }>(run: () => Promise<T>) {
-  const before = process.cpuUsage();
-  const result = await run();
-  const used = process.cpuUsage(before);
-  return { ...result, cpuUs: (used.user + used.system) / result.sent };
-}
+/** `run`'s result with the server process's CPU per message sent. */
+const cpuPerMessage = <T extends { sent: number }>(run: () => Promise<T>) =>
+  withCpu(run, (result) => result.sent);
 
 function row(
   name: string,

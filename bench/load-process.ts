@@ -1,5 +1,21 @@
 // Runs a load script in its own process (its config as JSON on stdin, its result as JSON on
 // stdout), so the server measured has its cores to itself instead of sharing them with its clients.
+import process from "node:process";
+
+/**
+ * `run`'s result with the CPU this process used meanwhile (every thread: the isolate, KV's,
+ * PGlite's worker), in µs per unit of work (`units` of the result): a figure the machine's noise
+ * moves much less than latency or throughput.
+ */
+export async function withCpu<T>(
+  run: () => Promise<T>,
+  units: (result: T) => number,
+): Promise<T & { cpuUs: number }> {
+  const before = process.cpuUsage();
+  const result = await run();
+  const used = process.cpuUsage(before);
+  return { ...result, cpuUs: (used.user + used.system) / units(result) };
+}
 
 export async function inOwnProcess<Config, Result>(
   script: URL,

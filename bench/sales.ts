@@ -20,7 +20,7 @@ import { type Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
-import { inOwnProcess } from "./load-process.ts";
+import { inOwnProcess, withCpu } from "./load-process.ts";
 import { type HttpBuyers, type Load, load as buyerLoops } from "./sales-load.ts";
 
 const BUYERS = Number(Deno.env.get("BENCH_SALE_BUYERS") ?? 500);
@@ -33,6 +33,8 @@ interface Run {
   latencies: number[];
   sold: number;
   oversold: number;
+  /** The server process's CPU per try (µs), where measured. */
+  cpuUs?: number;
 }
 
 /** BUYERS loops of ATTEMPTS tries; `attempt` resolves true when it took a unit. */
@@ -123,14 +125,18 @@ async function overHttp(profile: Profile): Promise<Run> {
     perUserLimit: ATTEMPTS,
   });
   // The buyers run in a process of their own (bench/sales-load.ts), as chat's clients do.
-  const { refused, ...result } = await inOwnProcess<HttpBuyers, Load & { refused: number[] }>(
-    new URL("./sales-load.ts", import.meta.url),
-    {
-      url: `${base}/api/sales/${sale.body.id}/reservations`,
-      productId: product.body.id,
-      tokens: buyers.map((buyer) => buyer.token),
-      attempts: ATTEMPTS,
-    },
+  const { refused, ...result } = await withCpu(
+    () =>
+      inOwnProcess<HttpBuyers, Load & { refused: number[] }>(
+        new URL("./sales-load.ts", import.meta.url),
+        {
+          url: `${base}/api/sales/${sale.body.id}/reservations`,
+          productId: product.body.id,
+          tokens: buyers.map((buyer) => buyer.token),
+          attempts: ATTEMPTS,
+        },
+      ),
+    () => BUYERS * ATTEMPTS,
   );
   if (refused.length > 0) throw new Error(`unexpected answers: ${refused.slice(0, 5)}`);
   const left = await fetch(`${base}/api/sales/${sale.body.id}`).then((r) => r.json());
@@ -178,7 +184,9 @@ function line(label: string, runs: Run[], base: number) {
     `  ${label.padEnd(50)} ${rate.toFixed(0).padStart(6)} /s  ${(rate / base).toFixed(2)}×  ` +
       `p50 ${percentile(best.latencies, 0.5).toFixed(1).padStart(6)} ms  p99 ${
         percentile(best.latencies, 0.99).toFixed(1).padStart(6)
-      } ms  oversold ${oversold}`,
+      } ms  oversold ${oversold}${
+        best.cpuUs === undefined ? "" : `  ${best.cpuUs.toFixed(0)} µs CPU/try`
+      }`,
   );
   return rate;
 }
@@ -193,9 +201,11 @@ export async function benchSales(profile: Profile = PGLITE) {
   const racing: Run[] = [];
   const sharded = new Map<number, Run[]>([[1, []], [4, []], [8, []]]);
   for (let run = 0; run < 3; run++) {
-    floors.push(await floor(kv, run, true));
+    floors.push(await withCpu(() => floor(kv, run, true), () => BUYERS * ATTEMPTS));
     racing.push(await floor(kv, run, false));
-    for (const [shards, runs] of sharded) runs.push(await inKv(kv, shards, run));
+    for (const [shards, runs] of sharded) {
+      runs.push(await withCpu(() => inKv(kv, shards, run), () => BUYERS * ATTEMPTS));
+    }
   }
   kv.close();
   const base = median(floors.map((run) => run.perSecond));
