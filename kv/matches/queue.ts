@@ -364,6 +364,17 @@ async function joinTogether(
   return await arrival.promise;
 }
 
+/** A pairing a batch tries: the arrivals it settles when it commits. */
+interface Attempt {
+  seeker: Side;
+  candidate: Side;
+  arrivals: Arrival[];
+}
+
+/**
+ * Pairs a batch of arrivals (see joinTogether), settling those it pairs with their match and
+ * refusing those already queued; the rest are left to join alone.
+ */
 async function pairArrivals(
   deps: Coordination,
   intent: string,
@@ -394,30 +405,32 @@ async function pairArrivals(
     if (member?.status === "queuing") arrival.reject(alreadyQueued(member));
     else if (member === null) free.push(arrival);
   }
-  // The oldest waiting members first, then the arrivals with each other, in the order they came.
-  const pairs: [Side, Side, Arrival[]][] = [];
+  // The oldest waiting members first, then the arrivals with each other, in the order they came
+  // (the earlier one as the candidate, so it makes the offer).
+  const fresh = (arrival: Arrival): Side => ({ entry: arrival.seeker, queued: null });
+  const attempts: Attempt[] = [];
   let next = 0;
   for (const queued of waiting) {
     if (next === free.length) break;
     const arrival = free[next++];
-    pairs.push([{ entry: arrival.seeker, queued: null }, { entry: queued.value, queued }, [
-      arrival,
-    ]]);
+    attempts.push({
+      seeker: fresh(arrival),
+      candidate: { entry: queued.value, queued },
+      arrivals: [arrival],
+    });
   }
   for (; next + 1 < free.length; next += 2) {
     const [first, second] = [free[next], free[next + 1]];
-    pairs.push([{ entry: second.seeker, queued: null }, { entry: first.seeker, queued: null }, [
-      first,
-      second,
-    ]]);
+    attempts.push({ seeker: fresh(second), candidate: fresh(first), arrivals: [first, second] });
   }
-  await Promise.all(pairs.map(async ([seeker, candidate, settled]) => {
+  await Promise.all(attempts.map(async ({ seeker, candidate, arrivals }) => {
     try {
       const read = await readPairing(deps.kv, seeker.entry.id, candidate.entry.id);
       const paired = await pair(deps, seeker, candidate, read, rules);
-      if (typeof paired !== "string") { for (const arrival of settled) arrival.resolve(paired); }
+      if (typeof paired === "string") return; // ineligible or lost: they join alone
+      for (const arrival of arrivals) arrival.resolve(paired);
     } catch (error) {
-      for (const arrival of settled) arrival.reject(error);
+      for (const arrival of arrivals) arrival.reject(error);
     }
   }));
 }
