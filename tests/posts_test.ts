@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PGlite } from "@electric-sql/pglite";
 import { and, count, eq } from "drizzle-orm";
 import { comments, likes } from "../db/schema.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
@@ -387,4 +388,45 @@ Deno.test("[posts] GET /api/feed pages by keyset and shows new posts at once", a
       assert.ok((await feedIds()).includes(early.id), "connected again");
     },
   );
+});
+
+Deno.test("[posts] upgrading to written-ahead feeds fills them from the posts, follows and connections already there", async () => {
+  // A database as the release before feed_entries left it, with a little of everything in it.
+  const pglite = new PGlite();
+  const migrations = new URL("../db/migrations/", import.meta.url);
+  const statements = async (file: string) =>
+    (await Deno.readTextFile(new URL(file, migrations))).split("--> statement-breakpoint");
+  const files = [...Deno.readDirSync(migrations)].map((entry) => entry.name)
+    .filter((name) => name.endsWith(".sql")).sort();
+  const upgrade = files.findIndex((name) => name.includes("feed_entries"));
+  try {
+    for (const file of files.slice(0, upgrade)) {
+      for (const statement of await statements(file)) {
+        await pglite.exec(statement);
+      }
+    }
+    await pglite.exec(`
+      insert into users (id, email, name, password_hash, created_at, updated_at, last_active_at)
+        select u, u || '@example.com', u, 'x', now(), now(), now()
+        from unnest(array['ada', 'bob', 'cy', 'dan']) as u;
+      insert into posts (id, author_id, text, created_at, updated_at) values
+        ('p1', 'ada', 'by ada', now() - interval '3 s', now()),
+        ('p2', 'bob', 'by bob', now() - interval '2 s', now()),
+        ('p3', 'cy', 'by cy', now() - interval '1 s', now());
+      insert into follows (follower_id, followee_id, created_at) values ('dan', 'ada', now());
+      insert into connections (user_id, other_id, request_id, since) values
+        ('dan', 'bob', 'r1', now()), ('bob', 'dan', 'r1', now());`);
+    for (const statement of await statements(files[upgrade])) await pglite.exec(statement);
+    const { rows } = await pglite.query<{ viewer_id: string; post_ids: string[] }>(`
+      select viewer_id, array_agg(post_id order by created_at desc) as post_ids
+      from feed_entries group by viewer_id order by viewer_id`);
+    assert.deepEqual(rows, [
+      { viewer_id: "ada", post_ids: ["p1"] },
+      { viewer_id: "bob", post_ids: ["p2"] },
+      { viewer_id: "cy", post_ids: ["p3"] },
+      { viewer_id: "dan", post_ids: ["p2", "p1"] }, // followed and connected, newest first
+    ]);
+  } finally {
+    await pglite.close();
+  }
 });
