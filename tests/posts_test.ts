@@ -4,6 +4,7 @@ import { and, count, eq } from "drizzle-orm";
 import { comments, likes } from "../db/schema.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { type Member, members } from "./helpers/members.ts";
+import { connect } from "./helpers/sockets.ts";
 
 async function publish(http: HttpClient, author: Member, text = `post by ${author.user.name}`) {
   const answer = await http("POST", "/api/posts", { token: author.token, body: { text } });
@@ -318,14 +319,7 @@ Deno.test("[posts] GET /api/feed pages by keyset and shows new posts at once", a
         (await http("GET", "/api/feed", { token: reader.token })).body.items[0].id,
         own.id,
       );
-      const request = await http("POST", "/api/connections", {
-        token: friend.token,
-        body: { toUserId: reader.user.id },
-      });
-      await http("PATCH", `/api/connections/${request.body.id}`, {
-        token: reader.token,
-        body: { status: "accepted" },
-      });
+      await connect(http, friend, reader);
       const fromFriend = await publish(http, friend, "from a connection");
       assert.equal(
         (await http("GET", "/api/feed", { token: reader.token })).body.items[0].id,
@@ -361,14 +355,7 @@ Deno.test("[posts] GET /api/feed pages by keyset and shows new posts at once", a
         "in time order among the others",
       );
       // Connected as well: unfollowing keeps the stranger's posts, disconnecting then drops them.
-      const request = await http("POST", "/api/connections", {
-        token: stranger.token,
-        body: { toUserId: reader.user.id },
-      });
-      await http("PATCH", `/api/connections/${request.body.id}`, {
-        token: reader.token,
-        body: { status: "accepted" },
-      });
+      await connect(http, stranger, reader);
       await http("DELETE", `/api/follows/${stranger.user.id}`, { token: reader.token });
       assert.ok((await feedIds()).includes(early.id), "still connected");
       await http("POST", `/api/blocks/${stranger.user.id}`, { token: reader.token });
@@ -376,14 +363,7 @@ Deno.test("[posts] GET /api/feed pages by keyset and shows new posts at once", a
       await t0.deps.outbox.flush();
       assert.ok(!(await feedIds()).includes(early.id), "neither followed nor connected");
       // A connection alone brings them back, like a follow.
-      const again = await http("POST", "/api/connections", {
-        token: stranger.token,
-        body: { toUserId: reader.user.id },
-      });
-      await http("PATCH", `/api/connections/${again.body.id}`, {
-        token: reader.token,
-        body: { status: "accepted" },
-      });
+      await connect(http, stranger, reader);
       await t0.deps.outbox.flush();
       assert.ok((await feedIds()).includes(early.id), "connected again");
     },
