@@ -3,7 +3,7 @@ import { Redis } from "@upstash/redis";
 import type { Rate } from "../config.ts";
 import { TooManyRequests } from "../errors.ts";
 import { cacheKey, KV_CHECK_LIMIT } from "../kv/keys.ts";
-import { Remembered } from "../kv/remembered.ts";
+import { ofApp, Remembered } from "../kv/remembered.ts";
 import { getAll } from "../kv/store.ts";
 
 export interface Counter {
@@ -53,17 +53,11 @@ export interface Cache {
  * unsettled until the next one.
  */
 export function spendWrite(cache: Cache, rate: Rate, who: string, now: number) {
-  let settler = settlers.get(cache);
-  if (!settler) {
-    settlers.set(
-      cache,
-      settler = {
-        budgets: new Remembered(REMEMBERED_BUDGETS),
-        due: new Set(),
-        busy: false,
-      },
-    );
-  }
+  const settler = ofApp(settlers, cache, () => ({
+    budgets: new Remembered<string, Budget>(REMEMBERED_BUDGETS),
+    due: new Set<Budget>(),
+    busy: false,
+  }));
   const { budgets } = settler;
   let budget = budgets.get(who);
   if (budget && budget.resetAt <= now) {
