@@ -5,8 +5,9 @@
 //    writes three), as commits per second.
 // 2. Pairing in KV alone: 1,000 concurrent `joinQueue` calls (no HTTP, no Postgres), as matches per
 //    second and commits per match, three rounds.
-// 3. End to end: 1,000 members with open sockets POST /api/match/queue at once, from a process of
-//    their own; latency is from sending the join to that member's socket receiving `found-match`.
+// 3. End to end: 1,000 members with open sockets join at once, from a process of their own, by
+//    POST /api/match/queue and (on a fresh server) by a `join-queue` frame on their socket; latency
+//    is from sending the join to that member's socket receiving `found-match`.
 import { z } from "zod";
 import { Outbox } from "../kv/outbox.ts";
 import type { MatchRules } from "../kv/matches/match.ts";
@@ -89,7 +90,7 @@ async function pairingInKv(kv: Deno.Kv, round: number) {
   return { matchesPerSecond: matched / seconds, matched, commitsPerMatch: commits / matched };
 }
 
-async function endToEnd(profile: Profile) {
+async function endToEnd(profile: Profile, over: Joiners["over"]) {
   const database = await profile.open();
   const t0 = await createTestApp({
     env: { RATE_LIMIT_API: "1000000000/1h" },
@@ -102,7 +103,7 @@ async function endToEnd(profile: Profile) {
   // The joiners run in a process of their own (bench/matchmaking-load.ts), as chat's clients do.
   const { latencies, found, refused, seconds } = await inOwnProcess<Joiners, Joined>(
     new URL("./matchmaking-load.ts", import.meta.url),
-    { base, tokens: people.map((who) => who.token), intent: "bench" },
+    { base, tokens: people.map((who) => who.token), intent: "bench", over },
   );
   await t0.deps.hub.close();
   await server.shutdown();
@@ -141,19 +142,22 @@ export async function benchMatchmaking(profile: Profile = PGLITE) {
       median(pairings.map((result) => result.commitsPerMatch)).toFixed(1)
     } commits per match, ${pairings.map((result) => result.matched).join("/")} matched`,
   );
-  const e2e = await endToEnd(profile);
-  console.log(
-    `  ${"HTTP join → socket found-match, matches".padEnd(52)} ${
-      e2e.matchesPerSecond.toFixed(0).padStart(7)
-    } /s   ${
-      (e2e.matchesPerSecond / floor).toFixed(2)
-    }×   ${e2e.found}/${JOINERS} found, ${e2e.refused} refused, ${e2e.doubled} in two matches`,
-  );
-  console.log(
-    `  join → found-match latency (ms): p50 ${ms(percentile(e2e.latencies, 0.5))}  p99 ${
-      ms(percentile(e2e.latencies, 0.99))
-    }  max ${ms(e2e.latencies[e2e.latencies.length - 1])}`,
-  );
+  for (const over of ["http", "socket"] as const) {
+    const e2e = await endToEnd(profile, over);
+    const title = over === "http"
+      ? "HTTP join → socket found-match, matches"
+      : "socket join-queue → found-match, matches";
+    console.log(
+      `  ${title.padEnd(52)} ${e2e.matchesPerSecond.toFixed(0).padStart(7)} /s   ${
+        (e2e.matchesPerSecond / floor).toFixed(2)
+      }×   ${e2e.found}/${JOINERS} found, ${e2e.refused} refused, ${e2e.doubled} in two matches`,
+    );
+    console.log(
+      `    join → found-match latency (ms): p50 ${ms(percentile(e2e.latencies, 0.5))}  p99 ${
+        ms(percentile(e2e.latencies, 0.99))
+      }  max ${ms(e2e.latencies[e2e.latencies.length - 1])}`,
+    );
+  }
 }
 
 if (import.meta.main) await benchMatchmaking();

@@ -155,6 +155,15 @@ export const SERVER_EVENTS = {
     z.strictObject({ reason: z.enum(["expired", "revoked"]) }),
     false,
   ],
+  queue: [
+    "The answer to `join-queue` (queuing; `found-match` follows) or `leave-queue`",
+    z.strictObject({
+      ref: z.union([z.string(), z.number()]).optional(),
+      status: z.enum(["queuing", "left"]),
+      intent: z.string().optional(),
+    }),
+    false,
+  ],
   pong: [
     "The answer to `ping`",
     z.strictObject({ ref: z.union([z.string(), z.number()]).optional(), at: timestamp }),

@@ -15,7 +15,7 @@ import { spendWrite } from "../providers/cache.ts";
 import { saleStockHeadKey } from "../kv/keys.ts";
 import { readSale } from "../kv/sales/stock.ts";
 import { stockUpdate } from "../workflows/sales.ts";
-import { signal, SIGNALS } from "../workflows/matches.ts";
+import { join, leave, queueInput, signal, SIGNALS } from "../workflows/matches.ts";
 import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
 import { id, unstorableField, zodFieldErrors } from "../input.ts";
 
@@ -50,6 +50,9 @@ export const clientFrame = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("typing"), id: ref, data: z.object({ toUserId: id }) }),
   z.object({ type: z.literal("ping"), id: ref, data: z.unknown().optional() }),
+  // Matchmaking's queue, as POST and DELETE /api/match/queue, from the socket `found-match` comes to.
+  z.object({ type: z.literal("join-queue"), id: ref, data: queueInput }),
+  z.object({ type: z.literal("leave-queue"), id: ref, data: z.object({}).optional() }),
   z.object({ type: z.literal("subscribe"), id: ref, data: z.object({ saleId: id }) }),
   z.object({ type: z.literal("unsubscribe"), id: ref, data: z.object({ saleId: id }) }),
   // WebRTC signalling, relayed to the peer of a live match (SDP or ICE candidate, as the browser
@@ -156,6 +159,19 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
         type: "pong",
         data: { ref: frame.id, at: new Date(deps.clock.now()).toISOString() },
       });
+      return;
+    case "join-queue":
+      spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId, deps.clock.now());
+      await join(deps, client.userId, frame.data.intent);
+      client.send({
+        type: "queue",
+        data: { ref: frame.id, status: "queuing", intent: frame.data.intent },
+      });
+      return;
+    case "leave-queue":
+      spendWrite(deps.cache, deps.config.RATE_LIMIT_API, client.userId, deps.clock.now());
+      await leave(deps, client.userId);
+      client.send({ type: "queue", data: { ref: frame.id, status: "left" } });
       return;
     case "subscribe":
       await subscribeToSale(deps, client, frame.data.saleId);

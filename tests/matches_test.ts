@@ -309,6 +309,67 @@ Deno.test("[matches] a member who left or disconnected is never matched afterwar
   );
 });
 
+Deno.test("[matches] the queue over the socket: join-queue and leave-queue frames", async (t) => {
+  await using t0 = await matchApp();
+  const { http, ada, bob, cy, dan } = t0;
+
+  await t.step(
+    "two joins over sockets → found-match on both, with the queue answered",
+    async () => {
+      await using adaSocket = await t0.socket(ada);
+      await using bobSocket = await t0.socket(bob);
+      adaSocket.send("join-queue", { intent: "Pair  Programming" }, "a1");
+      const [queued] = await adaSocket.waitFor("queue", (frame) => frame.data.ref === "a1");
+      assert.deepEqual(queued.data, { ref: "a1", status: "queuing", intent: "pair programming" });
+      bobSocket.send("join-queue", { intent: "pair programming" }, "b1");
+      const [adaFound] = await adaSocket.waitFor("found-match");
+      const [bobFound] = await bobSocket.waitFor("found-match");
+      assert.equal(adaFound.data.matchId, bobFound.data.matchId);
+      assert.equal(adaFound.data.peer.id, bob.user.id);
+      assert.equal((await current(http, bob)).matchId, bobFound.data.matchId);
+    },
+  );
+
+  await t.step("the same refusals as over HTTP, as error frames naming the frame", async () => {
+    await using adaSocket = await t0.socket(ada);
+    adaSocket.send("join-queue", { intent: "mentoring" }, "busy");
+    const [busy] = await adaSocket.waitFor("error", (frame) => frame.data.ref === "busy");
+    assert.deepEqual([busy.data.code, busy.data.status], ["in-call", 409]);
+    adaSocket.send("join-queue", { intent: "x/../y" }, "bad");
+    const [bad] = await adaSocket.waitFor("error", (frame) => frame.data.ref === "bad");
+    assert.equal(bad.data.code, "invalid-frame");
+    assert.equal(bad.data.errors[0].path, "data.intent");
+  });
+
+  await t.step("leave-queue: a member who left is never matched", async () => {
+    await using cySocket = await t0.socket(cy);
+    cySocket.send("join-queue", { intent: "rust" }, "c1");
+    await cySocket.waitFor("queue", (frame) => frame.data.ref === "c1");
+    cySocket.send("leave-queue", {}, "c2");
+    const [left] = await cySocket.waitFor("queue", (frame) => frame.data.ref === "c2");
+    assert.equal(left.data.status, "left");
+    await joined(http, dan, "rust");
+    assertProblem(await http("GET", "/api/match/current", { token: cy.token }), 404);
+    assert.ok(
+      assertProblem(await http("GET", "/api/match/current", { token: dan.token }), 404).queuing,
+    );
+  });
+
+  await t.step("each frame spends the member's write budget, as the HTTP join does", async () => {
+    await using limited = await servedTestApp({ env: { RATE_LIMIT_API: "2/1h" } });
+    const [eve] = await members(limited.deps, 1);
+    await using socket = await TestSocket.open(limited.url, eve.token);
+    for (const id of ["e1", "e2"]) {
+      socket.send(id === "e1" ? "join-queue" : "leave-queue", { intent: "go" }, id);
+      await socket.waitFor("queue", (frame) => frame.data.ref === id);
+    }
+    socket.send("join-queue", { intent: "go" }, "e3");
+    const [limitedError] = await socket.waitFor("error", (frame) => frame.data.ref === "e3");
+    assert.equal(limitedError.data.code, "rate-limited");
+    assertProblem(await limited.http("GET", "/api/match/current", { token: eve.token }), 404);
+  });
+});
+
 async function waitUntil(condition: () => Promise<boolean>, deadlineMs = 5000) {
   const until = Date.now() + deadlineMs;
   while (!await condition()) {

@@ -14,6 +14,9 @@ const CLIENT_SUMMARIES: Record<string, string> = {
   "message-read": "Mark a conversation read up to a message; the other side gets `message-read`",
   typing: "Tell a connection you are typing (ephemeral)",
   ping: "Ask for a `pong` (a liveness check)",
+  "join-queue":
+    "Join matchmaking's queue for an intent (as POST /api/match/queue); `queue` answers",
+  "leave-queue": "Leave matchmaking's queue (as DELETE /api/match/queue); `queue` answers",
   subscribe: "Follow a sale's stock: `stock-update` now and on every change",
   unsubscribe: "Stop following a sale",
   offer: "WebRTC SDP offer for the peer of a live match",
