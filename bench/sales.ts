@@ -4,7 +4,9 @@
 // Every case sells STOCK units to BUYERS concurrent loops of ATTEMPTS tries each, so the last tries
 // meet a sold-out item; each checks afterwards that exactly STOCK units went (zero oversell).
 // 1. Floor: raw KV read → check → set(stock − 1) commits on one key, retried on conflict.
-// 2. `reserveStock` in KV alone (no HTTP, no Postgres), with 1, 4 and 8 stock shards.
+// 2. `reserveStock` in KV alone (no HTTP, no Postgres), with 1, 4 and 8 stock shards; and with one
+//    shard and every strong KV call held EDGE_HOLD_MS, as from a Deno Deploy region far from KV's
+//    primary (fewer buyers: EDGE_BUYERS × 1 try).
 // 3. End to end: POST /api/sales/:id/reservations over HTTP from a process of its own (session,
 //    validation, KV commit,
 //    outbox apply: the reservation row in PGlite and the expiry job).
@@ -18,6 +20,7 @@ import { Outbox } from "../kv/outbox.ts";
 import { createSaleStock, reserveStock, stockRemaining } from "../kv/sales/stock.ts";
 import { type Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
+import { holdingKv } from "../tests/helpers/kv-trips.ts";
 import { members } from "../tests/helpers/members.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
 import { inOwnProcess, withCpu } from "./load-process.ts";
@@ -27,6 +30,20 @@ const BUYERS = Number(Deno.env.get("BENCH_SALE_BUYERS") ?? 500);
 const ATTEMPTS = 5;
 /** A fifth of the tries find the item sold out. */
 const STOCK = BUYERS * (ATTEMPTS - 1);
+/** The edge case: each strong KV call held this long; this many buyers, one try each. */
+const EDGE_HOLD_MS = 50;
+const EDGE_BUYERS = 200;
+
+/** How many buyers try how often, for how many units. */
+interface Shape {
+  buyers: number;
+  attempts: number;
+  stock: number;
+}
+
+const FULL: Shape = { buyers: BUYERS, attempts: ATTEMPTS, stock: STOCK };
+/** Four fifths of the edge buyers get a unit. */
+const EDGE: Shape = { buyers: EDGE_BUYERS, attempts: 1, stock: EDGE_BUYERS * 4 / 5 };
 
 interface Run {
   perSecond: number;
@@ -61,21 +78,27 @@ async function floor(kv: Deno.Kv, run: number, queued: boolean): Promise<Run> {
   return { ...result, oversold: result.sold + left - STOCK };
 }
 
-async function inKv(kv: Deno.Kv, shards: number, run: number): Promise<Run> {
+async function inKv(kv: Deno.Kv, shards: number, run: number, shape = FULL): Promise<Run> {
   const outbox = new Outbox(kv, { now: Date.now }, () => {});
   outbox.register("bench-hold", z.unknown(), async () => {});
   const sale: Sale = {
-    id: `bench-${shards}-${run}`,
+    id: `bench-${shards}-${run}-${shape.buyers}`,
     startsAt: 0,
     endsAt: Date.now() + 3_600_000,
-    perUserLimit: ATTEMPTS,
+    perUserLimit: shape.attempts,
     shards,
-    items: [{ productId: "hot", name: "Hot item", priceCents: 100, currency: "USD", stock: STOCK }],
+    items: [{
+      productId: "hot",
+      name: "Hot item",
+      priceCents: 100,
+      currency: "USD",
+      stock: shape.stock,
+    }],
     createdAt: Date.now(),
   };
   await createSaleStock(kv, sale);
   const deps = { kv, outbox, now: Date.now };
-  const result = await load(async (buyer) => {
+  const result = await buyerLoops(shape.buyers, shape.attempts, async (buyer) => {
     try {
       await reserveStock(deps, {
         sale,
@@ -91,7 +114,7 @@ async function inKv(kv: Deno.Kv, shards: number, run: number): Promise<Run> {
     }
   });
   const left = (await stockRemaining(kv, sale)).get("hot")!;
-  return { ...result, oversold: result.sold + left - STOCK };
+  return { ...result, oversold: result.sold + left - shape.stock };
 }
 
 async function overHttp(profile: Profile): Promise<Run> {
@@ -207,6 +230,8 @@ export async function benchSales(profile: Profile = PGLITE) {
       runs.push(await withCpu(() => inKv(kv, shards, run), () => BUYERS * ATTEMPTS));
     }
   }
+  const far = holdingKv(kv, () => new Promise((resolve) => setTimeout(resolve, EDGE_HOLD_MS)));
+  const edge = [await inKv(far, 1, 0, EDGE)];
   kv.close();
   const base = median(floors.map((run) => run.perSecond));
   line("raw KV get → check → set on one key, queued (floor)", floors, base);
@@ -214,6 +239,11 @@ export async function benchSales(profile: Profile = PGLITE) {
   for (const [shards, runs] of sharded) {
     line(`reserveStock in KV, ${shards} shard${shards > 1 ? "s" : ""}`, runs, base);
   }
+  line(
+    `reserveStock in KV, 1 shard, strong calls held ${EDGE_HOLD_MS} ms (${EDGE_BUYERS} buyers)`,
+    edge,
+    base,
+  );
   line("POST /api/sales/:id/reservations (HTTP)", [await overHttp(profile)], base);
   const url = Deno.env.get("BENCH_DATABASE_URL");
   if (url && profile === PGLITE) {

@@ -11,6 +11,16 @@ import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { TestSocket } from "./helpers/sockets.ts";
 import { twoIsolates } from "./helpers/isolates.ts";
+import { holdingKv } from "./helpers/kv-trips.ts";
+import { z } from "zod";
+import { Outbox } from "../kv/outbox.ts";
+import { openKv } from "../kv/store.ts";
+import {
+  createSaleStock,
+  HOLDS_PER_TURN,
+  reserveStock,
+  stockRemaining,
+} from "../kv/sales/stock.ts";
 
 type Options = Parameters<typeof createTestApp>[0];
 type TestApp = Awaited<ReturnType<typeof createTestApp>>;
@@ -172,6 +182,84 @@ Deno.test("[sales] 1,000 concurrent buyers of 100 units on two isolates: exactly
     .where(eq(reservations.saleId, saleId));
   assert.equal(rows.length, 100);
   assert.ok(rows.every((row) => row.status === "held" && row.amountCents === 1999));
+});
+
+/**
+ * A sale of `stock` units in KV alone, every commit held 20 ms as at the edge (buyers arrive while
+ * the shard's turn is out), and a way to reserve from it.
+ */
+async function heldSale(stock: number, perUserLimit: number) {
+  const store = await openKv(":memory:");
+  const kv = holdingKv(
+    store,
+    (call) => call === "commit" ? new Promise((resolve) => setTimeout(resolve, 20)) : undefined,
+  );
+  const outbox = new Outbox(kv, { now: Date.now }, () => {});
+  outbox.register("held", z.unknown(), async () => {});
+  const sale = {
+    id: "together",
+    startsAt: 0,
+    endsAt: Date.now() + MINUTE,
+    perUserLimit,
+    shards: 1,
+    items: [{ productId: "p", name: "Keyboard", priceCents: 100, currency: "USD", stock }],
+    createdAt: Date.now(),
+  };
+  await createSaleStock(kv, sale);
+  const reserve = (userId: string, idempotencyKey?: string) =>
+    reserveStock(
+      { kv, outbox, now: Date.now },
+      { sale, userId, productId: "p", quantity: 1, ttlMs: MINUTE, idempotencyKey },
+      (reservation) => [outbox.record("held", reservation.id)],
+    );
+  /** The commits that stored these holds (each hold's versionstamp is its commit's). */
+  const commitsOf = async (held: { reservation: Reservation }[]) => {
+    const commits = new Set<string>();
+    for (const { reservation } of held) {
+      const stored = await kv.get(reservationKey(reservation.id));
+      assert.deepEqual(stored.value, reservation);
+      commits.add(stored.versionstamp!);
+    }
+    return commits.size;
+  };
+  return { kv, sale, reserve, commitsOf, [Symbol.dispose]: () => store.close() };
+}
+
+const settled = <T>(answers: PromiseSettledResult<T>[]) => ({
+  held: answers.flatMap((answer) => answer.status === "fulfilled" ? [answer.value] : []),
+  refused: answers.flatMap((answer) =>
+    answer.status === "rejected" ? [(answer.reason as { type: string }).type] : []
+  ),
+});
+
+Deno.test("[sales] buyers arriving together share a commit, and every unit still goes once", async () => {
+  using shop = await heldSale(80, 2);
+  // 100 buyers at once, the first of them four times: the limit of 2 holds for them.
+  const buyers = ["u0", "u0", "u0", ...Array.from({ length: 100 }, (_, i) => `u${i}`)];
+  const { held, refused } = settled(
+    await Promise.allSettled(buyers.map((userId) => shop.reserve(userId))),
+  );
+  assert.equal(held.length, 80);
+  assert.equal(refused.filter((type) => type === "limit-reached").length, 2);
+  assert.equal(refused.filter((type) => type === "sold-out").length, 21);
+  assert.equal(held.filter((hold) => hold.reservation.userId === "u0").length, 2);
+  assert.equal(new Set(held.map((hold) => hold.reservation.id)).size, 80);
+  assert.equal((await stockRemaining(shop.kv, shop.sale)).get("p"), 0);
+  // One commit per hold would be 80; turns of up to HOLDS_PER_TURN (20) make a handful.
+  const commits = await shop.commitsOf(held);
+  assert.ok(commits <= 8, `${commits} commits for 80 holds (${HOLDS_PER_TURN} a turn)`);
+});
+
+Deno.test("[sales] retries with one Idempotency-Key in one burst make one hold", async () => {
+  using shop = await heldSale(100, 5);
+  const others = Array.from({ length: 30 }, (_, i) => shop.reserve(`other${i}`));
+  const retries = Array.from({ length: 10 }, () => shop.reserve("ada", "same-key"));
+  const { held, refused } = settled(await Promise.allSettled([...others, ...retries]));
+  assert.deepEqual(refused, []);
+  const ada = held.filter((hold) => hold.reservation.userId === "ada");
+  assert.equal(new Set(ada.map((hold) => hold.reservation.id)).size, 1);
+  assert.equal(ada.filter((hold) => !hold.replayed).length, 1);
+  assert.equal((await stockRemaining(shop.kv, shop.sale)).get("p"), 100 - 31);
 });
 
 Deno.test("[sales] a two-item sale never oversells either item, and the per-user limit holds under concurrency", async (t) => {

@@ -6,7 +6,6 @@ import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../
 import { Conflict, Gone, Invalid, TooEarly, Unprocessable } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
-import { locksOf } from "../keyed-lock.ts";
 import { ofApp, Remembered } from "../remembered.ts";
 import {
   reservationDueKey,
@@ -150,29 +149,19 @@ export async function reserveStock(
   const deadline = deps.now() + RESERVE_BUDGET_MS;
   for (let attempt = 0;; attempt++) {
     // A first read answers sold-out, over-limit and replayed requests without waiting. The rest
-    // take turns on one shard in this isolate, so local buyers do not all read one versionstamp
-    // and all but one lose the commit; between isolates, the checks decide.
-    const locks = locksOf(deps.outbox);
-    const mark = locks.mark();
+    // wait for their shard's next turn in this isolate, which commits every hold waiting for it
+    // at once (see holdTurns); between isolates, the checks decide.
     const read = await deps.kv.getMany(keys);
     const first = assess(request, item, read, deps.now());
     if ("earlier" in first) return await replayed(first.earlier);
-    const shard = first.taken[0][0];
-    const result = await locks.run(
-      `stock:${sale.id}/${item.productId}/${shard}`,
-      async (waited) => {
-        // Nobody here took a turn on this shard since the first read: it is still the latest this
-        // isolate knows, so the commit goes on it (one round trip less). Otherwise the turns
-        // before this one left their counters behind (heldShards): the read with those in place
-        // is the latest this isolate knows, and again the commit goes on it. The checks decide.
-        const now = deps.now();
-        const fresh = waited ? assess(request, item, latestKnown(deps, read), now, shard) : first;
-        if ("earlier" in fresh) return await replayed(fresh.earlier);
-        return await commitHold(deps, request, item, fresh, now, effects);
-      },
-      mark,
-    );
-    if (result) return result;
+    const outcome = await nextTurn(deps, effects, {
+      request,
+      item,
+      read,
+      shard: first.taken[0][0],
+    });
+    if (outcome && "earlier" in outcome) return await replayed(outcome.earlier);
+    if (outcome) return { reservation: outcome.reservation, replayed: false };
     if (deps.now() > deadline) throw busy("This item's stock");
     await backoff(attempt, 20);
   }
@@ -230,15 +219,182 @@ function assess(
   return { taken, buyer, shards, idempotency };
 }
 
-/** The reservation commit; null when a counter it read changed meanwhile (decide again). */
-async function commitHold(
+/** A hold waiting for its shard's turn: what it asks, and what its buyer's first read saw. */
+interface Waiting {
+  request: ReserveRequest;
+  item: SaleItem;
+  read: Deno.KvEntryMaybe<unknown>[];
+  /** The shard it takes from first. */
+  shard: number;
+}
+
+/** A turn's answer to one hold: taken, an earlier one to replay, or null (read and try again). */
+type Outcome = { reservation: Reservation } | { earlier: IdempotentRequest } | null;
+
+/**
+ * Holds one turn commits at most. Each adds 3 checks (its buyer's count, its idempotency entry,
+ * its new reservation) and about 7 mutations to the commit, so 20 stay well within KV's 100
+ * checks and 1,000 mutations (and its 800 KiB) with the item's shards and head.
+ */
+export const HOLDS_PER_TURN = 20;
+
+interface Turns {
+  waiting: { hold: Waiting; settle: (outcome: Outcome) => void; fail: (error: unknown) => void }[];
+}
+
+/** Per app (see ofApp): each shard's holds waiting for a turn, while its turns run. */
+const shardTurns = new WeakMap<object, Map<string, Turns>>();
+
+/**
+ * Waits for the next turn of `hold`'s shard in this isolate. Turns of one shard run one after the
+ * other; each takes the holds that arrived while the one before it committed (up to
+ * HOLDS_PER_TURN, one per buyer) and commits all of them at once, checked against every counter
+ * they read. So a burst of buyers costs a few commits instead of one each: at the edge, where a
+ * commit is a round trip to KV's primary region, a shard sells about HOLDS_PER_TURN units per
+ * round trip and isolate instead of one.
+ */
+function nextTurn(deps: Coordination, effects: ReserveEffects, hold: Waiting): Promise<Outcome> {
+  const { sale } = hold.request;
+  const key = `${sale.id}/${hold.item.productId}/${hold.shard}`;
+  const turns = ofApp(shardTurns, deps.outbox, () => new Map<string, Turns>());
+  const { promise, resolve, reject } = Promise.withResolvers<Outcome>();
+  let shard = turns.get(key);
+  if (!shard) {
+    turns.set(key, shard = { waiting: [] });
+    void runTurns(deps, effects, key, shard, turns);
+  }
+  shard.waiting.push({ hold, settle: resolve, fail: reject });
+  return promise;
+}
+
+async function runTurns(
   deps: Coordination,
-  request: ReserveRequest,
-  item: SaleItem,
-  { taken, buyer, shards, idempotency }: Extract<Assessment, { taken: unknown }>,
-  now: number,
   effects: ReserveEffects,
-): Promise<{ reservation: Reservation; replayed: boolean } | null> {
+  key: string,
+  shard: Turns,
+  turns: Map<string, Turns>,
+) {
+  try {
+    // The first turn starts once the current task is over, so holds read together go together.
+    await Promise.resolve();
+    while (shard.waiting.length > 0) {
+      const buyers = new Set<string>();
+      const group: Turns["waiting"] = [];
+      const later: Turns["waiting"] = [];
+      for (const waiter of shard.waiting) {
+        // A buyer's second hold goes to the next turn: it must see the count the first one left.
+        const buyer = waiter.hold.request.userId;
+        if (group.length < HOLDS_PER_TURN && !buyers.has(buyer)) {
+          buyers.add(buyer);
+          group.push(waiter);
+        } else later.push(waiter);
+      }
+      shard.waiting = later;
+      try {
+        const outcomes = await commitHolds(deps, group.map((waiter) => waiter.hold), effects);
+        group.forEach((waiter, i) => {
+          const outcome = outcomes[i];
+          if (outcome instanceof Error) waiter.fail(outcome);
+          else waiter.settle(outcome);
+        });
+      } catch (error) {
+        for (const waiter of group) waiter.fail(error);
+      }
+    }
+  } finally {
+    turns.delete(key);
+  }
+}
+
+/**
+ * One turn's commit: decides each hold in order against the counters as the ones before it left
+ * them (the newest this isolate knows: the holds' reads, or what its own later commits left), and
+ * commits every hold it takes at once. A hold refused (sold out, over its limit) gets its error;
+ * when the commit loses to a change made meanwhile, every hold in it is answered null.
+ */
+async function commitHolds(
+  deps: Coordination,
+  holds: Waiting[],
+  effects: ReserveEffects,
+): Promise<(Outcome | Error)[]> {
+  const now = deps.now();
+  // Every key the turn read, as the newest read or own commit left it; shards as decided so far.
+  const known = new Map<string, Deno.KvEntryMaybe<unknown>>();
+  for (const entry of holds.flatMap((hold) => latestKnown(deps, hold.read, now))) {
+    const id = JSON.stringify(entry.key);
+    const had = known.get(id);
+    if (!had || (entry.versionstamp ?? "") > (had.versionstamp ?? "")) known.set(id, entry);
+  }
+  const base = new Map(known);
+  const atomic = deps.kv.atomic();
+  const records: OutboxRecord[] = [];
+  const outcomes: (Outcome | Error)[] = [];
+  const changed = new Set<string>();
+  /** Entries the turn writes besides its counters: each hold's idempotency entry. */
+  const written: { key: Deno.KvKey; value: unknown }[] = [];
+  for (const hold of holds) {
+    const entries = hold.read.map((entry) => known.get(JSON.stringify(entry.key))!);
+    let decided: Assessment;
+    try {
+      decided = assess(hold.request, hold.item, entries, now, hold.shard);
+    } catch (error) {
+      outcomes.push(error instanceof Error ? error : new Error(String(error)));
+      continue;
+    }
+    if ("earlier" in decided) {
+      outcomes.push(decided);
+      continue;
+    }
+    const { reservation, idempotency } = newHold(hold.request, hold.item, decided.taken, now);
+    const { buyer, shards } = decided;
+    const quantity = BigInt(hold.request.quantity);
+    taking(known, changed, buyer, (buyer.value?.value ?? 0n) + quantity);
+    for (const [shard, units] of decided.taken) {
+      taking(known, changed, shards[shard], shards[shard].value!.value - BigInt(units));
+    }
+    if (idempotency && decided.idempotency) {
+      atomic.check(decided.idempotency)
+        .set(decided.idempotency.key, idempotency, { expireIn: IDEMPOTENCY_TTL_MS });
+      written.push({ key: decided.idempotency.key, value: idempotency });
+    }
+    atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
+      .set(reservationKey(reservation.id), reservation)
+      .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id);
+    records.push(...effects(reservation));
+    outcomes.push({ reservation });
+  }
+  if (changed.size === 0) return outcomes;
+  // Each counter is checked as the turn first knew it and set to what its holds left.
+  for (const id of changed) {
+    const entry = known.get(id) as Deno.KvEntry<Deno.KvU64>;
+    atomic.check(base.get(id)!).set(entry.key, entry.value);
+  }
+  atomic.set(saleStockHeadKey(holds[0].request.sale.id), now);
+  const committed = await commitDecision(deps, atomic, { records });
+  if (!committed) return outcomes.map((outcome) => outcome instanceof Error ? outcome : null);
+  // What the turn left, for the next turns' holds whose reads came before it (a buyer's second
+  // hold, a retry with the same Idempotency-Key): they decide on it instead of losing the commit.
+  for (const id of changed) remember(deps, { ...known.get(id)!, ...committed });
+  for (const entry of written) {
+    remember(deps, { ...entry, ...committed }, now + IDEMPOTENCY_TTL_MS);
+  }
+  return outcomes;
+}
+
+/** Sets counter `entry` to `value` in the turn's known state. */
+function taking(
+  known: Map<string, Deno.KvEntryMaybe<unknown>>,
+  changed: Set<string>,
+  entry: Deno.KvEntryMaybe<unknown>,
+  value: bigint,
+) {
+  const id = JSON.stringify(entry.key);
+  known.set(id, { ...entry, value: new Deno.KvU64(value) } as Deno.KvEntryMaybe<unknown>);
+  changed.add(id);
+}
+
+/** A new hold of `taken` units, and what its `Idempotency-Key` will remember. */
+function newHold(request: ReserveRequest, item: SaleItem, taken: [number, number][], now: number) {
   const { sale, userId, quantity } = request;
   const reservation: Reservation = {
     id: newId(now),
@@ -256,61 +412,42 @@ async function commitHold(
     createdAt: now,
     updatedAt: now,
   };
-  const atomic = deps.kv.atomic().check(buyer)
-    .set(buyer.key, new Deno.KvU64((buyer.value?.value ?? 0n) + BigInt(quantity)));
-  for (const [shard, units] of taken) {
-    const entry = shards[shard];
-    atomic.check(entry).set(entry.key, new Deno.KvU64(entry.value!.value - BigInt(units)));
-  }
-  if (idempotency) {
-    const remembered: IdempotentRequest = {
-      reservationId: reservation.id,
-      productId: item.productId,
-      quantity,
-    };
-    atomic.check(idempotency).set(idempotency.key, remembered, { expireIn: IDEMPOTENCY_TTL_MS });
-  }
-  atomic.check({ key: reservationKey(reservation.id), versionstamp: null })
-    .set(reservationKey(reservation.id), reservation)
-    .set(reservationDueKey(reservation.expiresAt, reservation.id), reservation.id)
-    .set(saleStockHeadKey(sale.id), now);
-  const records = effects(reservation);
-  const committed = await commitDecision(deps, atomic, { records });
-  if (!committed) return null;
-  for (const [shard, units] of taken) {
-    const { key, value } = shards[shard];
-    remember(deps, { key, value: new Deno.KvU64(value!.value - BigInt(units)), ...committed });
-  }
-  return { reservation, replayed: false };
+  const idempotency: IdempotentRequest | null = request.idempotencyKey
+    ? { reservationId: reservation.id, productId: item.productId, quantity }
+    : null;
+  return { reservation, idempotency };
 }
 
-/** Shard counters an isolate remembers at most; the oldest are forgotten first. */
-const REMEMBERED_SHARDS = 10_000;
+/** Entries of holds an isolate remembers at most; the oldest are forgotten first. */
+const REMEMBERED_ENTRIES = 10_000;
+
+/** An entry a hold wrote, with its commit's versionstamp, until KV lets it expire (ms). */
+type Left = Deno.KvEntry<unknown> & { until: number };
 
 /**
- * Per app (see ofApp): each stock shard's counter as this isolate's last hold on it left it, with
- * that commit's versionstamp.
+ * Per app (see ofApp): each counter (a stock shard, a buyer's count) and idempotency entry as this
+ * isolate's last hold on it left it.
  */
-const heldShards = new WeakMap<object, Remembered<string, Deno.KvEntry<Deno.KvU64>>>();
+const heldEntries = new WeakMap<object, Remembered<string, Left>>();
 
-const heldShardsOf = (deps: Coordination) =>
-  ofApp(heldShards, deps.outbox, () => new Remembered(REMEMBERED_SHARDS));
+const heldEntriesOf = (deps: Coordination) =>
+  ofApp(heldEntries, deps.outbox, () => new Remembered<string, Left>(REMEMBERED_ENTRIES));
 
-function remember(deps: Coordination, entry: Deno.KvEntry<Deno.KvU64>) {
-  heldShardsOf(deps).set(JSON.stringify(entry.key), entry);
+function remember(deps: Coordination, entry: Deno.KvEntry<unknown>, until = Infinity) {
+  heldEntriesOf(deps).set(JSON.stringify(entry.key), { ...entry, until });
 }
 
 /**
- * `read` with each shard counter replaced by what a later hold of this isolate left there, where
- * that is newer (versionstamps order commits).
+ * `read` with each entry replaced by what a later hold of this isolate left there, where that is
+ * newer (versionstamps order commits) and has not expired.
  */
-function latestKnown(deps: Coordination, read: Deno.KvEntryMaybe<unknown>[]) {
-  const shards = heldShardsOf(deps);
-  return read.map((entry) => {
-    const held = shards.get(JSON.stringify(entry.key));
-    return held && (entry.versionstamp === null || held.versionstamp > entry.versionstamp)
-      ? held
-      : entry;
+function latestKnown(deps: Coordination, read: Deno.KvEntryMaybe<unknown>[], now: number) {
+  const held = heldEntriesOf(deps);
+  return read.map((entry): Deno.KvEntryMaybe<unknown> => {
+    const left = held.get(JSON.stringify(entry.key));
+    if (!left || now >= left.until) return entry;
+    if (entry.versionstamp !== null && left.versionstamp <= entry.versionstamp) return entry;
+    return { key: left.key, value: left.value, versionstamp: left.versionstamp };
   });
 }
 
