@@ -1,6 +1,6 @@
 // What an isolate remembers of KV (sessions it read, budgets it spent, the counters and heads its
-// own commits left, each key's last turn) is bounded: at most a fixed number of entries, the one
-// set longest ago forgotten first, however many keys the isolate meets.
+// own commits left) is bounded: at most a fixed number of entries, the one set longest ago
+// forgotten first, however many keys the isolate meets.
 
 /** A Map of at most `limit` entries: `set` makes an entry the newest and forgets the oldest. */
 export class Remembered<K, V> extends Map<K, V> {
