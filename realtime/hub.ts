@@ -138,6 +138,8 @@ export class Hub {
   readonly #listeners: PresenceListener[] = [];
   /** Announcements made behind requests (announceLater), awaited by `close`. */
   readonly #later = new Set<Promise<void>>();
+  /** Users to announce in the announcement waiting for the next turn (announceLater). */
+  readonly #announcing = new Set<string>();
   readonly #rooms = new Map<string, Room>();
   readonly #channel = new BroadcastChannel(CHANNEL);
   readonly #timer: ReturnType<typeof setInterval>;
@@ -339,12 +341,20 @@ export class Hub {
 
   /**
    * Tells these users' connections what they are doing now (queuing, in a call, online), behind
-   * the request that changed it: the answer does not wait for it, and `close` does.
+   * the request that changed it: the answer does not wait for it, and `close` does. Users named in
+   * the same turn of the event loop are announced together, each once, with one batched read of
+   * their statuses (in a burst of joins, each member is named by their own join and their peer's).
    */
   announceLater(userIds: string[]) {
     if (this.#closed) return;
+    const first = this.#announcing.size === 0;
+    for (const userId of userIds) this.#announcing.add(userId);
+    if (!first) return;
     const work = (async () => {
-      const statuses = await readPresence(this.deps.kv, userIds, this.deps.clock.now());
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const users = [...this.#announcing];
+      this.#announcing.clear();
+      const statuses = await readPresence(this.deps.kv, users, this.deps.clock.now());
       await Promise.all(
         [...statuses].map(([userId, status]) => this.announcePresence(userId, status)),
       );

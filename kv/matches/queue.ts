@@ -350,7 +350,9 @@ async function joinTogether(
     seeker: { ...participant, intent, joinedAt: deps.now() },
     ...Promise.withResolvers<Match | null>(),
   };
-  pending.set(intent, [...pending.get(intent) ?? [], arrival]);
+  let waiting = pending.get(intent);
+  if (!waiting) pending.set(intent, waiting = []);
+  waiting.push(arrival);
   await inTurn(async () => {
     const batch = pending.get(intent) ?? [];
     pending.delete(intent);
