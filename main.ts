@@ -12,6 +12,7 @@ import { openMailer } from "./providers/mail.ts";
 import { openPayments } from "./providers/payments.ts";
 import { openStorage } from "./providers/storage.ts";
 import { Hub } from "./realtime/hub.ts";
+import { tracedLogger } from "./telemetry.ts";
 import { SessionMemory } from "./kv/auth/sessions.ts";
 import { InFlight, tellLauncher } from "./scripts/lifecycle.ts";
 import { indexExistingConnections } from "./workflows/graph.ts";
@@ -25,8 +26,10 @@ const DRAIN_MS = 10_000;
 /** After this, a stop that is still waiting on something ends the process anyway. */
 const STOP_DEADLINE_MS = DRAIN_MS + 5_000;
 
-const log: Logger = (record) =>
-  console.log(JSON.stringify({ time: new Date().toISOString(), ...record }));
+// Records written inside a span carry its trace_id and span_id (telemetry.ts).
+const log: Logger = tracedLogger((record) =>
+  console.log(JSON.stringify({ time: new Date().toISOString(), ...record }))
+);
 
 /** A start that cannot succeed says why in one line and exits non-zero, also under `--watch`. */
 function startFailed(message: string): never {

@@ -237,7 +237,13 @@ async function decide(
       .check(temp, conversation, ...permission.readFrom)
       .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
       .set(conversation.key, pair);
-    const committed = await commitDecision(deps, atomic, { events, heads, at: now, records });
+    const committed = await commitDecision(deps, atomic, {
+      events,
+      heads,
+      at: now,
+      records,
+      operation: "chat.send",
+    });
     if (committed) {
       // What this commit wrote is what the conversation's next send here checks.
       const { versionstamp } = committed;

@@ -6,6 +6,7 @@
 // sockets (kv/store.ts tells the hub). A lost race changes nothing and the caller decides again.
 import { appendEvents, type EventDraft } from "./events.ts";
 import type { Coordination, OutboxRecord } from "./outbox.ts";
+import { inSpan, instruments } from "../telemetry.ts";
 
 /** What a decision causes besides its own state. */
 export interface Effects {
@@ -15,22 +16,33 @@ export interface Effects {
   /** When the events happened (ms); the decision's clock by default. */
   at?: number;
   records?: OutboxRecord[];
+  /** What is decided, for its span and counter (`chat.send`, `sales.hold`, `match.pair`, …). */
+  operation?: string;
 }
 
 /**
  * Commits `atomic` with its effects: the commit's result (its versionstamp is every written key's)
  * when it committed, null when a check failed.
  */
-export async function commitDecision(
+export function commitDecision(
   deps: Coordination,
   atomic: Deno.AtomicOperation,
   effects: Effects = {},
 ): Promise<Deno.KvCommitResult | null> {
-  const { events = [], heads = [], records = [] } = effects;
-  if (events.length > 0) appendEvents(atomic, heads, events, effects.at ?? deps.now());
-  deps.outbox.write(atomic, ...records);
-  const result = await atomic.commit();
-  if (!result.ok) return null;
-  deps.outbox.afterCommit(...records);
-  return result;
+  const { events = [], heads = [], records = [], operation = "decision" } = effects;
+  return inSpan("kv.decision", {
+    "convene.operation": operation,
+    "convene.events": events.length,
+    "convene.records": records.length,
+  }, async (span) => {
+    if (events.length > 0) appendEvents(atomic, heads, events, effects.at ?? deps.now());
+    deps.outbox.write(atomic, ...records);
+    const result = await atomic.commit();
+    const outcome = result.ok ? "committed" : "lost";
+    span.setAttribute("convene.outcome", outcome);
+    instruments.decisions.add(1, { "convene.operation": operation, "convene.outcome": outcome });
+    if (!result.ok) return null;
+    deps.outbox.afterCommit(...records);
+    return result;
+  });
 }

@@ -4,6 +4,7 @@
 // a reader that has seen event n has seen every event before it.
 import { backoff, busy } from "./backoff.ts";
 import { eventHeadKey, eventKey, eventPrefix } from "./keys.ts";
+import { traceparent } from "../telemetry.ts";
 
 /** How long an event stays replayable by `resume`. */
 export const EVENT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -22,6 +23,8 @@ interface StoredEvent {
   data: unknown;
   /** Milliseconds since the epoch. */
   at: number;
+  /** The span of the decision that appended it, when traced: its deliveries join that trace. */
+  traceparent?: string;
 }
 
 export interface LoggedEvent extends StoredEvent {
@@ -105,6 +108,7 @@ export function appendEvents(
 ): number[] {
   const next = new Map<string, number>();
   const committed = appended.get(atomic) ?? [];
+  const parent = traceparent();
   const byUser = new Map(heads.map((head) => [String(head.key[1]), head]));
   const seqs = drafts.map((draft) => {
     const head = byUser.get(draft.userId);
@@ -112,6 +116,7 @@ export function appendEvents(
     const seq = (next.get(draft.userId) ?? headSeq(head)) + 1;
     next.set(draft.userId, seq);
     const event: StoredEvent = { type: draft.type, data: draft.data, at: now };
+    if (parent) event.traceparent = parent;
     atomic.set(eventKey(draft.userId, seq), event, { expireIn: EVENT_RETENTION_MS });
     committed.push({ ...event, seq, userId: draft.userId });
     return seq;

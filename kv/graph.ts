@@ -101,7 +101,9 @@ export async function sendConnectionRequest(
     const atomic = deps.kv.atomic().check(pair, blockedOne, blockedTwo)
       .set(pairKey, { requestId: request.id } satisfies LivePair)
       .set(connectionRequestKey(request.id), request);
-    if (!(await commitDecision(deps, atomic, { records }))) continue;
+    if (!(await commitDecision(deps, atomic, { records, operation: "connection.request" }))) {
+      continue;
+    }
     return transition;
   }
   throw busy();
@@ -166,7 +168,7 @@ export async function moveConnectionRequest(
     if (input.to === "accepted") {
       indexConnection(atomic, request.fromUserId, request.toUserId, true);
     }
-    if (!(await commitDecision(deps, atomic, { records }))) continue;
+    if (!(await commitDecision(deps, atomic, { records, operation: "connection.move" }))) continue;
     return transition;
   }
   throw busy();
@@ -212,7 +214,7 @@ export async function placeBlock(
       atomic.delete(pairKey);
       indexConnection(atomic, input.blockerId, input.blockedId, false);
     }
-    if (!(await commitDecision(deps, atomic, { records }))) continue;
+    if (!(await commitDecision(deps, atomic, { records, operation: "block.place" }))) continue;
     return;
   }
   throw busy();
@@ -230,7 +232,7 @@ export async function liftBlock(
     if (block.value === null) return false;
     const records = effects();
     const atomic = deps.kv.atomic().check(block).delete(key);
-    if (!(await commitDecision(deps, atomic, { records }))) continue;
+    if (!(await commitDecision(deps, atomic, { records, operation: "block.lift" }))) continue;
     return true;
   }
   throw busy();

@@ -87,7 +87,15 @@ export async function createInterview(
     if (entry.value !== null) throw new Error(`interview ${interview.id} exists already`);
     const atomic = deps.kv.atomic().check(entry).set(entry.key, interview);
     const at = interview.createdAt;
-    if (await commitDecision(deps, atomic, { events, heads, at, records })) return transition;
+    if (
+      await commitDecision(deps, atomic, {
+        events,
+        heads,
+        at,
+        records,
+        operation: "interview.create",
+      })
+    ) return transition;
     await backoff(attempt);
   }
   throw busy();
@@ -179,7 +187,15 @@ export async function moveInterview(
     const due = pendingSystemMove(next);
     if (wasDue) atomic.delete(interviewDueKey(wasDue.at, interview.id));
     if (due) atomic.set(interviewDueKey(due.at, next.id), due.action);
-    if (!(await commitDecision(deps, atomic, { events, heads, at: now, records }))) {
+    if (
+      !(await commitDecision(deps, atomic, {
+        events,
+        heads,
+        at: now,
+        records,
+        operation: "interview.move",
+      }))
+    ) {
       await backoff(attempt);
       continue;
     }

@@ -6,6 +6,7 @@
 import type { z } from "zod";
 import { isPermanentFailure, isUnreachable, PermanentFailure, Unavailable } from "../errors.ts";
 import { idTime, newId } from "../ids.ts";
+import { inSpan, instruments, linkTo, traceparent } from "../telemetry.ts";
 import { addDeadLetter, type DeadLetterRecord } from "./dead-letters.ts";
 import { outboxKey, outboxPrefix } from "./keys.ts";
 
@@ -17,6 +18,8 @@ export interface OutboxRecord {
   createdAt: number;
   attempts: number;
   lastError?: string;
+  /** The W3C traceparent of the span that decided it, when traced: its history span links to it. */
+  traceparent?: string;
 }
 
 /** What a KV decision needs: the store, the outbox its commit carries, and the time. */
@@ -49,6 +52,8 @@ export const OUTAGE_MAX_RETRY_MS = 5_000;
 export const BATCH_WAIT_MS = 5;
 /** ...and writes at once when this many are waiting; the sweep reads pages of the same size. */
 export const BATCH_MAX = 500;
+/** Links a history span keeps to the spans of the decisions in its batch, at most. */
+const MAX_LINKS = 128;
 /** Outbox deletions per KV commit (a commit holds at most 1,000 mutations). */
 const DELETES_PER_COMMIT = 500;
 
@@ -140,7 +145,10 @@ export class Outbox {
   record(kind: string, payload: unknown): OutboxRecord {
     if (!this.#kinds.has(kind)) throw new Error(`outbox kind "${kind}" is not registered`);
     const now = this.clock.now();
-    return { id: newId(now), kind, payload, createdAt: now, attempts: 0 };
+    const record: OutboxRecord = { id: newId(now), kind, payload, createdAt: now, attempts: 0 };
+    const parent = traceparent();
+    if (parent) record.traceparent = parent;
+    return record;
   }
 
   /** Adds the records to a commit that has not run yet. */
@@ -399,8 +407,36 @@ export class Outbox {
     records: OutboxRecord[],
     options: { keepDeferred?: boolean } = {},
   ): Promise<SweepResult & { deferredIds?: string[] }> {
+    if (records.length === 0) return { applied: 0, failed: 0, deadLettered: 0 };
+    // One span a batch, linked to the spans whose decisions made its records.
+    const links = [...new Set(records.map((record) => record.traceparent))]
+      .slice(0, MAX_LINKS).flatMap((parent) => linkTo(parent) ?? []);
+    const kinds = [...new Set(records.map((record) => record.kind))];
+    const started = performance.now();
+    return await inSpan(
+      "history.write",
+      { "convene.history.records": records.length, "convene.history.kinds": kinds },
+      async (span) => {
+        const result = await this.#writeBatch(records, options);
+        span.setAttributes({
+          "convene.history.applied": result.applied,
+          "convene.history.failed": result.failed,
+          "convene.history.deferred": result.deferred ?? 0,
+        });
+        instruments.historyBatches.record(performance.now() - started);
+        const now = this.clock.now();
+        for (const record of records) instruments.historyLag.record(now - record.createdAt);
+        return result;
+      },
+      links,
+    );
+  }
+
+  async #writeBatch(
+    records: OutboxRecord[],
+    options: { keepDeferred?: boolean },
+  ): Promise<SweepResult & { deferredIds?: string[] }> {
     const result: SweepResult = { applied: 0, failed: 0, deadLettered: 0 };
-    if (records.length === 0) return result;
     const done: OutboxRecord[] = [];
     const failures: [OutboxRecord, unknown][] = [];
     const deferred: OutboxRecord[] = [];

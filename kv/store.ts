@@ -17,6 +17,7 @@ import { Busy } from "../errors.ts";
 import { backoff } from "./backoff.ts";
 import { commitAnnounced } from "./events.ts";
 import { GET_MANY_LIMIT } from "./keys.ts";
+import { instruments } from "../telemetry.ts";
 
 /** How long one commit keeps retrying "database is locked" before answering StoreBusy. */
 export const LOCKED_BUDGET_MS = 3_000;
@@ -73,6 +74,7 @@ export async function whileLocked<T>(
     } catch (error) {
       if (!isLocked(error)) throw error;
       if (performance.now() >= deadline) throw new StoreBusy();
+      instruments.lockedRetries.add(1);
     }
     await backoff(tries, LOCKED_CAP_MS);
   }

@@ -18,6 +18,7 @@ import { stockUpdate } from "../workflows/sales.ts";
 import { join, leave, queueInput, signal, SIGNALS } from "../workflows/matches.ts";
 import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
 import { id, unstorableField, zodFieldErrors } from "../input.ts";
+import { inSpan, instruments } from "../telemetry.ts";
 
 /** A larger frame closes its socket with 1009 (a message is at most 4000 characters). */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -114,22 +115,31 @@ export class FrameBudget {
   }
 }
 
-/** Handles one raw frame from `client`; never throws. */
-export async function handleFrame(deps: Deps, client: Client, raw: unknown, budget: FrameBudget) {
-  let frame: ClientFrame | undefined;
-  try {
-    if (typeof raw !== "string") {
-      throw frameError("binary-unsupported", "Send JSON text frames; binary frames are not read.");
+/** Handles one raw frame from `client`; never throws. Each frame is a span of its own. */
+export function handleFrame(deps: Deps, client: Client, raw: unknown, budget: FrameBudget) {
+  return inSpan("ws.frame", { "enduser.id": client.userId }, async (span) => {
+    let frame: ClientFrame | undefined;
+    let outcome = "ok";
+    try {
+      if (typeof raw !== "string") {
+        throw frameError(
+          "binary-unsupported",
+          "Send JSON text frames; binary frames are not read.",
+        );
+      }
+      if (!budget.take()) throw rateLimited();
+      frame = parseFrame(raw);
+      span.updateName(`ws.frame ${frame.type}`);
+      await act(deps, client, frame);
+    } catch (error) {
+      const described = describe(deps, client, error);
+      outcome = described.code;
+      client.send({ type: "error", data: { ...described, ref: frame?.id ?? refOf(raw) } });
     }
-    if (!budget.take()) throw rateLimited();
-    frame = parseFrame(raw);
-    await act(deps, client, frame);
-  } catch (error) {
-    client.send({
-      type: "error",
-      data: { ...describe(deps, client, error), ref: frame?.id ?? refOf(raw) },
-    });
-  }
+    const type = frame?.type ?? "(unparsed)";
+    span.setAttributes({ "convene.frame": type, "convene.outcome": outcome });
+    instruments.frames.add(1, { "convene.frame": type, "convene.outcome": outcome });
+  });
 }
 
 async function act(deps: Deps, client: Client, frame: ClientFrame) {

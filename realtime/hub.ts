@@ -24,6 +24,7 @@ import {
   sweepPresence,
 } from "../kv/presence.ts";
 import { isTokenLive, type SessionMemory } from "../kv/auth/sessions.ts";
+import { instruments, pointSpan } from "../telemetry.ts";
 
 export interface HubDeps {
   kv: Deno.Kv;
@@ -87,6 +88,19 @@ const OPEN = 1;
 interface Broadcast {
   userIds: string[];
   frame: ServerFrame;
+}
+
+/**
+ * Telemetry of one event handed to a socket of `userId`: a span in the trace of the decision that
+ * appended it, and for a message, the time from that commit to now.
+ */
+function delivered(event: LoggedEvent, userId: string, now: number) {
+  pointSpan(
+    "ws.deliver",
+    { "convene.event": event.type, "convene.recipient": userId },
+    event.traceparent,
+  );
+  if (event.type === "incoming-message") instruments.messageLatency.record(now - event.at);
 }
 
 export class Client {
@@ -179,6 +193,7 @@ export class Hub {
         }
         client.send({ type: event.type, id: String(event.seq), data: event.data });
         client.lastSeq = event.seq;
+        delivered(event, event.userId, this.deps.clock.now());
       }
     }
   }
@@ -219,6 +234,8 @@ export class Hub {
       throw error;
     }
     this.#sockets(client.userId).clients.add(client);
+    instruments.socketConnects.add(1);
+    instruments.activeSockets.add(1);
     this.startLive(client, lastEventId === undefined ? undefined : Math.min(lastEventId, head));
     // A session revoked between the upgrade's check and the head read above announced it before
     // `head`, where this socket will never look: check it once now (later ones reach the pump).
@@ -310,7 +327,7 @@ export class Hub {
     for (const room of [...client.rooms]) await this.leave(client, room);
     const user = this.#users.get(client.userId);
     if (user) {
-      user.clients.delete(client);
+      if (user.clients.delete(client)) instruments.activeSockets.add(-1);
       if (user.clients.size === 0) {
         this.#users.delete(client.userId);
         await user.watch.cancel().catch(() => {});
@@ -525,6 +542,7 @@ export class Hub {
       return;
     }
     client.send({ type: event.type, id: String(event.seq), data: event.data });
+    delivered(event, client.userId, this.deps.clock.now());
   }
 
   async #checkSession(client: Client) {

@@ -2,6 +2,8 @@
 // adapters (KV queue: workflows/kv-queue.ts, QStash: workflows/qstash.ts) deliver to.
 import type { z } from "zod";
 import { Invalid, PermanentFailure } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { traceparent } from "../telemetry.ts";
 
 export interface JobMessage {
   id: string;
@@ -9,6 +11,8 @@ export interface JobMessage {
   payload: unknown;
   /** How many times the job was put off because a dependency could not be reached. */
   postponed?: number;
+  /** The W3C traceparent of the span that enqueued it: its run joins that trace. */
+  traceparent?: string;
 }
 
 export interface EnqueueOptions {
@@ -20,6 +24,20 @@ export interface EnqueueOptions {
   jobId?: string;
   /** Carried in the message: how many times it was put off during an outage (the runner's). */
   postponed?: number;
+  /** The trace the job's run joins (default: the active span's, if any). */
+  traceparent?: string;
+}
+
+/** A job message: its id, name and payload, and what it carries along. */
+export function jobMessage(name: string, payload: unknown, options: EnqueueOptions): JobMessage {
+  const parent = options.traceparent ?? traceparent();
+  return {
+    id: options.jobId ?? newId(),
+    name,
+    payload,
+    ...(options.postponed ? { postponed: options.postponed } : {}),
+    ...(parent ? { traceparent: parent } : {}),
+  };
 }
 
 /** One job to enqueue, as `Jobs.enqueue` takes it. */

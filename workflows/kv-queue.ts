@@ -1,8 +1,7 @@
 // KV queue adapter (embedded default): `kv.enqueue` with `delay`, one `listenQueue` dispatcher,
 // `keysIfUndelivered` into the dead-letter store once the backoff schedule is used up.
-import { newId } from "../ids.ts";
 import { deadLetterKey, jobDedupeKey } from "../kv/keys.ts";
-import { isJobMessage, JOB_RETRIES, type JobMessage, type JobRequest, type Jobs } from "./jobs.ts";
+import { isJobMessage, JOB_RETRIES, jobMessage, type JobRequest, type Jobs } from "./jobs.ts";
 import { runJob, type RunnerDeps } from "./runner.ts";
 
 /** How long a dedupe id is remembered (QStash keeps its own for 10 minutes too). */
@@ -24,12 +23,7 @@ export function kvQueueJobs(
   }
   /** Adds one job (and its dedupe entry) to `atomic`; returns the job and that entry's key. */
   function add(atomic: Deno.AtomicOperation, { name, payload, options = {} }: JobRequest) {
-    const job: JobMessage = {
-      id: options.jobId ?? newId(),
-      name,
-      payload,
-      ...(options.postponed ? { postponed: options.postponed } : {}),
-    };
+    const job = jobMessage(name, payload, options);
     const dedupeKey = options.dedupeId ? jobDedupeKey(options.dedupeId) : null;
     if (dedupeKey) {
       atomic.check({ key: dedupeKey, versionstamp: null })

@@ -23,6 +23,8 @@ export function registerEnqueueApplier(outbox: Outbox, jobs: Jobs, clock: Clock)
       options: {
         jobId: records[i].id,
         dedupeId: `outbox:${records[i].id}`,
+        // The job joins the trace of the decision that wrote its record, not the writer's batch.
+        traceparent: records[i].traceparent,
         delaySeconds: job.runAt === undefined ? 0 : Math.max(0, (job.runAt - clock.now()) / 1000),
       },
     }));

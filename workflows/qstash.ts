@@ -1,8 +1,7 @@
 // QStash adapter (production): publishes JSON to this app's `/workflows/:name`; deliveries come
 // back signed and are verified with the real Receiver on the raw body and the exact URL.
 import { Client, Receiver } from "@upstash/qstash";
-import { newId } from "../ids.ts";
-import { JOB_RETRIES, type JobMessage, type Jobs, workflowUrl } from "./jobs.ts";
+import { JOB_RETRIES, jobMessage, type Jobs, workflowUrl } from "./jobs.ts";
 
 export interface QstashOptions {
   token: string;
@@ -17,12 +16,7 @@ export function qstashJobs(options: QstashOptions): Jobs {
   return {
     kind: "qstash",
     async enqueue(name, payload, enqueueOptions = {}) {
-      const job: JobMessage = {
-        id: enqueueOptions.jobId ?? newId(),
-        name,
-        payload,
-        ...(enqueueOptions.postponed ? { postponed: enqueueOptions.postponed } : {}),
-      };
+      const job = jobMessage(name, payload, enqueueOptions);
       await client.publishJSON({
         url: workflowUrl(options.publicUrl, name),
         body: job,

@@ -5,6 +5,7 @@ import { DomainError, isPermanentFailure, isUnreachable } from "../errors.ts";
 import { storeDeadLetter } from "../kv/dead-letters.ts";
 import { claimJob, completeJob, recordJobFailure, releaseJob } from "../kv/jobs.ts";
 import { JOB_RETRIES, type JobMessage, type JobRegistry, type Jobs } from "./jobs.ts";
+import { inSpanUnder, instruments } from "../telemetry.ts";
 
 export interface RunnerDeps {
   kv: Deno.Kv;
@@ -43,7 +44,32 @@ export class JobBusy extends DomainError {
  * job has failed JOB_RETRIES + 1 times (the KV queue's count; its `keysIfUndelivered` write stays
  * as the backstop for messages that could not be delivered at all).
  */
-export async function runJob(
+export function runJob(
+  deps: RunnerDeps,
+  job: JobMessage,
+  delivery: { final: boolean },
+): Promise<RunOutcome> {
+  return inSpanUnder(
+    job.traceparent,
+    `job ${job.name}`,
+    { "convene.job.id": job.id },
+    async (span) => {
+      const counted = (outcome: string) =>
+        instruments.jobRuns.add(1, { "convene.job": job.name, "convene.outcome": outcome });
+      try {
+        const outcome = await runJobOnce(deps, job, delivery);
+        span.setAttribute("convene.outcome", outcome);
+        counted(outcome);
+        return outcome;
+      } catch (error) {
+        counted("retry"); // thrown for the transport to deliver it again
+        throw error;
+      }
+    },
+  );
+}
+
+async function runJobOnce(
   deps: RunnerDeps,
   job: JobMessage,
   delivery: { final: boolean },

@@ -152,7 +152,12 @@ export async function endOtherSessions(
     const next = { generation: (entry.value?.generation ?? 0) + 1, keep: keepJti };
     const atomic = deps.kv.atomic().check(entry).set(key, next);
     effects.also?.(atomic);
-    if (await commitDecision(deps, atomic, { records: effects.records })) {
+    if (
+      await commitDecision(deps, atomic, {
+        records: effects.records,
+        operation: "sessions.end-others",
+      })
+    ) {
       memory.learn({ kind: "generation", userId, generation: next });
       return next.generation;
     }

@@ -92,7 +92,15 @@ async function decideOnMatch(
       actorId,
       connection,
     });
-    if (await commitDecision(deps, atomic, { events, heads, at: now, records })) {
+    if (
+      await commitDecision(deps, atomic, {
+        events,
+        heads,
+        at: now,
+        records,
+        operation: "match.decide",
+      })
+    ) {
       return { match: next, changed: true };
     }
     await backoff(attempt);
@@ -245,7 +253,14 @@ export async function relaySignal(
       type: input.type,
       data: { matchId: match.id, fromUserId: input.fromUserId, payload: input.payload },
     }];
-    if (await commitDecision(deps, deps.kv.atomic().check(entry), { events, heads, at: now })) {
+    if (
+      await commitDecision(deps, deps.kv.atomic().check(entry), {
+        events,
+        heads,
+        at: now,
+        operation: "match.signal",
+      })
+    ) {
       return;
     }
     await backoff(attempt);

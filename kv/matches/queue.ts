@@ -313,7 +313,15 @@ async function pair(
     .set(recent.key, { until: now + rules.cooldownMs }, { expireIn: rules.cooldownMs });
   if (seeker.queued) atomic.check(seeker.queued).delete(seeker.queued.key);
   if (candidate.queued) atomic.delete(candidate.queued.key);
-  if (!(await commitDecision(deps, atomic, { events, heads, at: now, records }))) return "lost";
+  if (
+    !(await commitDecision(deps, atomic, {
+      events,
+      heads,
+      at: now,
+      records,
+      operation: "match.pair",
+    }))
+  ) return "lost";
   return match;
 }
 

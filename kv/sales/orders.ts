@@ -165,7 +165,9 @@ async function settle<T>(
       return decision.answer;
     }
     const records = effects(settlement);
-    if (await commitDecision(deps, atomic, { records })) return decision.answer;
+    if (await commitDecision(deps, atomic, { records, operation: "sales.settle" })) {
+      return decision.answer;
+    }
     await backoff(attempt);
   }
   throw busy("This reservation");

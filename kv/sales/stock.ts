@@ -370,7 +370,7 @@ async function commitHolds(
     atomic.check(base.get(id)!).set(entry.key, entry.value);
   }
   atomic.set(saleStockHeadKey(holds[0].request.sale.id), now);
-  const committed = await commitDecision(deps, atomic, { records });
+  const committed = await commitDecision(deps, atomic, { records, operation: "sales.hold" });
   if (!committed) return outcomes.map((outcome) => outcome instanceof Error ? outcome : null);
   // What the turn left, for the next turns' holds whose reads came before it (a buyer's second
   // hold, a retry with the same Idempotency-Key): they decide on it instead of losing the commit.

@@ -6,6 +6,7 @@ import { ZodError } from "zod";
 import { DomainError, isUnreachable, Unavailable } from "../../errors.ts";
 import { zodFieldErrors } from "../../input.ts";
 import type { AppEnv } from "../env.ts";
+import { instruments } from "../../telemetry.ts";
 
 export interface Problem {
   type: string;
@@ -67,6 +68,7 @@ export const errorHandler: ErrorHandler<AppEnv> = (error, c) => {
     );
   }
   if (error instanceof DomainError) {
+    if (error.status === 503) instruments.busyAnswers.add(1, { "convene.problem": error.type });
     const body = problem(error.status, error.type, error.title, error.message, error.extra);
     return problemResponse(c, body, error.headers);
   }

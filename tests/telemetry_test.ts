@@ -1,0 +1,167 @@
+// OpenTelemetry end to end: the real server (`deno serve main.ts`) with Deno's built-in telemetry
+// on (OTEL_DENO=true) exports to an OTLP receiver on loopback. The receiver asks for OTLP's
+// standard JSON encoding (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), so what arrives is decoded by
+// the JSON parser, not by hand. The server is stopped with SIGTERM, and Deno sends what it still
+// holds as the process ends.
+import assert from "node:assert/strict";
+import { connectOver, freePort, ServerProcess, signUpOver } from "./helpers/server.ts";
+import { TestSocket } from "./helpers/sockets.ts";
+
+type AnyValue = { stringValue?: string; intValue?: string | number; arrayValue?: unknown };
+type KeyValue = { key: string; value: AnyValue };
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  attributes?: KeyValue[];
+  links?: { traceId: string; spanId: string }[];
+}
+interface OtlpMetric {
+  name: string;
+  sum?: {
+    dataPoints: { attributes?: KeyValue[]; asInt?: string | number; asDouble?: number }[];
+  };
+  histogram?: { dataPoints: { attributes?: KeyValue[]; count?: string | number }[] };
+}
+
+/** An OTLP/HTTP receiver: keeps every span and metric exported to it. */
+function otlpReceiver() {
+  const spans: OtlpSpan[] = [];
+  const metrics: OtlpMetric[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.json();
+    const path = new URL(req.url).pathname;
+    if (path === "/v1/traces") {
+      for (const resource of body.resourceSpans ?? []) {
+        for (const scope of resource.scopeSpans ?? []) spans.push(...scope.spans ?? []);
+      }
+    }
+    if (path === "/v1/metrics") {
+      for (const resource of body.resourceMetrics ?? []) {
+        for (const scope of resource.scopeMetrics ?? []) metrics.push(...scope.metrics ?? []);
+      }
+    }
+    return Response.json({});
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    spans,
+    metrics,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+const attribute = (span: { attributes?: KeyValue[] }, key: string) => {
+  const value = span.attributes?.find((entry) => entry.key === key)?.value;
+  return value?.stringValue ?? (value?.intValue !== undefined ? Number(value.intValue) : undefined);
+};
+
+Deno.test("[telemetry] a chat message is one trace from its frame to the delivery and the history row; jobs, logs and metrics join it", async () => {
+  await using receiver = otlpReceiver();
+  const dataDir = await Deno.makeTempDir({ prefix: "convene-otel-" });
+  const server = await ServerProcess.start(dataDir, {
+    PORT: String(freePort()),
+    OTEL_DENO: "true",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_SERVICE_NAME: "convene-test",
+  });
+  let stopped = false;
+  let bobId = "";
+  try {
+    const ada = await signUpOver(server.http, "ada@example.com");
+    const bob = await signUpOver(server.http, "bob@example.com");
+    bobId = bob.id;
+    await connectOver(server.http, ada, bob);
+    // The accept's notification is written by a job: wait until it ran.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const notes = await server.http("GET", "/api/notifications", { token: ada.token });
+      if (notes.body.items?.some((note: { type: string }) => note.type === "connection_accepted")) {
+        break;
+      }
+      if (Date.now() > deadline) throw new Error("the accept's notification never came");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const wsUrl = `${server.url.replace("http", "ws")}/ws`;
+    await using adaSocket = await TestSocket.open(wsUrl, ada.token);
+    await using bobSocket = await TestSocket.open(wsUrl, bob.token);
+    adaSocket.send("private-message", { toUserId: bob.id, tempId: "t-1", text: "Traced?" });
+    await bobSocket.waitFor("incoming-message");
+    await adaSocket.waitFor("message-delivered");
+    await adaSocket.close();
+    await bobSocket.close();
+    assert.equal((await server.kill("SIGTERM")).success, true);
+    stopped = true;
+  } finally {
+    if (!stopped) await server.kill("SIGKILL");
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+  const { spans, metrics } = receiver;
+
+  // The frame's span, its decision and the delivery to Bob: one trace.
+  const frame = spans.find((span) => span.name === "ws.frame private-message");
+  assert.ok(frame, `no frame span among ${[...new Set(spans.map((span) => span.name))]}`);
+  const trace = spans.filter((span) => span.traceId === frame.traceId);
+  const decision = trace.find((span) => attribute(span, "convene.operation") === "chat.send");
+  assert.ok(decision, "no chat.send decision in the frame's trace");
+  assert.equal(decision.name, "kv.decision");
+  assert.equal(decision.parentSpanId, frame.spanId);
+  assert.equal(attribute(decision, "convene.outcome"), "committed");
+  const delivery = trace.find((span) =>
+    span.name === "ws.deliver" && attribute(span, "convene.event") === "incoming-message"
+  );
+  assert.ok(delivery, "no delivery to the recipient in the frame's trace");
+  assert.equal(attribute(delivery, "convene.recipient"), bobId);
+  // The history row was written by a batch whose span links to the message's decision.
+  const history = spans.filter((span) => span.name === "history.write");
+  assert.ok(
+    history.some((span) => span.links?.some((link) => link.traceId === frame.traceId)),
+    "no history batch linked to the message's trace",
+  );
+
+  // Requests are named by their route template; a job enqueued by one runs in its trace.
+  const accept = spans.find((span) => span.name === "PATCH /api/connections/:id");
+  assert.ok(accept, `no route-named request span among ${spans.map((span) => span.name)}`);
+  assert.equal(attribute(accept, "http.route"), "/api/connections/:id");
+  const jobs = spans.filter((span) => span.name.startsWith("job "));
+  assert.ok(
+    jobs.some((span) => span.traceId === accept.traceId),
+    `no job in the accept's trace (jobs: ${jobs.map((span) => span.name)})`,
+  );
+
+  // Log lines written inside a span name it.
+  const acceptLog = server.logs.find((line) =>
+    line.msg === "request" && line.route === "/api/connections/:id" && line.method === "PATCH"
+  );
+  assert.equal(acceptLog?.trace_id, accept.traceId);
+  assert.equal(typeof acceptLog?.span_id, "string");
+
+  // Instruments, with plausible values after the traffic above.
+  const metric = (name: string) => metrics.filter((entry) => entry.name === name);
+  const total = (
+    name: string,
+    where: (point: { attributes?: KeyValue[] }) => boolean = () => true,
+  ) =>
+    metric(name).flatMap((entry) => entry.sum?.dataPoints ?? []).filter(where)
+      .reduce((sum, point) => Math.max(sum, Number(point.asInt ?? point.asDouble ?? 0)), 0);
+  assert.ok(total("convene.ws.connects") >= 2, "convene.ws.connects below 2");
+  assert.ok(
+    total(
+      "convene.kv.decisions",
+      (point) => attribute(point, "convene.operation") === "chat.send",
+    ) >=
+      1,
+    "no chat.send decision counted",
+  );
+  const routes = metric("convene.http.request.duration")
+    .flatMap((entry) => entry.histogram?.dataPoints ?? [])
+    .map((point) => attribute(point, "http.route"));
+  assert.ok(routes.includes("/api/connections/:id"), `routes: ${routes}`);
+  assert.ok(!routes.some((route) => String(route).includes(bobId)), "a raw URL as a route");
+  const latency = metric("convene.chat.delivery.latency")
+    .flatMap((entry) => entry.histogram?.dataPoints ?? [])
+    .reduce((sum, point) => sum + Number(point.count ?? 0), 0);
+  assert.ok(latency >= 1, "no message latency recorded");
+});
