@@ -142,7 +142,136 @@ export const instruments = {
     description: "From a record's commit to its history row being written.",
     unit: "ms",
   }),
+  feedLatency: meter.createHistogram("convene.feed.latency", {
+    description: "Time to answer a feed page, by whether the cache had it (convene.cache).",
+    unit: "ms",
+  }),
   jobRuns: meter.createCounter("convene.jobs.runs", {
     description: "Background job runs, by job and outcome (ok, retry, dead).",
   }),
 };
+
+/** How long this isolate keeps its recent figures (s), and the operations page's step (s). */
+export const RECENT_SECONDS = 300;
+export const RECENT_STEP_SECONDS = 5;
+/** Latency samples kept per second and figure, at most (enough for a p95). */
+const SAMPLES_PER_SECOND = 500;
+
+interface Second {
+  counts: Map<string, number>;
+  samples: Map<string, number[]>;
+  gauges: Map<string, number>;
+}
+
+/**
+ * This isolate's figures of the last RECENT_SECONDS, per second, for the operations page: what
+ * OpenTelemetry exports cannot be read back, so the few figures the page charts are kept here too.
+ */
+export class RecentFigures {
+  #seconds = new Map<number, Second>();
+  #gauges = new Map<string, number>();
+  /** Each gauge's value as of the oldest second kept (what the window's first steps show). */
+  #baseline = new Map<string, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  #second(): Second {
+    const at = Math.floor(this.now() / 1000);
+    let second = this.#seconds.get(at);
+    if (!second) {
+      second = { counts: new Map(), samples: new Map(), gauges: new Map() };
+      this.#seconds.set(at, second);
+      for (const [old, gone] of this.#seconds) {
+        if (old > at - RECENT_SECONDS) break;
+        for (const [name, value] of gone.gauges) this.#baseline.set(name, value);
+        this.#seconds.delete(old);
+      }
+    }
+    return second;
+  }
+
+  count(name: string, value = 1) {
+    const { counts } = this.#second();
+    counts.set(name, (counts.get(name) ?? 0) + value);
+  }
+
+  /** One observation (a latency, ms): counted, and kept for percentiles. */
+  sample(name: string, value: number) {
+    this.count(name);
+    const { samples } = this.#second();
+    const kept = samples.get(name) ?? [];
+    if (kept.length < SAMPLES_PER_SECOND) kept.push(value);
+    samples.set(name, kept);
+  }
+
+  /** A level (sockets open): its value now, carried forward until it changes. */
+  gauge(name: string, value: number) {
+    this.#gauges.set(name, value);
+    this.#second().gauges.set(name, value);
+  }
+
+  /**
+   * The last RECENT_SECONDS in steps of RECENT_STEP_SECONDS, oldest first: per step, each count's
+   * rate per second, each sample's p95, each gauge's last value.
+   */
+  series(): {
+    at: string[];
+    rates: Record<string, number[]>;
+    p95: Record<string, (number | null)[]>;
+    gauges: Record<string, number[]>;
+  } {
+    const end = Math.floor(this.now() / 1000) + 1;
+    const steps = RECENT_SECONDS / RECENT_STEP_SECONDS;
+    const at: string[] = [];
+    const rates: Record<string, number[]> = {};
+    const p95: Record<string, (number | null)[]> = {};
+    const gauges: Record<string, number[]> = {};
+    const names = { counts: new Set<string>(), samples: new Set<string>() };
+    for (const second of this.#seconds.values()) {
+      for (const name of second.counts.keys()) names.counts.add(name);
+      for (const name of second.samples.keys()) names.samples.add(name);
+    }
+    for (const name of names.counts) rates[name] = [];
+    for (const name of names.samples) p95[name] = [];
+    const level = new Map(this.#baseline);
+    for (const name of this.#gauges.keys()) gauges[name] = [];
+    for (let step = 0; step < steps; step++) {
+      const from = end - RECENT_SECONDS + step * RECENT_STEP_SECONDS;
+      at.push(new Date((from + RECENT_STEP_SECONDS) * 1000).toISOString());
+      const counts = new Map<string, number>();
+      const samples = new Map<string, number[]>();
+      for (let t = from; t < from + RECENT_STEP_SECONDS; t++) {
+        const second = this.#seconds.get(t);
+        if (!second) continue;
+        for (const [name, value] of second.counts) {
+          counts.set(name, (counts.get(name) ?? 0) + value);
+        }
+        for (const [name, values] of second.samples) {
+          samples.set(name, [...samples.get(name) ?? [], ...values]);
+        }
+        for (const [name, value] of second.gauges) level.set(name, value);
+      }
+      for (const name of names.counts) {
+        rates[name].push((counts.get(name) ?? 0) / RECENT_STEP_SECONDS);
+      }
+      for (const name of names.samples) p95[name].push(percentile95(samples.get(name)));
+      for (const name of this.#gauges.keys()) gauges[name].push(level.get(name) ?? 0);
+    }
+    return { at, rates, p95, gauges };
+  }
+
+  /** A gauge's value now. */
+  level(name: string): number {
+    return this.#gauges.get(name) ?? 0;
+  }
+}
+
+function percentile95(values: number[] | undefined): number | null {
+  if (!values || values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(0.95 * sorted.length))] * 10) /
+    10;
+}
+
+/** This isolate's recent figures (one per isolate: what the operations page shows). */
+export const recent = new RecentFigures();

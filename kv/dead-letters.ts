@@ -109,3 +109,10 @@ export async function restoreDeadLetter(kv: Deno.Kv, taken: TakenDeadLetter) {
   }
   await atomic.commit();
 }
+
+/** Dead letters waiting for an admin, counted up to `limit`. */
+export async function countDeadLetters(kv: Deno.Kv, limit: number): Promise<number> {
+  let count = 0;
+  for await (const _ of kv.list({ prefix: deadLetterPrefix() }, { limit })) count++;
+  return count;
+}

@@ -596,3 +596,21 @@ function groupByKind(records: OutboxRecord[]): Map<string, OutboxRecord[]> {
   }
   return groups;
 }
+
+/**
+ * Records in the outbox, over every isolate (counted up to `limit`), and when the oldest was
+ * decided: what the history writers have still to write. Strong, so a record just applied is gone.
+ */
+export async function outboxBacklog(
+  kv: Deno.Kv,
+  limit: number,
+): Promise<{ records: number; oldestAt: number | null }> {
+  let records = 0;
+  let oldestAt: number | null = null;
+  for await (const entry of kv.list<OutboxRecord>({ prefix: outboxPrefix() }, { limit })) {
+    // Ids are time-ordered, so the first is the oldest.
+    oldestAt ??= entry.value.createdAt;
+    records++;
+  }
+  return { records, oldestAt };
+}

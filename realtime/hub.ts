@@ -24,7 +24,10 @@ import {
   sweepPresence,
 } from "../kv/presence.ts";
 import { isTokenLive, type SessionMemory } from "../kv/auth/sessions.ts";
-import { instruments, pointSpan } from "../telemetry.ts";
+import { instruments, pointSpan, recent } from "../telemetry.ts";
+
+/** Sockets open in this isolate, over all its hubs (tests run several apps in one). */
+let openSockets = 0;
 
 export interface HubDeps {
   kv: Deno.Kv;
@@ -100,7 +103,10 @@ function delivered(event: LoggedEvent, userId: string, now: number) {
     { "convene.event": event.type, "convene.recipient": userId },
     event.traceparent,
   );
-  if (event.type === "incoming-message") instruments.messageLatency.record(now - event.at);
+  if (event.type === "incoming-message") {
+    instruments.messageLatency.record(now - event.at);
+    recent.sample("messageLatency", now - event.at);
+  }
 }
 
 export class Client {
@@ -236,6 +242,7 @@ export class Hub {
     this.#sockets(client.userId).clients.add(client);
     instruments.socketConnects.add(1);
     instruments.activeSockets.add(1);
+    recent.gauge("sockets", ++openSockets);
     this.startLive(client, lastEventId === undefined ? undefined : Math.min(lastEventId, head));
     // A session revoked between the upgrade's check and the head read above announced it before
     // `head`, where this socket will never look: check it once now (later ones reach the pump).
@@ -327,7 +334,10 @@ export class Hub {
     for (const room of [...client.rooms]) await this.leave(client, room);
     const user = this.#users.get(client.userId);
     if (user) {
-      if (user.clients.delete(client)) instruments.activeSockets.add(-1);
+      if (user.clients.delete(client)) {
+        instruments.activeSockets.add(-1);
+        recent.gauge("sockets", --openSockets);
+      }
       if (user.clients.size === 0) {
         this.#users.delete(client.userId);
         await user.watch.cancel().catch(() => {});

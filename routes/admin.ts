@@ -1,12 +1,19 @@
-// Administration: dead letters of jobs and of the outbox (list, replay, discard), reports, and the
-// development mail outbox.
+// Administration: this isolate's live figures (the operations page), dead letters of jobs and of
+// the outbox (list, replay, discard), reports, and the development mail outbox.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listReports } from "../db/graph.ts";
 import { NotFound } from "../errors.ts";
-import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-letters.ts";
+import {
+  countDeadLetters,
+  listDeadLetters,
+  restoreDeadLetter,
+  takeDeadLetter,
+} from "../kv/dead-letters.ts";
+import { outboxBacklog } from "../kv/outbox.ts";
+import { recent, RECENT_SECONDS, RECENT_STEP_SECONDS } from "../telemetry.ts";
 import { listDevMail } from "../providers/mail.ts";
 import { adminOnly } from "./middleware/session.ts";
 import { pageQuery, params, query } from "./middleware/validate.ts";
@@ -28,10 +35,81 @@ const deadLetter = z.object({
 /** Job ids are server-made: a UUID, or `<job>:<UUID>` for jobs keyed by what they act on. */
 const jobIdParam = z.object({ id: z.string().regex(/^[\w:-]{1,200}$/, "not a job id") });
 
+/** Outbox records and dead letters counted at most (the page says "10,000+" past it). */
+const COUNT_LIMIT = 10_000;
+
+const series = z.array(z.number());
+const operations = z.object({
+  scope: z.literal("isolate").meta({
+    description: "The figures are those of the isolate that answered; other isolates keep theirs.",
+  }),
+  now: timestamp,
+  stepSeconds: z.int(),
+  windowSeconds: z.int(),
+  at: z.array(timestamp).meta({ description: "The end of each step, oldest first." }),
+  series: z.object({
+    requestsPerSecond: series,
+    errorsPerSecond: series.meta({ description: "Answers with a 5xx status." }),
+    messagesPerSecond: series.meta({ description: "Chat messages delivered to a socket here." }),
+    messageLatencyP95: z.array(z.number().nullable()).meta({
+      description: "ms from a message's commit to its delivery; null in a step without any.",
+    }),
+    feedP95: z.array(z.number().nullable()).meta({ description: "ms to answer a feed page." }),
+    sockets: series.meta({ description: "Sockets open at the end of each step." }),
+  }),
+  current: z.object({
+    sockets: z.int(),
+    outboxBacklog: z.int().meta({ description: "Over every isolate, counted up to 10,000." }),
+    oldestOutboxAgeSeconds: z.number().nullable(),
+    deadLetters: z.int().meta({ description: "Counted up to 10,000." }),
+  }),
+});
+
 export function adminRoutes(deps: Deps) {
   return adminOnly(
     deps,
     new Hono<SignedInEnv>()
+      .get(
+        "/operations",
+        describe({
+          summary:
+            "This isolate's live figures over the last five minutes, for the operations page",
+          answers: { 200: operations },
+        }),
+        async (c) => {
+          const now = deps.clock.now();
+          const [backlog, deadLetters] = await Promise.all([
+            outboxBacklog(deps.kv, COUNT_LIMIT),
+            countDeadLetters(deps.kv, COUNT_LIMIT),
+          ]);
+          const { at, rates, p95, gauges } = recent.series();
+          const zeros = at.map(() => 0);
+          const empty = at.map(() => null);
+          return c.json({
+            scope: "isolate" as const,
+            now: new Date(now).toISOString(),
+            stepSeconds: RECENT_STEP_SECONDS,
+            windowSeconds: RECENT_SECONDS,
+            at,
+            series: {
+              requestsPerSecond: rates.requests ?? zeros,
+              errorsPerSecond: rates.errors ?? zeros,
+              messagesPerSecond: rates.messageLatency ?? zeros,
+              messageLatencyP95: p95.messageLatency ?? empty,
+              feedP95: p95.feed ?? empty,
+              sockets: gauges.sockets ?? zeros,
+            },
+            current: {
+              sockets: recent.level("sockets"),
+              outboxBacklog: backlog.records,
+              oldestOutboxAgeSeconds: backlog.oldestAt === null
+                ? null
+                : Math.max(0, Math.round((now - backlog.oldestAt) / 1000)),
+              deadLetters,
+            },
+          });
+        },
+      )
       .get(
         "/dead-letters",
         describe({

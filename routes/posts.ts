@@ -21,6 +21,7 @@ import { body, idParam, pageQuery, params, query } from "./middleware/validate.t
 import { documented } from "./middleware/describe.ts";
 import { page, person, post, timestamp } from "./reference/schemas.ts";
 import { z } from "zod";
+import { instruments, recent } from "../telemetry.ts";
 
 const describe = documented("Posts and feed");
 
@@ -166,7 +167,11 @@ export function postRoutes(deps: Deps) {
         query(pageQuery),
         async (c) => {
           const session = c.var.session;
+          const started = performance.now();
           const { body, cached } = await feed(deps, session.sub, c.req.valid("query"));
+          const ms = performance.now() - started;
+          instruments.feedLatency.record(ms, { "convene.cache": cached ? "hit" : "miss" });
+          recent.sample("feed", ms);
           return c.body(body, 200, {
             "content-type": "application/json",
             "x-cache": cached ? "hit" : "miss",

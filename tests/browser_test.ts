@@ -326,7 +326,7 @@ withBrowser(
 );
 
 withBrowser(
-  "[browser] the console's bodyless writes: like and unlike, follow and unfollow, leave the queue, discard a dead letter",
+  "[browser] the console's bodyless writes: like and unlike, follow and unfollow, leave the queue, discard a dead letter; the operations page, for admins only",
   async (browser) => {
     const rootEmail = `root.${crypto.randomUUID().slice(0, 8)}@example.com`;
     await using app = await servedConsole({ env: { ADMIN_EMAILS: rootEmail } });
@@ -367,6 +367,24 @@ withBrowser(
     await ada.page.goto(`${app.base}/#/admin`);
     await ada.page.getByRole("button", { name: "Discard" }).click();
     await ada.page.getByText("Discarded.").waitFor();
+
+    // The operations page: this isolate's live figures with their charts.
+    await ada.page.getByRole("link", { name: "Operations" }).click();
+    const figure = (label: string) =>
+      ada.page.getByRole("figure", { name: label }).getByTestId("figure-value");
+    await figure("Active sockets").waitFor();
+    assert.ok(Number(await figure("Active sockets").textContent()) >= 1, "her own socket");
+    assert.equal(await figure("Dead letters").textContent(), "0");
+    assert.equal(await ada.page.getByRole("img", { name: /over the last minutes/ }).count(), 6);
+    await shot(ada.page, "operations-desktop");
+
+    // A member who is not an admin has no link to it, and is refused when they go there anyway.
+    const eve = await person(browser);
+    await signUpInPage(eve.page, app.base, "Eve Member");
+    assert.equal(await eve.page.getByRole("link", { name: "Operations" }).count(), 0);
+    await eve.page.goto(`${app.base}/#/operations`);
+    await eve.page.getByRole("alert").getByText(/admin/i).waitFor();
+    assert.equal(await eve.page.getByTestId("figure").count(), 0);
 
     const state = await ada.page.evaluate(async (bobId) => {
       const me = (await (await fetch("/api/auth/session")).json()).user.id;

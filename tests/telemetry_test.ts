@@ -5,7 +5,10 @@
 // holds as the process ends.
 import assert from "node:assert/strict";
 import { connectOver, freePort, ServerProcess, signUpOver } from "./helpers/server.ts";
-import { TestSocket } from "./helpers/sockets.ts";
+import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
+import { assertProblem } from "./helpers/app.ts";
+import { members } from "./helpers/members.ts";
+import { storeDeadLetter } from "../kv/dead-letters.ts";
 
 type AnyValue = { stringValue?: string; intValue?: string | number; arrayValue?: unknown };
 type KeyValue = { key: string; value: AnyValue };
@@ -164,4 +167,36 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     .flatMap((entry) => entry.histogram?.dataPoints ?? [])
     .reduce((sum, point) => sum + Number(point.count ?? 0), 0);
   assert.ok(latency >= 1, "no message latency recorded");
+});
+
+Deno.test("[telemetry] the operations endpoint reports this isolate's figures to admins only", async () => {
+  await using t0 = await servedTestApp({ realClock: true });
+  const [admin] = await members(t0.deps, 1, { role: "admin" });
+  const [ada, bob] = await members(t0.deps, 2);
+  assertProblem(await t0.http("GET", "/api/admin/operations"), 401);
+  assertProblem(await t0.http("GET", "/api/admin/operations", { token: ada.token }), 403);
+
+  await connect(t0.http, ada, bob);
+  await using adaSocket = await TestSocket.open(t0.url, ada.token);
+  await using bobSocket = await TestSocket.open(t0.url, bob.token);
+  adaSocket.send("private-message", { toUserId: bob.user.id, tempId: "m-1", text: "Counted?" });
+  await bobSocket.waitFor("incoming-message");
+  for (let i = 0; i < 3; i++) await t0.http("GET", "/api/feed", { token: ada.token });
+  await storeDeadLetter(t0.deps.kv, { id: "letter-1", name: "greet", payload: {} });
+
+  const answer = await t0.http("GET", "/api/admin/operations", { token: admin.token });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  const { series, current, at, stepSeconds, windowSeconds } = answer.body;
+  assert.equal(at.length, windowSeconds / stepSeconds);
+  assert.equal(current.sockets, 2);
+  assert.equal(series.sockets.at(-1), 2);
+  assert.equal(current.deadLetters, 1);
+  const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+  // Rates are per second over steps of `stepSeconds`: back to counts.
+  assert.equal(Math.round(sum(series.messagesPerSecond) * stepSeconds), 1);
+  assert.ok(sum(series.requestsPerSecond) * stepSeconds >= 6, "requests not counted");
+  assert.equal(sum(series.errorsPerSecond), 0);
+  assert.ok(series.messageLatencyP95.some((value: number | null) => value !== null));
+  assert.ok(series.feedP95.some((value: number | null) => value !== null));
+  assert.equal(typeof current.outboxBacklog, "number");
 });

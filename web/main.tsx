@@ -12,6 +12,7 @@ import { CallPage } from "./call.tsx";
 import { InterviewsPage } from "./interviews.tsx";
 import { OrdersPage, SalePage } from "./sale.tsx";
 import { AdminPage } from "./admin.tsx";
+import { OperationsPage } from "./operations.tsx";
 import { ProfilePage } from "./profile.tsx";
 import { NotificationsPage } from "./notifications.tsx";
 
@@ -73,6 +74,11 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
           {me.role === "admin" && (
             <a href="#/admin" aria-current={page === "admin" ? "page" : undefined}>Admin</a>
           )}
+          {me.role === "admin" && (
+            <a href="#/operations" aria-current={page === "operations" ? "page" : undefined}>
+              Operations
+            </a>
+          )}
           <a
             href="#/notifications"
             aria-label={`Notifications, ${unread} unread`}
@@ -98,6 +104,7 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
         {page === "orders" && <OrdersPage />}
         {page === "profile" && <ProfilePage me={me} onMe={props.onMe} />}
         {page === "admin" && <AdminPage />}
+        {page === "operations" && <OperationsPage />}
         {page === "notifications" && <NotificationsPage onRead={() => setUnread(0)} />}
       </main>
     </div>

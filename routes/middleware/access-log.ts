@@ -4,7 +4,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env.ts";
 import type { Deps } from "../../deps.ts";
-import { activeSpan, instruments } from "../../telemetry.ts";
+import { activeSpan, instruments, recent } from "../../telemetry.ts";
 
 export function accessLog(deps: Deps): MiddlewareHandler<AppEnv> {
   return async function accessLog(c, next) {
@@ -19,6 +19,8 @@ export function accessLog(deps: Deps): MiddlewareHandler<AppEnv> {
       "http.response.status_code": c.res.status,
     };
     instruments.httpDuration.record(seconds, attributes);
+    recent.count("requests");
+    if (c.res.status >= 500) recent.count("errors");
     const span = activeSpan();
     if (span?.isRecording()) {
       span.updateName(`${c.req.method} ${route}`);
