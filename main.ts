@@ -12,7 +12,7 @@ import { openMailer } from "./providers/mail.ts";
 import { openPayments } from "./providers/payments.ts";
 import { openStorage } from "./providers/storage.ts";
 import { Hub } from "./realtime/hub.ts";
-import { tracedLogger } from "./telemetry.ts";
+import { observeHistoryWriter, tracedLogger } from "./telemetry.ts";
 import { SessionMemory } from "./kv/auth/sessions.ts";
 import { InFlight, tellLauncher } from "./scripts/lifecycle.ts";
 import { indexExistingConnections } from "./workflows/graph.ts";
@@ -52,6 +52,7 @@ const { deps, pgliteLock } = await open().catch((error) =>
   startFailed(`Start-up failed: ${error instanceof Error ? error.message : String(error)}`)
 );
 const app = createApp(deps);
+observeHistoryWriter(deps.outbox);
 const listening = deps.jobs.kind === "kv-queue"
   ? listenForJobs(deps, (work) => inFlight.track(work)).catch((error) =>
     log({ level: "error", msg: "job listener stopped", error: String(error) })

@@ -146,6 +146,13 @@ export const instruments = {
     description: "Time to answer a feed page, by whether the cache had it (convene.cache).",
     unit: "ms",
   }),
+  payments: meter.createCounter("convene.payments", {
+    description:
+      "Payment webhooks applied, by provider and outcome (paid, refunded, cancelled, …).",
+  }),
+  emails: meter.createCounter("convene.emails", {
+    description: "Emails handed to the mail provider, by outcome (sent, failed).",
+  }),
   jobRuns: meter.createCounter("convene.jobs.runs", {
     description: "Background job runs, by job and outcome (ok, retry, dead).",
   }),
@@ -275,3 +282,16 @@ function percentile95(values: number[] | undefined): number | null {
 
 /** This isolate's recent figures (one per isolate: what the operations page shows). */
 export const recent = new RecentFigures();
+
+/**
+ * Observes a history writer (kv/outbox.ts's Outbox): its records not yet written, and whether it
+ * last reached the database. Exported with the other metrics; a no-op with telemetry off.
+ */
+export function observeHistoryWriter(writer: { buffered: number; outage: unknown }) {
+  meter.createObservableGauge("convene.history.buffered", {
+    description: "Records this isolate's history writer holds, not yet written.",
+  }).addCallback((result) => result.observe(writer.buffered));
+  meter.createObservableGauge("convene.database.reachable", {
+    description: "1 while the history writer reaches the database, 0 while it waits out an outage.",
+  }).addCallback((result) => result.observe(writer.outage ? 0 : 1));
+}

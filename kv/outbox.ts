@@ -180,6 +180,11 @@ export class Outbox {
   }
 
   /** Whether the writer is paused because the database cannot be reached, and since when. */
+  /** Records handed to this isolate's writer and not written yet. */
+  get buffered(): number {
+    return this.#pending.size;
+  }
+
   get outage(): Readonly<Outage> | null {
     return this.#outage;
   }

@@ -26,6 +26,7 @@ interface OtlpMetric {
     dataPoints: { attributes?: KeyValue[]; asInt?: string | number; asDouble?: number }[];
   };
   histogram?: { dataPoints: { attributes?: KeyValue[]; count?: string | number }[] };
+  gauge?: { dataPoints: { asInt?: string | number; asDouble?: number }[] };
 }
 
 /** An OTLP/HTTP receiver: keeps every span and metric exported to it. */
@@ -69,6 +70,8 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_SERVICE_NAME: "convene-test",
+    // Observable gauges are read on the periodic export only (not in the flush at exit).
+    OTEL_METRIC_EXPORT_INTERVAL: "500",
   });
   let stopped = false;
   let bobId = "";
@@ -167,6 +170,17 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     .flatMap((entry) => entry.histogram?.dataPoints ?? [])
     .reduce((sum, point) => sum + Number(point.count ?? 0), 0);
   assert.ok(latency >= 1, "no message latency recorded");
+  assert.ok(
+    total("convene.jobs.runs", (point) =>
+      attribute(point, "convene.job") === "notify" &&
+      attribute(point, "convene.outcome") === "done") >= 1,
+    "no notify job run counted",
+  );
+  const reachable = metric("convene.database.reachable")
+    .flatMap((entry) => entry.gauge?.dataPoints ?? [])
+    .map((point) => Number(point.asInt ?? point.asDouble));
+  assert.deepEqual([...new Set(reachable)], [1], "the database was reachable throughout");
+  assert.ok(metric("convene.history.buffered").length > 0, "no history writer gauge");
 });
 
 Deno.test("[telemetry] the operations endpoint reports this isolate's figures to admins only", async () => {

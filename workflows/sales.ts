@@ -47,6 +47,7 @@ import { enqueueAll, PermanentJobError } from "./jobs.ts";
 import { notifyRecords } from "./notifications.ts";
 import { jobRecord } from "./outbox-jobs.ts";
 import { id, storableTime } from "../input.ts";
+import { instruments } from "../telemetry.ts";
 
 const RESERVATION_RECORD = "reservation-record";
 const ORDER_RECORD = "order-record";
@@ -474,6 +475,10 @@ export async function receiveWebhook(
   const event = await deps.payments.verify(headers, rawBody, deps.clock.now());
   if (!event) return { outcome: "ignored", order: null, repeated: false, eventId: null };
   const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
+  instruments.payments.add(1, {
+    "convene.provider": provider,
+    "convene.outcome": result.repeated ? "repeated" : result.outcome,
+  });
   if (result.outcome === "unknown-order") {
     deps.log({
       level: "warn",

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import type { MailMessage } from "../providers/mail.ts";
+import { instruments } from "../telemetry.ts";
 
 export const emailPayload = z.object({
   to: z.email(),
@@ -12,8 +13,14 @@ export const emailPayload = z.object({
 
 export function registerSendEmailJob(deps: Deps) {
   // The job id is the message id: a redelivered job is the same email, not a second one.
-  deps.registry.register("send-email", emailPayload, (message, job) => {
-    return deps.mailer.send(message, job.id);
+  deps.registry.register("send-email", emailPayload, async (message, job) => {
+    try {
+      await deps.mailer.send(message, job.id);
+      instruments.emails.add(1, { "convene.outcome": "sent" });
+    } catch (error) {
+      instruments.emails.add(1, { "convene.outcome": "failed" });
+      throw error;
+    }
   });
 }
 
