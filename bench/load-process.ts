@@ -23,6 +23,8 @@ export async function inOwnProcess<Config, Result>(
 ): Promise<Result> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script.pathname],
+    // The load clients are not what is measured: their own telemetry stays off.
+    env: { OTEL_DENO: "false" },
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
