@@ -50,9 +50,7 @@ export function inSpanUnder<T>(
   attributes: Attributes,
   work: (span: Span) => Promise<T>,
 ): Promise<T> {
-  const link = linkTo(parent);
-  const base = link ? trace.setSpanContext(context.active(), link.context) : context.active();
-  return context.with(base, () => inSpan(name, attributes, work));
+  return context.with(contextUnder(parent), () => inSpan(name, attributes, work));
 }
 
 /**
@@ -61,9 +59,13 @@ export function inSpanUnder<T>(
  * active one.
  */
 export function pointSpan(name: string, attributes: Attributes, parent?: string) {
+  tracer.startSpan(name, { attributes }, contextUnder(parent)).end();
+}
+
+/** The active context, with the span a `traceparent` names as its parent when there is one. */
+function contextUnder(parent: string | undefined) {
   const link = linkTo(parent);
-  const base = link ? trace.setSpanContext(context.active(), link.context) : context.active();
-  tracer.startSpan(name, { attributes }, base).end();
+  return link ? trace.setSpanContext(context.active(), link.context) : context.active();
 }
 
 /** The active span's context, when there is a real one (a traceparent to carry along). */
