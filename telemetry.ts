@@ -68,6 +68,18 @@ function contextUnder(parent: string | undefined) {
   return link ? trace.setSpanContext(context.active(), link.context) : context.active();
 }
 
+/** The statement's text a `db.query` span keeps, at most (never its parameters). */
+const STATEMENT_CHARS = 500;
+
+/** Runs one Postgres statement in a `db.query` span: its text, never its parameters' values. */
+export function queried<T>(system: string, text: string, run: () => Promise<T>): Promise<T> {
+  return inSpan(
+    "db.query",
+    { "db.system.name": system, "db.query.text": text.slice(0, STATEMENT_CHARS) },
+    run,
+  );
+}
+
 /** The active span's context, when there is a real one (a traceparent to carry along). */
 export function activeContext(): SpanContext | undefined {
   const context = trace.getActiveSpan()?.spanContext();

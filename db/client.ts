@@ -9,6 +9,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import type { WorkerAnswer, WorkerRequest } from "./pglite-worker.ts";
 import * as schema from "./schema.ts";
+import { queried } from "../telemetry.ts";
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -111,7 +112,7 @@ async function pgliteWorker(dir?: string): Promise<PGlite> {
       return closed;
     },
     query: (sql: string, params?: unknown[], options?: QueryOptions) =>
-      shared(() => query(sql, params, options)),
+      queried("postgresql", sql, () => shared(() => query(sql, params, options))),
     exec: (sql: string) => shared(() => exec(sql)),
     transaction: <T>(work: (tx: unknown) => Promise<T>) =>
       alone(async () => {
@@ -207,6 +208,15 @@ export async function openNeon(url: string, options: NeonOptions = {}): Promise<
     throw error;
   }
   const target = new URL(url);
+  // Each statement the pool runs is a `db.query` span (those inside a transaction run on a
+  // connection of their own, and are not).
+  const poolQuery = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: typeof poolQuery }).query = (...args: unknown[]) => {
+    const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string })?.text;
+    return text === undefined
+      ? poolQuery(...args)
+      : queried("postgresql", text, () => poolQuery(...args));
+  };
   return {
     db: drizzleNeon({ client: pool, schema }) as unknown as Database,
     kind: "neon",

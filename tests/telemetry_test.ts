@@ -127,6 +127,18 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     "no history batch linked to the message's trace",
   );
 
+  // Its statements are spans of their own under the batch, with their text but never the values.
+  const batches = new Set(history.map((span) => span.spanId));
+  const statements = spans.filter((span) => span.name === "db.query");
+  assert.ok(
+    statements.some((span) => batches.has(span.parentSpanId ?? "")),
+    "no statement under a history batch",
+  );
+  assert.ok(
+    !statements.some((span) => String(attribute(span, "db.query.text")).includes("Traced?")),
+    "a statement span carries a parameter's value",
+  );
+
   // Requests are named by their route template; a job enqueued by one runs in its trace.
   const accept = spans.find((span) => span.name === "PATCH /api/connections/:id");
   assert.ok(accept, `no route-named request span among ${spans.map((span) => span.name)}`);
