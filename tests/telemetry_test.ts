@@ -93,6 +93,9 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     const wsUrl = `${server.url.replace("http", "ws")}/ws`;
     await using adaSocket = await TestSocket.open(wsUrl, ada.token);
     await using bobSocket = await TestSocket.open(wsUrl, bob.token);
+    // Live once the server has registered them (a ping answered), as the other socket tests wait.
+    await adaSocket.roundTrip();
+    await bobSocket.roundTrip();
     adaSocket.send("private-message", { toUserId: bob.id, tempId: "t-1", text: "Traced?" });
     await bobSocket.waitFor("incoming-message");
     await adaSocket.waitFor("message-delivered");
@@ -205,6 +208,8 @@ Deno.test("[telemetry] the operations endpoint reports this isolate's figures to
   await connect(t0.http, ada, bob);
   await using adaSocket = await TestSocket.open(t0.url, ada.token);
   await using bobSocket = await TestSocket.open(t0.url, bob.token);
+  await adaSocket.roundTrip();
+  await bobSocket.roundTrip();
   adaSocket.send("private-message", { toUserId: bob.user.id, tempId: "m-1", text: "Counted?" });
   await bobSocket.waitFor("incoming-message");
   for (let i = 0; i < 3; i++) await t0.http("GET", "/api/feed", { token: ada.token });
