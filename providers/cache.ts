@@ -5,6 +5,7 @@ import { TooManyRequests } from "../errors.ts";
 import { cacheKey, KV_CHECK_LIMIT } from "../kv/keys.ts";
 import { ofApp, Remembered } from "../kv/remembered.ts";
 import { getAll } from "../kv/store.ts";
+import { activeSpan, inSpan } from "../telemetry.ts";
 
 export interface Counter {
   count: number;
@@ -282,7 +283,43 @@ export function openCache(
   config: { UPSTASH_REDIS_REST_URL?: string; UPSTASH_REDIS_REST_TOKEN?: string },
   kv: Deno.Kv,
 ): Cache {
-  return config.UPSTASH_REDIS_REST_URL && config.UPSTASH_REDIS_REST_TOKEN
-    ? upstashCache({ url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN })
-    : kvCache(kv);
+  return traced(
+    config.UPSTASH_REDIS_REST_URL && config.UPSTASH_REDIS_REST_TOKEN
+      ? upstashCache({ url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN })
+      : kvCache(kv),
+  );
+}
+
+/**
+ * `cache` with each call a `cache.<call>` span: which cache, how many keys, and for reads how many
+ * were found (never the keys: they name members).
+ */
+export function traced(cache: Cache): Cache {
+  const span = <T>(call: string, keys: number, work: () => Promise<T>) =>
+    inSpan(`cache.${call}`, { "convene.cache.kind": cache.kind, "convene.cache.keys": keys }, work);
+  return {
+    kind: cache.kind,
+    get: <T>(key: string) =>
+      span("get", 1, async () => {
+        const value = await cache.get<T>(key);
+        activeSpan()?.setAttribute("convene.cache.hits", value === null ? 0 : 1);
+        return value;
+      }),
+    getMany: (keys) =>
+      span("getMany", keys.length, async () => {
+        const values = await cache.getMany(keys);
+        activeSpan()?.setAttribute(
+          "convene.cache.hits",
+          values.filter((value) => value !== null).length,
+        );
+        return values;
+      }),
+    set: (key, value, ttlSeconds) => span("set", 1, () => cache.set(key, value, ttlSeconds)),
+    delete: (...keys) => span("delete", keys.length, () => cache.delete(...keys)),
+    increment: (key, windowSeconds, by) =>
+      span("increment", 1, () => cache.increment(key, windowSeconds, by)),
+    incrementMany: (increments) =>
+      span("incrementMany", increments.length, () => cache.incrementMany(increments)),
+    ping: () => cache.ping(),
+  };
 }

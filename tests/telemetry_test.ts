@@ -80,6 +80,7 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     const bob = await signUpOver(server.http, "bob@example.com");
     bobId = bob.id;
     await connectOver(server.http, ada, bob);
+    assert.equal((await server.http("GET", "/api/feed", { token: ada.token })).status, 200);
     // The accept's notification is written by a job: wait until it ran.
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -150,6 +151,14 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
   assert.ok(
     jobs.some((span) => span.traceId === accept.traceId),
     `no job in the accept's trace (jobs: ${jobs.map((span) => span.name)})`,
+  );
+
+  // Cache calls are spans in the request's trace.
+  const feed = spans.find((span) => span.name === "GET /api/feed");
+  assert.ok(feed, "no feed request span");
+  assert.ok(
+    spans.some((span) => span.name.startsWith("cache.") && span.traceId === feed.traceId),
+    "no cache call in the feed request's trace",
   );
 
   // Log lines written inside a span name it.
