@@ -429,8 +429,12 @@ export class Outbox {
           "convene.history.deferred": result.deferred ?? 0,
         });
         instruments.historyBatches.record(performance.now() - started);
-        const now = this.clock.now();
-        for (const record of records) instruments.historyLag.record(now - record.createdAt);
+        // The lag of rows written: a batch put off by an outage, or failing, wrote none of its
+        // rows yet (or not all), and counts when it does.
+        if (result.applied === records.length) {
+          const now = this.clock.now();
+          for (const record of records) instruments.historyLag.record(now - record.createdAt);
+        }
         return result;
       },
       links,

@@ -40,6 +40,7 @@ export function OperationsPage() {
   const last = <T,>(values: T[]) => values[values.length - 1];
   const ms = (value: number | null) => value === null ? "–" : `${value} ms`;
   const rate = (value: number) => `${value.toFixed(value < 10 ? 1 : 0)}/s`;
+  const counted = (value: number) => `${value}${value >= current.countedUpTo ? "+" : ""}`;
   return (
     <section aria-labelledby="ops-title">
       <h1 id="ops-title">Operations</h1>
@@ -78,13 +79,13 @@ export function OperationsPage() {
         />
         <Figure
           label="Outbox backlog"
-          value={`${current.outboxBacklog}${
+          value={`${counted(current.outboxBacklog)}${
             current.oldestOutboxAgeSeconds === null
               ? ""
               : `, oldest ${current.oldestOutboxAgeSeconds} s`
           }`}
         />
-        <Figure label="Dead letters" value={String(current.deadLetters)} link="#/admin" />
+        <Figure label="Dead letters" value={counted(current.deadLetters)} link="#/admin" />
       </div>
     </section>
   );

@@ -150,7 +150,7 @@ export async function reserveStock(
   for (let attempt = 0;; attempt++) {
     // A first read answers sold-out, over-limit and replayed requests without waiting. The rest
     // wait for their shard's next turn in this isolate, which commits every hold waiting for it
-    // at once (see holdTurns); between isolates, the checks decide.
+    // at once (see nextTurn); between isolates, the checks decide.
     const read = await deps.kv.getMany(keys);
     const first = assess(request, item, read, deps.now());
     if ("earlier" in first) return await replayed(first.earlier);
