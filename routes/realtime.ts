@@ -4,6 +4,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { presencePeers } from "../kv/graph.ts";
 import { readPresence } from "../kv/presence.ts";
+import { currentHead } from "../kv/events.ts";
 import { upgradeWebSocket } from "hono/deno";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
@@ -90,9 +91,12 @@ export function realtimeRoutes(deps: Deps) {
         }
         await next();
       },
-      upgradeWebSocket((c) => {
+      upgradeWebSocket(async (c) => {
         const session = c.get("session")!;
-        const lastEventId = resumePoint(c);
+        // Live from the upgrade: without a resume point the socket starts at the user's head as
+        // it is before the 101, so an event committed between the 101 and the hub's registration
+        // (which reads the head again) is replayed to it, not skipped.
+        const lastEventId = resumePoint(c) ?? await currentHead(deps.kv, session.sub);
         const budget = new FrameBudget();
         let client: Promise<Client | null> = Promise.resolve(null);
         let refused = false;

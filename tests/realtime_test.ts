@@ -567,3 +567,25 @@ Deno.test("[realtime] a flood of 2,000 frames: the frame budget acknowledges wha
     },
   );
 });
+
+Deno.test("[realtime] a socket is live from its upgrade: a message committed before the hub registered it still arrives", async () => {
+  // The hub's registration (its presence claim) is held while the message commits.
+  let held: PromiseWithResolvers<void> | null = null;
+  using store = await openKv(":memory:");
+  await using t0 = await servedTestApp({
+    kv: holdingKv(store, (call) => call.includes('"presence"') ? held?.promise : undefined),
+  });
+  const [ada, bob] = await members(t0.deps, 2, { name: (i) => ["Ada", "Bob"][i] });
+  await connect(t0.http, ada, bob);
+  held = Promise.withResolvers<void>();
+  await using socket = await TestSocket.open(t0.url, bob.token); // the 101 is in
+  const sent = await t0.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+    token: ada.token,
+    body: { text: "in between", tempId: "between-1" },
+  });
+  assert.equal(sent.status, 201, JSON.stringify(sent.body));
+  held.resolve();
+  held = null;
+  const [incoming] = await socket.waitFor("incoming-message");
+  assert.equal(incoming.data.text, "in between");
+});
