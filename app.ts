@@ -1,4 +1,5 @@
-// createApp(deps): the middleware stack, the error mapper, and one chained tree of every router.
+// createApp(deps): the middleware stack, the error mapper, and one chained tree of every router;
+// wireDeps(parts): the one way its dependencies are built (main.ts, the tests and the benchmarks).
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
@@ -22,7 +23,20 @@ import { profileRoutes } from "./routes/profiles.ts";
 import { writeRateLimit } from "./routes/middleware/rate-limit.ts";
 import { authenticate } from "./routes/middleware/session.ts";
 import type { AppEnv } from "./routes/env.ts";
-import type { Deps } from "./deps.ts";
+import type { Clock, Deps, Logger } from "./deps.ts";
+import type { Config } from "./config.ts";
+import type { DatabaseHandle } from "./db/client.ts";
+import { SessionMemory } from "./kv/auth/sessions.ts";
+import { BACKLOG_COUNT_LIMIT, Outbox, storeBacklog } from "./kv/outbox.ts";
+import { type Cache, openCache } from "./providers/cache.ts";
+import { type Mailer, openMailer } from "./providers/mail.ts";
+import { openPayments, type PaymentProvider } from "./providers/payments.ts";
+import { openStorage, type Storage } from "./providers/storage.ts";
+import { Hub, type HubOptions } from "./realtime/hub.ts";
+import { observeHistoryWriter, observeStoreBacklog, tracedLogger } from "./telemetry.ts";
+import { JobRegistry, type Jobs } from "./workflows/jobs.ts";
+import { kvQueueJobs } from "./workflows/kv-queue.ts";
+import { qstashJobs, qstashVerifier } from "./workflows/qstash.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { realtimeRoutes } from "./routes/realtime.ts";
 import { saleRoutes, sandboxRoutes } from "./routes/sales.ts";
@@ -122,6 +136,72 @@ function isUpload(request: { method: string; path: string }) {
  */
 function isWebhook(request: { path: string }) {
   return request.path.startsWith("/api/payments/webhook/");
+}
+
+/** What every app is built from; the rest follows from `config` unless given. */
+export interface DepsParts {
+  config: Config;
+  kv: Deno.Kv;
+  database: DatabaseHandle;
+  clock: Clock;
+  /** Where log records go; wrapped so that records written inside a span carry its ids. */
+  log: Logger;
+  cache?: Cache;
+  jobs?: Jobs;
+  registry?: JobRegistry;
+  mailer?: Mailer;
+  payments?: PaymentProvider;
+  storage?: Storage;
+  hub?: Partial<HubOptions>;
+  verifyDelivery?: Deps["verifyDelivery"];
+}
+
+/**
+ * The app's dependencies, wired once: adapters chosen by `config` (QStash or the KV queue, Upstash
+ * or the KV cache, Resend or the dev outbox, the payment provider, S3 or local media), with their
+ * telemetry (traced cache, payments and mail; the history writer's gauges; trace ids in logs).
+ */
+export function wireDeps(parts: DepsParts): Deps {
+  const { config, kv, clock } = parts;
+  const log = tracedLogger(parts.log);
+  const qstash = config.QSTASH_TOKEN
+    ? {
+      token: config.QSTASH_TOKEN,
+      current: config.QSTASH_CURRENT_SIGNING_KEY!,
+      next: config.QSTASH_NEXT_SIGNING_KEY!,
+    }
+    : null;
+  const sessions = new SessionMemory();
+  const outbox = new Outbox(kv, clock, log);
+  observeHistoryWriter(outbox);
+  observeStoreBacklog(() => storeBacklog(kv, clock.now(), BACKLOG_COUNT_LIMIT));
+  return {
+    config,
+    kv,
+    database: parts.database,
+    cache: parts.cache ?? openCache(config, kv, clock.now),
+    jobs: parts.jobs ??
+      (qstash
+        ? qstashJobs({
+          token: qstash.token,
+          baseUrl: config.QSTASH_URL,
+          publicUrl: config.PUBLIC_URL,
+        })
+        : kvQueueJobs(kv)),
+    registry: parts.registry ?? new JobRegistry(),
+    outbox,
+    mailer: parts.mailer ?? openMailer(config, kv, clock.now),
+    payments: parts.payments ?? openPayments(config),
+    storage: parts.storage ?? openStorage(config),
+    sessions,
+    hub: new Hub({ kv, sessions, clock, log }, {
+      maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
+      ...parts.hub,
+    }),
+    verifyDelivery: parts.verifyDelivery ?? (qstash ? qstashVerifier(qstash) : undefined),
+    clock,
+    log,
+  };
 }
 
 /** Every route of the API, with its inputs and answers: what a typed client (`hc<AppType>`) is typed by. */

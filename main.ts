@@ -1,35 +1,24 @@
 // Entry: read config, open KV, database, cache and jobs, build the app; `deno serve` serves the default
 // export. SIGTERM or SIGINT drains it: in-flight work finishes (bounded), then sockets, jobs, KV and
 // the database close, and the process ends by itself.
-import { createApp } from "./app.ts";
-import type { Deps, Logger } from "./deps.ts";
+import { createApp, wireDeps } from "./app.ts";
+import type { Logger } from "./deps.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
-import { Outbox } from "./kv/outbox.ts";
 import { openKv } from "./kv/store.ts";
-import { openCache } from "./providers/cache.ts";
-import { openMailer } from "./providers/mail.ts";
-import { openPayments } from "./providers/payments.ts";
-import { openStorage } from "./providers/storage.ts";
-import { Hub } from "./realtime/hub.ts";
-import { observeHistoryWriter, tracedLogger } from "./telemetry.ts";
-import { SessionMemory } from "./kv/auth/sessions.ts";
 import { InFlight, tellLauncher } from "./scripts/lifecycle.ts";
 import { indexExistingConnections } from "./workflows/graph.ts";
 import { scheduleSweeps } from "./workflows/index.ts";
-import { JobRegistry } from "./workflows/jobs.ts";
-import { kvQueueJobs, listenForJobs } from "./workflows/kv-queue.ts";
-import { qstashJobs, qstashVerifier } from "./workflows/qstash.ts";
+import { listenForJobs } from "./workflows/kv-queue.ts";
 
 /** In-flight requests, job runs and sweeps get this long to finish once a stop is asked for. */
 const DRAIN_MS = 10_000;
 /** After this, a stop that is still waiting on something ends the process anyway. */
 const STOP_DEADLINE_MS = DRAIN_MS + 5_000;
 
-// Records written inside a span carry its trace_id and span_id (telemetry.ts).
-const log: Logger = tracedLogger((record) =>
-  console.log(JSON.stringify({ time: new Date().toISOString(), ...record }))
-);
+/** One JSON object a line; the app's own (deps.log) also carries trace ids inside spans. */
+const log: Logger = (record) =>
+  console.log(JSON.stringify({ time: new Date().toISOString(), ...record }));
 
 /** A start that cannot succeed says why in one line and exits non-zero, also under `--watch`. */
 function startFailed(message: string): never {
@@ -52,7 +41,6 @@ const { deps, pgliteLock } = await open().catch((error) =>
   startFailed(`Start-up failed: ${error instanceof Error ? error.message : String(error)}`)
 );
 const app = createApp(deps);
-observeHistoryWriter(deps.outbox);
 const listening = deps.jobs.kind === "kv-queue"
   ? listenForJobs(deps, (work) => inFlight.track(work)).catch((error) =>
     log({ level: "error", msg: "job listener stopped", error: String(error) })
@@ -101,41 +89,7 @@ async function open() {
   const pgliteLock = config.DATABASE_URL ? null : await holdPgliteLock(config.DATA_DIR);
   const kv = await openKv(kvPath);
   const database = await openDatabase(config);
-  const clock = { now: Date.now };
-  const qstash = config.QSTASH_TOKEN && config.QSTASH_CURRENT_SIGNING_KEY &&
-      config.QSTASH_NEXT_SIGNING_KEY
-    ? {
-      token: config.QSTASH_TOKEN,
-      current: config.QSTASH_CURRENT_SIGNING_KEY,
-      next: config.QSTASH_NEXT_SIGNING_KEY,
-    }
-    : null;
-  const sessions = new SessionMemory();
-  const deps: Deps = {
-    config,
-    kv,
-    database,
-    cache: openCache(config, kv),
-    jobs: qstash
-      ? qstashJobs({
-        token: qstash.token,
-        baseUrl: config.QSTASH_URL,
-        publicUrl: config.PUBLIC_URL,
-      })
-      : kvQueueJobs(kv),
-    registry: new JobRegistry(),
-    outbox: new Outbox(kv, clock, log),
-    mailer: openMailer(config, kv, clock.now),
-    payments: openPayments(config),
-    storage: openStorage(config),
-    sessions,
-    hub: new Hub({ kv, sessions, clock, log }, {
-      maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
-    }),
-    verifyDelivery: qstash ? qstashVerifier(qstash) : undefined,
-    clock,
-    log,
-  };
+  const deps = wireDeps({ config, kv, database, clock: { now: Date.now }, log });
   return { deps, pgliteLock };
 }
 

@@ -168,7 +168,12 @@ export const instruments = {
     description: "Emails handed to the mail provider, by outcome (sent, failed).",
   }),
   jobRuns: meter.createCounter("convene.jobs.runs", {
-    description: "Background job runs, by job and outcome (ok, retry, dead).",
+    description:
+      "Background job deliveries, by job and outcome (done, duplicate, postponed, dead-lettered, retry).",
+  }),
+  // Summed over isolates: enqueued in one, run in another. Delayed jobs count until they run.
+  jobsQueued: meter.createUpDownCounter("convene.jobs.queued", {
+    description: "Jobs enqueued and not yet run (delayed ones included), by job.",
   }),
 };
 
@@ -308,4 +313,60 @@ export function observeHistoryWriter(writer: { buffered: number; outage: unknown
   meter.createObservableGauge("convene.database.reachable", {
     description: "1 while the history writer reaches the database, 0 while it waits out an outage.",
   }).addCallback((result) => result.observe(writer.outage ? 0 : 1));
+}
+
+/** How often the store's backlog is read again for its gauges, at most (a read lists records). */
+const BACKLOG_REFRESH_MS = 15_000;
+
+/**
+ * Gauges of what the whole store still holds (the same in every isolate: take the maximum, not the
+ * sum): outbox records and their oldest's age, dead letters. `read` runs only while a collector
+ * asks (never with telemetry off), at most every BACKLOG_REFRESH_MS; each export reports the last
+ * read.
+ */
+export function observeStoreBacklog(
+  read: () => Promise<
+    { outboxRecords: number; oldestOutboxAgeSeconds: number | null; deadLetters: number }
+  >,
+) {
+  let last: Awaited<ReturnType<typeof read>> | null = null;
+  let readAt = -Infinity;
+  let reading = false;
+  const refresh = () => {
+    if (reading || performance.now() - readAt < BACKLOG_REFRESH_MS) return;
+    reading = true;
+    read().then((value) => {
+      last = value;
+      readAt = performance.now();
+    }).catch(() => {/* the store is unreachable: the last figures stand */}).finally(() => {
+      reading = false;
+    });
+  };
+  const gauge = (
+    name: string,
+    description: string,
+    value: (backlog: NonNullable<typeof last>) => number | null,
+    unit?: string,
+  ) =>
+    meter.createObservableGauge(name, { description, unit }).addCallback((result) => {
+      refresh();
+      const observed = last && value(last);
+      if (observed !== null && observed !== undefined) result.observe(observed);
+    });
+  gauge(
+    "convene.outbox.backlog",
+    "Outbox records over every isolate not yet written to history (counted up to 1,000).",
+    (backlog) => backlog.outboxRecords,
+  );
+  gauge(
+    "convene.outbox.oldest_age",
+    "Age of the oldest outbox record not yet written to history; absent when there is none.",
+    (backlog) => backlog.oldestOutboxAgeSeconds,
+    "s",
+  );
+  gauge(
+    "convene.dead_letters",
+    "Jobs and outbox records that failed every retry, awaiting an admin (counted up to 1,000).",
+    (backlog) => backlog.deadLetters,
+  );
 }

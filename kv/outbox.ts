@@ -7,7 +7,7 @@ import type { z } from "zod";
 import { isPermanentFailure, isUnreachable, PermanentFailure, Unavailable } from "../errors.ts";
 import { idTime, newId } from "../ids.ts";
 import { inSpan, instruments, linkTo, traceparent } from "../telemetry.ts";
-import { addDeadLetter, type DeadLetterRecord } from "./dead-letters.ts";
+import { addDeadLetter, countDeadLetters, type DeadLetterRecord } from "./dead-letters.ts";
 import { outboxKey, outboxPrefix } from "./keys.ts";
 
 export interface OutboxRecord {
@@ -607,19 +607,39 @@ function groupByKind(records: OutboxRecord[]): Map<string, OutboxRecord[]> {
 }
 
 /**
- * Records in the outbox, over every isolate (counted up to `limit`), and when the oldest was
- * decided: what the history writers have still to write. Strong, so a record just applied is gone.
+ * Outbox records and dead letters counted at most: the operations page polls every few seconds,
+ * and counting reads each record. At the limit the page shows "1000+".
  */
-export async function outboxBacklog(
-  kv: Deno.Kv,
-  limit: number,
-): Promise<{ records: number; oldestAt: number | null }> {
-  let records = 0;
+export const BACKLOG_COUNT_LIMIT = 1_000;
+
+/** Work the store still holds, over every isolate, each count stopping at its `limit`. */
+export interface StoreBacklog {
+  /** Outbox records the history writers have still to write. */
+  outboxRecords: number;
+  /** Seconds since the oldest of them was decided; null when there is none. */
+  oldestOutboxAgeSeconds: number | null;
+  /** Jobs and outbox records that failed every retry. */
+  deadLetters: number;
+}
+
+/**
+ * What the store still holds (the operations page and the backlog gauges), counted up to `limit`
+ * each, since counting reads every record. Strong, so a record just applied is gone.
+ */
+export async function storeBacklog(kv: Deno.Kv, now: number, limit: number): Promise<StoreBacklog> {
+  let outboxRecords = 0;
   let oldestAt: number | null = null;
+  const counting = countDeadLetters(kv, limit);
   for await (const entry of kv.list<OutboxRecord>({ prefix: outboxPrefix() }, { limit })) {
     // Ids are time-ordered, so the first is the oldest.
     oldestAt ??= entry.value.createdAt;
-    records++;
+    outboxRecords++;
   }
-  return { records, oldestAt };
+  return {
+    outboxRecords,
+    oldestOutboxAgeSeconds: oldestAt === null
+      ? null
+      : Math.max(0, Math.round((now - oldestAt) / 1000)),
+    deadLetters: await counting,
+  };
 }

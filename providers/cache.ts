@@ -282,11 +282,12 @@ export function upstashCache(options: { url: string; token: string }): Cache {
 export function openCache(
   config: { UPSTASH_REDIS_REST_URL?: string; UPSTASH_REDIS_REST_TOKEN?: string },
   kv: Deno.Kv,
+  now: () => number = Date.now,
 ): Cache {
   return traced(
     config.UPSTASH_REDIS_REST_URL && config.UPSTASH_REDIS_REST_TOKEN
       ? upstashCache({ url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN })
-      : kvCache(kv),
+      : kvCache(kv, now),
   );
 }
 

@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import { devMailKey, devMailPrefix } from "../kv/keys.ts";
 import { listPage, type PageOptions } from "../kv/pages.ts";
 import { PermanentFailure } from "../errors.ts";
+import { inSpan } from "../telemetry.ts";
 
 export interface MailMessage {
   to: string;
@@ -81,10 +82,23 @@ export async function listDevMail(kv: Deno.Kv, page: Omit<PageOptions, "reverse"
 }
 
 export function openMailer(config: Config, kv: Deno.Kv, now: () => number): Mailer {
-  if (!config.RESEND_API_KEY) return devOutboxMailer(kv, now);
-  return resendMailer({
+  if (!config.RESEND_API_KEY) return traced(devOutboxMailer(kv, now));
+  return traced(resendMailer({
     apiKey: config.RESEND_API_KEY,
     from: config.MAIL_FROM!,
     baseUrl: config.RESEND_API_URL,
-  });
+  }));
+}
+
+/** `mailer` with each send a `mail.send` span: the provider and the message id, never the address. */
+export function traced(mailer: Mailer): Mailer {
+  return {
+    kind: mailer.kind,
+    send: (message, messageId) =>
+      inSpan(
+        "mail.send",
+        { "convene.mail.provider": mailer.kind, "convene.mail.id": messageId },
+        () => mailer.send(message, messageId),
+      ),
+  };
 }

@@ -6,6 +6,7 @@ import type { Config } from "../config.ts";
 import { BadGateway, Invalid, PermanentFailure, Unauthorized } from "../errors.ts";
 import { unstorableField } from "../input.ts";
 import { type PaymentEvent } from "../db/records.ts";
+import { inSpan } from "../telemetry.ts";
 
 export interface PaymentRequest {
   orderId: string;
@@ -223,11 +224,38 @@ function parseEvent<S extends z.ZodType>(schema: S, rawBody: string): z.infer<S>
 
 export function openPayments(config: Config): PaymentProvider {
   if (config.PAYMENTS_PROVIDER === "paystack") {
-    return paystackProvider({
+    return traced(paystackProvider({
       secretKey: config.PAYSTACK_SECRET_KEY!,
       publicUrl: config.PUBLIC_URL,
       baseUrl: config.PAYSTACK_API_URL,
-    });
+    }));
   }
-  return sandboxProvider({ secret: config.PAYMENTS_SANDBOX_SECRET, publicUrl: config.PUBLIC_URL });
+  return traced(
+    sandboxProvider({ secret: config.PAYMENTS_SANDBOX_SECRET, publicUrl: config.PUBLIC_URL }),
+  );
+}
+
+/**
+ * `provider` with each call a `payment.<call>` span: the provider and the order (never the buyer's
+ * address or the provider's keys); a verified webhook's event type, or its refusal as the error.
+ */
+export function traced(provider: PaymentProvider): PaymentProvider {
+  const attributes = (orderId?: string) => ({
+    "convene.payment.provider": provider.name,
+    ...(orderId ? { "convene.order.id": orderId } : {}),
+  });
+  return {
+    name: provider.name,
+    start: (payment) =>
+      inSpan("payment.start", attributes(payment.orderId), () => provider.start(payment)),
+    verify: (headers, rawBody, nowMs) =>
+      inSpan("payment.verify", attributes(), async (span) => {
+        const event = await provider.verify(headers, rawBody, nowMs);
+        span.setAttribute("convene.payment.event", event?.type ?? "ignored");
+        if (event) span.setAttribute("convene.order.id", event.orderId);
+        return event;
+      }),
+    refund: (charge) =>
+      inSpan("payment.refund", attributes(charge.orderId), () => provider.refund(charge)),
+  };
 }

@@ -6,13 +6,8 @@ import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listReports } from "../db/graph.ts";
 import { NotFound } from "../errors.ts";
-import {
-  countDeadLetters,
-  listDeadLetters,
-  restoreDeadLetter,
-  takeDeadLetter,
-} from "../kv/dead-letters.ts";
-import { outboxBacklog } from "../kv/outbox.ts";
+import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-letters.ts";
+import { BACKLOG_COUNT_LIMIT, storeBacklog } from "../kv/outbox.ts";
 import { recent, RECENT_SECONDS, RECENT_STEP_SECONDS } from "../telemetry.ts";
 import { listDevMail } from "../providers/mail.ts";
 import { adminOnly } from "./middleware/session.ts";
@@ -34,12 +29,6 @@ const deadLetter = z.object({
 
 /** Job ids are server-made: a UUID, or `<job>:<UUID>` for jobs keyed by what they act on. */
 const jobIdParam = z.object({ id: z.string().regex(/^[\w:-]{1,200}$/, "not a job id") });
-
-/**
- * Outbox records and dead letters counted at most: the page polls every few seconds, and counting
- * reads each record. At the limit the page shows "1000+".
- */
-const COUNT_LIMIT = 1_000;
 
 const series = z.array(z.number());
 const operations = z.object({
@@ -86,10 +75,7 @@ export function adminRoutes(deps: Deps) {
         }),
         async (c) => {
           const now = deps.clock.now();
-          const [backlog, deadLetters] = await Promise.all([
-            outboxBacklog(deps.kv, COUNT_LIMIT),
-            countDeadLetters(deps.kv, COUNT_LIMIT),
-          ]);
+          const backlog = await storeBacklog(deps.kv, now, BACKLOG_COUNT_LIMIT);
           const { at, rates, p95, gauges } = recent.series();
           const zeros = at.map(() => 0);
           const empty = at.map(() => null);
@@ -109,12 +95,10 @@ export function adminRoutes(deps: Deps) {
             },
             current: {
               sockets: recent.level("sockets"),
-              outboxBacklog: backlog.records,
-              oldestOutboxAgeSeconds: backlog.oldestAt === null
-                ? null
-                : Math.max(0, Math.round((now - backlog.oldestAt) / 1000)),
-              deadLetters,
-              countedUpTo: COUNT_LIMIT,
+              outboxBacklog: backlog.outboxRecords,
+              oldestOutboxAgeSeconds: backlog.oldestOutboxAgeSeconds,
+              deadLetters: backlog.deadLetters,
+              countedUpTo: BACKLOG_COUNT_LIMIT,
             },
           });
         },

@@ -9,6 +9,7 @@ import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 import { assertProblem } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { storeDeadLetter } from "../kv/dead-letters.ts";
+import { signSandbox } from "../providers/payments.ts";
 
 type AnyValue = { stringValue?: string; intValue?: string | number; arrayValue?: unknown };
 type KeyValue = { key: string; value: AnyValue };
@@ -56,6 +57,8 @@ function otlpReceiver() {
   };
 }
 
+const SANDBOX_SECRET = "telemetry-sandbox-secret-0123456789";
+
 const attribute = (span: { attributes?: KeyValue[] }, key: string) => {
   const value = span.attributes?.find((entry) => entry.key === key)?.value;
   return value?.stringValue ?? (value?.intValue !== undefined ? Number(value.intValue) : undefined);
@@ -72,9 +75,11 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     OTEL_SERVICE_NAME: "convene-test",
     // Observable gauges are read on the periodic export only (not in the flush at exit).
     OTEL_METRIC_EXPORT_INTERVAL: "500",
+    PAYMENTS_SANDBOX_SECRET: SANDBOX_SECRET,
   });
   let stopped = false;
   let bobId = "";
+  let orderId = "";
   try {
     const ada = await signUpOver(server.http, "ada@example.com");
     const bob = await signUpOver(server.http, "bob@example.com");
@@ -91,6 +96,36 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
       if (Date.now() > deadline) throw new Error("the accept's notification never came");
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    // A membership paid through the sandbox's signed webhook; a password change's email.
+    const order = await server.http("POST", "/api/payments/membership", {
+      token: bob.token,
+      body: { tier: "pro" },
+    });
+    assert.equal(order.status, 200, JSON.stringify(order.body));
+    orderId = order.body.orderId;
+    const rawBody = JSON.stringify({
+      id: `evt_${orderId}`,
+      type: "payment.succeeded",
+      data: { orderId, amountCents: 900, currency: "USD" },
+    });
+    const paid = await server.http("POST", "/api/payments/webhook/sandbox", {
+      raw: rawBody,
+      headers: {
+        "content-type": "application/json",
+        "convene-signature": await signSandbox(
+          SANDBOX_SECRET,
+          rawBody,
+          Math.floor(Date.now() / 1000),
+        ),
+      },
+    });
+    assert.equal(paid.body.orderStatus, "paid", JSON.stringify(paid.body));
+    const changed = await server.http("PUT", "/api/auth/password", {
+      token: ada.token,
+      body: { currentPassword: "analytical-engine", newPassword: "difference-engine" },
+    });
+    assert.equal(changed.status, 204);
+    await server.waitForLog((line) => line.msg === "job done" && line.job === "send-email");
     const wsUrl = `${server.url.replace("http", "ws")}/ws`;
     await using adaSocket = await TestSocket.open(wsUrl, ada.token);
     await using bobSocket = await TestSocket.open(wsUrl, bob.token);
@@ -161,6 +196,26 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     "no cache call in the feed request's trace",
   );
 
+  // Payments: the provider's calls and the webhook, with what it came to; email in its job.
+  const start = spans.find((span) => span.name === "payment.start");
+  assert.equal(start && attribute(start, "convene.order.id"), orderId);
+  const webhook = spans.find((span) => span.name === "webhook");
+  assert.ok(webhook, "no webhook span");
+  assert.equal(attribute(webhook, "convene.outcome"), "paid");
+  assert.equal(attribute(webhook, "convene.order.id"), orderId);
+  const verified = spans.find((span) => span.name === "payment.verify");
+  assert.equal(verified?.parentSpanId, webhook.spanId);
+  assert.equal(verified && attribute(verified, "convene.payment.event"), "succeeded");
+  const passwordChange = spans.find((span) => span.name === "PUT /api/auth/password");
+  const mail = spans.find((span) => span.name === "mail.send");
+  assert.ok(passwordChange && mail, "no password change or mail span");
+  assert.equal(mail.traceId, passwordChange.traceId, "the email is in its request's trace");
+  assert.equal(attribute(mail, "convene.mail.provider"), "dev-outbox");
+  assert.ok(
+    !JSON.stringify(mail.attributes).includes("ada@example.com"),
+    "a mail span names its address",
+  );
+
   // Log lines written inside a span name it.
   const acceptLog = server.logs.find((line) =>
     line.msg === "request" && line.route === "/api/connections/:id" && line.method === "PATCH"
@@ -205,6 +260,23 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     .map((point) => Number(point.asInt ?? point.asDouble));
   assert.deepEqual([...new Set(reachable)], [1], "the database was reachable throughout");
   assert.ok(metric("convene.history.buffered").length > 0, "no history writer gauge");
+  const gauge = (name: string) =>
+    metric(name).flatMap((entry) => entry.gauge?.dataPoints ?? [])
+      .map((point) => Number(point.asInt ?? point.asDouble));
+  assert.ok(gauge("convene.outbox.backlog").length > 0, "no outbox backlog gauge");
+  assert.ok(gauge("convene.dead_letters").every((value) => value === 0), "dead letters appeared");
+  assert.ok(gauge("convene.dead_letters").length > 0, "no dead letters gauge");
+  // Every job the traffic enqueued has run: what was counted in was counted out.
+  const queued = metric("convene.jobs.queued").flatMap((entry) => entry.sum?.dataPoints ?? []);
+  assert.ok(
+    queued.some((point) => attribute(point, "convene.job") === "send-email"),
+    "no send-email job counted as queued",
+  );
+  const lastQueued = new Map<unknown, number>();
+  for (const point of queued) {
+    lastQueued.set(attribute(point, "convene.job"), Number(point.asInt ?? point.asDouble));
+  }
+  assert.equal(lastQueued.get("send-email"), 0, "a send-email job still counted as queued");
 });
 
 Deno.test("[telemetry] the operations endpoint reports this isolate's figures to admins only", async () => {

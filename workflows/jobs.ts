@@ -3,7 +3,7 @@
 import type { z } from "zod";
 import { Invalid, PermanentFailure } from "../errors.ts";
 import { newId } from "../ids.ts";
-import { traceparent } from "../telemetry.ts";
+import { instruments, traceparent } from "../telemetry.ts";
 
 export interface JobMessage {
   id: string;
@@ -63,6 +63,11 @@ export async function enqueueAll(jobs: Jobs, requests: JobRequest[]): Promise<vo
   if (requests.length === 0) return;
   if (jobs.enqueueMany) return await jobs.enqueueMany(requests);
   await Promise.all(requests.map((job) => jobs.enqueue(job.name, job.payload, job.options)));
+}
+
+/** Counts jobs an adapter enqueued into `convene.jobs.queued` (the runner counts them out). */
+export function enqueued(names: string[]) {
+  for (const name of names) instruments.jobsQueued.add(1, { "convene.job": name });
 }
 
 /** Retries after the first attempt, on both adapters; then the job is a dead letter. */

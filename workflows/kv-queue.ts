@@ -1,7 +1,14 @@
 // KV queue adapter (embedded default): `kv.enqueue` with `delay`, one `listenQueue` dispatcher,
 // `keysIfUndelivered` into the dead-letter store once the backoff schedule is used up.
 import { deadLetterKey, jobDedupeKey } from "../kv/keys.ts";
-import { isJobMessage, JOB_RETRIES, jobMessage, type JobRequest, type Jobs } from "./jobs.ts";
+import {
+  enqueued,
+  isJobMessage,
+  JOB_RETRIES,
+  jobMessage,
+  type JobRequest,
+  type Jobs,
+} from "./jobs.ts";
 import { runJob, type RunnerDeps } from "./runner.ts";
 
 /** How long a dedupe id is remembered (QStash keeps its own for 10 minutes too). */
@@ -45,6 +52,7 @@ export function kvQueueJobs(
       const result = await atomic.commit();
       if (!result.ok && dedupeKey) return (await kv.get<string>(dedupeKey)).value ?? job.id;
       if (!result.ok) throw new Error(`could not enqueue job "${name}"`);
+      enqueued([name]);
       return job.id;
     },
     async enqueueMany(requests) {
@@ -61,7 +69,10 @@ export function kvQueueJobs(
         const chunk = distinct.slice(start, start + JOBS_PER_COMMIT);
         const atomic = kv.atomic();
         for (const request of chunk) add(atomic, request);
-        if ((await atomic.commit()).ok) continue;
+        if ((await atomic.commit()).ok) {
+          enqueued(chunk.map((request) => request.name));
+          continue;
+        }
         // Some job of the chunk was enqueued before (a sweep and a writer both applying it):
         // one by one, each keeps its own dedupe.
         for (const { name, payload, options } of chunk) await jobs.enqueue(name, payload, options);

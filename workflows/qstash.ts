@@ -1,7 +1,7 @@
 // QStash adapter (production): publishes JSON to this app's `/workflows/:name`; deliveries come
 // back signed and are verified with the real Receiver on the raw body and the exact URL.
 import { Client, Receiver } from "@upstash/qstash";
-import { JOB_RETRIES, jobMessage, type Jobs, workflowUrl } from "./jobs.ts";
+import { enqueued, JOB_RETRIES, jobMessage, type Jobs, workflowUrl } from "./jobs.ts";
 
 export interface QstashOptions {
   token: string;
@@ -17,13 +17,14 @@ export function qstashJobs(options: QstashOptions): Jobs {
     kind: "qstash",
     async enqueue(name, payload, enqueueOptions = {}) {
       const job = jobMessage(name, payload, enqueueOptions);
-      await client.publishJSON({
+      const published = await client.publishJSON({
         url: workflowUrl(options.publicUrl, name),
         body: job,
         delay: enqueueOptions.delaySeconds ? Math.round(enqueueOptions.delaySeconds) : undefined,
         deduplicationId: enqueueOptions.dedupeId,
         retries: JOB_RETRIES,
       });
+      if (!published.deduplicated) enqueued([name]);
       return job.id;
     },
   };

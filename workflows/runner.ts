@@ -56,6 +56,8 @@ export function runJob(
     async (span) => {
       const counted = (outcome: string) =>
         instruments.jobRuns.add(1, { "convene.job": job.name, "convene.outcome": outcome });
+      const queued = { "convene.job": job.name };
+      instruments.jobsQueued.add(-1, queued);
       try {
         const outcome = await runJobOnce(deps, job, delivery);
         span.setAttribute("convene.outcome", outcome);
@@ -63,6 +65,7 @@ export function runJob(
         return outcome;
       } catch (error) {
         counted("retry"); // thrown for the transport to deliver it again
+        instruments.jobsQueued.add(1, queued);
         throw error;
       }
     },

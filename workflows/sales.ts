@@ -47,7 +47,7 @@ import { enqueueAll, PermanentJobError } from "./jobs.ts";
 import { notifyRecords } from "./notifications.ts";
 import { jobRecord } from "./outbox-jobs.ts";
 import { id, storableTime } from "../input.ts";
-import { instruments } from "../telemetry.ts";
+import { inSpan, instruments } from "../telemetry.ts";
 
 const RESERVATION_RECORD = "reservation-record";
 const ORDER_RECORD = "order-record";
@@ -462,32 +462,41 @@ function paymentPage(deps: Deps, order: Order, buyer: { email: string } | null |
   });
 }
 
-/** A webhook delivery: verified on its raw body by the provider, then applied once. */
-export async function receiveWebhook(
+/**
+ * A webhook delivery: verified on its raw body by the provider, then applied once; a `webhook`
+ * span under the request's, with what it came to.
+ */
+export function receiveWebhook(
   deps: Deps,
   provider: string,
   headers: Headers,
   rawBody: string,
 ): Promise<PaymentResult & { eventId: string | null }> {
-  if (provider !== deps.payments.name) {
-    throw new NotFound(`Payments go through ${deps.payments.name}; ${provider} is not configured.`);
-  }
-  const event = await deps.payments.verify(headers, rawBody, deps.clock.now());
-  if (!event) return { outcome: "ignored", order: null, repeated: false, eventId: null };
-  const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
-  instruments.payments.add(1, {
-    "convene.provider": provider,
-    "convene.outcome": result.repeated ? "repeated" : result.outcome,
+  return inSpan("webhook", { "convene.webhook.source": provider }, async (span) => {
+    if (provider !== deps.payments.name) {
+      throw new NotFound(
+        `Payments go through ${deps.payments.name}; ${provider} is not configured.`,
+      );
+    }
+    const event = await deps.payments.verify(headers, rawBody, deps.clock.now());
+    if (!event) {
+      span.setAttribute("convene.outcome", "ignored");
+      return { outcome: "ignored", order: null, repeated: false, eventId: null };
+    }
+    const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
+    const outcome = result.repeated ? "repeated" : result.outcome;
+    span.setAttributes({ "convene.outcome": outcome, "convene.order.id": event.orderId });
+    instruments.payments.add(1, { "convene.provider": provider, "convene.outcome": outcome });
+    if (result.outcome === "unknown-order") {
+      deps.log({
+        level: "warn",
+        msg: "payment for an unknown order",
+        eventId: event.id,
+        orderId: event.orderId,
+      });
+    }
+    return { ...result, eventId: event.id };
   });
-  if (result.outcome === "unknown-order") {
-    deps.log({
-      level: "warn",
-      msg: "payment for an unknown order",
-      eventId: event.id,
-      orderId: event.orderId,
-    });
-  }
-  return { ...result, eventId: event.id };
 }
 
 /** The cron sweep: expires every overdue hold whose job has not (a lost or late message). */

@@ -1,18 +1,15 @@
 // A complete app in memory: `:memory:` KV, a migrated PGlite lent for the test, KV cache and queue.
 import { PGlite } from "@electric-sql/pglite";
-import { createApp } from "../../app.ts";
+import { createApp, wireDeps } from "../../app.ts";
 import type { Deps } from "../../deps.ts";
 import { parseConfig } from "../../config.ts";
 import { type DatabaseHandle, wrapPglite } from "../../db/client.ts";
-import { Outbox } from "../../kv/outbox.ts";
 import { openKv } from "../../kv/store.ts";
-import { type Cache, kvCache } from "../../providers/cache.ts";
-import { type Mailer, openMailer } from "../../providers/mail.ts";
-import { openPayments } from "../../providers/payments.ts";
+import type { Cache } from "../../providers/cache.ts";
+import type { Mailer } from "../../providers/mail.ts";
 import { localStorage, type Storage } from "../../providers/storage.ts";
-import { Hub, type HubOptions } from "../../realtime/hub.ts";
-import { SessionMemory } from "../../kv/auth/sessions.ts";
-import { JobRegistry, type Jobs } from "../../workflows/jobs.ts";
+import type { HubOptions } from "../../realtime/hub.ts";
+import type { JobRegistry, Jobs } from "../../workflows/jobs.ts";
 import { kvQueueJobs, listenForJobs } from "../../workflows/kv-queue.ts";
 import { type Contract, contractOf } from "./contract.ts";
 
@@ -221,27 +218,20 @@ export async function createTestApp(options: TestAppOptions = {}) {
   const logs = logBook();
   const jobs = options.jobs ? options.jobs(kv) : kvQueueJobs(kv, { backoffMs: TEST_BACKOFF_MS });
   const mediaDir = options.storage ? null : await Deno.makeTempDir({ prefix: "convene-media-" });
-  const sessions = new SessionMemory();
-  const deps: Deps = {
+  const deps = wireDeps({
     config,
     kv,
     database,
-    cache: options.cache ? options.cache(kv, clock) : kvCache(kv, clock.now),
-    jobs,
-    registry: options.registry ?? new JobRegistry(),
-    outbox: new Outbox(kv, clock, logs.log),
-    mailer: options.mailer ? options.mailer(kv, clock) : openMailer(config, kv, clock.now),
-    payments: openPayments(config),
-    storage: options.storage ?? localStorage(mediaDir!),
-    sessions,
-    hub: new Hub({ kv, sessions, clock, log: logs.log }, {
-      maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
-      ...options.hub,
-    }),
-    verifyDelivery: options.verifyDelivery,
     clock,
     log: logs.log,
-  };
+    cache: options.cache ? options.cache(kv, clock) : undefined,
+    jobs,
+    registry: options.registry,
+    mailer: options.mailer ? options.mailer(kv, clock) : undefined,
+    storage: options.storage ?? localStorage(mediaDir!),
+    hub: options.hub,
+    verifyDelivery: options.verifyDelivery,
+  });
   const app = createApp(deps);
   const listening = jobs.kind === "kv-queue" ? listenForJobs(deps) : Promise.resolve();
   return {
@@ -262,7 +252,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     async [Symbol.asyncDispose]() {
       await deps.outbox.close();
       await deps.hub.close();
-      sessions.close();
+      deps.sessions.close();
       // A shared KV outlives this app: its owner closes it, which also ends this job listener.
       if (!options.kv) {
         kv.close();
