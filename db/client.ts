@@ -176,6 +176,17 @@ export function useWsProxy(wsProxy: string) {
   neonConfig.pipelineConnect = false;
 }
 
+type Queryable = { query: (...args: unknown[]) => Promise<unknown> };
+
+/** `target.query`, with each statement (text or `{ text }`) a `db.query` span. */
+function tracedQuery(target: Queryable): Queryable["query"] {
+  const query = target.query.bind(target);
+  return (...args: unknown[]) => {
+    const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string })?.text;
+    return text === undefined ? query(...args) : queried("postgresql", text, () => query(...args));
+  };
+}
+
 /** Neon's serverless driver over WebSockets (interactive transactions work through its Pool). */
 export async function openNeon(url: string, options: NeonOptions = {}): Promise<DatabaseHandle> {
   if (options.wsProxy) useWsProxy(options.wsProxy);
@@ -208,14 +219,25 @@ export async function openNeon(url: string, options: NeonOptions = {}): Promise<
     throw error;
   }
   const target = new URL(url);
-  // Each statement the pool runs is a `db.query` span (those inside a transaction run on a
-  // connection of their own, and are not).
-  const poolQuery = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
-  (pool as unknown as { query: typeof poolQuery }).query = (...args: unknown[]) => {
-    const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string })?.text;
-    return text === undefined
-      ? poolQuery(...args)
-      : queried("postgresql", text, () => poolQuery(...args));
+  // Each statement is a `db.query` span: those the pool runs, and those of a transaction on a
+  // connection it lends (drizzle asks for one with `connect()`). The lent connection is traced
+  // through a view of it, not changed: back in the pool, the pool's own `query` may use it.
+  const pooled = pool as unknown as Queryable & { connect: (...args: unknown[]) => unknown };
+  const poolQuery = tracedQuery(pooled);
+  const connect = pooled.connect.bind(pool);
+  pooled.query = poolQuery;
+  pooled.connect = (...args: unknown[]) => {
+    if (args.length > 0) return connect(...args); // the pool's own, for its `query`
+    return (connect() as Promise<Queryable>).then((client) => {
+      const query = tracedQuery(client);
+      return new Proxy(client, {
+        get(target, key) {
+          if (key === "query") return query;
+          const value = Reflect.get(target, key);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    });
   };
   return {
     db: drizzleNeon({ client: pool, schema }) as unknown as Database,

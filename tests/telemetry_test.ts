@@ -4,12 +4,22 @@
 // the JSON parser, not by hand. The server is stopped with SIGTERM, and Deno sends what it still
 // holds as the process ends.
 import assert from "node:assert/strict";
-import { connectOver, freePort, ServerProcess, signUpOver } from "./helpers/server.ts";
+import {
+  type Account,
+  connectOver,
+  freePort,
+  ServerProcess,
+  signUpOver,
+} from "./helpers/server.ts";
 import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 import { assertProblem } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { storeDeadLetter } from "../kv/dead-letters.ts";
 import { signSandbox } from "../providers/payments.ts";
+import { useWsProxy } from "../db/client.ts";
+import { serveWsProxy } from "../db/ws-proxy.ts";
+import { freshDatabase, integrationTest } from "./helpers/integration.ts";
+import { spawnProxy } from "./helpers/proxy.ts";
 
 type AnyValue = { stringValue?: string; intValue?: string | number; arrayValue?: unknown };
 type KeyValue = { key: string; value: AnyValue };
@@ -64,10 +74,13 @@ const attribute = (span: { attributes?: KeyValue[] }, key: string) => {
   return value?.stringValue ?? (value?.intValue !== undefined ? Number(value.intValue) : undefined);
 };
 
-Deno.test("[telemetry] a chat message is one trace from its frame to the delivery and the history row; jobs, logs and metrics join it", async () => {
-  await using receiver = otlpReceiver();
-  const dataDir = await Deno.makeTempDir({ prefix: "convene-otel-" });
-  const server = await ServerProcess.start(dataDir, {
+/** The real server in `dataDir`, exporting to `receiver` (metrics every 500 ms). */
+function tracedServer(
+  receiver: { url: string },
+  dataDir: string,
+  env: Record<string, string> = {},
+) {
+  return ServerProcess.start(dataDir, {
     PORT: String(freePort()),
     OTEL_DENO: "true",
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
@@ -75,8 +88,29 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     OTEL_SERVICE_NAME: "convene-test",
     // Observable gauges are read on the periodic export only (not in the flush at exit).
     OTEL_METRIC_EXPORT_INTERVAL: "500",
-    PAYMENTS_SANDBOX_SECRET: SANDBOX_SECRET,
+    ...env,
   });
+}
+
+/** Ada sends Bob a message over her socket; resolves once he has it and she has its receipt. */
+async function messageOver(server: ServerProcess, ada: Account, bob: Account, text: string) {
+  const wsUrl = `${server.url.replace("http", "ws")}/ws`;
+  await using adaSocket = await TestSocket.open(wsUrl, ada.token);
+  await using bobSocket = await TestSocket.open(wsUrl, bob.token);
+  // Live once the server has registered them (a ping answered), as the other socket tests wait.
+  await adaSocket.roundTrip();
+  await bobSocket.roundTrip();
+  adaSocket.send("private-message", { toUserId: bob.id, tempId: "t-1", text });
+  await bobSocket.waitFor("incoming-message");
+  await adaSocket.waitFor("message-delivered");
+  await adaSocket.close();
+  await bobSocket.close();
+}
+
+Deno.test("[telemetry] a chat message is one trace from its frame to the delivery and the history row; jobs, logs and metrics join it", async () => {
+  await using receiver = otlpReceiver();
+  const dataDir = await Deno.makeTempDir({ prefix: "convene-otel-" });
+  const server = await tracedServer(receiver, dataDir, { PAYMENTS_SANDBOX_SECRET: SANDBOX_SECRET });
   let stopped = false;
   let bobId = "";
   let orderId = "";
@@ -126,17 +160,7 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     });
     assert.equal(changed.status, 204);
     await server.waitForLog((line) => line.msg === "job done" && line.job === "send-email");
-    const wsUrl = `${server.url.replace("http", "ws")}/ws`;
-    await using adaSocket = await TestSocket.open(wsUrl, ada.token);
-    await using bobSocket = await TestSocket.open(wsUrl, bob.token);
-    // Live once the server has registered them (a ping answered), as the other socket tests wait.
-    await adaSocket.roundTrip();
-    await bobSocket.roundTrip();
-    adaSocket.send("private-message", { toUserId: bob.id, tempId: "t-1", text: "Traced?" });
-    await bobSocket.waitFor("incoming-message");
-    await adaSocket.waitFor("message-delivered");
-    await adaSocket.close();
-    await bobSocket.close();
+    await messageOver(server, ada, bob, "Traced?");
     assert.equal((await server.kill("SIGTERM")).success, true);
     stopped = true;
   } finally {
@@ -278,6 +302,70 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
   }
   assert.equal(lastQueued.get("send-email"), 0, "a send-email job still counted as queued");
 });
+
+integrationTest(
+  "TEST_DATABASE_URL",
+  "[telemetry] on Postgres through Neon's driver, every statement is a db.query span, a transaction's too, none twice, never a value",
+  async (serverUrl) => {
+    const target = `${new URL(serverUrl).hostname}:${new URL(serverUrl).port || 5432}`;
+    const own = serveWsProxy({ allow: [target] });
+    useWsProxy(own.address);
+    const fresh = await freshDatabase(serverUrl, "convene_otel");
+    const proxy = await spawnProxy([String(freePort()), target]);
+    await using receiver = otlpReceiver();
+    const dataDir = await Deno.makeTempDir({ prefix: "convene-otel-neon-" });
+    const server = await tracedServer(receiver, dataDir, {
+      DATABASE_URL: fresh.url,
+      DATABASE_WS_PROXY: proxy.address,
+    });
+    let stopped = false;
+    try {
+      const ada = await signUpOver(server.http, "ada@example.com");
+      const bob = await signUpOver(server.http, "bob@example.com");
+      await connectOver(server.http, ada, bob);
+      await messageOver(server, ada, bob, "Over Neon?");
+      // Read back from history: the row was written.
+      const conversations = await server.http("GET", "/api/conversations", { token: bob.token });
+      assert.equal(conversations.body.items?.[0]?.lastMessage?.text, "Over Neon?");
+      assert.equal((await server.kill("SIGTERM")).success, true);
+      stopped = true;
+    } finally {
+      if (!stopped) await server.kill("SIGKILL");
+      await proxy.close();
+      await fresh.drop();
+      await own.close();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+    const { spans } = receiver;
+    const statements = spans.filter((span) => span.name === "db.query");
+    assert.ok(
+      statements.length > 0 &&
+        statements.every((span) => attribute(span, "db.system.name") === "postgresql"),
+      "no Postgres statement spans",
+    );
+    const batches = new Set(
+      spans.filter((span) => span.name === "history.write").map((span) => span.spanId),
+    );
+    // The history writer applies a batch in one transaction, on a connection the pool lends.
+    assert.ok(
+      statements.some((span) => batches.has(span.parentSpanId ?? "")),
+      "no statement under a history batch",
+    );
+    // The accept's history is written in a transaction, on a connection the pool lends.
+    const texts = statements.map((span) => String(attribute(span, "db.query.text")));
+    assert.ok(texts.some((text) => /^begin/i.test(text)), `no transaction among ${texts}`);
+    assert.ok(texts.some((text) => /^commit/i.test(text)), "no commit");
+    const ids = new Set(statements.map((span) => span.spanId));
+    assert.ok(
+      !statements.some((span) => ids.has(span.parentSpanId ?? "")),
+      "a statement counted twice (a db.query under a db.query)",
+    );
+    assert.ok(
+      !statements.some((span) => String(attribute(span, "db.query.text")).includes("Over Neon?")),
+      "a statement span carries a parameter's value",
+    );
+  },
+);
 
 Deno.test("[telemetry] the operations endpoint reports this isolate's figures to admins only", async () => {
   await using t0 = await servedTestApp({ realClock: true });
