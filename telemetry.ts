@@ -27,6 +27,11 @@ export function inSpan<T>(
   work: (span: Span) => Promise<T>,
   links?: Link[],
 ): Promise<T> {
+  // Under a span its sampler dropped, a child would be dropped too (parent-based sampling, the
+  // default): the work runs in the parent's unsampled span, without making one that is not kept.
+  // (Deno's unsampled spans say they are recording: the trace flags tell.)
+  const parent = trace.getActiveSpan();
+  if (parent && (parent.spanContext().traceFlags & 1) === 0) return work(parent);
   return tracer.startActiveSpan(name, { attributes, links }, async (span) => {
     try {
       return await work(span);
@@ -59,7 +64,12 @@ export function inSpanUnder<T>(
  * active one.
  */
 export function pointSpan(name: string, attributes: Attributes, parent?: string) {
-  tracer.startSpan(name, { attributes }, contextUnder(parent)).end();
+  const link = linkTo(parent);
+  // Its cause's trace was not sampled: a parent-based sampler would drop this span, so it is not
+  // made (a delivery per message is telemetry's most frequent span).
+  if (link && (link.context.traceFlags & 1) === 0) return;
+  const under = link ? trace.setSpanContext(context.active(), link.context) : context.active();
+  tracer.startSpan(name, { attributes }, under).end();
 }
 
 /** The active context, with the span a `traceparent` names as its parent when there is one. */

@@ -136,19 +136,11 @@ async function benchApp(
   return { ...result, tempId: result.sent, people };
 }
 
-export async function benchChat(profile: Profile = PGLITE) {
-  const count = PAIRS * 2;
-  console.log(
-    `\nChat over WebSockets: ${count} sockets, ${PAIRS} pairs; latency (ms) at an offered ${OFFERED_PER_SECOND} msgs/s, then saturation`,
-  );
-  console.log(
-    `  ${"".padEnd(44)} ${"p50".padStart(6)} ${"p95".padStart(6)} ${"p99".padStart(6)} ${
-      "warm-up".padStart(7)
-    }   (warm-up: the p99 of the first ${WARMUP_SECONDS} s)`,
-  );
-  const floor = await cpuPerMessage(() => benchEcho(count));
-  row("raw Deno.serve WebSocket echo (floor)", floor);
-
+/**
+ * The app in this process on `profile`'s database, its chat measured once at saturation (with this
+ * process's CPU per message); `close` stops serving, and `dispose` ends the app and its database.
+ */
+export async function chatInProcess(profile: Profile) {
   const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
   const { createTestApp } = await import("../tests/helpers/app.ts");
   const database = await profile.open();
@@ -164,6 +156,32 @@ export async function benchChat(profile: Profile = PGLITE) {
     jwtSecret,
     () => t0.deps.outbox.flush(),
   );
+  return {
+    result,
+    database,
+    t0,
+    close: () => server.shutdown(),
+    async dispose() {
+      await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
+      await database.close();
+    },
+  };
+}
+
+export async function benchChat(profile: Profile = PGLITE) {
+  const count = PAIRS * 2;
+  console.log(
+    `\nChat over WebSockets: ${count} sockets, ${PAIRS} pairs; latency (ms) at an offered ${OFFERED_PER_SECOND} msgs/s, then saturation`,
+  );
+  console.log(
+    `  ${"".padEnd(44)} ${"p50".padStart(6)} ${"p95".padStart(6)} ${"p99".padStart(6)} ${
+      "warm-up".padStart(7)
+    }   (warm-up: the p99 of the first ${WARMUP_SECONDS} s)`,
+  );
+  const floor = await cpuPerMessage(() => benchEcho(count));
+  row("raw Deno.serve WebSocket echo (floor)", floor);
+
+  const { result, t0, close, dispose } = await chatInProcess(profile);
   row(`chat, one isolate, ${profile.name}`, result, floor.rate);
   console.log(
     `  ${result.stored} of ${result.tempId} sent messages stored ${result.storedAfterMs} ms ` +
@@ -173,10 +191,10 @@ export async function benchChat(profile: Profile = PGLITE) {
   if (failures.length > 0) {
     console.log(`  history writer: ${failures.length} failures, first: ${failures[0].error}`);
   }
-  await server.shutdown();
+  await close();
 
   // The seed design's Socket.IO server, on the same database, with the same members and tokens.
-  const seed = await startSocketIoSeed(t0.deps.database, jwtSecret);
+  const seed = await startSocketIoSeed(t0.deps.database, t0.deps.config.JWT_SECRET);
   const { people } = result;
   const baseline = await cpuPerMessage(() =>
     runLoadProcess({
@@ -196,8 +214,7 @@ export async function benchChat(profile: Profile = PGLITE) {
       `acknowledged (it checks no permission, block, duplicate or budget)`,
   );
   await seed.close();
-  await t0[Symbol.asyncDispose](); // its jobs stop before the database closes
-  await database.close();
+  await dispose();
 }
 
 if (import.meta.main) await benchChat();

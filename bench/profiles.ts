@@ -24,7 +24,7 @@ export const PGLITE: Profile = {
 /**
  * The profiles this machine can run: PGlite always; the two Postgres ones when
  * BENCH_DATABASE_URL (default: the local server on 127.0.0.1:5432) answers. BENCH_PROFILES
- * ("trips,pglite,postgres,edge,scale") picks some.
+ * ("trips,pglite,postgres,edge,telemetry,scale") picks some.
  */
 export async function benchProfiles(): Promise<Profile[]> {
   const wanted = benchesWanted();
@@ -39,13 +39,13 @@ export async function benchProfiles(): Promise<Profile[]> {
 }
 
 /**
- * BENCH_PROFILES: the profiles (and "trips", the round-trips section, and "scale", the scale-out
- * one) to run; all by default.
+ * BENCH_PROFILES: the profiles (and "trips", the round-trips section, "telemetry", OpenTelemetry's
+ * cost, and "scale", the scale-out one) to run; all by default.
  */
 export function benchesWanted(): Set<string> {
   return new Set(
-    (Deno.env.get("BENCH_PROFILES") ?? "trips,pglite,postgres,edge,scale").split(",").map((s) =>
-      s.trim()
+    (Deno.env.get("BENCH_PROFILES") ?? "trips,pglite,postgres,edge,telemetry,scale").split(",").map(
+      (s) => s.trim(),
     ),
   );
 }

@@ -13,6 +13,7 @@ import { benchMatchmaking } from "./matchmaking.ts";
 import { benchesWanted, benchProfiles, reachablePostgres } from "./profiles.ts";
 import { benchRoundTrips } from "./round-trips.ts";
 import { benchScaleOut } from "./scale-out.ts";
+import { benchTelemetry } from "./telemetry.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);
@@ -120,6 +121,8 @@ for (const profile of profiles) {
 for (const profile of profiles) await profile.close();
 
 // One isolate against two, as `deno task start` runs them (needs a server Postgres).
+if (benchesWanted().has("telemetry")) await benchTelemetry();
+
 const postgres = benchesWanted().has("scale") ? await reachablePostgres() : null;
 if (postgres) await benchScaleOut(postgres);
 

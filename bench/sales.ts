@@ -117,7 +117,8 @@ async function inKv(kv: Deno.Kv, shards: number, run: number, shape = FULL): Pro
   return { ...result, oversold: result.sold + left - shape.stock };
 }
 
-async function overHttp(profile: Profile): Promise<Run> {
+/** Reservations over HTTP against the app in this process, with this process's CPU per try. */
+export async function overHttp(profile: Profile): Promise<Run> {
   const database = await profile.open();
   const t0 = await createTestApp({
     env: { RATE_LIMIT_API: "1000000000/1h", ADMIN_EMAILS: "" },
