@@ -46,6 +46,23 @@ export function inSpan<T>(
 }
 
 /**
+ * Runs `work` in a new span that starts a trace of its own, whatever is active, linked to the span
+ * `from` names (a socket's frame: its own trace, linked to the request that opened the socket).
+ */
+export function inRootSpan<T>(
+  name: string,
+  attributes: Attributes,
+  work: (span: Span) => Promise<T>,
+  from?: string,
+): Promise<T> {
+  const link = linkTo(from);
+  return context.with(
+    trace.deleteSpan(context.active()),
+    () => inSpan(name, attributes, work, link ? [link] : undefined),
+  );
+}
+
+/**
  * Runs `work` in a new active span whose parent is the span a `traceparent` names (a job's run
  * joins the trace of the request that enqueued it); a root span when there is none.
  */

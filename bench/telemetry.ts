@@ -4,8 +4,9 @@
 // in this process as it would to a collector; the three alternate, in the same run. The figure is
 // the measured process's CPU per message and per try (every thread); each "on" is a ratio to the
 // "off" of its round. On a shared machine those move by ±15 % run to run, more than the effect
-// measured, so the chat run is also profiled and the share of its busy CPU spent in telemetry code
-// is given: samples of one run compared with each other, which the noise does not move.
+// measured, so each run is also profiled and the share of its busy CPU spent in telemetry code
+// is given: samples of one run compared with each other, which the noise does not move. (Every run
+// is profiled, "off" included, so the profiler's own cost is in every figure alike.)
 import { type Profiler, Session } from "node:inspector/promises";
 import { chatInProcess } from "./chat.ts";
 import { PGLITE } from "./profiles.ts";
@@ -15,8 +16,9 @@ const ROUNDS = Number(Deno.env.get("BENCH_TELEMETRY_ROUNDS") ?? 2);
 const MARK = "telemetry-bench-result ";
 
 interface Figures {
-  /** Of the chat run's busy CPU samples (not idle), the share in telemetry code, %. */
+  /** Of each run's busy CPU samples (not idle), the share in telemetry code, %. */
   chatTelemetryShare: number;
+  reserveTelemetryShare: number;
   chatCpuUs: number;
   chatRate: number;
   reserveCpuUs: number;
@@ -25,36 +27,31 @@ interface Figures {
 
 /** The measured side: one chat run and one reservations run, then its figures on stdout. */
 async function measureHere(): Promise<Figures> {
+  const chat = await profiled(() => chatInProcess(PGLITE));
+  await chat.result.close();
+  await chat.result.dispose();
+  const reserve = await profiled(() => overHttp(PGLITE));
+  return {
+    chatTelemetryShare: chat.share,
+    chatCpuUs: chat.result.result.cpuUs,
+    chatRate: chat.result.result.rate,
+    reserveTelemetryShare: reserve.share,
+    reserveCpuUs: reserve.result.cpuUs!,
+    reserveRate: reserve.result.perSecond,
+  };
+}
+
+/** `run`'s result, and the share of its busy CPU spent in telemetry code (a CPU profile's). */
+async function profiled<T>(run: () => Promise<T>): Promise<{ result: T; share: number }> {
   const session = new Session();
   session.connect();
   await session.post("Profiler.enable");
   await session.post("Profiler.start");
-  const chat = await chatInProcess(PGLITE);
+  const result = await run();
   const { profile } = await session.post("Profiler.stop");
   session.disconnect();
-  await chat.close();
-  await chat.dispose();
-  const reserve = await overHttp(PGLITE);
-  return {
-    chatTelemetryShare: telemetryShare(profile),
-    chatCpuUs: chat.result.cpuUs,
-    chatRate: chat.result.rate,
-    reserveCpuUs: reserve.cpuUs!,
-    reserveRate: reserve.perSecond,
-  };
+  return { result, share: telemetryShare(profile) };
 }
-
-/** The three settings measured: their environments. */
-const SETTINGS = {
-  off: { OTEL_DENO: "false" },
-  "on, every trace": { OTEL_DENO: "true", OTEL_TRACES_SAMPLER: "parentbased_always_on" },
-  "on, 1 trace in 10": {
-    OTEL_DENO: "true",
-    OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
-    OTEL_TRACES_SAMPLER_ARG: "0.1",
-  },
-};
-type Setting = keyof typeof SETTINGS;
 
 /**
  * The share of a CPU profile's busy samples spent in telemetry code: Deno's telemetry extension
@@ -80,6 +77,18 @@ function telemetryShare(profile: Profiler.Profile): number {
   }
   return (100 * telemetry) / busy;
 }
+
+/** The three settings measured: their environments. */
+const SETTINGS = {
+  off: { OTEL_DENO: "false" },
+  "on, every trace": { OTEL_DENO: "true", OTEL_TRACES_SAMPLER: "parentbased_always_on" },
+  "on, 1 trace in 10": {
+    OTEL_DENO: "true",
+    OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+    OTEL_TRACES_SAMPLER_ARG: "0.1",
+  },
+};
+type Setting = keyof typeof SETTINGS;
 
 async function measureIn(setting: Setting, sink: string): Promise<Figures> {
   const { code, stdout } = await new Deno.Command(Deno.execPath(), {
@@ -148,14 +157,16 @@ export async function benchTelemetry() {
   };
   show("chat message at saturation", (f) => f.chatCpuUs, (f) => f.chatRate, "msgs/s");
   show("reservation over HTTP", (f) => f.reserveCpuUs, (f) => f.reserveRate, "tries/s");
-  for (const [i, figures] of rounds.entries()) {
-    const cells = (Object.keys(SETTINGS) as Setting[]).map((setting) =>
-      `${setting}: ${figures[setting].chatTelemetryShare.toFixed(1)} %`
-    );
-    console.log(
-      `  ${`chat CPU in telemetry code, round ${i + 1}`.padEnd(32)} ${cells.join("   ")}`,
-    );
-  }
+  const share = (name: string, of: (figures: Figures) => number) => {
+    for (const [i, figures] of rounds.entries()) {
+      const cells = (Object.keys(SETTINGS) as Setting[]).map((setting) =>
+        `${setting}: ${of(figures[setting]).toFixed(1)} %`
+      );
+      console.log(`  ${`${name}, round ${i + 1}`.padEnd(32)} ${cells.join("   ")}`);
+    }
+  };
+  share("chat CPU in telemetry code", (f) => f.chatTelemetryShare);
+  share("reservations' CPU in telemetry", (f) => f.reserveTelemetryShare);
   console.log(`  the sink took ${(sink.bytes() / 1e6).toFixed(1)} MB of OTLP`);
 }
 

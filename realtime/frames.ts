@@ -18,7 +18,7 @@ import { stockUpdate } from "../workflows/sales.ts";
 import { join, leave, queueInput, signal, SIGNALS } from "../workflows/matches.ts";
 import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
 import { id, unstorableField, zodFieldErrors } from "../input.ts";
-import { inSpan, instruments } from "../telemetry.ts";
+import { inRootSpan, instruments } from "../telemetry.ts";
 
 /** A larger frame closes its socket with 1009 (a message is at most 4000 characters). */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -115,9 +115,19 @@ export class FrameBudget {
   }
 }
 
-/** Handles one raw frame from `client`; never throws. Each frame is a span of its own. */
-export function handleFrame(deps: Deps, client: Client, raw: unknown, budget: FrameBudget) {
-  return inSpan("ws.frame", { "enduser.id": client.userId }, async (span) => {
+/**
+ * Handles one raw frame from `client`; never throws. Each frame starts a trace of its own (a socket
+ * may live for hours: its frames are not one trace), linked to the request that opened the socket
+ * (`opened`, its traceparent).
+ */
+export function handleFrame(
+  deps: Deps,
+  client: Client,
+  raw: unknown,
+  budget: FrameBudget,
+  opened?: string,
+) {
+  return inRootSpan("ws.frame", { "enduser.id": client.userId }, async (span) => {
     let frame: ClientFrame | undefined;
     let outcome = "ok";
     try {
@@ -139,7 +149,7 @@ export function handleFrame(deps: Deps, client: Client, raw: unknown, budget: Fr
     const type = frame?.type ?? "(unparsed)";
     span.setAttributes({ "convene.frame": type, "convene.outcome": outcome });
     instruments.frames.add(1, { "convene.frame": type, "convene.outcome": outcome });
-  });
+  }, opened);
 }
 
 async function act(deps: Deps, client: Client, frame: ClientFrame) {

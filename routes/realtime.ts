@@ -24,6 +24,7 @@ import { query } from "./middleware/validate.ts";
 import { id, parseInput } from "../input.ts";
 import { documented } from "./middleware/describe.ts";
 import { PRESENCE_STATUSES } from "../kv/presence.ts";
+import { traceparent } from "../telemetry.ts";
 
 const describe = documented("Realtime");
 
@@ -98,6 +99,8 @@ export function realtimeRoutes(deps: Deps) {
         // (which reads the head again) is replayed to it, not skipped.
         const lastEventId = resumePoint(c) ?? await currentHead(deps.kv, session.sub);
         const budget = new FrameBudget();
+        // The upgrade request's span: each frame's own trace links back to it.
+        const opened = traceparent();
         let client: Promise<Client | null> = Promise.resolve(null);
         let refused = false;
         // Frames of one socket are handled one after another, so its messages keep their order;
@@ -130,7 +133,7 @@ export function realtimeRoutes(deps: Deps) {
             queuedBytes += size;
             queue = queue.then(async () => {
               const connected = await client;
-              if (connected) await handleFrame(deps, connected, event.data, budget);
+              if (connected) await handleFrame(deps, connected, event.data, budget, opened);
             }).finally(() => {
               queued--;
               queuedBytes -= size;

@@ -172,6 +172,16 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
   // The frame's span, its decision and the delivery to Bob: one trace.
   const frame = spans.find((span) => span.name === "ws.frame private-message");
   assert.ok(frame, `no frame span among ${[...new Set(spans.map((span) => span.name))]}`);
+  // A frame starts its own trace (a socket outlives the request that opened it), linked to that
+  // request.
+  assert.ok(!frame.parentSpanId, `the frame's span has a parent: ${frame.parentSpanId}`);
+  const upgrades = new Set(
+    spans.filter((span) => span.name === "GET /ws").map((span) => span.spanId),
+  );
+  assert.ok(
+    frame.links?.some((link) => upgrades.has(link.spanId)),
+    "the frame is not linked to its socket's upgrade request",
+  );
   const trace = spans.filter((span) => span.traceId === frame.traceId);
   const decision = trace.find((span) => attribute(span, "convene.operation") === "chat.send");
   assert.ok(decision, "no chat.send decision in the frame's trace");
