@@ -14,7 +14,7 @@ import { DomainError, NotFound, RefusedFrame } from "../errors.ts";
 import { spendWrite } from "../providers/cache.ts";
 import { saleStockHeadKey } from "../kv/keys.ts";
 import { readSale } from "../kv/sales/stock.ts";
-import { stockUpdate } from "../workflows/sales.ts";
+import { stockUpdate } from "../workflows/sales/catalogue.ts";
 import { join, leave, queueInput, signal, SIGNALS } from "../workflows/matches.ts";
 import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
 import { id, unstorableField, zodFieldErrors } from "../input.ts";

@@ -1,37 +1,34 @@
-// Flash sales, reservations, orders and payments (the reference\'s "Flash sales, orders, payments" group).
-// The sandbox payment provider's pay page (the reference\'s "Sandbox payment provider" group): Pay / Fail buttons
-// whose form is turned into a webhook signed exactly as the sandbox signs it, and delivered to the
-// same handler as any webhook, signature check included. Mounted only with the sandbox provider.
+// Flash sales, reservations, orders and payments (the reference's "Flash sales and payments"
+// group). The sandbox provider's pay page is routes/sandbox.ts.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { listOrders, orderView, paymentsOf } from "../db/sales.ts";
 import { Invalid, NotFound } from "../errors.ts";
-import { id, zodFieldErrors } from "../input.ts";
+import { zodFieldErrors } from "../input.ts";
 import { readOrder, readReservation } from "../kv/sales/orders.ts";
+import {
+  createProduct,
+  createSale,
+  productInput,
+  saleInput,
+  saleView,
+} from "../workflows/sales/catalogue.ts";
 import {
   buyMembership,
   checkout,
-  createProduct,
-  createSale,
   idempotencyKey,
   membershipInput,
-  productInput,
   receiveWebhook,
   release,
   reservationInput,
   reservationView,
   reserve,
-  saleInput,
-  saleView,
-} from "../workflows/sales.ts";
+} from "../workflows/sales/orders.ts";
 import { settledHistory } from "../workflows/history.ts";
 import { adminOnly, signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
-import { html } from "hono/html";
-import { newId } from "../ids.ts";
-import { SANDBOX_SIGNATURE_HEADER, type SandboxEvent, signSandbox } from "../providers/payments.ts";
 import { documented, REPLAYED } from "./middleware/describe.ts";
 import { order, page, paymentStart, reservation, sale, timestamp } from "./reference/schemas.ts";
 import { ORDER_STATUSES } from "../db/schema.ts";
@@ -285,97 +282,6 @@ function adminRoutes(deps: Deps) {
       async (c) => {
         const adminId = c.var.session.sub;
         return c.json(await createSale(deps, adminId, c.req.valid("json")), 201);
-      },
-    );
-}
-
-const orderParam = z.object({ orderId: id });
-
-const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
-
-function sandboxPage(title: string, body: unknown) {
-  return html`
-    <!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width">
-        <link rel="icon" href="data:,">
-        <title>${title}</title>
-      </head>
-      <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">
-    <p><strong>Sandbox payment</strong>: no money moves.</p>${body}</body>
-    </html>
-  `;
-}
-
-export function sandboxRoutes(deps: Deps) {
-  return new Hono<AppEnv>()
-    .get(
-      "/pay/:orderId",
-      describe({
-        summary: "The sandbox payment page: Pay / Fail buttons",
-        answers: { 200: { contentType: "text/html" } },
-        errors: { 404: ["not-found"] },
-      }),
-      params(orderParam),
-      async (c) => {
-        const order = await readOrder(deps.kv, c.req.valid("param").orderId);
-        if (!order) throw new NotFound("No order has this id.");
-        const action = `/sandbox/pay/${encodeURIComponent(order.id)}`;
-        return c.html(sandboxPage(
-          "Pay",
-          html`<h1>${order.description}</h1>
-<p>${
-            money(order.amountCents, order.currency)
-          }: order <code>${order.id}</code> is ${order.status}.</p>
-<form method="post" action="${action}"><button name="outcome" value="pay">Pay</button>
-<button name="outcome" value="fail">Fail</button></form>`,
-        ));
-      },
-    )
-    .post(
-      "/pay/:orderId",
-      describe({
-        summary: "Pay or fail an order: sends a signed sandbox webhook",
-        body: {
-          contentType: "application/x-www-form-urlencoded",
-          schema: z.object({ outcome: z.enum(["pay", "fail"]) }),
-        },
-        answers: { 200: { contentType: "text/html" } },
-        errors: { 404: ["not-found"] },
-      }),
-      params(orderParam),
-      async (c) => {
-        const order = await readOrder(deps.kv, c.req.valid("param").orderId);
-        if (!order) throw new NotFound("No order has this id.");
-        const outcome = (await c.req.parseBody()).outcome;
-        if (outcome !== "pay" && outcome !== "fail") {
-          throw new Invalid("Press Pay or Fail.", [{ path: "outcome", message: "pay or fail" }]);
-        }
-        const event: SandboxEvent = {
-          id: `evt_${newId(deps.clock.now())}`,
-          type: outcome === "pay" ? "payment.succeeded" : "payment.failed",
-          data: { orderId: order.id, amountCents: order.amountCents, currency: order.currency },
-        };
-        const rawBody = JSON.stringify(event);
-        const signature = await signSandbox(
-          deps.config.PAYMENTS_SANDBOX_SECRET,
-          rawBody,
-          Math.floor(deps.clock.now() / 1000),
-        );
-        const result = await receiveWebhook(
-          deps,
-          "sandbox",
-          new Headers({ [SANDBOX_SIGNATURE_HEADER]: signature }),
-          rawBody,
-        );
-        return c.html(sandboxPage(
-          "Paid",
-          html`<h1>${outcome === "pay" ? "Payment sent" : "Payment failed"}</h1>
-<p>Order <code>${order.id}</code> is now ${result.order?.status ?? order.status}.</p>
-<p><a href="/#/orders">Back to your orders</a></p>`,
-        ));
       },
     );
 }

@@ -5,7 +5,7 @@ import { reservationKey, saleBuyerKey } from "../kv/keys.ts";
 import { recordFromRow, type Reservation } from "../db/records.ts";
 import { recordOrders, recordReservations } from "../db/sales.ts";
 import { signSandbox } from "../providers/payments.ts";
-import { sweepReservations } from "../workflows/sales.ts";
+import { sweepReservations } from "../workflows/sales/orders.ts";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";

@@ -1,0 +1,141 @@
+// What each sales decision causes, written into its commit: history rows (holds, orders, payments),
+// expiry and refund jobs, membership grants and order notifications; and the handlers that apply
+// them.
+import { z } from "zod";
+import type { Deps } from "../../deps.ts";
+import {
+  grantMembership,
+  recordOrders,
+  recordPayment,
+  recordReservations,
+} from "../../db/sales.ts";
+import { expireReservation, type SettlementEffects } from "../../kv/sales/orders.ts";
+import { coordination } from "../../kv/outbox.ts";
+import { orderSchema, type Reservation, reservationSchema } from "../../db/records.ts";
+import { enqueueAll, PermanentJobError } from "../jobs.ts";
+import { notifyRecords } from "../notifications.ts";
+import { jobRecord } from "../outbox-jobs.ts";
+import { id } from "../../input.ts";
+
+const RESERVATION_RECORD = "reservation-record";
+const ORDER_RECORD = "order-record";
+const PAYMENT_RECORD = "payment-record";
+const MEMBERSHIP_GRANT = "membership-grant";
+const EXPIRE_JOB = "reservation-expire";
+const REFUND_JOB = "payment-refund";
+
+const expireJob = z.object({ reservationId: id });
+const refundJob = z.object({
+  provider: z.string(),
+  orderId: z.string(),
+  reference: z.string(),
+  amountCents: z.number().int(),
+});
+const paymentPayload = z.object({
+  event: z.object({
+    provider: z.string(),
+    id: z.string(),
+    type: z.enum(["succeeded", "failed"]),
+    orderId: z.string(),
+    amountCents: z.number().int(),
+    currency: z.string(),
+    reference: z.string(),
+  }),
+  outcome: z.enum(["paid", "refunded", "cancelled", "ignored"]),
+  buyerId: z.string(),
+  at: z.number(),
+});
+const grantPayload = z.object({ userId: z.string(), tier: z.string(), at: z.number() });
+
+export function registerSales(deps: Deps) {
+  const db = deps.database.db;
+  deps.outbox.registerBatch(RESERVATION_RECORD, reservationSchema, async (list) => {
+    await recordReservations(db, list);
+    // The job id is the reservation's: enqueued twice (writer and sweep), it runs once.
+    await enqueueAll(
+      deps.jobs,
+      list.filter((reservation) => reservation.version === 1).map((reservation) => ({
+        name: EXPIRE_JOB,
+        payload: { reservationId: reservation.id },
+        options: {
+          jobId: `${EXPIRE_JOB}:${reservation.id}`,
+          dedupeId: `${EXPIRE_JOB}:${reservation.id}`,
+          delaySeconds: Math.max(0, (reservation.expiresAt - deps.clock.now()) / 1000),
+        },
+      })),
+    );
+  });
+  deps.outbox.registerBatch(ORDER_RECORD, orderSchema, async (list) => {
+    await recordOrders(db, list);
+  });
+  deps.outbox.register(PAYMENT_RECORD, paymentPayload, async (payment) => {
+    await recordPayment(db, { ...payment, at: new Date(payment.at) });
+  });
+  deps.outbox.register(MEMBERSHIP_GRANT, grantPayload, async ({ userId, tier, at }) => {
+    await grantMembership(db, userId, tier, new Date(at));
+  });
+  deps.registry.register(EXPIRE_JOB, expireJob, async ({ reservationId }) => {
+    await expireReservation(coordination(deps), reservationId, settlementEffects(deps));
+  });
+  deps.registry.register(REFUND_JOB, refundJob, async (charge) => {
+    if (charge.provider !== deps.payments.name) {
+      throw new PermanentJobError(
+        `order ${charge.orderId} was paid through ${charge.provider}, which is no longer ` +
+          `configured: refund ${charge.amountCents} by hand`,
+      );
+    }
+    await deps.payments.refund(charge);
+    deps.log({ level: "info", msg: "payment refunded", ...charge });
+  });
+}
+
+/** What a new hold causes: its Postgres row, then (from that record) its expiry job. */
+export function reserveEffects(deps: Deps) {
+  return (reservation: Reservation) => [deps.outbox.record(RESERVATION_RECORD, reservation)];
+}
+
+/** What each settlement causes, written into its commit. */
+export function settlementEffects(deps: Deps): SettlementEffects {
+  return ({ reservation, order, payment }) => {
+    const records = [];
+    if (reservation) records.push(deps.outbox.record(RESERVATION_RECORD, reservation.after));
+    if (order) {
+      records.push(deps.outbox.record(ORDER_RECORD, order.after));
+      const { before, after } = order;
+      if (
+        after.status !== before?.status && (after.status === "paid" || after.status === "refunded")
+      ) {
+        records.push(...notifyRecords(deps.outbox, {
+          userId: after.userId,
+          actorId: after.userId,
+          type: "order",
+          subjectId: after.id,
+          eventId: `order:${after.id}:${after.status}`,
+        }));
+      }
+      if (after.kind === "membership" && after.status === "paid" && before?.status !== "paid") {
+        records.push(deps.outbox.record(MEMBERSHIP_GRANT, {
+          userId: after.userId,
+          tier: after.tier,
+          at: after.paidAt,
+        }));
+      }
+    }
+    if (payment) {
+      const buyerId = order?.after.userId ?? payment.buyerId;
+      records.push(deps.outbox.record(PAYMENT_RECORD, {
+        event: payment.event,
+        outcome: payment.outcome,
+        buyerId,
+        at: deps.clock.now(),
+      }));
+      if (payment.outcome === "refunded") {
+        const { provider, orderId, reference, amountCents } = payment.event;
+        records.push(
+          jobRecord(deps.outbox, REFUND_JOB, { provider, orderId, reference, amountCents }),
+        );
+      }
+    }
+    return records;
+  };
+}

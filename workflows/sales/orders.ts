@@ -1,0 +1,242 @@
+// Buying: holds, checkout through the payment provider, memberships, provider webhooks, and the
+// sweep that expires overdue holds.
+import { z } from "zod";
+import type { Deps } from "../../deps.ts";
+import { findUserById } from "../../db/users.ts";
+import { NotFound, Unauthorized } from "../../errors.ts";
+import { newId } from "../../ids.ts";
+import { listDue } from "../../kv/due.ts";
+import { reservationDuePrefix } from "../../kv/keys.ts";
+import {
+  applyPayment,
+  checkoutReservation,
+  createOrder,
+  expireReservation,
+  type PaymentResult,
+  releaseReservation,
+  setPaymentUrl,
+} from "../../kv/sales/orders.ts";
+import { coordination } from "../../kv/outbox.ts";
+import { readSale, reserveStock } from "../../kv/sales/stock.ts";
+import type { Order, Reservation } from "../../db/records.ts";
+import { id } from "../../input.ts";
+import { inSpan, instruments } from "../../telemetry.ts";
+import { reserveEffects, settlementEffects } from "./effects.ts";
+
+const SWEEP_BATCH = 500;
+
+/** Membership tiers at their server-side prices; a request names the tier, never the price. */
+export const MEMBERSHIP_TIERS = {
+  pro: { name: "Convene Pro membership", amountCents: 900, currency: "USD" },
+  patron: { name: "Convene Patron membership", amountCents: 2900, currency: "USD" },
+} as const;
+
+export type MembershipTier = keyof typeof MEMBERSHIP_TIERS;
+
+export const reservationInput = z.strictObject({
+  productId: id,
+  quantity: z.number().int().min(1).max(1000).default(1),
+  // A price or amount in the body is ignored: the hold's amount is the sale's price × quantity.
+});
+
+export const membershipInput = z.strictObject({
+  tier: z.enum(Object.keys(MEMBERSHIP_TIERS) as [MembershipTier, ...MembershipTier[]]),
+  // A price in the body is ignored: tiers have server-side prices.
+});
+
+/** An `Idempotency-Key` header: 1–200 visible ASCII characters. */
+export const idempotencyKey = z.string().regex(
+  /^[\x21-\x7e]{1,200}$/,
+  "1–200 visible ASCII characters",
+);
+
+export function reservationView(reservation: Reservation) {
+  return {
+    id: reservation.id,
+    saleId: reservation.saleId,
+    productId: reservation.productId,
+    quantity: reservation.quantity,
+    amountCents: reservation.amountCents,
+    currency: reservation.currency,
+    status: reservation.status,
+    orderId: reservation.orderId,
+    expiresAt: new Date(reservation.expiresAt).toISOString(),
+    createdAt: new Date(reservation.createdAt).toISOString(),
+  };
+}
+
+export async function reserve(
+  deps: Deps,
+  userId: string,
+  saleId: string,
+  input: z.infer<typeof reservationInput>,
+  key: string | undefined,
+) {
+  const sale = await readSale(deps.kv, saleId);
+  if (!sale) throw new NotFound("No sale has this id.");
+  return await reserveStock(coordination(deps), {
+    sale,
+    userId,
+    productId: input.productId,
+    quantity: input.quantity,
+    idempotencyKey: key,
+    ttlMs: deps.config.RESERVATION_TTL_SECONDS * 1000,
+  }, reserveEffects(deps));
+}
+
+export async function release(deps: Deps, userId: string, reservationId: string) {
+  return await releaseReservation(
+    coordination(deps),
+    userId,
+    reservationId,
+    settlementEffects(deps),
+  );
+}
+
+/**
+ * The order paying for a hold, and where to pay it. A first checkout starts the payment with the
+ * provider and stores the order with its payment page in one commit (the buyer's email is read
+ * meanwhile); a repeated one answers the stored order.
+ */
+export async function checkout(deps: Deps, userId: string, reservationId: string) {
+  const buyer = findUserById(deps.database.db, userId);
+  buyer.catch(() => {}); // awaited only for a new order; a failure is met there
+  const order = await checkoutReservation(
+    coordination(deps),
+    userId,
+    reservationId,
+    async (reservation, now) => {
+      const item = (await readSale(deps.kv, reservation.saleId))?.items
+        .find((candidate) => candidate.productId === reservation.productId);
+      const order = newOrder(deps, {
+        userId,
+        kind: "reservation",
+        reservationId: reservation.id,
+        tier: null,
+        description: `${reservation.quantity} × ${item?.name ?? reservation.productId}`,
+        amountCents: reservation.amountCents,
+        currency: reservation.currency,
+      }, now);
+      return { ...order, paymentUrl: await paymentPage(deps, order, await buyer) };
+    },
+    settlementEffects(deps),
+  );
+  return await startPayment(deps, order);
+}
+
+export async function buyMembership(deps: Deps, userId: string, tier: MembershipTier) {
+  const price = MEMBERSHIP_TIERS[tier];
+  const order = await createOrder(
+    coordination(deps),
+    newOrder(deps, {
+      userId,
+      kind: "membership",
+      reservationId: null,
+      tier,
+      description: price.name,
+      amountCents: price.amountCents,
+      currency: price.currency,
+    }, deps.clock.now()),
+    settlementEffects(deps),
+  );
+  return await startPayment(deps, order);
+}
+
+function newOrder(
+  deps: Deps,
+  order: Pick<
+    Order,
+    "userId" | "kind" | "reservationId" | "tier" | "description" | "amountCents" | "currency"
+  >,
+  now: number,
+): Order {
+  return {
+    ...order,
+    id: newId(now),
+    status: "pending",
+    provider: deps.payments.name,
+    paymentUrl: null,
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+    paidAt: null,
+    refundedAt: null,
+  };
+}
+
+/** Where to pay `order`: stored with it, or started now and stored (an order made without one). */
+async function startPayment(deps: Deps, order: Order) {
+  if (order.paymentUrl) return { orderId: order.id, paymentUrl: order.paymentUrl };
+  const paymentUrl = await paymentPage(
+    deps,
+    order,
+    await findUserById(deps.database.db, order.userId),
+  );
+  await setPaymentUrl(deps.kv, order.id, paymentUrl);
+  return { orderId: order.id, paymentUrl };
+}
+
+/** Starts the payment of `order` with the provider: the page where its buyer pays. */
+function paymentPage(deps: Deps, order: Order, buyer: { email: string } | null | undefined) {
+  if (!buyer) throw new Unauthorized("This account no longer exists.");
+  return deps.payments.start({
+    orderId: order.id,
+    amountCents: order.amountCents,
+    currency: order.currency,
+    email: buyer.email,
+    description: order.description,
+  });
+}
+
+/**
+ * A webhook delivery: verified on its raw body by the provider, then applied once; a `webhook`
+ * span under the request's, with what it came to.
+ */
+export function receiveWebhook(
+  deps: Deps,
+  provider: string,
+  headers: Headers,
+  rawBody: string,
+): Promise<PaymentResult & { eventId: string | null }> {
+  return inSpan("webhook", { "convene.webhook.source": provider }, async (span) => {
+    if (provider !== deps.payments.name) {
+      throw new NotFound(
+        `Payments go through ${deps.payments.name}; ${provider} is not configured.`,
+      );
+    }
+    const event = await deps.payments.verify(headers, rawBody, deps.clock.now());
+    if (!event) {
+      span.setAttribute("convene.outcome", "ignored");
+      return { outcome: "ignored", order: null, repeated: false, eventId: null };
+    }
+    const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
+    const outcome = result.repeated ? "repeated" : result.outcome;
+    span.setAttributes({ "convene.outcome": outcome, "convene.order.id": event.orderId });
+    instruments.payments.add(1, { "convene.provider": provider, "convene.outcome": outcome });
+    if (result.outcome === "unknown-order") {
+      deps.log({
+        level: "warn",
+        msg: "payment for an unknown order",
+        eventId: event.id,
+        orderId: event.orderId,
+      });
+    }
+    return { ...result, eventId: event.id };
+  });
+}
+
+/** The cron sweep: expires every overdue hold whose job has not (a lost or late message). */
+export async function sweepReservations(deps: Deps) {
+  const due = await listDue<string>(deps.kv, reservationDuePrefix(), deps.clock.now(), SWEEP_BATCH);
+  let expired = 0;
+  for (const entry of due) {
+    const reservation = await expireReservation(
+      coordination(deps),
+      entry.value,
+      settlementEffects(deps),
+    );
+    if (reservation) expired++;
+  }
+  if (expired > 0) deps.log({ level: "info", msg: "reservations swept", expired });
+  return { expired };
+}
