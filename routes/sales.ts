@@ -17,6 +17,7 @@ import {
 } from "../workflows/sales/catalogue.ts";
 import {
   buyMembership,
+  cancel,
   checkout,
   idempotencyKey,
   membershipInput,
@@ -228,6 +229,21 @@ function buyerRoutes(deps: Deps) {
       async (c) => {
         const userId = c.var.session.sub;
         return c.json(await listOrders(await settledHistory(deps), userId, c.req.valid("query")));
+      },
+    )
+    .post(
+      "/orders/:id/cancel",
+      describe({
+        summary: "Cancel one's unpaid order; its hold's units go back on sale at once",
+        description:
+          "A pending order becomes `cancelled` and its hold is released. An order already cancelled, expired or refunded is answered as it is. A payment that arrives after the cancel is refunded in full.",
+        answers: { 200: order },
+        errors: { 404: ["not-found"], 409: ["order-paid"] },
+      }),
+      params(idParam),
+      async (c) => {
+        const userId = c.var.session.sub;
+        return c.json(orderView(await cancel(deps, userId, c.req.valid("param").id)));
       },
     )
     .get(

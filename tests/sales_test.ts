@@ -977,3 +977,86 @@ Deno.test("[sales] the buyer is notified of their orders: paid, refunded after a
   const unread = await t0.http("GET", "/api/notifications/unread-count", { token: t0.ada.token });
   assert.equal(unread.body.count, 3);
 });
+
+Deno.test("[sales] a buyer cancels an unpaid order: the units go back at once; a cancel racing its payment never leaves a released hold paid for", async (t) => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 30, priceCents: 1500 }]);
+
+  await t.step("a pending order: cancelled, its hold released, the unit back on sale", async () => {
+    const hold = await reserved(t0.http, t0.ada, saleId, productId);
+    const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 29);
+    const stranger = await t0.http("POST", `/api/orders/${orderId}/cancel`, {
+      token: t0.bob.token,
+    });
+    assertProblem(stranger, 404);
+    const answer = await t0.http("POST", `/api/orders/${orderId}/cancel`, {
+      token: t0.ada.token,
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.equal(answer.body.status, "cancelled");
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 30);
+    const reservation = await t0.http("GET", `/api/reservations/${hold.id}`, {
+      token: t0.ada.token,
+    });
+    assert.equal(reservation.body.status, "released");
+    // Again: the same answer, nothing more returned.
+    const again = await t0.http("POST", `/api/orders/${orderId}/cancel`, { token: t0.ada.token });
+    assert.equal(again.body.status, "cancelled");
+    assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 30);
+  });
+
+  await t.step("a paid order cannot be cancelled: 409 order-paid", async () => {
+    const hold = await reserved(t0.http, t0.ada, saleId, productId);
+    const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+    assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 1500 })).body.outcome, "paid");
+    const answer = await t0.http("POST", `/api/orders/${orderId}/cancel`, {
+      token: t0.ada.token,
+    });
+    assert.equal(assertProblem(answer, 409).type, "/problems/order-paid");
+    assert.equal((await orderOf(t0.http, t0.ada, orderId)).status, "paid");
+  });
+
+  await t.step(
+    "20 cancels racing their payments: each order is paid or refunded, never both",
+    async () => {
+      const buyers = await members(t0.deps, 20);
+      const before = (await stockLeft(t0.http, saleId)).items[0].stockRemaining;
+      const orders = await Promise.all(buyers.map(async (buyer) => {
+        const hold = await reserved(t0.http, buyer, saleId, productId);
+        return { buyer, hold, ...await checkout(t0.http, buyer, hold.id) };
+      }));
+      // Each pair starts within a few ms of each other, half with the cancel first and half with
+      // the payment (which has a signature to check), so both sides win some of the races.
+      const after = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const raced = await Promise.all(orders.map(({ buyer, orderId }, i) =>
+        Promise.all([
+          after(i % 2 ? 0 : i % 5).then(() =>
+            t0.http("POST", `/api/orders/${orderId}/cancel`, { token: buyer.token })
+          ),
+          after(i % 2 ? i % 5 : 0).then(() => sandboxWebhook(t0, { orderId, amountCents: 1500 })),
+        ])
+      ));
+      let paid = 0;
+      for (const [i, [cancelled, payment]] of raced.entries()) {
+        const { buyer, hold, orderId } = orders[i];
+        const order = await orderOf(t0.http, buyer, orderId);
+        const reservation = await t0.http("GET", `/api/reservations/${hold.id}`, {
+          token: buyer.token,
+        });
+        if (payment.body.outcome === "paid") {
+          paid++;
+          assert.equal(assertProblem(cancelled, 409).type, "/problems/order-paid");
+          assert.deepEqual([order.status, reservation.body.status], ["paid", "sold"]);
+        } else {
+          // The cancel won: the money that came after it goes back, and the hold stays released.
+          assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+          assert.equal(payment.body.outcome, "refunded");
+          assert.deepEqual([order.status, reservation.body.status], ["refunded", "released"]);
+        }
+      }
+      const left = (await stockLeft(t0.http, saleId)).items[0].stockRemaining;
+      assert.equal(left, before - paid, "every unit not paid for is back on sale");
+    },
+  );
+});

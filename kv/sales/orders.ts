@@ -263,6 +263,43 @@ export async function releaseReservation(
 }
 
 /**
+ * The buyer cancels an unpaid order: a pending order becomes `cancelled` and its live hold is
+ * released, so its units go back on sale at once (a hold already past its time expires instead).
+ * A paid order is refused (money goes back by an admin's refund); an order already ended is
+ * answered as it is. A payment arriving after the cancel is refunded (`applyPayment`).
+ */
+export async function cancelOrder(
+  deps: Coordination,
+  userId: string,
+  orderId: string,
+  effects: SettlementEffects,
+): Promise<Order> {
+  return await settle(deps, { orderId }, effects, (holding, now) => {
+    const order = holding.order?.value;
+    if (!order || order.userId !== userId) throw new NotFound("No order of yours has this id.");
+    if (order.status === "paid") {
+      throw new Conflict(
+        "This order has been paid for: ask for a refund instead.",
+        "order-paid",
+        { orderId: order.id },
+      );
+    }
+    if (order.status !== "pending") return { answer: order };
+    const lapsed = lapse(holding, now);
+    if (lapsed.order) return { ...lapsed, answer: lapsed.order };
+    const reservation = holding.reservation?.value;
+    const cancelled = moved(order, now, { status: "cancelled" });
+    return {
+      reservation: reservation?.status === "held"
+        ? moved(reservation, now, { status: "released" })
+        : undefined,
+      order: cancelled,
+      answer: cancelled,
+    };
+  });
+}
+
+/**
  * The order that pays for a live hold: created on the first checkout, the same one after. The
  * amount is the hold's, decided when it was made. `newOrder` may start the payment with the
  * provider before the order is committed (so it is stored with where to pay, in the same commit);

@@ -9,6 +9,7 @@ import { listDue } from "../../kv/due.ts";
 import { reservationDuePrefix } from "../../kv/keys.ts";
 import {
   applyPayment,
+  cancelOrder,
   checkoutReservation,
   createOrder,
   expireReservation,
@@ -91,6 +92,11 @@ export async function release(deps: Deps, userId: string, reservationId: string)
     reservationId,
     settlementEffects(deps),
   );
+}
+
+/** The buyer cancels their unpaid order; its hold's units go back on sale at once. */
+export async function cancel(deps: Deps, userId: string, orderId: string) {
+  return await cancelOrder(coordination(deps), userId, orderId, settlementEffects(deps));
 }
 
 /**
