@@ -1,6 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, inArray, lte } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
@@ -191,4 +191,77 @@ async function ignoringDeletedAccounts(db: Database, userIds: string[], write: P
     const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userIds[0]));
     if (user) throw error;
   }
+}
+
+/** Which sales a catalogue page lists, by their window. */
+export type SaleWindow = "live" | "upcoming" | "ended";
+
+/**
+ * A page of sale ids in `window` at `now`: live ones ending soonest first, upcoming ones starting
+ * soonest first, ended ones most recently ended first. Keyset cursor: [that time, id].
+ */
+export async function listSaleIds(
+  db: Database,
+  window: SaleWindow,
+  now: Date,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, timeCursor) : null;
+  const order = window === "ended" ? "desc" : "asc";
+  const time = window === "upcoming" ? sales.startsAt : sales.endsAt;
+  const inWindow = window === "live"
+    ? and(lte(sales.startsAt, now), gt(sales.endsAt, now))
+    : window === "upcoming"
+    ? gt(sales.startsAt, now)
+    : lte(sales.endsAt, now);
+  const direction = order === "asc" ? asc : desc;
+  const rows = await db.select({ id: sales.id, at: time }).from(sales)
+    .where(and(inWindow, afterPosition(time, sales.id, after, order, order)))
+    .orderBy(direction(time), direction(sales.id))
+    .limit(page.limit + 1);
+  return keysetPage(rows, page.limit, (row) => row.id, (row) => [row.at.toISOString(), row.id]);
+}
+
+/**
+ * A page of products, newest first: every one (`visibleAt` null, for admins), or those offered
+ * by a sale not yet ended at `visibleAt` (for everyone else).
+ */
+export async function listProducts(
+  db: Database,
+  visibleAt: Date | null,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, timeCursor) : null;
+  const offered = visibleAt === null ? undefined : exists(
+    db.select({ one: saleItems.productId }).from(saleItems)
+      .innerJoin(sales, eq(sales.id, saleItems.saleId))
+      .where(and(eq(saleItems.productId, products.id), gt(sales.endsAt, visibleAt))),
+  );
+  const rows = await db.select().from(products)
+    .where(and(offered, afterPosition(products.createdAt, products.id, after)))
+    .orderBy(desc(products.createdAt), desc(products.id))
+    .limit(page.limit + 1);
+  return keysetPage(rows, page.limit, productView, (row) => [row.createdAt.toISOString(), row.id]);
+}
+
+/** The buyer's holds, newest first, as history has them. */
+export async function listReservations(
+  db: Database,
+  userId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const after = page.cursor ? decodeCursor(page.cursor, timeCursor) : null;
+  const rows = await db.select().from(reservations)
+    .where(and(
+      eq(reservations.userId, userId),
+      afterPosition(reservations.createdAt, reservations.id, after),
+    ))
+    .orderBy(desc(reservations.createdAt), desc(reservations.id))
+    .limit(page.limit + 1);
+  return keysetPage(
+    rows,
+    page.limit,
+    (row) => row,
+    (row) => [row.createdAt.toISOString(), row.id],
+  );
 }

@@ -9,9 +9,12 @@ import { Invalid, NotFound } from "../errors.ts";
 import { zodFieldErrors } from "../input.ts";
 import { readOrder, readReservation } from "../kv/sales/orders.ts";
 import {
+  catalogueQuery,
   createProduct,
   createSale,
+  listSales,
   productInput,
+  productsFor,
   saleInput,
   saleView,
 } from "../workflows/sales/catalogue.ts";
@@ -21,6 +24,7 @@ import {
   checkout,
   idempotencyKey,
   membershipInput,
+  myReservations,
   receiveWebhook,
   release,
   reservationInput,
@@ -69,7 +73,37 @@ const providerParam = z.object({ provider: z.string().min(1).max(40) });
 
 export function saleRoutes(deps: Deps) {
   return new Hono<AppEnv>()
-    // Public: a sale's page and its stock are for anyone to see.
+    // Public: the catalogue, a sale's page and its stock are for anyone to see.
+    .get(
+      "/sales",
+      describe({
+        summary:
+          "The catalogue: live, upcoming or ended sales, with each item's stock left (public)",
+        description:
+          "`when=live` (the default) lists sales on now, sold-out ones included, ending soonest first; `upcoming` those not started, starting soonest first; `ended` the rest, most recently ended first.",
+        answers: { 200: page(sale) },
+      }),
+      query(pageQuery.extend(catalogueQuery.shape)),
+      async (c) => {
+        const { when, ...position } = c.req.valid("query");
+        return c.json(await listSales(deps, when, position));
+      },
+    )
+    .get(
+      "/products",
+      describe({
+        summary: "Products, newest first: for an admin every one, for anyone else those on sale",
+        description:
+          "Without an admin's session, only products offered by a sale that has not ended (live or upcoming).",
+        answers: { 200: page(product) },
+      }),
+      query(pageQuery),
+      async (c) => {
+        return c.json(
+          await productsFor(deps, c.var.session?.sub ?? null, c.req.valid("query")),
+        );
+      },
+    )
     .get(
       "/sales/:id",
       describe({
@@ -161,6 +195,18 @@ function buyerRoutes(deps: Deps) {
         );
         if (replayed) c.header("Idempotent-Replayed", "true");
         return c.json(reservationView(reservation), 201);
+      },
+    )
+    .get(
+      "/reservations",
+      describe({
+        summary: "The caller's holds, newest first",
+        answers: { 200: page(reservation) },
+      }),
+      query(pageQuery),
+      async (c) => {
+        const userId = c.var.session.sub;
+        return c.json(await myReservations(deps, userId, c.req.valid("query")));
       },
     )
     .get(

@@ -6,7 +6,7 @@ import { recordFromRow, type Reservation } from "../db/records.ts";
 import { recordOrders, recordReservations } from "../db/sales.ts";
 import { signSandbox } from "../providers/payments.ts";
 import { sweepReservations } from "../workflows/sales/orders.ts";
-import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
+import { type Answer, assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
 import { TestSocket } from "./helpers/sockets.ts";
@@ -1059,4 +1059,82 @@ Deno.test("[sales] a buyer cancels an unpaid order: the units go back at once; a
       assert.equal(left, before - paid, "every unit not paid for is back on sale");
     },
   );
+});
+
+Deno.test("[sales] the catalogue: live, upcoming and ended sales in keyset pages, products on sale, and my holds", async (t) => {
+  await using t0 = await shop();
+  // Created in an order unlike the lists' own: ends in 30, 10 and 20 minutes; starts in 5 and 1 hours;
+  // one that lasts a minute (ended once the clock moves on).
+  const endsIn30 = await t0.sale([{ stock: 3 }], { lastsMs: 31 * MINUTE });
+  const endsIn10 = await t0.sale([{ stock: 4 }], { lastsMs: 11 * MINUTE });
+  const endsIn20 = await t0.sale([{ stock: 5 }], { lastsMs: 21 * MINUTE });
+  const later = await t0.sale([{ stock: 6 }], { startsInMs: 300 * MINUTE });
+  const sooner = await t0.sale([{ stock: 7 }], { startsInMs: 60 * MINUTE });
+  const brief = await t0.sale([{ stock: 8 }], { lastsMs: 2 * MINUTE });
+  const unsold = await t0.product();
+  await reserved(t0.http, t0.ada, endsIn10.id, endsIn10.productIds[0]);
+  t0.clock.advance(2 * MINUTE); // `brief` has ended
+
+  /** Every page of a list, following nextCursor; the ids in order. */
+  async function walk(path: string, token?: string) {
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const separator = path.includes("?") ? "&" : "?";
+      const answer: Answer = await t0.http(
+        "GET",
+        `${path}${separator}limit=2${cursor ? `&cursor=${cursor}` : ""}`,
+        { token },
+      );
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      ids.push(...answer.body.items.map((item: { id: string }) => item.id));
+      cursor = answer.body.nextCursor;
+    } while (cursor);
+    return ids;
+  }
+
+  await t.step(
+    "live sales, ending soonest first, with their stock left; anyone may look",
+    async () => {
+      assert.deepEqual(await walk("/api/sales"), [endsIn10.id, endsIn20.id, endsIn30.id]);
+      const first = await t0.http("GET", "/api/sales?when=live&limit=1");
+      assert.equal(first.body.items[0].status, "live");
+      assert.equal(first.body.items[0].items[0].stockRemaining, 3, "Ada holds one of 4");
+    },
+  );
+
+  await t.step("upcoming sales, starting soonest first; ended ones, latest first", async () => {
+    assert.deepEqual(await walk("/api/sales?when=upcoming"), [sooner.id, later.id]);
+    const upcoming = await t0.http("GET", "/api/sales?when=upcoming");
+    assert.ok(upcoming.body.items.every((sale: { status: string }) => sale.status === "scheduled"));
+    assert.deepEqual(await walk("/api/sales?when=ended"), [brief.id]);
+    assertProblem(await t0.http("GET", "/api/sales?when=someday"), 400);
+  });
+
+  await t.step(
+    "products: an admin sees every one, anyone else those in sales not ended",
+    async () => {
+      const all = await walk("/api/products", t0.admin.token);
+      assert.equal(all.length, 7);
+      assert.ok(all.includes(unsold) && all.includes(brief.productIds[0]));
+      const onSale = await walk("/api/products");
+      assert.deepEqual(
+        new Set(onSale),
+        new Set([endsIn30, endsIn10, endsIn20, later, sooner].map((sale) => sale.productIds[0])),
+      );
+      assert.deepEqual(await walk("/api/products", t0.ada.token), onSale, "a member is no admin");
+    },
+  );
+
+  await t.step("my holds, newest first; nobody else's", async () => {
+    const second = await reserved(t0.http, t0.ada, endsIn20.id, endsIn20.productIds[0]);
+    const mine = await t0.http("GET", "/api/reservations", { token: t0.ada.token });
+    assert.equal(mine.status, 200);
+    assert.equal(mine.body.items.length, 2);
+    assert.equal(mine.body.items[0].id, second.id);
+    assert.equal(mine.body.items[0].status, "held");
+    const bobs = await t0.http("GET", "/api/reservations", { token: t0.bob.token });
+    assert.deepEqual(bobs.body.items, []);
+    assertProblem(await t0.http("GET", "/api/reservations"), 401);
+  });
 });

@@ -2,7 +2,16 @@
 // stock frame), made by administrators.
 import { z } from "zod";
 import type { Deps } from "../../deps.ts";
-import { findProducts, insertProduct, insertSale, productView } from "../../db/sales.ts";
+import {
+  findProducts,
+  insertProduct,
+  insertSale,
+  listProducts,
+  listSaleIds,
+  productView,
+  type SaleWindow,
+} from "../../db/sales.ts";
+import { findUserById } from "../../db/users.ts";
 import { Invalid, NotFound } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { createSaleStock, readSale, saleStatus, stockRemaining } from "../../kv/sales/stock.ts";
@@ -133,4 +142,44 @@ export async function stockUpdate(deps: Deps, saleId: string) {
       items: view.items.map(({ productId, stockRemaining }) => ({ productId, stockRemaining })),
     },
   };
+}
+
+/** Which sales the catalogue lists: `live` (sold-out ones too), `upcoming` or `ended`. */
+export const catalogueQuery = z.object({
+  when: z.enum(["live", "upcoming", "ended"]).default("live"),
+});
+
+/**
+ * A catalogue page: sales in a window, each as its public page shows it (live stock from the
+ * nearest KV replica). Which sales is Postgres's answer; what each holds is KV's.
+ */
+export async function listSales(
+  deps: Deps,
+  when: SaleWindow,
+  page: { cursor?: string; limit: number },
+) {
+  const { items, nextCursor } = await listSaleIds(
+    deps.database.db,
+    when,
+    new Date(deps.clock.now()),
+    page,
+  );
+  const views = await Promise.all(
+    items.map((id) =>
+      saleView(deps, id).catch((error) => error instanceof NotFound ? null : Promise.reject(error))
+    ),
+  );
+  // A sale whose rows were written but whose stock was not (a create cut short) is not on sale.
+  return { items: views.filter((view) => view !== null), nextCursor };
+}
+
+/** Products, newest first: every one for an admin, those in sales not yet ended for anyone else. */
+export async function productsFor(
+  deps: Deps,
+  viewerId: string | null,
+  page: { cursor?: string; limit: number },
+) {
+  const viewer = viewerId ? await findUserById(deps.database.db, viewerId) : null;
+  const visibleAt = viewer?.role === "admin" ? null : new Date(deps.clock.now());
+  return await listProducts(deps.database.db, visibleAt, page);
 }

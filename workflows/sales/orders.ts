@@ -2,7 +2,10 @@
 // sweep that expires overdue holds.
 import { z } from "zod";
 import type { Deps } from "../../deps.ts";
+import { listReservations } from "../../db/sales.ts";
 import { findUserById } from "../../db/users.ts";
+import { recordFromRow } from "../../db/records.ts";
+import { settledHistory } from "../history.ts";
 import { NotFound, Unauthorized } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { listDue } from "../../kv/due.ts";
@@ -51,7 +54,8 @@ export const idempotencyKey = z.string().regex(
   "1–200 visible ASCII characters",
 );
 
-export function reservationView(reservation: Reservation) {
+/** A hold as its buyer sees it (from KV, or from its history row made a record). */
+export function reservationView(reservation: Omit<Reservation, "taken" | "version" | "updatedAt">) {
   return {
     id: reservation.id,
     saleId: reservation.saleId,
@@ -245,4 +249,18 @@ export async function sweepReservations(deps: Deps) {
   }
   if (expired > 0) deps.log({ level: "info", msg: "reservations swept", expired });
   return { expired };
+}
+
+/** The buyer's holds, newest first (history, once what they just decided is written). */
+export async function myReservations(
+  deps: Deps,
+  userId: string,
+  page: { cursor?: string; limit: number },
+) {
+  const { items, nextCursor } = await listReservations(
+    await settledHistory(deps),
+    userId,
+    page,
+  );
+  return { items: items.map((row) => reservationView(recordFromRow(row))), nextCursor };
 }
