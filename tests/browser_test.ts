@@ -214,8 +214,18 @@ withBrowser(
     const watcher = await person(browser, { phone: true });
     await signUpInPage(buyer.page, app.base, "Buyer");
     await signUpInPage(watcher.page, app.base, "Watcher");
+    // The buyer finds the sale in the catalogue and opens it; the watcher follows a shared link.
+    await buyer.page.goto(`${app.base}/#/sale`);
+    const listed = buyer.page.getByTestId("catalogue-sale").filter({
+      hasText: "Mechanical keyboard",
+    });
+    await listed.getByTestId("catalogue-stock").filter({ hasText: /^5$/ }).waitFor();
+    await listed.getByText(/ends in (59|60) min/).waitFor();
+    await shot(buyer.page, "catalogue-desktop");
+    await listed.getByRole("button", { name: "Open" }).click();
+    await buyer.page.waitForURL(`${app.base}/#/sale/${sale.body.id}`);
+    await watcher.page.goto(`${app.base}/#/sale/${sale.body.id}`);
     for (const { page } of [buyer, watcher]) {
-      await page.goto(`${app.base}/#/sale/${sale.body.id}`);
       await page.getByTestId("stock").filter({ hasText: /^5$/ }).waitFor();
     }
     await shot(watcher.page, "sale-phone");
@@ -234,6 +244,18 @@ withBrowser(
     await buyer.page.locator("[data-testid=order][data-status=paid]").waitFor();
     await shot(buyer.page, "orders-desktop");
     assert.equal(await watcher.page.getByTestId("stock").textContent(), "4", "sold, not returned");
+
+    // A second hold, checked out but not paid: cancelled from the orders page, its unit back.
+    await buyer.page.goto(`${app.base}/#/sale/${sale.body.id}`);
+    await buyer.page.getByRole("button", { name: "Reserve" }).click();
+    await watcher.page.getByTestId("stock").filter({ hasText: /^3$/ }).waitFor();
+    await buyer.page.getByRole("button", { name: "Checkout" }).click();
+    await buyer.page.waitForURL(/\/sandbox\/pay\//);
+    await buyer.page.goto(`${app.base}/#/orders`);
+    await buyer.page.getByRole("button", { name: /^Cancel order for 1 × Mechanical keyboard/ })
+      .click();
+    await buyer.page.locator("[data-testid=order][data-status=cancelled]").waitFor();
+    await watcher.page.getByTestId("stock").filter({ hasText: /^4$/ }).waitFor(); // back, live
     assert.deepEqual([buyer.errors, watcher.errors], [[], []]);
   },
 );

@@ -1,7 +1,7 @@
-// A flash sale: live stock (the socket's stock-update), a hold with a countdown to its expiry,
-// checkout on the payment page (the sandbox one locally), and one's orders.
+// Flash sales: the catalogue (live and upcoming sales, their stock live), a sale with live stock
+// (the socket's stock-update), a hold with a countdown to its expiry, checkout on the payment page
+// (the sandbox one locally), and one's orders, an unpaid one cancelled with a click.
 /// <reference lib="dom" />
-import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, explain, go, liveSocket, ok, secondsUntil, time, useEvent } from "./session.ts";
 
@@ -18,26 +18,104 @@ const reserve = (id: string, productId: string) =>
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 
 export function SalePage(props: { saleId?: string }) {
-  const [saleId, setSaleId] = useState(props.saleId ?? "");
-  if (!props.saleId) {
-    return (
-      <section aria-labelledby="sale-title">
-        <h1 id="sale-title">Flash sale</h1>
-        <form
-          class="row"
-          aria-label="Open a sale"
-          onSubmit={(event: Event) => {
-            event.preventDefault();
-            go("sale", saleId);
-          }}
-        >
-          <Field label="Sale id" required value={saleId} onValue={setSaleId} />
-          <button type="submit">Open</button>
-        </form>
-      </section>
+  return props.saleId ? <LiveSale saleId={props.saleId} /> : <Catalogue />;
+}
+
+const loadSales = (when: "live" | "upcoming") =>
+  ok(api.api.sales.$get({ query: { when, limit: "20" } }));
+
+/** "1 h 5 min", "4 min 10 s", "12 s": a countdown a person reads at a glance. */
+function countdown(seconds: number) {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h > 0 ? `${h} h ${m} min` : m > 0 ? `${m} min ${s} s` : `${s} s`;
+}
+
+/** Live and upcoming sales, their stock kept live over the socket; a click opens one. */
+function Catalogue() {
+  const [sales, setSales] = useState<{ live: Sale[]; upcoming: Sale[] } | null>(null);
+  const [message, setMessage] = useState("");
+  const [, tick] = useState(0);
+  useEffect(() => {
+    Promise.all([loadSales("live"), loadSales("upcoming")]).then(
+      ([live, upcoming]) => setSales({ live: live.items, upcoming: upcoming.items }),
+      (error) => setMessage(explain(error)),
     );
-  }
-  return <LiveSale saleId={props.saleId} />;
+    const timer = setInterval(() => tick((n) => n + 1), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const ids = sales ? [...sales.live, ...sales.upcoming].map((sale) => sale.id) : [];
+  useEffect(() => {
+    const socket = liveSocket();
+    for (const id of ids) socket.subscribe(id);
+    return () => ids.forEach((id) => socket.unsubscribe(id));
+  }, [ids.join()]);
+  useEvent("stock-update", (event) => {
+    const apply = (sale: Sale) =>
+      sale.id !== event.data.saleId ? sale : {
+        ...sale,
+        status: event.data.status,
+        items: sale.items.map((item) => ({
+          ...item,
+          stockRemaining: event.data.items.find((i) => i.productId === item.productId)
+            ?.stockRemaining ?? item.stockRemaining,
+        })),
+      };
+    setSales((known) =>
+      known && { live: known.live.map(apply), upcoming: known.upcoming.map(apply) }
+    );
+  });
+  if (!sales) return <p role="status">{message || "Loading…"}</p>;
+  const card = (sale: Sale, upcoming: boolean) => (
+    <li class="card item" data-testid="catalogue-sale" key={sale.id}>
+      <div>
+        <strong>
+          {sale.items.map((item) =>
+            item.name
+          ).join(", ")}
+        </strong>
+        <br />
+        {sale.items.map((item) => (
+          <span key={item.productId}>
+            {money(item.priceCents, item.currency)} ·{" "}
+            <span data-testid="catalogue-stock">{item.stockRemaining}</span> of {item.stock} left
+            {" "}
+          </span>
+        ))}
+        <br />
+        <small>
+          {upcoming
+            ? `starts in ${countdown(secondsUntil(sale.startsAt))}`
+            : sale.status === "sold-out"
+            ? "sold out"
+            : `ends in ${countdown(secondsUntil(sale.endsAt))}`}
+        </small>
+      </div>
+      <button
+        type="button"
+        onClick={() =>
+          go("sale", sale.id)}
+      >
+        Open
+      </button>
+    </li>
+  );
+  return (
+    <section aria-labelledby="sale-title">
+      <h1 id="sale-title">Flash sales</h1>
+      <h2>On now</h2>
+      {sales.live.length === 0 && <p>No sale is on now.</p>}
+      <ul class="list" aria-label="Sales on now">
+        {sales.live.map((sale) => card(sale, false))}
+      </ul>
+      <h2>Coming up</h2>
+      {sales.upcoming.length === 0 && <p>Nothing announced yet.</p>}
+      <ul class="list" aria-label="Sales coming up">
+        {sales.upcoming.map((sale) => card(sale, true))}
+      </ul>
+    </section>
+  );
 }
 
 function LiveSale(props: { saleId: string }) {
@@ -137,21 +215,42 @@ const loadOrders = () => ok(api.api.orders.$get({ query: { limit: "50" } }));
 
 export function OrdersPage() {
   const [orders, setOrders] = useState<Order[] | null>(null);
+  const [message, setMessage] = useState("");
+  const reload = () => loadOrders().then((page) => setOrders(page.items));
   useEffect(() => {
-    loadOrders().then((page) => setOrders(page.items));
+    reload();
   }, []);
   useEvent("notification", (event) => {
-    if (event.data.type === "order") loadOrders().then((page) => setOrders(page.items));
+    if (event.data.type === "order") reload();
   });
+  async function cancel(order: Order) {
+    setMessage("");
+    try {
+      await ok(api.api.orders[":id"].cancel.$post({ param: { id: order.id } }));
+      await reload();
+    } catch (failure) {
+      setMessage(explain(failure));
+    }
+  }
   return (
     <section aria-labelledby="orders-title">
       <h1 id="orders-title">Orders</h1>
+      {message && <p role="alert" class="error">{message}</p>}
       {orders?.length === 0 && <p>No orders yet.</p>}
       <ul class="list" aria-label="Orders">
         {orders?.map((order) => (
           <li class="card" data-testid="order" data-status={order.status} key={order.id}>
             {order.description} · {money(order.amountCents, order.currency)} ·{" "}
             <strong>{order.status}</strong> · {time(order.createdAt)}
+            {order.status === "pending" && (
+              <button
+                type="button"
+                aria-label={`Cancel order for ${order.description}`}
+                onClick={() => cancel(order)}
+              >
+                Cancel
+              </button>
+            )}
           </li>
         ))}
       </ul>
