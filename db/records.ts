@@ -243,6 +243,23 @@ export interface PaymentEvent {
   currency: string;
   /** The provider's own reference for the charge (what a refund names). */
   reference: string;
+  /** When the webhook arrived (ms); absent on events recorded before payloads were kept. */
+  receivedAt?: number;
+  /** The provider's event as it sent it, kept with its history row (see `keptPayload`). */
+  payload?: unknown;
+}
+
+/** A provider's event body is kept whole up to this many bytes, else as a note of its size. */
+export const PAYLOAD_KEPT_BYTES = 16 * 1024;
+
+/**
+ * What a payment's history row keeps of the provider's raw event body: the JSON itself, or, past
+ * PAYLOAD_KEPT_BYTES (it travels in a KV value on its way), `{ truncated: true, bytes }`.
+ */
+export function keptPayload(rawBody: string): unknown {
+  const bytes = new TextEncoder().encode(rawBody).length;
+  if (bytes > PAYLOAD_KEPT_BYTES) return { truncated: true, bytes };
+  return JSON.parse(rawBody);
 }
 
 /**

@@ -87,7 +87,10 @@ export async function recordOrders(db: Database, list: Order[]) {
   );
 }
 
-/** One row per provider event (the first write wins; a repeat changes nothing). */
+/**
+ * One row per provider event (the first write wins; a repeat changes nothing): what it did, when
+ * it arrived and when its decision was committed (`at`), and the provider's payload.
+ */
 export async function recordPayment(
   db: Database,
   payment: { event: PaymentEvent; outcome: PaymentOutcome; buyerId: string; at: Date },
@@ -106,7 +109,9 @@ export async function recordPayment(
       amountCents: event.amountCents,
       currency: event.currency,
       outcome,
-      receivedAt: at,
+      receivedAt: event.receivedAt === undefined ? at : new Date(event.receivedAt),
+      processedAt: at,
+      payload: event.payload ?? null,
     }).onConflictDoNothing(),
   );
 }
@@ -114,7 +119,7 @@ export async function recordPayment(
 /** The payments applied to an order, oldest first. */
 export async function paymentsOf(db: Database, orderId: string) {
   return await db.select().from(payments).where(eq(payments.orderId, orderId))
-    .orderBy(payments.receivedAt);
+    .orderBy(payments.receivedAt, payments.eventId);
 }
 
 /** A paid membership order grants its tier (a later grant of the same order changes nothing). */

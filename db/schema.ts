@@ -482,6 +482,10 @@ export const payments = pgTable("payments", {
   currency: text("currency").notNull(),
   outcome: text("outcome").notNull(),
   receivedAt: at("received_at").notNull(),
+  /** When the decision it caused was committed (null on rows from before 0010). */
+  processedAt: at("processed_at"),
+  /** The provider's event as it sent it (JSON; up to 16 KiB, else a note of its size). */
+  payload: jsonb("payload"),
 }, (table) => [
   primaryKey({ columns: [table.provider, table.eventId] }),
   index("payments_by_order_idx").on(table.orderId),

@@ -48,16 +48,45 @@ const webhookAck = z.object({
   orderStatus: z.enum(ORDER_STATUSES).nullable(),
 });
 
+const paymentRecord = z.object({
+  eventId: z.string(),
+  type: z.string(),
+  outcome: z.string(),
+  amountCents: z.int(),
+  currency: z.string(),
+  receivedAt: timestamp,
+  processedAt: timestamp.nullable().meta({
+    description: "When the decision it caused was committed (null for payments before 0010).",
+  }),
+});
+
 const orderDetail = order.extend({
   paymentUrl: z.string().nullable().meta({ description: "Set while the order is pending." }),
-  payments: z.array(z.object({
-    eventId: z.string(),
-    type: z.string(),
-    outcome: z.string(),
-    amountCents: z.int(),
-    currency: z.string(),
-    receivedAt: timestamp,
+  payments: z.array(paymentRecord),
+});
+
+const orderHistory = order.extend({
+  buyerId: z.string(),
+  provider: z.string(),
+  payments: z.array(paymentRecord.extend({
+    provider: z.string(),
+    payload: z.unknown().meta({
+      description:
+        "The provider's event as it sent it; past 16 KiB, `{ truncated: true, bytes }`. Null before 0010.",
+    }),
   })),
+});
+
+type PaymentRow = Awaited<ReturnType<typeof paymentsOf>>[number];
+
+const paymentView = (payment: PaymentRow) => ({
+  eventId: payment.eventId,
+  type: payment.type,
+  outcome: payment.outcome,
+  amountCents: payment.amountCents,
+  currency: payment.currency,
+  receivedAt: payment.receivedAt.toISOString(),
+  processedAt: payment.processedAt?.toISOString() ?? null,
 });
 
 const product = z.object({
@@ -308,22 +337,39 @@ function buyerRoutes(deps: Deps) {
         return c.json({
           ...orderView(order),
           paymentUrl: order.status === "pending" ? order.paymentUrl : null,
-          payments: payments.map((payment) => ({
-            eventId: payment.eventId,
-            type: payment.type,
-            outcome: payment.outcome,
-            amountCents: payment.amountCents,
-            currency: payment.currency,
-            receivedAt: payment.receivedAt.toISOString(),
-          })),
+          payments: payments.map(paymentView),
         });
       },
     );
 }
 
-/** Products and sales are made by administrators. */
+/** Products and sales are made by administrators, who also read any order's payments. */
 function adminRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
+    .get(
+      "/admin/orders/:id",
+      describe({
+        summary: "Any order with its buyer and its payment history, providers' payloads included",
+        answers: { 200: orderHistory },
+        errors: { 404: ["not-found"] },
+      }),
+      params(idParam),
+      async (c) => {
+        const order = await readOrder(deps.kv, c.req.valid("param").id);
+        if (!order) throw new NotFound("No order has this id.");
+        const payments = await paymentsOf(await settledHistory(deps), order.id);
+        return c.json({
+          ...orderView(order),
+          buyerId: order.userId,
+          provider: order.provider,
+          payments: payments.map((payment) => ({
+            ...paymentView(payment),
+            provider: payment.provider,
+            payload: payment.payload,
+          })),
+        });
+      },
+    )
     .post(
       "/products",
       describe({ summary: "Create a product", answers: { 201: product } }),

@@ -1138,3 +1138,52 @@ Deno.test("[sales] the catalogue: live, upcoming and ended sales in keyset pages
     assertProblem(await t0.http("GET", "/api/reservations"), 401);
   });
 });
+
+Deno.test("[sales] a payment's history keeps the provider's payload and when it was processed; an admin reads any order's payments", async () => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 5, priceCents: 1200 }]);
+  const hold = await reserved(t0.http, t0.ada, saleId, productId);
+  const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+  const sent = {
+    id: `evt_${crypto.randomUUID()}`,
+    type: "payment.succeeded",
+    data: { orderId, amountCents: 1200, currency: "USD" },
+    livemode: false,
+  };
+  const paid = await sandboxWebhook(t0, { orderId, amountCents: 1200 }, {
+    rawBody: JSON.stringify(sent),
+  });
+  assert.equal(paid.body.outcome, "paid");
+  // A second, oversized event for the same order (paid already: refunded): kept as its size.
+  t0.clock.advance(1000);
+  const big = { ...sent, id: `evt_${crypto.randomUUID()}`, padding: "x".repeat(20_000) };
+  const refunded = await sandboxWebhook(t0, { orderId, amountCents: 1200 }, {
+    rawBody: JSON.stringify(big),
+  });
+  assert.equal(refunded.body.outcome, "refunded");
+
+  assertProblem(await t0.http("GET", `/api/admin/orders/${orderId}`, { token: t0.ada.token }), 403);
+  const answer = await t0.http("GET", `/api/admin/orders/${orderId}`, { token: t0.admin.token });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal(answer.body.buyerId, t0.ada.user.id);
+  assert.equal(answer.body.status, "paid");
+  const [first, second] = answer.body.payments;
+  assert.deepEqual(first.payload, sent, "the provider's event, as it sent it");
+  assert.equal(first.outcome, "paid");
+  assert.ok(Date.parse(first.processedAt) >= Date.parse(first.receivedAt));
+  assert.deepEqual(second.payload, {
+    truncated: true,
+    bytes: new TextEncoder().encode(JSON.stringify(big)).length,
+  });
+  assert.equal(second.outcome, "refunded");
+  assertProblem(
+    await t0.http("GET", "/api/admin/orders/no-such-order", { token: t0.admin.token }),
+    404,
+  );
+
+  // The buyer sees when each payment was processed, not the provider's payload.
+  const own = await orderOf(t0.http, t0.ada, orderId);
+  assert.equal(own.payments.length, 2);
+  assert.equal(own.payments[0].processedAt, first.processedAt);
+  assert.ok(!("payload" in own.payments[0]));
+});

@@ -40,6 +40,8 @@ const paymentPayload = z.object({
     amountCents: z.number().int(),
     currency: z.string(),
     reference: z.string(),
+    receivedAt: z.number().optional(),
+    payload: z.unknown().optional(),
   }),
   outcome: z.enum(["paid", "refunded", "cancelled", "ignored"]),
   buyerId: z.string(),

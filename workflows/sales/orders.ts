@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Deps } from "../../deps.ts";
 import { listReservations } from "../../db/sales.ts";
 import { findUserById } from "../../db/users.ts";
-import { recordFromRow } from "../../db/records.ts";
+import { keptPayload, recordFromRow } from "../../db/records.ts";
 import { settledHistory } from "../history.ts";
 import { NotFound, Unauthorized } from "../../errors.ts";
 import { newId } from "../../ids.ts";
@@ -214,7 +214,9 @@ export function receiveWebhook(
         `Payments go through ${deps.payments.name}; ${provider} is not configured.`,
       );
     }
-    const event = await deps.payments.verify(headers, rawBody, deps.clock.now());
+    const receivedAt = deps.clock.now();
+    const verified = await deps.payments.verify(headers, rawBody, receivedAt);
+    const event = verified && { ...verified, receivedAt, payload: keptPayload(rawBody) };
     if (!event) {
       span.setAttribute("convene.outcome", "ignored");
       return { outcome: "ignored", order: null, repeated: false, eventId: null };
