@@ -128,6 +128,12 @@ export async function grantMembership(db: Database, userId: string, tier: string
     .where(eq(users.id, userId));
 }
 
+/** A refunded membership ends, unless the member holds another tier by now. */
+export async function revokeMembership(db: Database, userId: string, tier: string) {
+  await db.update(users).set({ membershipTier: null, membershipSince: null })
+    .where(and(eq(users.id, userId), eq(users.membershipTier, tier)));
+}
+
 type Time = Date | number;
 
 /** An order as its buyer sees it, from its Postgres row or from KV (times in ms). */

@@ -26,6 +26,7 @@ import {
   membershipInput,
   myReservations,
   receiveWebhook,
+  refund,
   release,
   reservationInput,
   reservationView,
@@ -346,6 +347,20 @@ function buyerRoutes(deps: Deps) {
 /** Products and sales are made by administrators, who also read any order's payments. */
 function adminRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
+    .post(
+      "/admin/orders/:id/refund",
+      describe({
+        summary: "Refund a paid order through its payment provider; the buyer is notified",
+        description:
+          "The order becomes `refunded` at once and the money goes back through the provider (a job, retried until it does; the sandbox holds none). Its units stay sold. Repeating it answers the refunded order and refunds nothing more.",
+        answers: { 200: order },
+        errors: { 404: ["not-found"], 409: ["order-not-paid"] },
+      }),
+      params(idParam),
+      async (c) => {
+        return c.json(orderView(await refund(deps, c.req.valid("param").id)));
+      },
+    )
     .get(
       "/admin/orders/:id",
       describe({

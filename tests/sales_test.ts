@@ -1187,3 +1187,71 @@ Deno.test("[sales] a payment's history keeps the provider's payload and when it 
   assert.equal(own.payments[0].processedAt, first.processedAt);
   assert.ok(!("payload" in own.payments[0]));
 });
+
+Deno.test("[sales] an admin refunds a paid order once, however often asked at once: the buyer is notified, a membership ends", async (t) => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 5, priceCents: 1500 }]);
+  const refunds = () =>
+    t0.logs.filter((record) => record.msg === "payment refunded").map((record) => record.orderId);
+
+  await t.step(
+    "10 concurrent refunds of one paid order: one refund, every answer refunded",
+    async () => {
+      const hold = await reserved(t0.http, t0.ada, saleId, productId);
+      const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+      assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 1500 })).body.outcome, "paid");
+      assertProblem(
+        await t0.http("POST", `/api/admin/orders/${orderId}/refund`, { token: t0.ada.token }),
+        403,
+      );
+      const answers = await Promise.all(Array.from(
+        { length: 10 },
+        () => t0.http("POST", `/api/admin/orders/${orderId}/refund`, { token: t0.admin.token }),
+      ));
+      assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([200]));
+      assert.ok(answers.every((answer) => answer.body.status === "refunded"));
+      await t0.jobsSettled("payment-refund");
+      await t0.jobsSettled("notify", 2); // paid, then refunded
+      assert.deepEqual(refunds(), [orderId]);
+      const order = await orderOf(t0.http, t0.ada, orderId);
+      assert.equal(order.status, "refunded");
+      assert.ok(order.refundedAt);
+      // Its unit stays sold: a refund is not a restock.
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 4);
+      const notes = await t0.http("GET", "/api/notifications", { token: t0.ada.token });
+      const about = notes.body.items.filter((item: { subjectId: string }) =>
+        item.subjectId === orderId
+      );
+      assert.equal(about.length, 1, "one notification per order, counted up");
+      assert.equal(about[0].count, 2);
+    },
+  );
+
+  await t.step("an unpaid order is not refunded: 409 order-not-paid", async () => {
+    const hold = await reserved(t0.http, t0.ada, saleId, productId);
+    const { orderId } = await checkout(t0.http, t0.ada, hold.id);
+    const answer = await t0.http("POST", `/api/admin/orders/${orderId}/refund`, {
+      token: t0.admin.token,
+    });
+    assert.equal(assertProblem(answer, 409).type, "/problems/order-not-paid");
+    assert.equal((await orderOf(t0.http, t0.ada, orderId)).status, "pending");
+  });
+
+  await t.step("a refunded membership ends", async () => {
+    const membership = await t0.http("POST", "/api/payments/membership", {
+      token: t0.bob.token,
+      body: { tier: "pro" },
+    });
+    const { orderId } = membership.body;
+    assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 900 })).body.outcome, "paid");
+    await t0.deps.outbox.flush();
+    const me = () => t0.http("GET", "/api/auth/me", { token: t0.bob.token });
+    assert.equal((await me()).body.user.membership?.tier, "pro");
+    const answer = await t0.http("POST", `/api/admin/orders/${orderId}/refund`, {
+      token: t0.admin.token,
+    });
+    assert.equal(answer.body.status, "refunded");
+    await t0.deps.outbox.flush();
+    assert.equal((await me()).body.user.membership, null);
+  });
+});

@@ -300,6 +300,33 @@ export async function cancelOrder(
 }
 
 /**
+ * An admin refunds a paid order: it becomes `refunded` (the money goes back through the provider,
+ * by the refund job its effects enqueue). Its units stay sold: what was bought may have been
+ * delivered, and an admin restocks a sale on purpose. A refunded order is answered as it is; one
+ * that was never paid is refused (409 `order-not-paid`).
+ */
+export async function refundPaidOrder(
+  deps: Coordination,
+  orderId: string,
+  effects: SettlementEffects,
+): Promise<Order> {
+  return await settle(deps, { orderId }, effects, (holding, now) => {
+    const order = holding.order?.value;
+    if (!order) throw new NotFound("No order has this id.");
+    if (order.status === "refunded") return { answer: order };
+    if (order.status !== "paid") {
+      throw new Conflict(
+        `This order is ${order.status}: only a paid order can be refunded.`,
+        "order-not-paid",
+        { status: order.status },
+      );
+    }
+    const refunded = moved(order, now, { status: "refunded", refundedAt: now });
+    return { order: refunded, answer: refunded };
+  });
+}
+
+/**
  * The order that pays for a live hold: created on the first checkout, the same one after. The
  * amount is the hold's, decided when it was made. `newOrder` may start the payment with the
  * provider before the order is committed (so it is stored with where to pay, in the same commit);

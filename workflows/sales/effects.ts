@@ -8,6 +8,7 @@ import {
   recordOrders,
   recordPayment,
   recordReservations,
+  revokeMembership,
 } from "../../db/sales.ts";
 import { expireReservation, type SettlementEffects } from "../../kv/sales/orders.ts";
 import { coordination } from "../../kv/outbox.ts";
@@ -21,6 +22,7 @@ const RESERVATION_RECORD = "reservation-record";
 const ORDER_RECORD = "order-record";
 const PAYMENT_RECORD = "payment-record";
 const MEMBERSHIP_GRANT = "membership-grant";
+const MEMBERSHIP_REVOKE = "membership-revoke";
 const EXPIRE_JOB = "reservation-expire";
 const REFUND_JOB = "payment-refund";
 
@@ -48,6 +50,7 @@ const paymentPayload = z.object({
   at: z.number(),
 });
 const grantPayload = z.object({ userId: z.string(), tier: z.string(), at: z.number() });
+const revokePayload = z.object({ userId: z.string(), tier: z.string() });
 
 export function registerSales(deps: Deps) {
   const db = deps.database.db;
@@ -75,6 +78,9 @@ export function registerSales(deps: Deps) {
   });
   deps.outbox.register(MEMBERSHIP_GRANT, grantPayload, async ({ userId, tier, at }) => {
     await grantMembership(db, userId, tier, new Date(at));
+  });
+  deps.outbox.register(MEMBERSHIP_REVOKE, revokePayload, async ({ userId, tier }) => {
+    await revokeMembership(db, userId, tier);
   });
   deps.registry.register(EXPIRE_JOB, expireJob, async ({ reservationId }) => {
     await expireReservation(coordination(deps), reservationId, settlementEffects(deps));
@@ -114,6 +120,21 @@ export function settlementEffects(deps: Deps): SettlementEffects {
           subjectId: after.id,
           eventId: `order:${after.id}:${after.status}`,
         }));
+      }
+      // An admin's refund of a paid order: the money goes back, and a membership with it.
+      if (before?.status === "paid" && after.status === "refunded") {
+        records.push(jobRecord(deps.outbox, REFUND_JOB, {
+          provider: after.provider,
+          orderId: after.id,
+          // Every provider here is given the order id as the charge's reference.
+          reference: after.id,
+          amountCents: after.amountCents,
+        }));
+        if (after.kind === "membership") {
+          records.push(
+            deps.outbox.record(MEMBERSHIP_REVOKE, { userId: after.userId, tier: after.tier }),
+          );
+        }
       }
       if (after.kind === "membership" && after.status === "paid" && before?.status !== "paid") {
         records.push(deps.outbox.record(MEMBERSHIP_GRANT, {

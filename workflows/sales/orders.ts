@@ -17,6 +17,7 @@ import {
   createOrder,
   expireReservation,
   type PaymentResult,
+  refundPaidOrder,
   releaseReservation,
   setPaymentUrl,
 } from "../../kv/sales/orders.ts";
@@ -96,6 +97,11 @@ export async function release(deps: Deps, userId: string, reservationId: string)
     reservationId,
     settlementEffects(deps),
   );
+}
+
+/** An admin refunds a paid order through its provider; the buyer is notified. */
+export async function refund(deps: Deps, orderId: string) {
+  return await refundPaidOrder(coordination(deps), orderId, settlementEffects(deps));
 }
 
 /** The buyer cancels their unpaid order; its hold's units go back on sale at once. */
