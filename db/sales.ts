@@ -1,6 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
-import { and, asc, desc, eq, exists, gt, inArray, lte } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, gte, inArray, lt, lte } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
@@ -275,4 +275,26 @@ export async function listReservations(
     (row) => row,
     (row) => [row.createdAt.toISOString(), row.id],
   );
+}
+
+/**
+ * Orders history still shows pending with `provider`, created in [`from`, `to`), oldest first: the
+ * ones reconciliation asks the provider about.
+ */
+export async function listPendingOrders(
+  db: Database,
+  provider: string,
+  from: Date,
+  to: Date,
+  limit: number,
+) {
+  return await db.select({ id: orders.id }).from(orders)
+    .where(and(
+      eq(orders.status, "pending"),
+      eq(orders.provider, provider),
+      gte(orders.createdAt, from),
+      lt(orders.createdAt, to),
+    ))
+    .orderBy(asc(orders.createdAt), asc(orders.id))
+    .limit(limit);
 }

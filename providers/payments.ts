@@ -27,6 +27,11 @@ export interface PaymentProvider {
   verify(headers: Headers, rawBody: string, nowMs: number): Promise<PaymentEvent | null>;
   /** Returns a charge's money (retried by its job until it goes through). */
   refund(event: Pick<PaymentEvent, "orderId" | "reference" | "amountCents">): Promise<void>;
+  /**
+   * Asks the provider how an order's payment went (reconciliation: a webhook may be lost): the
+   * event its webhook would have carried, with the same id, or null while it is undecided.
+   */
+  status(orderId: string): Promise<PaymentEvent | null>;
 }
 
 /** Sandbox signatures older (or further in the future) than this are refused. */
@@ -116,6 +121,8 @@ export function sandboxProvider(options: { secret: string; publicUrl: string }):
     },
     // The sandbox holds no money: the refund is the `refunded` payment row that records it.
     refund: () => Promise.resolve(),
+    // Nor any state: its page hands the webhook to the handler in-process, so none is lost.
+    status: () => Promise.resolve(null),
   };
 }
 
@@ -136,14 +143,15 @@ export function paystackProvider(
 ): PaymentProvider {
   const base = options.baseUrl ?? PAYSTACK_API_URL;
   const key = hmacKey(options.secretKey, "SHA-512");
-  const call = async (path: string, body: unknown) => {
+  /** POSTs `body` (or GETs, without one) and reads Paystack's `{ status, message, data }`. */
+  const call = async (path: string, body?: unknown) => {
     const response = await fetch(`${base}${path}`, {
-      method: "POST",
+      method: body === undefined ? "GET" : "POST",
       headers: {
         authorization: `Bearer ${options.secretKey}`,
-        "content-type": "application/json",
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
       },
-      body: JSON.stringify(body),
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
     const text = await response.text();
@@ -207,6 +215,31 @@ export function paystackProvider(
         ? new Error(failure)
         : new PermanentFailure(failure);
     },
+    async status(orderId) {
+      // The order id is the transaction's reference (see `start`).
+      const answer = await call(`/transaction/verify/${encodeURIComponent(orderId)}`);
+      if (answer.status === 404) return null; // never initialized, or not by this account
+      const data = answer.json.data;
+      if (!answer.ok || !data) {
+        throw new Error(`Paystack verify of ${orderId} answered ${answer.status}`);
+      }
+      const charge = paystackEvent.shape.data.safeParse(data);
+      if (!charge.success) throw new Error(`Paystack verify of ${orderId}: an unknown answer`);
+      const outcome = charge.data.status;
+      // `ongoing`, `pending`, `abandoned` (the buyer may still come back): not decided yet.
+      if (outcome !== "success" && outcome !== "failed") return null;
+      return {
+        provider: "paystack",
+        // A success has its webhook's id: whichever of the two comes second is a repeat.
+        id: `charge.${outcome}:${charge.data.id}`,
+        type: outcome === "success" ? "succeeded" : "failed",
+        orderId: charge.data.reference,
+        amountCents: charge.data.amount,
+        currency: charge.data.currency,
+        reference: charge.data.reference,
+        payload: answer.json,
+      };
+    },
   };
 }
 
@@ -257,5 +290,11 @@ export function traced(provider: PaymentProvider): PaymentProvider {
       }),
     refund: (charge) =>
       inSpan("payment.refund", attributes(charge.orderId), () => provider.refund(charge)),
+    status: (orderId) =>
+      inSpan("payment.status", attributes(orderId), async (span) => {
+        const event = await provider.status(orderId);
+        span.setAttribute("convene.payment.event", event?.type ?? "undecided");
+        return event;
+      }),
   };
 }

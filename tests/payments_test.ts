@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { type Member, members } from "./helpers/members.ts";
+import { RECONCILE_AFTER_MS, reconcilePayments } from "../workflows/sales/orders.ts";
 
 const SECRET = "sk_test_convene_0123456789";
 
@@ -8,6 +9,8 @@ const SECRET = "sk_test_convene_0123456789";
 function paystackStandIn() {
   const calls: { path: string; authorization: string | null; body: Record<string, unknown> }[] = [];
   let refuseNext = false;
+  /** Transactions as Paystack's verify reports them, by reference (set by the test). */
+  const transactions = new Map<string, { id: number; status: string; amount: number }>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const response = await answer(req);
     // No keep-alive: shutting the stand-in down need not wait for idle connections.
@@ -15,7 +18,7 @@ function paystackStandIn() {
     return response;
   });
   async function answer(req: Request): Promise<Response> {
-    const body = await req.json();
+    const body = req.method === "GET" ? {} : await req.json();
     const path = new URL(req.url).pathname;
     calls.push({ path, authorization: req.headers.get("authorization"), body });
     if (refuseNext) {
@@ -33,6 +36,21 @@ function paystackStandIn() {
         },
       });
     }
+    const verify = path.match(/^\/transaction\/verify\/(.+)$/);
+    if (verify) {
+      const reference = decodeURIComponent(verify[1]);
+      const found = transactions.get(reference);
+      if (!found) {
+        return Response.json({ status: false, message: "Transaction reference not found" }, {
+          status: 404,
+        });
+      }
+      return Response.json({
+        status: true,
+        message: "Verification successful",
+        data: { ...found, reference, currency: "USD", gateway_response: "Approved" },
+      });
+    }
     if (path === "/refund") {
       return Response.json({ status: true, message: "Refund has been queued" });
     }
@@ -42,6 +60,7 @@ function paystackStandIn() {
     url: `http://127.0.0.1:${server.addr.port}`,
     calls,
     refuseNext: () => void (refuseNext = true),
+    transactions,
     [Symbol.asyncDispose]: () => server.shutdown(),
   };
 }
@@ -252,4 +271,74 @@ Deno.test("[payments] the sandbox pay page posts a signed webhook: Pay pays, Fai
   });
   assertProblem(bogus, 400);
   await t0.waitForLog((record) => record.msg === "job done" && record.job === "notify");
+});
+
+Deno.test("[payments] reconciliation: a lost webhook still ends the order paid or cancelled, asking Paystack once it has waited 5 minutes", async (t) => {
+  await using paystack = paystackStandIn();
+  await using t0 = await createTestApp({
+    env: {
+      PAYMENTS_PROVIDER: "paystack",
+      PAYSTACK_SECRET_KEY: SECRET,
+      PAYSTACK_API_URL: paystack.url,
+    },
+  });
+  const sale = await liveSale(t0, 5);
+  const [ada, bob, cy] = await members(t0.deps, 3);
+  const order = async (who: Member) => {
+    const reservationId = await hold(t0.http, who, sale);
+    const answer = await t0.http("POST", `/api/reservations/${reservationId}/checkout`, {
+      token: who.token,
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    return answer.body.orderId as string;
+  };
+  const statusOf = async (who: Member, orderId: string) =>
+    (await t0.http("GET", `/api/orders/${orderId}`, { token: who.token })).body.status;
+  const verifies = () =>
+    paystack.calls.filter((call) => call.path.startsWith("/transaction/verify"));
+
+  // Ada pays and Bob's card is declined at Paystack; neither webhook arrives. Cy has not paid yet.
+  const paid = await order(ada);
+  const declined = await order(bob);
+  const undecided = await order(cy);
+  paystack.transactions.set(paid, { id: 8001, status: "success", amount: 1999 });
+  paystack.transactions.set(declined, { id: 8002, status: "failed", amount: 1999 });
+  paystack.transactions.set(undecided, { id: 8003, status: "ongoing", amount: 1999 });
+  await t0.deps.outbox.flush();
+
+  await t.step("orders younger than 5 minutes are not asked about", async () => {
+    assert.deepEqual(await reconcilePayments(t0.deps), {});
+    assert.equal(verifies().length, 0);
+  });
+
+  await t.step(
+    "after 5 minutes: paid, cancelled (its unit back), and the undecided left pending",
+    async () => {
+      t0.clock.advance(RECONCILE_AFTER_MS + 1000);
+      assert.deepEqual(await reconcilePayments(t0.deps), { paid: 1, cancelled: 1 });
+      assert.equal(verifies().length, 3);
+      assert.equal(await statusOf(ada, paid), "paid");
+      assert.equal(await statusOf(bob, declined), "cancelled");
+      assert.equal(await statusOf(cy, undecided), "pending");
+      const view = await t0.http("GET", `/api/sales/${sale.saleId}`);
+      assert.equal(view.body.items[0].stockRemaining, 3, "Ada's unit sold, Bob's back, Cy's held");
+    },
+  );
+
+  await t.step(
+    "the webhook that arrives after is a repeat; settled orders are not asked again",
+    async () => {
+      const late = await paystackWebhook(t0.http, { id: 8001, reference: paid, amount: 1999 });
+      assert.equal(late.body.repeated, true);
+      await t0.deps.outbox.flush();
+      const before = verifies().length;
+      await reconcilePayments(t0.deps);
+      assert.equal(verifies().length - before, 1, "only Cy's order, still undecided");
+      const history = await t0.http("GET", `/api/admin/orders/${paid}`, {
+        token: (await members(t0.deps, 1, { role: "admin" }))[0].token,
+      });
+      assert.equal(history.body.payments.length, 1);
+      assert.equal(history.body.payments[0].payload.message, "Verification successful");
+    },
+  );
 });

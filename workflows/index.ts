@@ -5,7 +5,7 @@ import { registerInterviewWorkflows, sweepInterviews } from "./interviews.ts";
 import { registerMedia, sweepMedia } from "./media/uploads.ts";
 import { registerMatchmaking, sweepMatches } from "./matches.ts";
 import { registerSales } from "./sales/effects.ts";
-import { sweepReservations } from "./sales/orders.ts";
+import { reconcilePayments, sweepReservations } from "./sales/orders.ts";
 import { registerGraphAppliers } from "./graph.ts";
 import { registerNotifyJob } from "./notifications.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
@@ -37,6 +37,7 @@ export function scheduleSweeps(deps: Deps, schedule: SweepSchedule) {
     ["interview sweep", "* * * * *", () => sweepInterviews(deps)],
     ["match sweep", "* * * * *", () => sweepMatches(deps)],
     ["reservation sweep", "* * * * *", () => sweepReservations(deps)],
+    ["payment reconciliation", "* * * * *", () => reconcilePayments(deps)],
     ["media sweep", "17 3 * * *", () => sweepMedia(deps)],
     ["history maintenance", "*/10 * * * *", () => deps.database.maintain()],
   ];

@@ -2,7 +2,7 @@
 // sweep that expires overdue holds.
 import { z } from "zod";
 import type { Deps } from "../../deps.ts";
-import { listReservations } from "../../db/sales.ts";
+import { listPendingOrders, listReservations } from "../../db/sales.ts";
 import { findUserById } from "../../db/users.ts";
 import { keptPayload, recordFromRow } from "../../db/records.ts";
 import { settledHistory } from "../history.ts";
@@ -17,6 +17,7 @@ import {
   createOrder,
   expireReservation,
   type PaymentResult,
+  readOrder,
   refundPaidOrder,
   releaseReservation,
   setPaymentUrl,
@@ -230,7 +231,11 @@ export function receiveWebhook(
     const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
     const outcome = result.repeated ? "repeated" : result.outcome;
     span.setAttributes({ "convene.outcome": outcome, "convene.order.id": event.orderId });
-    instruments.payments.add(1, { "convene.provider": provider, "convene.outcome": outcome });
+    instruments.payments.add(1, {
+      "convene.provider": provider,
+      "convene.outcome": outcome,
+      "convene.via": "webhook",
+    });
     if (result.outcome === "unknown-order") {
       deps.log({
         level: "warn",
@@ -271,4 +276,51 @@ export async function myReservations(
     page,
   );
   return { items: items.map((row) => reservationView(recordFromRow(row))), nextCursor };
+}
+
+/** An order pending this long is asked about: its webhook may have been lost. */
+export const RECONCILE_AFTER_MS = 5 * 60 * 1000;
+/** Orders older than this are no longer asked about (a membership order never expires). */
+const RECONCILE_WITHIN_MS = 24 * 60 * 60 * 1000;
+/** Orders asked about per sweep, at most (a minute's worth of provider calls). */
+const RECONCILE_BATCH = 50;
+
+/**
+ * The reconciliation sweep: for each order pending between RECONCILE_AFTER_MS and a day, asks the
+ * provider how its payment went and applies the answer as its webhook would have been (the same
+ * event id, so a webhook that does arrive after is a repeat). A lost webhook still ends in `paid`
+ * or `cancelled` (or `refunded`, when the hold expired first).
+ */
+export async function reconcilePayments(deps: Deps) {
+  const now = deps.clock.now();
+  const pending = await listPendingOrders(
+    deps.database.db,
+    deps.payments.name,
+    new Date(now - RECONCILE_WITHIN_MS),
+    new Date(now - RECONCILE_AFTER_MS),
+    RECONCILE_BATCH,
+  );
+  const outcomes: Record<string, number> = {};
+  for (const { id } of pending) {
+    // History may lag KV: an order settled meanwhile is not asked about.
+    if ((await readOrder(deps.kv, id))?.status !== "pending") continue;
+    const found = await deps.payments.status(id).catch((error) => {
+      deps.log({ level: "warn", msg: "payment status unknown", orderId: id, error: String(error) });
+      return null;
+    });
+    if (!found) continue;
+    const event = { ...found, receivedAt: deps.clock.now() };
+    const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
+    const outcome = result.repeated ? "repeated" : result.outcome;
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    instruments.payments.add(1, {
+      "convene.provider": deps.payments.name,
+      "convene.outcome": outcome,
+      "convene.via": "reconciliation",
+    });
+  }
+  if (Object.keys(outcomes).length > 0) {
+    deps.log({ level: "info", msg: "payments reconciled", ...outcomes });
+  }
+  return outcomes;
 }
