@@ -282,9 +282,14 @@ export const saleSchema = z.object({
     name: z.string(),
     priceCents: z.number().int(),
     currency: z.string(),
+    /** Units it went on sale with (its shards are counted from this). */
     stock: z.number().int(),
+    /** Units an admin added during the sale (spread over its shards). */
+    restocked: z.number().int().optional(),
   })),
   createdAt: z.number(),
+  /** When an admin ended it before its time (`endsAt` is then that time too). */
+  endedEarlyAt: z.number().optional(),
 });
 
 export type Sale = z.infer<typeof saleSchema>;

@@ -1,6 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
-import { and, asc, desc, eq, exists, gt, gte, inArray, lt, lte } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, gte, inArray, lt, lte, sql } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
@@ -56,6 +56,24 @@ export async function insertSale(db: Database, sale: Sale, createdBy: string) {
       priceCents: item.priceCents,
       currency: item.currency,
     })));
+  });
+}
+
+/**
+ * A sale as an admin changed it: its window, and each item's units on offer (restocks included).
+ * Records may apply out of order: the end only moves earlier and the units only grow.
+ */
+export async function recordSale(db: Database, sale: Sale) {
+  await inTransaction(db, async (tx) => {
+    await tx.update(sales).set({
+      startsAt: sql`least(${sales.startsAt}, ${new Date(sale.startsAt)})`,
+      endsAt: sql`least(${sales.endsAt}, ${new Date(sale.endsAt)})`,
+    }).where(eq(sales.id, sale.id));
+    for (const item of sale.items) {
+      await tx.update(saleItems).set({
+        stock: sql`greatest(${saleItems.stock}, ${item.stock + (item.restocked ?? 0)})`,
+      }).where(and(eq(saleItems.saleId, sale.id), eq(saleItems.productId, item.productId)));
+    }
   });
 }
 

@@ -12,9 +12,12 @@ import {
   catalogueQuery,
   createProduct,
   createSale,
+  endSale,
   listSales,
   productInput,
   productsFor,
+  restock,
+  restockInput,
   saleInput,
   saleView,
 } from "../workflows/sales/catalogue.ts";
@@ -347,6 +350,35 @@ function buyerRoutes(deps: Deps) {
 /** Products and sales are made by administrators, who also read any order's payments. */
 function adminRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
+    .post(
+      "/admin/sales/:id/restock",
+      describe({
+        summary: "Add units of an item to a sale that has not ended; its viewers see them at once",
+        description:
+          "The units are spread over the item's stock counters in one commit: a hold racing it reads again, so the units sold never exceed those stocked plus those added.",
+        answers: { 200: sale },
+        errors: { 404: ["not-found"], 410: ["sale-ended"] },
+      }),
+      params(idParam),
+      body(restockInput),
+      async (c) => {
+        return c.json(await restock(deps, c.req.valid("param").id, c.req.valid("json")));
+      },
+    )
+    .post(
+      "/admin/sales/:id/end",
+      describe({
+        summary: "End a sale now, before its time",
+        description:
+          "No hold is taken after this answer (every hold checks the sale as it read it in its commit). Holds made before it stay, to be paid or to expire.",
+        answers: { 200: sale },
+        errors: { 404: ["not-found"], 410: ["sale-ended"] },
+      }),
+      params(idParam),
+      async (c) => {
+        return c.json(await endSale(deps, c.req.valid("param").id));
+      },
+    )
     .post(
       "/admin/orders/:id/refund",
       describe({

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { eq } from "drizzle-orm";
-import { orders, payments, reservations } from "../db/schema.ts";
+import { orders, payments, reservations, saleItems } from "../db/schema.ts";
 import { reservationKey, saleBuyerKey } from "../kv/keys.ts";
 import { recordFromRow, type Reservation } from "../db/records.ts";
 import { recordOrders, recordReservations } from "../db/sales.ts";
@@ -17,6 +17,7 @@ import { Outbox } from "../kv/outbox.ts";
 import { openKv } from "../kv/store.ts";
 import {
   createSaleStock,
+  endSaleEarly,
   HOLDS_PER_TURN,
   reserveStock,
   stockRemaining,
@@ -222,7 +223,8 @@ async function heldSale(stock: number, perUserLimit: number) {
     }
     return commits.size;
   };
-  return { kv, sale, reserve, commitsOf, [Symbol.dispose]: () => store.close() };
+  // `store`: the same KV without the held commits.
+  return { kv, store, sale, reserve, commitsOf, [Symbol.dispose]: () => store.close() };
 }
 
 const settled = <T>(answers: PromiseSettledResult<T>[]) => ({
@@ -1254,4 +1256,132 @@ Deno.test("[sales] an admin refunds a paid order once, however often asked at on
     await t0.deps.outbox.flush();
     assert.equal((await me()).body.user.membership, null);
   });
+});
+
+Deno.test("[sales] merchant operations: a restock racing 1,000 buyers on two isolates sells stocked + restocked, never more; an early end stops every later hold", async (t) => {
+  await using isolates = await twoShops();
+  const { first: t0, second: other } = isolates;
+
+  await t.step(
+    "100 units, 5 restocks of 10 racing 1,000 buyers who try until it is gone",
+    async () => {
+      const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 100 }], {
+        perUserLimit: 1,
+      });
+      const buyers = await members(t0.deps, 1000);
+      // Refused buyers try again until every restock has landed, so the units added are sold too.
+      let restocking = true;
+      const buying = Promise.all(buyers.map(async (buyer, i) => {
+        const http = i % 2 ? other.http : t0.http;
+        for (;;) {
+          const answer = await reserve(http, buyer, saleId, { productId, quantity: 1 });
+          if (answer.status === 201) return answer;
+          assert.equal(answer.body.type, "/problems/sold-out", JSON.stringify(answer.body));
+          if (!restocking) return answer;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }));
+      const restocks = [];
+      for (let i = 0; i < 5; i++) {
+        const http = i % 2 ? other.http : t0.http;
+        restocks.push(
+          await http("POST", `/api/admin/sales/${saleId}/restock`, {
+            token: t0.admin.token,
+            body: { productId, units: 10 },
+          }),
+        );
+      }
+      restocking = false;
+      const answers = await buying;
+      assert.deepEqual(restocks.map((answer) => answer.status), [200, 200, 200, 200, 200]);
+      const held = answers.filter((answer) => answer.status === 201);
+      const view = await stockLeft(t0.http, saleId);
+      assert.equal(held.length + view.items[0].stockRemaining, 150, "sold + left = 100 + 5 × 10");
+      assert.equal(held.length, 150, "every unit found a buyer");
+      assert.equal(new Set(held.map((answer) => answer.body.id)).size, 150);
+      const page = await t0.http("GET", `/api/sales/${saleId}`);
+      assert.equal(
+        page.body.items[0].stock,
+        150,
+        "the page shows the units offered, restocks included",
+      );
+      await Promise.all([t0.deps.outbox.flush(), other.deps.outbox.flush()]);
+      const [row] = await t0.deps.database.db.select().from(saleItems)
+        .where(eq(saleItems.saleId, saleId));
+      assert.equal(row.stock, 150, "history has it too");
+    },
+  );
+
+  await t.step(
+    "an early end racing 200 buyers: after its answer, every hold is 410 sale-ended",
+    async () => {
+      const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 1000 }], {
+        perUserLimit: 1,
+      });
+      const early = await reserved(t0.http, t0.ada, saleId, productId);
+      const buyers = await members(t0.deps, 200);
+      const racing = Promise.all(
+        buyers.slice(0, 100).map((buyer, i) =>
+          reserve(i % 2 ? other.http : t0.http, buyer, saleId, { productId, quantity: 1 })
+        ),
+      );
+      const ended = await other.http("POST", `/api/admin/sales/${saleId}/end`, {
+        token: t0.admin.token,
+      });
+      assert.equal(ended.status, 200, JSON.stringify(ended.body));
+      assert.equal(ended.body.status, "ended");
+      const raced = await racing;
+      assert.ok(raced.every((answer) => answer.status === 201 || answer.status === 410));
+      // Both isolates know the sale's old definition: neither takes a hold now.
+      const after = await Promise.all(
+        buyers.slice(100).map((buyer, i) =>
+          reserve(i % 2 ? other.http : t0.http, buyer, saleId, { productId, quantity: 1 })
+        ),
+      );
+      assert.deepEqual(
+        new Set(after.map((answer) => answer.body.type)),
+        new Set(["/problems/sale-ended"]),
+      );
+      const held = raced.filter((answer) => answer.status === 201).length + 1;
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 1000 - held);
+      // A hold made before the end can still be paid.
+      const { orderId } = await checkout(t0.http, t0.ada, early.id);
+      assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 1999 })).body.outcome, "paid");
+      const again = await t0.http("POST", `/api/admin/sales/${saleId}/end`, {
+        token: t0.admin.token,
+      });
+      assert.equal(assertProblem(again, 410).type, "/problems/sale-ended");
+      assertProblem(
+        await t0.http("POST", `/api/admin/sales/${saleId}/restock`, {
+          token: t0.admin.token,
+          body: { productId, units: 5 },
+        }),
+        410,
+      );
+      assertProblem(
+        await t0.http("POST", `/api/admin/sales/${saleId}/end`, { token: t0.ada.token }),
+        403,
+      );
+    },
+  );
+});
+
+Deno.test("[sales] a hold that read the sale before an early end cannot commit after it", async () => {
+  using held = await heldSale(10, 1);
+  // The hold reads, then its commit waits 20 ms (as at the edge); the end commits meanwhile.
+  const holding = held.reserve("late-buyer");
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const outbox = new Outbox(held.store, { now: Date.now }, () => {});
+  outbox.register("sale-record", z.unknown(), async () => {});
+  await endSaleEarly(
+    { kv: held.store, outbox, now: Date.now },
+    held.sale.id,
+    (sale) => [outbox.record("sale-record", sale.id)],
+  );
+  await assert.rejects(holding, (error: { type?: string }) => {
+    assert.equal(error.type, "sale-ended");
+    return true;
+  });
+  const left = await stockRemaining(held.kv, held.sale);
+  assert.equal(left.get("p"), 10, "no unit was taken after the end");
 });

@@ -1,5 +1,6 @@
 // Wires every job handler and outbox applier to the app's dependencies, and the cron sweeps.
 import type { Deps } from "../deps.ts";
+import { isUnreachable } from "../errors.ts";
 import { registerChatAppliers } from "./chat.ts";
 import { registerInterviewWorkflows, sweepInterviews } from "./interviews.ts";
 import { registerMedia, sweepMedia } from "./media/uploads.ts";
@@ -43,7 +44,18 @@ export function scheduleSweeps(deps: Deps, schedule: SweepSchedule) {
   ];
   for (const [name, cron, sweep] of sweeps) {
     Deno.cron(name, cron, { signal: schedule.signal }, async () => {
-      await schedule.track(sweep);
+      // A sweep that fails runs again at its next minute; its failure is one JSON log line (an
+      // outage's is a warning: the database or a provider will be back).
+      await schedule.track(sweep).catch((error) =>
+        deps.log({
+          level: isUnreachable(error) ? "warn" : "error",
+          msg: isUnreachable(error)
+            ? "sweep put off: a dependency cannot be reached"
+            : "sweep failed",
+          sweep: name,
+          error: error instanceof Error ? error.message : String(error),
+        })
+      );
     });
   }
 }

@@ -3,7 +3,7 @@
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
 import { commitDecision } from "../decisions.ts";
 import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../../db/records.ts";
-import { Conflict, Gone, Invalid, TooEarly, Unprocessable } from "../../errors.ts";
+import { Conflict, Gone, Invalid, NotFound, TooEarly, Unprocessable } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
 import { ofApp, Remembered } from "../remembered.ts";
@@ -57,8 +57,23 @@ export async function createSaleStock(kv: Deno.Kv, sale: Sale): Promise<void> {
   if (!(await atomic.commit()).ok) throw new Error(`sale ${sale.id} exists already`);
 }
 
-/** A sale's definition; it never changes, so each isolate keeps the ones it has read. */
+/**
+ * Sales' definitions as this isolate first read them. Only what never changes is taken from them:
+ * a sale's items, their shards and their prices. What an admin may change (its end, restocked
+ * units) is read with the stock: a hold reads the definition with its counters and checks it in
+ * its commit, and a page reads it fresh (`readSaleNow`).
+ */
 const definitions = new WeakMap<Deno.Kv, Map<string, Sale>>();
+
+/** A sale's definition as it is now (an admin may have ended or restocked it). */
+export async function readSaleNow(
+  kv: Deno.Kv,
+  saleId: string,
+  consistency: Deno.KvConsistencyLevel = "eventual",
+): Promise<Sale | null> {
+  return (await kv.get<Sale>(saleKey(saleId), { consistency })).value ??
+    (consistency === "eventual" ? (await kv.get<Sale>(saleKey(saleId))).value : null);
+}
 
 export async function readSale(kv: Deno.Kv, saleId: string): Promise<Sale | null> {
   let known = definitions.get(kv);
@@ -83,7 +98,7 @@ export async function readSale(kv: Deno.Kv, saleId: string): Promise<Sale | null
  */
 export async function stockRemaining(
   kv: Deno.Kv,
-  sale: Sale,
+  sale: Pick<Sale, "id"> & { items: Pick<SaleItem, "productId">[] },
   consistency: Deno.KvConsistencyLevel = "strong",
 ): Promise<Map<string, number>> {
   const left = new Map(sale.items.map((item) => [item.productId, 0]));
@@ -96,8 +111,8 @@ export async function stockRemaining(
 }
 
 export function saleStatus(sale: Sale, left: Map<string, number>, now: number): SaleStatus {
+  if (now >= sale.endsAt || sale.endedEarlyAt !== undefined) return "ended";
   if (now < sale.startsAt) return "scheduled";
-  if (now >= sale.endsAt) return "ended";
   return [...left.values()].every((units) => units === 0) ? "sold-out" : "live";
 }
 
@@ -138,7 +153,9 @@ export async function reserveStock(
       { path: "productId", message: `not one of this sale's items` },
     ]);
   }
-  const keys = [...stockKeys(sale, item), saleBuyerKey(sale.id, request.userId)];
+  // The definition is read with the counters, and checked in the commit: an admin's end of the
+  // sale is seen by every hold that commits after it.
+  const keys = [saleKey(sale.id), ...stockKeys(sale, item), saleBuyerKey(sale.id, request.userId)];
   if (request.idempotencyKey) {
     keys.push(reservationIdempotencyKey(request.userId, request.idempotencyKey));
   }
@@ -178,7 +195,8 @@ type Assessment =
   };
 
 /**
- * Reads `entries` (the item's shards, the buyer's count, then the idempotency entry if any) and
+ * Reads `entries` (the sale's definition, the item's shards, the buyer's count, then the
+ * idempotency entry if any) and
  * throws the refusal they call for: outside the window, over the limit, not enough stock. Takes
  * from shard `prefer` first when it has the units.
  */
@@ -189,8 +207,9 @@ function assess(
   now: number,
   prefer?: number,
 ): Assessment {
-  const { sale, quantity } = request;
+  const { quantity } = request;
   const rest = [...entries];
+  const sale = (rest.shift() as Deno.KvEntryMaybe<Sale>).value ?? request.sale;
   const idempotency = request.idempotencyKey
     ? rest.pop() as Deno.KvEntryMaybe<IdempotentRequest>
     : null;
@@ -364,11 +383,13 @@ async function commitHolds(
     outcomes.push({ reservation });
   }
   if (changed.size === 0) return outcomes;
-  // Each counter is checked as the turn first knew it and set to what its holds left.
+  // Each counter is checked as the turn first knew it and set to what its holds left; the sale's
+  // definition as its holds read it (an admin's change since sends them back to read again).
   for (const id of changed) {
     const entry = known.get(id) as Deno.KvEntry<Deno.KvU64>;
     atomic.check(base.get(id)!).set(entry.key, entry.value);
   }
+  atomic.check(base.get(JSON.stringify(saleKey(holds[0].request.sale.id)))!);
   atomic.set(saleStockHeadKey(holds[0].request.sale.id), now);
   const committed = await commitDecision(deps, atomic, { records, operation: "sales.hold" });
   if (!committed) return outcomes.map((outcome) => outcome instanceof Error ? outcome : null);
@@ -462,7 +483,8 @@ function checkWindow(sale: Sale, now: number) {
       { startsAt: new Date(sale.startsAt).toISOString() },
     );
   }
-  if (now >= sale.endsAt) {
+  // Ended early: whatever this isolate's clock says (another isolate's may be a little behind).
+  if (now >= sale.endsAt || sale.endedEarlyAt !== undefined) {
     throw new Gone(`The sale ended at ${new Date(sale.endsAt).toISOString()}.`, "sale-ended", {
       endsAt: new Date(sale.endsAt).toISOString(),
     });
@@ -508,4 +530,93 @@ async function replay(
   const reservation = (await kv.get<Reservation>(reservationKey(earlier.reservationId))).value;
   if (!reservation) throw new Error(`reservation ${earlier.reservationId} vanished`);
   return reservation;
+}
+
+/** What a change of a sale's definition causes (its history row), written into its commit. */
+export type SaleEffects = (sale: Sale) => OutboxRecord[];
+
+const CHANGE_ATTEMPTS = 20;
+
+/**
+ * An admin's change of a live or scheduled sale: `change` gets the definition as it is and
+ * returns the new one (or throws the refusal), and `atomic` gets what else to write. One commit,
+ * checked against the definition, sets both and the stock head (its watchers see it at once).
+ */
+async function changeSale(
+  deps: Coordination,
+  saleId: string,
+  operation: string,
+  effects: SaleEffects,
+  change: (sale: Sale, now: number, atomic: Deno.AtomicOperation) => Sale,
+): Promise<Sale> {
+  for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+    const entry = await deps.kv.get<Sale>(saleKey(saleId));
+    if (!entry.value) throw new NotFound("No sale has this id.");
+    const now = deps.now();
+    if (now >= entry.value.endsAt || entry.value.endedEarlyAt !== undefined) {
+      throw new Gone(
+        `The sale ended at ${new Date(entry.value.endsAt).toISOString()}.`,
+        "sale-ended",
+        {
+          endsAt: new Date(entry.value.endsAt).toISOString(),
+        },
+      );
+    }
+    const atomic = deps.kv.atomic().check(entry);
+    const changed = change(entry.value, now, atomic);
+    atomic.set(saleKey(saleId), changed).set(saleStockHeadKey(saleId), now);
+    if (await commitDecision(deps, atomic, { records: effects(changed), operation })) {
+      return changed;
+    }
+    await backoff(attempt);
+  }
+  throw busy("This sale");
+}
+
+/**
+ * Adds `units` of an item to a sale that has not ended, spread over its shards with `sum`: a
+ * hold that read a shard before is sent back to read it again (its check fails), so whatever the
+ * race, the units sold are at most those stocked plus those added.
+ */
+export async function restockItem(
+  deps: Coordination,
+  saleId: string,
+  productId: string,
+  units: number,
+  effects: SaleEffects,
+): Promise<Sale> {
+  return await changeSale(deps, saleId, "sales.restock", effects, (sale, _now, atomic) => {
+    const item = sale.items.find((candidate) => candidate.productId === productId);
+    if (!item) {
+      throw new Invalid("This sale does not offer that product.", [
+        { path: "productId", message: "not one of this sale's items" },
+      ]);
+    }
+    splitStock(units, shardsOf(sale, item)).forEach((added, shard) => {
+      if (added > 0) atomic.sum(saleStockKey(sale.id, productId, shard), BigInt(added));
+    });
+    return {
+      ...sale,
+      items: sale.items.map((other) =>
+        other === item ? { ...item, restocked: (item.restocked ?? 0) + units } : other
+      ),
+    };
+  });
+}
+
+/**
+ * Ends a sale now, before its time: no hold commits after this one (every hold checks the
+ * definition it read). Holds made before stay, to be paid or to expire.
+ */
+export async function endSaleEarly(
+  deps: Coordination,
+  saleId: string,
+  effects: SaleEffects,
+): Promise<Sale> {
+  return await changeSale(deps, saleId, "sales.end", effects, (sale, now) => ({
+    ...sale,
+    startsAt: Math.min(sale.startsAt, now),
+    endsAt: now,
+    endedEarlyAt: now,
+  }));
 }

@@ -14,7 +14,16 @@ import {
 import { findUserById } from "../../db/users.ts";
 import { Invalid, NotFound } from "../../errors.ts";
 import { newId } from "../../ids.ts";
-import { createSaleStock, readSale, saleStatus, stockRemaining } from "../../kv/sales/stock.ts";
+import {
+  createSaleStock,
+  endSaleEarly,
+  readSaleNow,
+  restockItem,
+  saleStatus,
+  stockRemaining,
+} from "../../kv/sales/stock.ts";
+import { coordination } from "../../kv/outbox.ts";
+import { saleEffects } from "./effects.ts";
 import type { Sale } from "../../db/records.ts";
 import { id, storableTime } from "../../input.ts";
 
@@ -110,9 +119,12 @@ export async function saleView(
   saleId: string,
   consistency: Deno.KvConsistencyLevel = "eventual",
 ) {
-  const sale = await readSale(deps.kv, saleId);
+  // Fresh: an admin may have ended or restocked it since this isolate first read it.
+  const [sale, left] = await Promise.all([
+    readSaleNow(deps.kv, saleId, consistency),
+    stockRemaining(deps.kv, { id: saleId, items: [] }, consistency),
+  ]);
   if (!sale) throw new NotFound("No sale has this id.");
-  const left = await stockRemaining(deps.kv, sale, consistency);
   return {
     id: sale.id,
     status: saleStatus(sale, left, deps.clock.now()),
@@ -124,7 +136,7 @@ export async function saleView(
       name: item.name,
       priceCents: item.priceCents,
       currency: item.currency,
-      stock: item.stock,
+      stock: item.stock + (item.restocked ?? 0),
       stockRemaining: left.get(item.productId) ?? 0,
     })),
   };
@@ -182,4 +194,21 @@ export async function productsFor(
   const viewer = viewerId ? await findUserById(deps.database.db, viewerId) : null;
   const visibleAt = viewer?.role === "admin" ? null : new Date(deps.clock.now());
   return await listProducts(deps.database.db, visibleAt, page);
+}
+
+export const restockInput = z.strictObject({
+  productId: id,
+  units: z.number().int().min(1).max(1_000_000),
+});
+
+/** An admin adds units of an item to a sale not yet ended; viewers see them at once. */
+export async function restock(deps: Deps, saleId: string, input: z.infer<typeof restockInput>) {
+  await restockItem(coordination(deps), saleId, input.productId, input.units, saleEffects(deps));
+  return await saleView(deps, saleId, "strong");
+}
+
+/** An admin ends a sale now: no hold is taken after this; holds made before stay. */
+export async function endSale(deps: Deps, saleId: string) {
+  await endSaleEarly(coordination(deps), saleId, saleEffects(deps));
+  return await saleView(deps, saleId, "strong");
 }

@@ -8,11 +8,13 @@ import {
   recordOrders,
   recordPayment,
   recordReservations,
+  recordSale,
   revokeMembership,
 } from "../../db/sales.ts";
+import type { SaleEffects } from "../../kv/sales/stock.ts";
 import { expireReservation, type SettlementEffects } from "../../kv/sales/orders.ts";
 import { coordination } from "../../kv/outbox.ts";
-import { orderSchema, type Reservation, reservationSchema } from "../../db/records.ts";
+import { orderSchema, type Reservation, reservationSchema, saleSchema } from "../../db/records.ts";
 import { enqueueAll, PermanentJobError } from "../jobs.ts";
 import { notifyRecords } from "../notifications.ts";
 import { jobRecord } from "../outbox-jobs.ts";
@@ -23,6 +25,7 @@ const ORDER_RECORD = "order-record";
 const PAYMENT_RECORD = "payment-record";
 const MEMBERSHIP_GRANT = "membership-grant";
 const MEMBERSHIP_REVOKE = "membership-revoke";
+const SALE_RECORD = "sale-record";
 const EXPIRE_JOB = "reservation-expire";
 const REFUND_JOB = "payment-refund";
 
@@ -79,6 +82,9 @@ export function registerSales(deps: Deps) {
   deps.outbox.register(MEMBERSHIP_GRANT, grantPayload, async ({ userId, tier, at }) => {
     await grantMembership(db, userId, tier, new Date(at));
   });
+  deps.outbox.register(SALE_RECORD, saleSchema, async (sale) => {
+    await recordSale(db, sale);
+  });
   deps.outbox.register(MEMBERSHIP_REVOKE, revokePayload, async ({ userId, tier }) => {
     await revokeMembership(db, userId, tier);
   });
@@ -95,6 +101,11 @@ export function registerSales(deps: Deps) {
     await deps.payments.refund(charge);
     deps.log({ level: "info", msg: "payment refunded", ...charge });
   });
+}
+
+/** What an admin's change of a sale causes: its history row. */
+export function saleEffects(deps: Deps): SaleEffects {
+  return (sale) => [deps.outbox.record(SALE_RECORD, sale)];
 }
 
 /** What a new hold causes: its Postgres row, then (from that record) its expiry job. */
