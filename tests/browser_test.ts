@@ -260,6 +260,57 @@ withBrowser(
   },
 );
 
+withBrowser(
+  "[browser] a merchant runs a sale from the console: products survive a reload, the share link opens it, a restock and an early end reach a watcher live",
+  async (browser) => {
+    const rootEmail = `merchant.${crypto.randomUUID().slice(0, 8)}@example.com`;
+    await using app = await servedConsole({ env: { ADMIN_EMAILS: rootEmail } });
+    const merchant = await person(browser);
+    const watcher = await person(browser, { phone: true });
+    await merchant.page.goto(`${app.base}/`);
+    await merchant.page.getByLabel("Name").fill("Mia Merchant");
+    await merchant.page.getByLabel("Email").fill(rootEmail);
+    await merchant.page.getByLabel("Password").fill("analytical-engine");
+    await merchant.page.getByRole("button", { name: "Sign up" }).click();
+    await merchant.page.getByRole("button", { name: "Sign out" }).waitFor();
+    await signUpInPage(watcher.page, app.base, "Wes Watcher");
+
+    // A product, still listed after a reload; a sale of it.
+    await merchant.page.goto(`${app.base}/#/admin`);
+    await merchant.page.getByLabel("Name").fill("Desk lamp");
+    await merchant.page.getByLabel("Price (USD)").fill("12.00");
+    await merchant.page.getByRole("button", { name: "Create product" }).click();
+    await merchant.page.getByTestId("admin-product").filter({ hasText: "Desk lamp" }).waitFor();
+    await merchant.page.reload();
+    await merchant.page.getByTestId("admin-product").filter({ hasText: "Desk lamp" }).waitFor();
+    await merchant.page.getByLabel("Stock of each").fill("3");
+    await merchant.page.getByRole("button", { name: "Start sale" }).click();
+    const card = merchant.page.getByTestId("admin-sale");
+    const link = card.getByTestId("share-link");
+    await link.waitFor();
+    const shared = await link.textContent();
+    assert.match(shared ?? "", /^http:\/\/.+\/#\/sale\/[\w-]+$/);
+    await shot(merchant.page, "admin-desktop");
+
+    // The watcher follows the shared link; the merchant's link opens the same page.
+    await watcher.page.goto(shared!);
+    await watcher.page.getByTestId("stock").filter({ hasText: /^3$/ }).waitFor();
+    await link.click();
+    await merchant.page.getByTestId("stock").filter({ hasText: /^3$/ }).waitFor();
+
+    // A restock and an early end, from the admin page: the watcher sees both without a reload.
+    await merchant.page.goto(`${app.base}/#/admin`);
+    await merchant.page.getByLabel("Units to add").fill("5");
+    await merchant.page.getByRole("button", { name: "Restock Desk lamp" }).click();
+    await watcher.page.getByTestId("stock").filter({ hasText: /^8$/ }).waitFor();
+    await card.getByTestId("admin-stock").filter({ hasText: /^8$/ }).waitFor();
+    await merchant.page.getByRole("button", { name: "End now" }).click();
+    await watcher.page.getByTestId("sale-status").filter({ hasText: "ended" }).waitFor();
+    await merchant.page.getByText("No sale is on or announced.").waitFor();
+    assert.deepEqual([merchant.errors, watcher.errors], [[], []]);
+  },
+);
+
 /** A 1×1 PNG. */
 const PNG = Buffer.from(
   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",

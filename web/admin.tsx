@@ -1,10 +1,57 @@
-// Administration: products, flash sales, and the dead letters of jobs and the outbox.
+// Administration: products, flash sales (their share links, restocks and early ends), and the
+// dead letters of jobs and the outbox.
 /// <reference lib="dom" />
 import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, done, explain, ok, time } from "./session.ts";
 
 type Letter = Awaited<ReturnType<typeof letters>>["items"][number];
+type Sale = Awaited<ReturnType<typeof liveSales>>["items"][number];
+const liveSales = () => ok(api.api.sales.$get({ query: { when: "live" } }));
+
+/** The link a sale is shared by: the console's page of it, on this origin. */
+const shareLink = (saleId: string) => `${location.origin}/#/sale/${saleId}`;
+
+/** One sale: its share link, each item's stock with a restock, and an early end. */
+function SaleCard(props: { sale: Sale; act: (action: () => Promise<unknown>) => void }) {
+  const { sale, act } = props;
+  const [units, setUnits] = useState("10");
+  return (
+    <li class="card" data-testid="admin-sale">
+      <p>
+        <strong>{sale.status}</strong> · {time(sale.startsAt)}–{time(sale.endsAt)} · share{" "}
+        <a href={`#/sale/${sale.id}`} data-testid="share-link">{shareLink(sale.id)}</a>
+      </p>
+      {sale.items.map((item) => (
+        <p key={item.productId}>
+          {item.name}: <span data-testid="admin-stock">{item.stockRemaining}</span> of {item.stock}
+          {" "}
+          left{" "}
+          <button
+            type="button"
+            onClick={() =>
+              act(() =>
+                ok(api.api.admin.sales[":id"].restock.$post({
+                  param: { id: sale.id },
+                  json: { productId: item.productId, units: Number(units) },
+                }))
+              )}
+          >
+            Restock {item.name}
+          </button>
+        </p>
+      ))}
+      <Field label="Units to add" type="number" min={1} value={units} onValue={setUnits} />
+      <button
+        type="button"
+        onClick={() =>
+          act(() => ok(api.api.admin.sales[":id"].end.$post({ param: { id: sale.id } })))}
+      >
+        End now
+      </button>
+    </li>
+  );
+}
 const letters = () => ok(api.api.admin["dead-letters"].$get({ query: { limit: "50" } }));
 
 export function AdminPage() {
@@ -15,9 +62,20 @@ export function AdminPage() {
   const [stock, setStock] = useState("10");
   const [minutes, setMinutes] = useState("60");
   const [dead, setDead] = useState<Letter[]>([]);
+  const [sales, setSales] = useState<Sale[]>([]);
   const refresh = () => letters().then((page) => setDead(page.items));
+  const refreshShop = () =>
+    Promise.all([
+      ok(api.api.products.$get({ query: { limit: "100" } })),
+      ok(api.api.sales.$get({ query: { when: "live", limit: "50" } })),
+      ok(api.api.sales.$get({ query: { when: "upcoming", limit: "50" } })),
+    ]).then(([catalogue, live, upcoming]) => {
+      setProducts(catalogue.items);
+      setSales([...live.items, ...upcoming.items]);
+    });
   useEffect(() => {
     refresh();
+    refreshShop();
   }, []);
   async function act(action: () => Promise<string>) {
     try {
@@ -40,7 +98,7 @@ export function AdminPage() {
             const product = await ok(
               api.api.products.$post({ json: { name, priceCents: cents, currency: "USD" } }),
             );
-            setProducts([...products, product]);
+            await refreshShop();
             return `Product ${product.name} created.`;
           });
         }}
@@ -49,6 +107,11 @@ export function AdminPage() {
         <Field label="Name" required value={name} onValue={setName} />
         <Field label="Price (USD)" required inputMode="decimal" value={price} onValue={setPrice} />
         <button type="submit">Create product</button>
+        <ul class="list" aria-label="Products">
+          {products.map((product) => (
+            <li key={product.id} data-testid="admin-product">{product.name}</li>
+          ))}
+        </ul>
       </form>
       <form
         class="card"
@@ -69,7 +132,8 @@ export function AdminPage() {
                 perUserLimit: 2,
               },
             }));
-            return `Sale ${sale.id} is live: share #/sale/${sale.id}.`;
+            await refreshShop();
+            return `The sale is live: share ${shareLink(sale.id)}.`;
           });
         }}
       >
@@ -92,6 +156,17 @@ export function AdminPage() {
         />
         <button type="submit" disabled={products.length === 0}>Start sale</button>
       </form>
+      <h2>Sales on now and coming up</h2>
+      <ul class="list" aria-label="Sales">
+        {sales.length === 0 && <li class="meta">No sale is on or announced.</li>}
+        {sales.map((sale) => (
+          <SaleCard
+            key={sale.id}
+            sale={sale}
+            act={(action) => act(async () => (await action(), await refreshShop(), "Done."))}
+          />
+        ))}
+      </ul>
       <h2>Dead letters</h2>
       <ul class="list" aria-label="Dead letters">
         {dead.length === 0 && <li class="meta">None: every job and record went through.</li>}
