@@ -139,6 +139,9 @@ export const saleStockKey = (saleId: string, productId: string, shard: number) =
 /** Set by every commit that changes a sale's stock (never checked): the key rooms watch. */
 export const saleStockHeadKey = (saleId: string) => ["sale_stock_head", saleId] as const;
 
+/** A sale's latest purchase, for its live feed: `{ seq, item, place, at }` (never who). */
+export const salePurchaseKey = (saleId: string) => ["sale_purchase", saleId] as const;
+
 /** Units a buyer holds or has bought in a sale (a `Deno.KvU64`), checked against the limit. */
 export const saleBuyerKey = (saleId: string, userId: string) =>
   ["sale_buyer", saleId, userId] as const;

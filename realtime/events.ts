@@ -103,6 +103,18 @@ export const SERVER_EVENTS = {
     }),
     false,
   ],
+  purchase: [
+    "A unit of a subscribed sale was paid for: a line for its live feed, at most one every 2 s " +
+    "(`others`: purchases since the last line). Never who bought: `place` is the buyer's city " +
+    "from their profile, or null.",
+    z.strictObject({
+      saleId: z.string(),
+      item: z.string(),
+      place: z.string().nullable(),
+      others: z.int(),
+    }),
+    false,
+  ],
   "found-match": ["The socket's user was matched", foundMatch, true],
   "call-ended": [
     "The call ended (by a participant, a block, or its time)",

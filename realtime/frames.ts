@@ -12,11 +12,11 @@ import {
 } from "../workflows/chat.ts";
 import { DomainError, NotFound, RefusedFrame } from "../errors.ts";
 import { spendWrite } from "../providers/cache.ts";
-import { saleStockHeadKey } from "../kv/keys.ts";
-import { readSale } from "../kv/sales/stock.ts";
+import { salePurchaseKey, saleStockHeadKey } from "../kv/keys.ts";
+import { readPurchase, readSale } from "../kv/sales/stock.ts";
 import { stockUpdate } from "../workflows/sales/catalogue.ts";
 import { join, leave, queueInput, signal, SIGNALS } from "../workflows/matches.ts";
-import { type Client, MAX_ROOMS_PER_SOCKET } from "./hub.ts";
+import { type Client, MAX_ROOMS_PER_SOCKET, type ServerFrame } from "./hub.ts";
 import { id, unstorableField, zodFieldErrors } from "../input.ts";
 import { inRootSpan, instruments } from "../telemetry.ts";
 
@@ -209,14 +209,38 @@ async function act(deps: Deps, client: Client, frame: ClientFrame) {
 
 const saleRoom = (saleId: string) => `sale:${saleId}`;
 
-/** `subscribe`: the sale's stock now, then a `stock-update` whenever it changes. */
+/** A sale's room sends a `purchase` line at most this often; those between are counted in it. */
+export const PURCHASE_LINE_MS = 2_000;
+
+/**
+ * `subscribe`: the sale's stock now, then a `stock-update` whenever it changes, and a `purchase`
+ * line when a unit is paid for (at most one per PURCHASE_LINE_MS; never who bought).
+ */
 async function subscribeToSale(deps: Deps, client: Client, saleId: string) {
   if (!await readSale(deps.kv, saleId)) throw new NotFound("No sale has this id.");
+  // What the room last showed of the feed (the room renders once for all its sockets).
+  let shown: { seq: number; at: number } | null = null;
+  const purchaseLine = async (): Promise<ServerFrame[]> => {
+    const purchase = await readPurchase(deps.kv, saleId);
+    const now = Date.now();
+    if (!purchase || (shown && (purchase.seq <= shown.seq || now - shown.at < PURCHASE_LINE_MS))) {
+      return [];
+    }
+    const others = shown ? purchase.seq - shown.seq - 1 : 0;
+    shown = { seq: purchase.seq, at: now };
+    return [{
+      type: "purchase",
+      data: { saleId, item: purchase.item, place: purchase.place, others },
+    }];
+  };
   const joined = await deps.hub.join(
     client,
     saleRoom(saleId),
-    saleStockHeadKey(saleId),
-    () => stockUpdate(deps, saleId),
+    [saleStockHeadKey(saleId), salePurchaseKey(saleId)],
+    async (changed) => [
+      ...(changed === null || changed.includes(0) ? [await stockUpdate(deps, saleId)] : []),
+      ...(changed?.includes(1) ? await purchaseLine() : []),
+    ],
   );
   if (!joined) {
     throw frameError(

@@ -144,7 +144,11 @@ interface Room {
 }
 
 /** Renders a room's frame from the current state (called once per change, for every member). */
-export type RoomRender = () => Promise<ServerFrame>;
+/**
+ * A room's frames: on joining (`changed` null) and after each change of its keys (`changed`: the
+ * indexes of the keys that changed).
+ */
+export type RoomRender = (changed: number[] | null) => Promise<ServerFrame[]>;
 
 /** Rooms one socket may be in at once. */
 export const MAX_ROOMS_PER_SOCKET = 20;
@@ -272,7 +276,12 @@ export class Hub {
    * frame now and after every change. An isolate keeps one watch per room, however many sockets
    * are in it, and renders each change once. False when the socket is in too many rooms.
    */
-  async join(client: Client, room: string, key: Deno.KvKey, render: RoomRender): Promise<boolean> {
+  async join(
+    client: Client,
+    room: string,
+    keys: Deno.KvKey[],
+    render: RoomRender,
+  ): Promise<boolean> {
     // A subscribe handled after its socket closed must not leave a room (and its watch) behind.
     if (client.closed) return true;
     if (!client.rooms.has(room)) {
@@ -280,13 +289,13 @@ export class Hub {
       client.rooms.add(room);
       let members = this.#rooms.get(room);
       if (!members) {
-        members = { clients: new Set(), watch: this.deps.kv.watch([key]).getReader() };
+        members = { clients: new Set(), watch: this.deps.kv.watch(keys).getReader() };
         this.#rooms.set(room, members);
         void this.#followRoom(room, members, render);
       }
       members.clients.add(client);
     }
-    client.send(await render());
+    for (const frame of await render(null)) client.send(frame);
     return true;
   }
 
@@ -310,16 +319,20 @@ export class Hub {
   async #followRoom(room: string, members: Room, render: RoomRender) {
     try {
       // The watch's first value is the state as it was when joined, which `join` has sent.
-      let first = true;
+      let seen: (string | null)[] | null = null;
       for (;;) {
-        const { done } = await members.watch.read();
+        const { done, value } = await members.watch.read();
         if (done) return;
-        if (first) {
-          first = false;
-          continue;
+        const stamps = (value as Deno.KvEntryMaybe<unknown>[]).map((entry) => entry.versionstamp);
+        const before = seen;
+        seen = stamps;
+        if (!before) continue;
+        const changed = stamps.flatMap((stamp, i) => stamp !== before[i] ? [i] : []);
+        if (changed.length === 0) continue;
+        const frames = await render(changed);
+        for (const frame of frames) {
+          for (const client of members.clients) client.send(frame);
         }
-        const frame = await render();
-        for (const client of members.clients) client.send(frame);
       }
     } catch (error) {
       if (!this.#closed) {

@@ -6,6 +6,7 @@ import { recordFromRow, type Reservation } from "../db/records.ts";
 import { recordOrders, recordReservations } from "../db/sales.ts";
 import { signSandbox } from "../providers/payments.ts";
 import { sweepReservations } from "../workflows/sales/orders.ts";
+import { PURCHASE_LINE_MS } from "../realtime/frames.ts";
 import { type Answer, assertProblem, createTestApp, type HttpClient } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { type Member, members } from "./helpers/members.ts";
@@ -815,8 +816,8 @@ Deno.test("[sales] subscribers get stock-update on every isolate, one watch per 
     await second.deps.hub.join(
       late,
       "sale:late",
-      ["late"],
-      () => Promise.resolve({ type: "x", data: null }),
+      [["late"]],
+      () => Promise.resolve([{ type: "x", data: null }]),
     );
     assert.equal(second.deps.hub.roomSize("sale:late"), 0);
 
@@ -1384,4 +1385,53 @@ Deno.test("[sales] a hold that read the sale before an early end cannot commit a
   });
   const left = await stockRemaining(held.kv, held.sale);
   assert.equal(left.get("p"), 10, "no unit was taken after the end");
+});
+
+Deno.test("[sales] a sale's live feed: a line per paid unit with the buyer's city, never who; at most one every 2 s, counting the rest", async () => {
+  await using isolates = await twoShops();
+  const { first, second } = isolates;
+  const { id: saleId, productIds: [productId] } = await first.sale([{ stock: 10 }]);
+  const [carol] = await members(first.deps, 1, { name: () => "Carol Buyer" });
+  assert.equal(
+    (await first.http("PATCH", "/api/profile", { token: carol.token, body: { location: "Lagos" } }))
+      .status,
+    200,
+  );
+  await using watcher = await TestSocket.open(second.url, first.bob.token);
+  watcher.send("subscribe", { saleId });
+  await watcher.waitFor("stock-update");
+
+  /** `who` holds a unit and pays for it. */
+  const buy = async (who: Member) => {
+    const hold = await reserved(first.http, who, saleId, productId);
+    const { orderId } = await checkout(first.http, who, hold.id);
+    const paid = await sandboxWebhook(first, { orderId, amountCents: 1999 });
+    assert.equal(paid.body.outcome, "paid");
+  };
+  await buy(carol);
+  const [line] = await watcher.waitFor("purchase");
+  assert.equal(line.data.saleId, saleId);
+  assert.equal(line.data.place, "Lagos");
+  assert.match(line.data.item, /^Keyboard /);
+  assert.equal(line.data.others, 0);
+  const text = JSON.stringify(line);
+  for (const secret of [carol.user.id, "Carol", first.ada.user.id]) {
+    assert.ok(!text.includes(secret), `the line names the buyer: ${text}`);
+  }
+
+  // Three more within the next 2 s: no second line yet; the next one counts them.
+  const started = Date.now();
+  await buy(first.ada);
+  await buy(first.ada);
+  await buy(first.ada);
+  await first.deps.outbox.flush();
+  if (Date.now() - started < PURCHASE_LINE_MS - 200) {
+    await watcher.roundTrip();
+    assert.equal(watcher.received("purchase").length, 1, "at most one line every 2 s");
+  }
+  await new Promise((resolve) => setTimeout(resolve, PURCHASE_LINE_MS));
+  await buy(first.ada);
+  const [, next] = await watcher.waitFor("purchase", () => true, 2);
+  assert.equal(next.data.place, null, "Ada has no city: a buyer");
+  assert.equal(next.data.others, 3);
 });

@@ -123,6 +123,7 @@ function LiveSale(props: { saleId: string }) {
   const [hold, setHold] = useState<Reservation | null>(null);
   const [left, setLeft] = useState(0);
   const [message, setMessage] = useState("");
+  const [line, setLine] = useState("");
   useEffect(() => {
     loadSale(props.saleId).then(setSale, (error) => setMessage(explain(error)));
     const socket = liveSocket();
@@ -141,6 +142,14 @@ function LiveSale(props: { saleId: string }) {
             ?.stockRemaining ?? item.stockRemaining,
         })),
       }
+    );
+  }, [props.saleId]);
+  useEvent("purchase", (event) => {
+    if (event.data.saleId !== props.saleId) return;
+    const { place, item, others } = event.data;
+    setLine(
+      `${place ? `Someone in ${place}` : "A buyer"} just bought ${item}` +
+        (others > 0 ? `, and ${others} more since` : ""),
     );
   }, [props.saleId]);
   useEffect(() => {
@@ -196,6 +205,7 @@ function LiveSale(props: { saleId: string }) {
           </li>
         ))}
       </ul>
+      <p aria-live="polite" data-testid="purchase-feed" class="meta">{line}</p>
       {hold && (
         <div class="card" data-testid="hold">
           <p>

@@ -13,6 +13,7 @@ import {
   reservationKey,
   saleBuyerKey,
   saleKey,
+  salePurchaseKey,
   saleStockHeadKey,
   saleStockKey,
 } from "../keys.ts";
@@ -619,4 +620,38 @@ export async function endSaleEarly(
     endsAt: now,
     endedEarlyAt: now,
   }));
+}
+
+/** What a sale's live feed shows of its latest purchase: never who bought. */
+export interface SalePurchase {
+  /** Purchases recorded so far: a viewer's next line counts those it did not show. */
+  seq: number;
+  item: string;
+  /** The buyer's city as their profile gives it, or null ("a buyer"). */
+  place: string | null;
+  at: number;
+}
+
+/** A purchase is kept for the feed this long (a viewer joining later is not shown old ones). */
+const PURCHASE_TTL_MS = 60 * 60 * 1000;
+
+/** Records a paid purchase for the sale's live feed (its viewers' rooms watch the key). */
+export async function recordPurchase(
+  kv: Deno.Kv,
+  saleId: string,
+  purchase: Omit<SalePurchase, "seq">,
+) {
+  for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+    const entry = await kv.get<SalePurchase>(salePurchaseKey(saleId));
+    const next = { ...purchase, seq: (entry.value?.seq ?? 0) + 1 };
+    const committed = await kv.atomic().check(entry)
+      .set(entry.key, next, { expireIn: PURCHASE_TTL_MS }).commit();
+    if (committed.ok) return;
+    await backoff(attempt);
+  }
+  throw busy("This sale's feed");
+}
+
+export async function readPurchase(kv: Deno.Kv, saleId: string): Promise<SalePurchase | null> {
+  return (await kv.get<SalePurchase>(salePurchaseKey(saleId), { consistency: "eventual" })).value;
 }

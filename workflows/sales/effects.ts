@@ -11,7 +11,8 @@ import {
   recordSale,
   revokeMembership,
 } from "../../db/sales.ts";
-import type { SaleEffects } from "../../kv/sales/stock.ts";
+import { readSale, recordPurchase, type SaleEffects } from "../../kv/sales/stock.ts";
+import { findUserById } from "../../db/users.ts";
 import { expireReservation, type SettlementEffects } from "../../kv/sales/orders.ts";
 import { coordination } from "../../kv/outbox.ts";
 import { orderSchema, type Reservation, reservationSchema, saleSchema } from "../../db/records.ts";
@@ -26,6 +27,9 @@ const PAYMENT_RECORD = "payment-record";
 const MEMBERSHIP_GRANT = "membership-grant";
 const MEMBERSHIP_REVOKE = "membership-revoke";
 const SALE_RECORD = "sale-record";
+const SALE_PURCHASE = "sale-purchase";
+/** A place longer than this (a profile's free text) is not shown in the feed. */
+const PLACE_CHARS = 60;
 const EXPIRE_JOB = "reservation-expire";
 const REFUND_JOB = "payment-refund";
 
@@ -54,6 +58,12 @@ const paymentPayload = z.object({
 });
 const grantPayload = z.object({ userId: z.string(), tier: z.string(), at: z.number() });
 const revokePayload = z.object({ userId: z.string(), tier: z.string() });
+const purchasePayload = z.object({
+  saleId: z.string(),
+  productId: z.string(),
+  buyerId: z.string(),
+  at: z.number(),
+});
 
 export function registerSales(deps: Deps) {
   const db = deps.database.db;
@@ -81,6 +91,20 @@ export function registerSales(deps: Deps) {
   });
   deps.outbox.register(MEMBERSHIP_GRANT, grantPayload, async ({ userId, tier, at }) => {
     await grantMembership(db, userId, tier, new Date(at));
+  });
+  deps.outbox.register(SALE_PURCHASE, purchasePayload, async (purchase) => {
+    const [buyer, sale] = await Promise.all([
+      findUserById(db, purchase.buyerId),
+      readSale(deps.kv, purchase.saleId),
+    ]);
+    const item = sale?.items.find((candidate) => candidate.productId === purchase.productId);
+    if (!item) return;
+    const place = buyer?.location?.trim() || null;
+    await recordPurchase(deps.kv, purchase.saleId, {
+      item: item.name,
+      place: place && place.length <= PLACE_CHARS ? place : null,
+      at: purchase.at,
+    });
   });
   deps.outbox.register(SALE_RECORD, saleSchema, async (sale) => {
     await recordSale(db, sale);
@@ -130,6 +154,16 @@ export function settlementEffects(deps: Deps): SettlementEffects {
           type: "order",
           subjectId: after.id,
           eventId: `order:${after.id}:${after.status}`,
+        }));
+      }
+      // A unit paid for: a line in its sale's live feed.
+      const held = reservation?.after;
+      if (after.status === "paid" && before?.status !== "paid" && held) {
+        records.push(deps.outbox.record(SALE_PURCHASE, {
+          saleId: held.saleId,
+          productId: held.productId,
+          buyerId: after.userId,
+          at: after.paidAt,
         }));
       }
       // An admin's refund of a paid order: the money goes back, and a membership with it.
