@@ -161,6 +161,13 @@ Deno.test("[telemetry] a chat message is one trace from its frame to the deliver
     assert.equal(changed.status, 204);
     await server.waitForLog((line) => line.msg === "job done" && line.job === "send-email");
     await messageOver(server, ada, bob, "Traced?");
+    // The store's gauges report what a read started by an earlier export found: wait for one
+    // (a loaded machine may export seldom), rather than stop before any could.
+    const gaugesBy = Date.now() + 15_000;
+    while (!receiver.metrics.some((entry) => entry.name === "convene.outbox.backlog")) {
+      if (Date.now() > gaugesBy) throw new Error("the store's gauges were never exported");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     assert.equal((await server.kill("SIGTERM")).success, true);
     stopped = true;
   } finally {
