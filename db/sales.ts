@@ -1,6 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
-import { and, asc, desc, eq, exists, gt, gte, inArray, lt, lte, sql } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, gte, inArray, isNull, lt, lte, sql } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
@@ -35,7 +35,18 @@ export function productView(row: ProductRow) {
     priceCents: row.priceCents,
     currency: row.currency,
     createdAt: row.createdAt.toISOString(),
+    archivedAt: row.archivedAt?.toISOString() ?? null,
   };
+}
+
+/** An admin's change of a product; null when there is none with this id. */
+export async function updateProduct(
+  db: Database,
+  id: string,
+  change: Partial<Pick<ProductRow, "name" | "description" | "priceCents" | "archivedAt">>,
+): Promise<ProductRow | null> {
+  const [row] = await db.update(products).set(change).where(eq(products.id, id)).returning();
+  return row ?? null;
 }
 
 /** The sale and its items, in one transaction (before KV stocks it). */
@@ -252,8 +263,8 @@ export async function listSaleIds(
 }
 
 /**
- * A page of products, newest first: every one (`visibleAt` null, for admins), or those offered
- * by a sale not yet ended at `visibleAt` (for everyone else).
+ * A page of products, newest first: every one, archived too (`visibleAt` null, for admins), or
+ * those not archived and offered by a sale not yet ended at `visibleAt` (for everyone else).
  */
 export async function listProducts(
   db: Database,
@@ -261,10 +272,13 @@ export async function listProducts(
   page: { cursor?: string; limit: number },
 ) {
   const after = page.cursor ? decodeCursor(page.cursor, timeCursor) : null;
-  const offered = visibleAt === null ? undefined : exists(
-    db.select({ one: saleItems.productId }).from(saleItems)
-      .innerJoin(sales, eq(sales.id, saleItems.saleId))
-      .where(and(eq(saleItems.productId, products.id), gt(sales.endsAt, visibleAt))),
+  const offered = visibleAt === null ? undefined : and(
+    isNull(products.archivedAt),
+    exists(
+      db.select({ one: saleItems.productId }).from(saleItems)
+        .innerJoin(sales, eq(sales.id, saleItems.saleId))
+        .where(and(eq(saleItems.productId, products.id), gt(sales.endsAt, visibleAt))),
+    ),
   );
   const rows = await db.select().from(products)
     .where(and(offered, afterPosition(products.createdAt, products.id, after)))

@@ -401,6 +401,8 @@ export const products = pgTable("products", {
   currency: text("currency").notNull(),
   createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
   createdAt: at("created_at").notNull(),
+  /** Set when an admin archives it: off the public lists, and no new sale may offer it. */
+  archivedAt: at("archived_at"),
 });
 
 /** Flash sales as created (KV holds their live stock). */

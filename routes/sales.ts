@@ -12,8 +12,10 @@ import {
   catalogueQuery,
   createProduct,
   createSale,
+  editProduct,
   endSale,
   listSales,
+  productChange,
   productInput,
   productsFor,
   restock,
@@ -100,6 +102,9 @@ const product = z.object({
   priceCents: z.int(),
   currency: z.string(),
   createdAt: timestamp,
+  archivedAt: timestamp.nullable().meta({
+    description: "Set once archived: off the public lists, offered by no new sale.",
+  }),
 });
 
 const providerParam = z.object({ provider: z.string().min(1).max(40) });
@@ -350,6 +355,19 @@ function buyerRoutes(deps: Deps) {
 /** Products and sales are made by administrators, who also read any order's payments. */
 function adminRoutes(deps: Deps) {
   return new Hono<SignedInEnv>()
+    .patch(
+      "/admin/products/:id",
+      describe({
+        summary: "Edit or archive a product (for new sales; a sale keeps its own name and price)",
+        answers: { 200: product },
+        errors: { 404: ["not-found"] },
+      }),
+      params(idParam),
+      body(productChange),
+      async (c) => {
+        return c.json(await editProduct(deps, c.req.valid("param").id, c.req.valid("json")));
+      },
+    )
     .post(
       "/admin/sales/:id/restock",
       describe({

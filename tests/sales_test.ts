@@ -1435,3 +1435,45 @@ Deno.test("[sales] a sale's live feed: a line per paid unit with the buyer's cit
   assert.equal(next.data.place, null, "Ada has no city: a buyer");
   assert.equal(next.data.others, 3);
 });
+
+Deno.test("[sales] an admin edits and archives a product: off the public lists, offered by no new sale, its sales unchanged", async () => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 5, priceCents: 1500 }]);
+  const edit = (body: unknown, token = t0.admin.token) =>
+    t0.http("PATCH", `/api/admin/products/${productId}`, { token, body });
+  assertProblem(await edit({ archived: true }, t0.ada.token), 403);
+  assertProblem(await edit({}), 400);
+  const renamed = await edit({ name: "Keyboard, mark II", priceCents: 3000 });
+  assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+  assert.deepEqual([renamed.body.name, renamed.body.priceCents], ["Keyboard, mark II", 3000]);
+
+  const archived = await edit({ archived: true });
+  assert.ok(archived.body.archivedAt);
+  const publicList = await t0.http("GET", "/api/products");
+  assert.ok(!publicList.body.items.some((item: { id: string }) => item.id === productId));
+  const adminList = await t0.http("GET", "/api/products", { token: t0.admin.token });
+  assert.ok(adminList.body.items.some((item: { id: string }) => item.id === productId));
+  const refused = await t0.http("POST", "/api/sales", {
+    token: t0.admin.token,
+    body: {
+      items: [{ productId, stock: 3, priceCents: 1000 }],
+      startsAt: new Date(t0.clock.now()).toISOString(),
+      endsAt: new Date(t0.clock.now() + 60 * MINUTE).toISOString(),
+      perUserLimit: 1,
+    },
+  });
+  assert.equal(assertProblem(refused, 400).errors[0].path, "items.0.productId");
+  // The sale that offers it goes on, at its own name and price.
+  const sale = await stockLeft(t0.http, saleId);
+  assert.equal(sale.status, "live");
+  const hold = await reserved(t0.http, t0.ada, saleId, productId);
+  assert.equal(hold.amountCents, 1500);
+  assert.equal((await edit({ archived: false })).body.archivedAt, null);
+  assertProblem(
+    await t0.http("PATCH", "/api/admin/products/no-such-product", {
+      token: t0.admin.token,
+      body: { archived: true },
+    }),
+    404,
+  );
+});

@@ -58,7 +58,9 @@ export function AdminPage() {
   const [message, setMessage] = useState("");
   const [name, setName] = useState("");
   const [price, setPrice] = useState("10.00");
-  const [products, setProducts] = useState<{ id: string; name: string }[]>([]);
+  const [products, setProducts] = useState<
+    { id: string; name: string; archivedAt: string | null }[]
+  >([]);
   const [stock, setStock] = useState("10");
   const [minutes, setMinutes] = useState("60");
   const [dead, setDead] = useState<Letter[]>([]);
@@ -109,7 +111,24 @@ export function AdminPage() {
         <button type="submit">Create product</button>
         <ul class="list" aria-label="Products">
           {products.map((product) => (
-            <li key={product.id} data-testid="admin-product">{product.name}</li>
+            <li key={product.id} data-testid="admin-product">
+              {product.name}
+              {product.archivedAt && " (archived)"}{" "}
+              <button
+                type="button"
+                onClick={() =>
+                  act(async () => {
+                    await ok(api.api.admin.products[":id"].$patch({
+                      param: { id: product.id },
+                      json: { archived: !product.archivedAt },
+                    }));
+                    await refreshShop();
+                    return product.archivedAt ? "Restored." : "Archived.";
+                  })}
+              >
+                {product.archivedAt ? `Restore ${product.name}` : `Archive ${product.name}`}
+              </button>
+            </li>
           ))}
         </ul>
       </form>
@@ -122,7 +141,7 @@ export function AdminPage() {
             const now = Date.now();
             const sale = await ok(api.api.sales.$post({
               json: {
-                items: products.map((product) => ({
+                items: products.filter((product) => !product.archivedAt).map((product) => ({
                   productId: product.id,
                   stock: Number(stock),
                   priceCents: cents,

@@ -10,6 +10,7 @@ import {
   listSaleIds,
   productView,
   type SaleWindow,
+  updateProduct,
 } from "../../db/sales.ts";
 import { findUserById } from "../../db/users.ts";
 import { Invalid, NotFound } from "../../errors.ts";
@@ -93,6 +94,12 @@ export async function createSale(deps: Deps, adminId: string, input: z.infer<typ
   if (unknown >= 0) {
     throw new Invalid("No product has this id.", [
       { path: `items.${unknown}.productId`, message: "unknown product" },
+    ]);
+  }
+  const archived = input.items.findIndex((item) => products.get(item.productId)!.archivedAt);
+  if (archived >= 0) {
+    throw new Invalid("This product is archived: no new sale may offer it.", [
+      { path: `items.${archived}.productId`, message: "archived product" },
     ]);
   }
   const sale: Sale = {
@@ -211,4 +218,26 @@ export async function restock(deps: Deps, saleId: string, input: z.infer<typeof 
 export async function endSale(deps: Deps, saleId: string) {
   await endSaleEarly(coordination(deps), saleId, saleEffects(deps));
   return await saleView(deps, saleId, "strong");
+}
+
+export const productChange = z.strictObject({
+  name: z.string().trim().min(1, "must not be empty").max(200).optional(),
+  description: z.string().trim().max(4000).nullable().optional(),
+  priceCents: cents.optional(),
+  archived: z.boolean().optional(),
+}).refine((change) => Object.keys(change).length > 0, "name, description, priceCents or archived");
+
+/**
+ * An admin edits or archives a product. Its list price and name are for new sales: a sale keeps
+ * the name and price it was created with. An archived product leaves the public lists and no new
+ * sale may offer it; the sales offering it go on.
+ */
+export async function editProduct(deps: Deps, id: string, change: z.infer<typeof productChange>) {
+  const { archived, ...fields } = change;
+  const row = await updateProduct(deps.database.db, id, {
+    ...fields,
+    ...(archived === undefined ? {} : { archivedAt: archived ? new Date(deps.clock.now()) : null }),
+  });
+  if (!row) throw new NotFound("No product has this id.");
+  return productView(row);
 }
