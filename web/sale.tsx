@@ -15,6 +15,27 @@ const reserve = (id: string, productId: string) =>
     { headers: { "idempotency-key": crypto.randomUUID() } },
   ));
 
+/** `sale` with what a `stock-update` says of it (another sale's update leaves it as it is). */
+function withStock(
+  sale: Sale,
+  update: {
+    saleId: string;
+    status: Sale["status"];
+    items: { productId: string; stockRemaining: number }[];
+  },
+): Sale {
+  if (sale.id !== update.saleId) return sale;
+  return {
+    ...sale,
+    status: update.status,
+    items: sale.items.map((item) => ({
+      ...item,
+      stockRemaining: update.items.find((i) => i.productId === item.productId)?.stockRemaining ??
+        item.stockRemaining,
+    })),
+  };
+}
+
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 
 export function SalePage(props: { saleId?: string }) {
@@ -52,16 +73,7 @@ function Catalogue() {
     return () => ids.forEach((id) => socket.unsubscribe(id));
   }, [ids.join()]);
   useEvent("stock-update", (event) => {
-    const apply = (sale: Sale) =>
-      sale.id !== event.data.saleId ? sale : {
-        ...sale,
-        status: event.data.status,
-        items: sale.items.map((item) => ({
-          ...item,
-          stockRemaining: event.data.items.find((i) => i.productId === item.productId)
-            ?.stockRemaining ?? item.stockRemaining,
-        })),
-      };
+    const apply = (sale: Sale) => withStock(sale, event.data);
     setSales((known) =>
       known && { live: known.live.map(apply), upcoming: known.upcoming.map(apply) }
     );
@@ -132,17 +144,7 @@ function LiveSale(props: { saleId: string }) {
   }, [props.saleId]);
   useEvent("stock-update", (event) => {
     if (event.data.saleId !== props.saleId) return;
-    setSale((known) =>
-      known && {
-        ...known,
-        status: event.data.status,
-        items: known.items.map((item) => ({
-          ...item,
-          stockRemaining: event.data.items.find((i) => i.productId === item.productId)
-            ?.stockRemaining ?? item.stockRemaining,
-        })),
-      }
-    );
+    setSale((known) => known && withStock(known, event.data));
   }, [props.saleId]);
   useEvent("purchase", (event) => {
     if (event.data.saleId !== props.saleId) return;

@@ -111,8 +111,23 @@ export async function stockRemaining(
   return left;
 }
 
+/**
+ * Over: its time is up, or an admin ended it early (whatever this isolate's clock says: another
+ * isolate's may be a little behind the one that ended it).
+ */
+function hasEnded(sale: Sale, now: number): boolean {
+  return now >= sale.endsAt || sale.endedEarlyAt !== undefined;
+}
+
+/** 410 `sale-ended`. */
+function saleEnded(sale: Sale) {
+  return new Gone(`The sale ended at ${new Date(sale.endsAt).toISOString()}.`, "sale-ended", {
+    endsAt: new Date(sale.endsAt).toISOString(),
+  });
+}
+
 export function saleStatus(sale: Sale, left: Map<string, number>, now: number): SaleStatus {
-  if (now >= sale.endsAt || sale.endedEarlyAt !== undefined) return "ended";
+  if (hasEnded(sale, now)) return "ended";
   if (now < sale.startsAt) return "scheduled";
   return [...left.values()].every((units) => units === 0) ? "sold-out" : "live";
 }
@@ -484,12 +499,7 @@ function checkWindow(sale: Sale, now: number) {
       { startsAt: new Date(sale.startsAt).toISOString() },
     );
   }
-  // Ended early: whatever this isolate's clock says (another isolate's may be a little behind).
-  if (now >= sale.endsAt || sale.endedEarlyAt !== undefined) {
-    throw new Gone(`The sale ended at ${new Date(sale.endsAt).toISOString()}.`, "sale-ended", {
-      endsAt: new Date(sale.endsAt).toISOString(),
-    });
-  }
+  if (hasEnded(sale, now)) throw saleEnded(sale);
 }
 
 /**
@@ -554,15 +564,7 @@ async function changeSale(
     const entry = await deps.kv.get<Sale>(saleKey(saleId));
     if (!entry.value) throw new NotFound("No sale has this id.");
     const now = deps.now();
-    if (now >= entry.value.endsAt || entry.value.endedEarlyAt !== undefined) {
-      throw new Gone(
-        `The sale ended at ${new Date(entry.value.endsAt).toISOString()}.`,
-        "sale-ended",
-        {
-          endsAt: new Date(entry.value.endsAt).toISOString(),
-        },
-      );
-    }
+    if (hasEnded(entry.value, now)) throw saleEnded(entry.value);
     const atomic = deps.kv.atomic().check(entry);
     const changed = change(entry.value, now, atomic);
     atomic.set(saleKey(saleId), changed).set(saleStockHeadKey(saleId), now);
