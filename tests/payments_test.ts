@@ -65,6 +65,13 @@ function paystackStandIn() {
   };
 }
 
+/** An app paying through Paystack's stand-in at `url`. */
+function paystackApp(url: string) {
+  return createTestApp({
+    env: { PAYMENTS_PROVIDER: "paystack", PAYSTACK_SECRET_KEY: SECRET, PAYSTACK_API_URL: url },
+  });
+}
+
 async function hmacSha512(secret: string, body: string) {
   const key = await crypto.subtle.importKey(
     "raw",
@@ -133,13 +140,7 @@ async function hold(http: HttpClient, who: Member, sale: { saleId: string; produ
 
 Deno.test("[payments] Paystack: initialize over fetch, HMAC-SHA512 webhooks, refunds of late payments", async (t) => {
   await using paystack = paystackStandIn();
-  await using t0 = await createTestApp({
-    env: {
-      PAYMENTS_PROVIDER: "paystack",
-      PAYSTACK_SECRET_KEY: SECRET,
-      PAYSTACK_API_URL: paystack.url,
-    },
-  });
+  await using t0 = await paystackApp(paystack.url);
   const sale = await liveSale(t0, 5);
   const [ada, bob] = await members(t0.deps, 2);
 
@@ -275,13 +276,7 @@ Deno.test("[payments] the sandbox pay page posts a signed webhook: Pay pays, Fai
 
 Deno.test("[payments] reconciliation: a lost webhook still ends the order paid or cancelled, asking Paystack once it has waited 5 minutes", async (t) => {
   await using paystack = paystackStandIn();
-  await using t0 = await createTestApp({
-    env: {
-      PAYMENTS_PROVIDER: "paystack",
-      PAYSTACK_SECRET_KEY: SECRET,
-      PAYSTACK_API_URL: paystack.url,
-    },
-  });
+  await using t0 = await paystackApp(paystack.url);
   const sale = await liveSale(t0, 5);
   const [ada, bob, cy] = await members(t0.deps, 3);
   const order = async (who: Member) => {

@@ -1270,15 +1270,17 @@ Deno.test("[sales] merchant operations: a restock racing 1,000 buyers on two iso
         perUserLimit: 1,
       });
       const buyers = await members(t0.deps, 1000);
-      // Refused buyers try again until every restock has landed, so the units added are sold too.
+      // Refused buyers try again until a try that began after every restock had landed is
+      // refused too, so the units added are sold as well.
       let restocking = true;
       const buying = Promise.all(buyers.map(async (buyer, i) => {
         const http = i % 2 ? other.http : t0.http;
         for (;;) {
+          const last = !restocking;
           const answer = await reserve(http, buyer, saleId, { productId, quantity: 1 });
           if (answer.status === 201) return answer;
           assert.equal(answer.body.type, "/problems/sold-out", JSON.stringify(answer.body));
-          if (!restocking) return answer;
+          if (last) return answer;
           await new Promise((resolve) => setTimeout(resolve, 5));
         }
       }));
