@@ -28,6 +28,15 @@ const list = z.string().transform((text) =>
 );
 const emailList = list.transform((items) => items.map((item) => item.toLowerCase()));
 const optional = z.string().trim().min(1).optional();
+
+/** What PhonePe's standard checkout needs: its API credentials and the webhook's. */
+const PHONEPE_VARIABLES = [
+  "PHONEPE_CLIENT_ID",
+  "PHONEPE_CLIENT_SECRET",
+  "PHONEPE_CLIENT_VERSION",
+  "PHONEPE_WEBHOOK_USERNAME",
+  "PHONEPE_WEBHOOK_PASSWORD",
+] as const;
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const url = z.url({ protocol: /^https?$/ });
 
@@ -60,11 +69,21 @@ const schema = z.object({
   CALL_DURATION_SECONDS: seconds(180),
   /** Two members matched within this long are not paired again. */
   REMATCH_COOLDOWN_SECONDS: seconds(1800),
-  PAYMENTS_PROVIDER: z.enum(["sandbox", "paystack"]).default("sandbox"),
+  PAYMENTS_PROVIDER: z.enum(["sandbox", "paystack", "phonepe"]).default("sandbox"),
   PAYMENTS_SANDBOX_SECRET: z.string().min(16).optional(),
   PAYSTACK_SECRET_KEY: optional,
   /** Paystack's API base URL (tests point it at a stand-in). */
   PAYSTACK_API_URL: url.optional(),
+  PHONEPE_CLIENT_ID: optional,
+  PHONEPE_CLIENT_SECRET: optional,
+  PHONEPE_CLIENT_VERSION: optional,
+  /** What the webhook is configured with on PhonePe's dashboard (it sends SHA256(user:pass)). */
+  PHONEPE_WEBHOOK_USERNAME: optional,
+  PHONEPE_WEBHOOK_PASSWORD: optional,
+  /** PhonePe's sandbox (UAT) or production hosts. */
+  PHONEPE_ENV: z.enum(["sandbox", "production"]).default("sandbox"),
+  /** One base URL for every PhonePe call, laid out like its sandbox (tests point it at a stand-in). */
+  PHONEPE_API_URL: url.optional(),
   RESEND_API_KEY: optional,
   MAIL_FROM: optional,
   /** Resend's API base URL (tests point it at a stand-in). */
@@ -169,6 +188,12 @@ export function parseConfig(
   }
   if (parsed.PAYMENTS_PROVIDER === "paystack" && !parsed.PAYSTACK_SECRET_KEY) {
     throw new ConfigError("PAYSTACK_SECRET_KEY: required when PAYMENTS_PROVIDER=paystack");
+  }
+  if (parsed.PAYMENTS_PROVIDER === "phonepe") {
+    const missing = PHONEPE_VARIABLES.filter((name) => !parsed[name]);
+    if (missing.length > 0) {
+      throw new ConfigError(`${missing.join(", ")}: required when PAYMENTS_PROVIDER=phonepe`);
+    }
   }
   const fallback = parsed.JWT_SECRET && parsed.PAYMENTS_SANDBOX_SECRET ? null : generated();
   return {

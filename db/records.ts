@@ -237,7 +237,8 @@ export interface PaymentEvent {
   provider: string;
   /** The provider's event id: applied once. */
   id: string;
-  type: "succeeded" | "failed";
+  /** A payment's outcome, or (recorded, deciding nothing) what became of a refund asked for. */
+  type: typeof PAYMENT_EVENT_TYPES[number];
   orderId: string;
   amountCents: number;
   currency: string;
@@ -264,9 +265,17 @@ export function keptPayload(rawBody: string): unknown {
 
 /**
  * What a payment event did: `paid` (the order is paid), `refunded` (money came for something that
- * cannot be delivered, and goes back), `cancelled` (a failed payment released the hold), `ignored`.
+ * cannot be delivered, and goes back), `cancelled` (a failed payment released the hold), `ignored`;
+ * `recorded` for a refund's outcome, which changes no order.
  */
-export type PaymentOutcome = "paid" | "refunded" | "cancelled" | "ignored";
+export const PAYMENT_OUTCOMES = ["paid", "refunded", "cancelled", "ignored", "recorded"] as const;
+export type PaymentOutcome = typeof PAYMENT_OUTCOMES[number];
+export const PAYMENT_EVENT_TYPES = [
+  "succeeded",
+  "failed",
+  "refund-completed",
+  "refund-failed",
+] as const;
 
 export const saleSchema = z.object({
   id: z.string(),

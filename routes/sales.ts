@@ -49,7 +49,9 @@ const describe = documented("Flash sales and payments");
 const webhookAck = z.object({
   received: z.literal(true),
   eventId: z.string().nullable(),
-  outcome: z.string().meta({ description: "`paid`, `refunded`, `cancelled`, `ignored`, …" }),
+  outcome: z.string().meta({
+    description: "`paid`, `refunded`, `cancelled`, `ignored`, `recorded`, `unknown-order`",
+  }),
   repeated: z.boolean(),
   orderStatus: z.enum(ORDER_STATUSES).nullable(),
 });
@@ -84,6 +86,9 @@ const orderHistory = order.extend({
 });
 
 type PaymentRow = Awaited<ReturnType<typeof paymentsOf>>[number];
+
+/** What the configured provider cannot take (PhonePe: rupees only, at least ₹1). */
+const PROVIDER_REFUSALS = ["currency-not-supported", "amount-too-small"];
 
 const paymentView = (payment: PaymentRow) => ({
   eventId: payment.eventId,
@@ -160,7 +165,7 @@ export function saleRoutes(deps: Deps) {
       describe({
         summary: "A payment provider's webhook, verified on its raw body",
         description:
-          'Signed with `Convene-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>` for the sandbox; older than 5 minutes is refused. An event id is applied once; a repeat answers 200 with `repeated: true`.',
+          'Verified as the provider signs it: `Convene-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + rawBody)>` for the sandbox (older than 5 minutes is refused), `x-paystack-signature` (HMAC-SHA512 with the secret key) for Paystack, `Authorization: <hex SHA256(username:password)>` for PhonePe. A payment event id is applied once; a repeat answers 200 with `repeated: true`. What became of a refund (`refund-completed`, `refund-failed`) is recorded in the payment history of its order (`outcome: recorded`) and changes no order.',
         body: { schema: z.unknown(), description: "The provider's event, exactly as signed." },
         answers: { 200: webhookAck },
         errors: { 401: ["unauthorized"], 404: ["not-found"] },
@@ -284,6 +289,7 @@ function buyerRoutes(deps: Deps) {
           404: ["not-found"],
           409: ["reservation-paid"],
           410: ["reservation-expired", "reservation-released"],
+          422: PROVIDER_REFUSALS,
           502: ["payment-provider-error"],
         },
       }),
@@ -298,7 +304,7 @@ function buyerRoutes(deps: Deps) {
       describe({
         summary: "Start paying for a membership tier (priced by the server)",
         answers: { 200: paymentStart },
-        errors: { 502: ["payment-provider-error"] },
+        errors: { 422: PROVIDER_REFUSALS, 502: ["payment-provider-error"] },
       }),
       body(membershipInput),
       async (c) => {

@@ -47,6 +47,17 @@ Deno.test("[config] parseConfig reads defaults and rejects bad values with one c
     ],
     [{ APP_ENV: "production" }, /^JWT_SECRET: required when APP_ENV=production/],
     [{ PAYMENTS_PROVIDER: "paystack" }, /^PAYSTACK_SECRET_KEY: required/],
+    [
+      {
+        PAYMENTS_PROVIDER: "phonepe",
+        PHONEPE_CLIENT_ID: "M1",
+        PHONEPE_CLIENT_SECRET: "s",
+        PHONEPE_CLIENT_VERSION: "1",
+        PHONEPE_WEBHOOK_USERNAME: "convene_hooks",
+      },
+      /^PHONEPE_WEBHOOK_PASSWORD: required when PAYMENTS_PROVIDER=phonepe$/,
+    ],
+    [{ PAYMENTS_PROVIDER: "phonepe" }, /^PHONEPE_CLIENT_ID, PHONEPE_CLIENT_SECRET, .*: required/],
     [{ RESEND_API_KEY: "re_123" }, /^MAIL_FROM: required with RESEND_API_KEY/],
     [{ DENO_DEPLOYMENT_ID: "d1" }, /^QSTASH_TOKEN: required on Deno Deploy/],
     [

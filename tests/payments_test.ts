@@ -219,6 +219,30 @@ Deno.test("[payments] Paystack: initialize over fetch, HMAC-SHA512 webhooks, ref
       assert.deepEqual(refunds.map((call) => call.body), [{ transaction: body.orderId }]);
       const view = await t0.http("GET", `/api/sales/${sale.saleId}`);
       assert.equal(view.body.items[0].stockRemaining, 4, "only Ada's paid unit is gone");
+
+      // Paystack tells how the refund went: a row in the order's payment history.
+      const rawBody = JSON.stringify({
+        event: "refund.processed",
+        data: {
+          status: "processed",
+          transaction_reference: body.orderId,
+          amount: 1999,
+          currency: "USD",
+        },
+      });
+      const processed = await t0.http("POST", "/api/payments/webhook/paystack", {
+        raw: rawBody,
+        headers: { "x-paystack-signature": await hmacSha512(SECRET, rawBody) },
+      });
+      assert.equal(processed.body.outcome, "recorded", JSON.stringify(processed.body));
+      const [admin] = await members(t0.deps, 1, { role: "admin" });
+      const history = await t0.http("GET", `/api/admin/orders/${body.orderId}`, {
+        token: admin.token,
+      });
+      assert.deepEqual(
+        history.body.payments.map((payment: { type: string }) => payment.type),
+        ["succeeded", "refund-completed"],
+      );
     },
   );
 

@@ -15,7 +15,16 @@ import { readSale, recordPurchase, type SaleEffects } from "../../kv/sales/stock
 import { findUserById } from "../../db/users.ts";
 import { expireReservation, type SettlementEffects } from "../../kv/sales/orders.ts";
 import { coordination } from "../../kv/outbox.ts";
-import { orderSchema, type Reservation, reservationSchema, saleSchema } from "../../db/records.ts";
+import {
+  orderSchema,
+  PAYMENT_EVENT_TYPES,
+  PAYMENT_OUTCOMES,
+  type PaymentEvent,
+  type PaymentOutcome,
+  type Reservation,
+  reservationSchema,
+  saleSchema,
+} from "../../db/records.ts";
 import { enqueueAll, PermanentJobError } from "../jobs.ts";
 import { notifyRecords } from "../notifications.ts";
 import { jobRecord } from "../outbox-jobs.ts";
@@ -44,7 +53,7 @@ const paymentPayload = z.object({
   event: z.object({
     provider: z.string(),
     id: z.string(),
-    type: z.enum(["succeeded", "failed"]),
+    type: z.enum(PAYMENT_EVENT_TYPES),
     orderId: z.string(),
     amountCents: z.number().int(),
     currency: z.string(),
@@ -52,7 +61,7 @@ const paymentPayload = z.object({
     receivedAt: z.number().optional(),
     payload: z.unknown().optional(),
   }),
-  outcome: z.enum(["paid", "refunded", "cancelled", "ignored"]),
+  outcome: z.enum(PAYMENT_OUTCOMES),
   buyerId: z.string(),
   at: z.number(),
 });
@@ -127,6 +136,14 @@ export function registerSales(deps: Deps) {
   });
 }
 
+/** A payment's history row, processed now. */
+export function paymentRecord(
+  deps: Deps,
+  payment: { event: PaymentEvent; outcome: PaymentOutcome; buyerId: string },
+) {
+  return deps.outbox.record(PAYMENT_RECORD, { ...payment, at: deps.clock.now() });
+}
+
 /** What an admin's change of a sale causes: its history row. */
 export function saleEffects(deps: Deps): SaleEffects {
   return (sale) => [deps.outbox.record(SALE_RECORD, sale)];
@@ -191,12 +208,7 @@ export function settlementEffects(deps: Deps): SettlementEffects {
     }
     if (payment) {
       const buyerId = order?.after.userId ?? payment.buyerId;
-      records.push(deps.outbox.record(PAYMENT_RECORD, {
-        event: payment.event,
-        outcome: payment.outcome,
-        buyerId,
-        at: deps.clock.now(),
-      }));
+      records.push(paymentRecord(deps, { ...payment, buyerId }));
       if (payment.outcome === "refunded") {
         const { provider, orderId, reference, amountCents } = payment.event;
         records.push(

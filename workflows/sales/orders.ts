@@ -24,10 +24,10 @@ import {
 } from "../../kv/sales/orders.ts";
 import { coordination } from "../../kv/outbox.ts";
 import { readSale, reserveStock } from "../../kv/sales/stock.ts";
-import type { Order, Reservation } from "../../db/records.ts";
+import type { Order, PaymentEvent, Reservation } from "../../db/records.ts";
 import { id } from "../../input.ts";
 import { inSpan, instruments } from "../../telemetry.ts";
-import { reserveEffects, settlementEffects } from "./effects.ts";
+import { paymentRecord, reserveEffects, settlementEffects } from "./effects.ts";
 
 const SWEEP_BATCH = 500;
 
@@ -228,7 +228,9 @@ export function receiveWebhook(
       span.setAttribute("convene.outcome", "ignored");
       return { outcome: "ignored", order: null, repeated: false, eventId: null };
     }
-    const result = await applyPayment(coordination(deps), event, settlementEffects(deps));
+    const result = event.type === "refund-completed" || event.type === "refund-failed"
+      ? await recordRefundOutcome(deps, event)
+      : await applyPayment(coordination(deps), event, settlementEffects(deps));
     const outcome = result.repeated ? "repeated" : result.outcome;
     span.setAttributes({ "convene.outcome": outcome, "convene.order.id": event.orderId });
     instruments.payments.add(1, {
@@ -246,6 +248,28 @@ export function receiveWebhook(
     }
     return { ...result, eventId: event.id };
   });
+}
+
+/**
+ * What became of a refund asked for: a payment row of its own (once per event id), deciding
+ * nothing; a failed one is logged as an error, for an admin to return the money by hand.
+ */
+async function recordRefundOutcome(deps: Deps, event: PaymentEvent): Promise<PaymentResult> {
+  const order = await readOrder(deps.kv, event.orderId);
+  if (!order) return { outcome: "unknown-order", order: null, repeated: false };
+  await deps.outbox.send(
+    paymentRecord(deps, { event, outcome: "recorded", buyerId: order.userId }),
+  );
+  if (event.type === "refund-failed") {
+    deps.log({
+      level: "error",
+      msg: "refund failed: return the money by hand",
+      orderId: order.id,
+      provider: event.provider,
+      amountCents: event.amountCents,
+    });
+  }
+  return { outcome: "recorded", order, repeated: false };
 }
 
 /** The cron sweep: expires every overdue hold whose job has not (a lost or late message). */
