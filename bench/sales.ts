@@ -96,7 +96,7 @@ async function inKv(kv: Deno.Kv, shards: number, run: number, shape = FULL): Pro
     }],
     createdAt: Date.now(),
   };
-  await createSaleStock(kv, sale);
+  await createSaleStock({ kv, outbox, now: Date.now }, sale);
   const deps = { kv, outbox, now: Date.now };
   const result = await buyerLoops(shape.buyers, shape.attempts, async (buyer) => {
     try {

@@ -299,11 +299,16 @@ export const saleSchema = z.object({
   createdAt: z.number(),
   /** When an admin ended it before its time (`endsAt` is then that time too). */
   endedEarlyAt: z.number().optional(),
+  /** When an admin called it off (it ended then too: `endedEarlyAt`). */
+  cancelledAt: z.number().optional(),
+  /** Counts the definition's changes (absent: 1, as created): history keeps the newest. */
+  version: z.number().int().optional(),
 });
 
 export type Sale = z.infer<typeof saleSchema>;
 export type SaleItem = Sale["items"][number];
-export type SaleStatus = "scheduled" | "live" | "ended" | "sold-out";
+export const SALE_STATUSES = ["scheduled", "live", "sold-out", "ended", "cancelled"] as const;
+export type SaleStatus = typeof SALE_STATUSES[number];
 
 /** A hold as KV holds it: its row, and the units it took from each stock shard. */
 export const reservationSchema = recordOf(reservations, {

@@ -1,6 +1,6 @@
 // The catalogue, sales, reservations, orders and payments in Postgres: what KV decided, as history,
 // and each buyer's list of orders.
-import { and, asc, desc, eq, exists, gt, gte, inArray, isNull, lt, lte, sql } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, gte, inArray, isNull, lt, lte } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import {
   type Order,
@@ -13,7 +13,16 @@ import {
 import type { Database } from "./client.ts";
 import { inTransaction, isForeignKeyViolation, upsertVersions } from "./client.ts";
 import { afterPosition } from "./keyset.ts";
-import { orders, payments, products, reservations, saleItems, sales, users } from "./schema.ts";
+import {
+  orders,
+  type OrderStatus,
+  payments,
+  products,
+  reservations,
+  saleItems,
+  sales,
+  users,
+} from "./schema.ts";
 
 export type ProductRow = typeof products.$inferSelect;
 
@@ -75,14 +84,21 @@ export async function insertSale(db: Database, sale: Sale, createdBy: string) {
  * Records may apply out of order: the end only moves earlier and the units only grow.
  */
 export async function recordSale(db: Database, sale: Sale) {
+  const version = sale.version ?? 1;
   await inTransaction(db, async (tx) => {
-    await tx.update(sales).set({
-      startsAt: sql`least(${sales.startsAt}, ${new Date(sale.startsAt)})`,
-      endsAt: sql`least(${sales.endsAt}, ${new Date(sale.endsAt)})`,
-    }).where(eq(sales.id, sale.id));
+    // Changes may be written out of order: only a newer version is written, over an older one.
+    const [newer] = await tx.update(sales).set({
+      startsAt: new Date(sale.startsAt),
+      endsAt: new Date(sale.endsAt),
+      perUserLimit: sale.perUserLimit,
+      version,
+      cancelledAt: sale.cancelledAt === undefined ? null : new Date(sale.cancelledAt),
+    }).where(and(eq(sales.id, sale.id), lt(sales.version, version))).returning({ id: sales.id });
+    if (!newer) return;
     for (const item of sale.items) {
       await tx.update(saleItems).set({
-        stock: sql`greatest(${saleItems.stock}, ${item.stock + (item.restocked ?? 0)})`,
+        stock: item.stock + (item.restocked ?? 0),
+        priceCents: item.priceCents,
       }).where(and(eq(saleItems.saleId, sale.id), eq(saleItems.productId, item.productId)));
     }
   });
@@ -200,14 +216,24 @@ export function orderView(order: {
 const orderCursor = timeCursor;
 
 /** The caller's orders, newest first. */
+/** Which orders a list shows: one buyer's (theirs), or, for an admin, any in a status. */
+export interface OrderFilter {
+  userId?: string;
+  status?: OrderStatus;
+}
+
 export async function listOrders(
   db: Database,
-  userId: string,
+  filter: OrderFilter,
   page: { cursor?: string; limit: number },
 ) {
   const after = page.cursor ? decodeCursor(page.cursor, orderCursor) : null;
   const rows = await db.select().from(orders)
-    .where(and(eq(orders.userId, userId), afterPosition(orders.createdAt, orders.id, after)))
+    .where(and(
+      filter.userId === undefined ? undefined : eq(orders.userId, filter.userId),
+      filter.status === undefined ? undefined : eq(orders.status, filter.status),
+      afterPosition(orders.createdAt, orders.id, after),
+    ))
     .orderBy(desc(orders.createdAt), desc(orders.id))
     .limit(page.limit + 1);
   return keysetPage(

@@ -413,6 +413,10 @@ export const sales = pgTable("sales", {
   perUserLimit: integer("per_user_limit").notNull(),
   createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
   createdAt: at("created_at").notNull(),
+  /** The definition's version in KV: history keeps the newest (an older write changes nothing). */
+  version: integer("version").notNull().default(1),
+  /** When an admin called it off. */
+  cancelledAt: at("cancelled_at"),
 });
 
 /** What a sale offers: each product once, with its starting stock and sale price. */
@@ -492,6 +496,23 @@ export const payments = pgTable("payments", {
   primaryKey({ columns: [table.provider, table.eventId] }),
   index("payments_by_order_idx").on(table.orderId),
 ]);
+
+/**
+ * What admins did: one row per action that changed something (who, what, to what, when), written
+ * behind the action by the outbox record its commit carries.
+ */
+export const adminActions = pgTable("admin_actions", {
+  id: text("id").primaryKey(),
+  /** The admin (no foreign key: the record outlives the account). */
+  actorId: text("actor_id").notNull(),
+  /** What was done: `sale.restock`, `order.refund`, `product.edit`, … */
+  action: text("action").notNull(),
+  subjectType: text("subject_type").notNull(),
+  subjectId: text("subject_id").notNull(),
+  /** What the action was given (the change, the units, the note). */
+  detail: jsonb("detail"),
+  at: at("at").notNull(),
+}, (table) => [index("admin_actions_at_idx").on(table.at, table.id)]);
 
 export const MEDIA_TYPES = [
   "image/png",

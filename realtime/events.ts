@@ -3,6 +3,7 @@
 // against them, so a new field or event cannot go undocumented.
 import { z } from "zod";
 import { GENDERS, INTERVIEW_STATES, NOTIFICATION_TYPES } from "../db/schema.ts";
+import { SALE_STATUSES } from "../db/records.ts";
 import { PRESENCE_STATUSES } from "../kv/presence.ts";
 
 /** An ISO-8601 UTC time, as every answer and event writes times. */
@@ -97,7 +98,7 @@ export const SERVER_EVENTS = {
     "The stock of a subscribed sale changed",
     z.strictObject({
       saleId: z.string(),
-      status: z.enum(["scheduled", "live", "sold-out", "ended"]),
+      status: z.enum(SALE_STATUSES),
       stockRemaining: z.int(),
       items: z.array(z.strictObject({ productId: z.string(), stockRemaining: z.int() })),
     }),

@@ -10,6 +10,9 @@ import { listDeadLetters, restoreDeadLetter, takeDeadLetter } from "../kv/dead-l
 import { BACKLOG_COUNT_LIMIT, storeBacklog } from "../kv/outbox.ts";
 import { recent, RECENT_SECONDS, RECENT_STEP_SECONDS } from "../telemetry.ts";
 import { listDevMail } from "../providers/mail.ts";
+import { audit } from "../workflows/audit.ts";
+import { listAdminActions } from "../db/audit.ts";
+import { settledHistory } from "../workflows/history.ts";
 import { adminOnly } from "./middleware/session.ts";
 import { pageQuery, params, query } from "./middleware/validate.ts";
 import { documented } from "./middleware/describe.ts";
@@ -149,6 +152,12 @@ export function adminRoutes(deps: Deps) {
             name: letter.name,
             id: letter.id,
           });
+          await audit(deps, {
+            actorId: c.var.session.sub,
+            action: "dead-letter.replay",
+            subject: { type: "dead-letter", id: letter.id },
+            detail: { name: letter.name, source },
+          });
           return c.json({ jobId: letter.id, name: letter.name, source }, 202);
         },
       )
@@ -171,7 +180,35 @@ export function adminRoutes(deps: Deps) {
             name: letter.name,
             id: letter.id,
           });
+          await audit(deps, {
+            actorId: c.var.session.sub,
+            action: "dead-letter.discard",
+            subject: { type: "dead-letter", id: letter.id },
+            detail: { name: letter.name, source: letter.source ?? "job" },
+          });
           return c.body(null, 204);
+        },
+      )
+      .get(
+        "/audit",
+        describe({
+          summary: "What admins did, newest first: who, what, to what, when",
+          description:
+            "Every admin action that changed something: products (`product.create`, `product.edit`, `product.archive`, `product.restore`), sales (`sale.create`, `sale.edit`, `sale.restock`, `sale.end`, `sale.cancel`), refunds (`order.refund`) and dead letters (`dead-letter.replay`, `dead-letter.discard`). An entry is written with the action: in its KV commit, or in its Postgres transaction.",
+          answers: {
+            200: page(z.object({
+              id: z.string(),
+              actor: z.object({ id: z.string(), name: z.string().nullable() }),
+              action: z.string(),
+              subject: z.object({ type: z.string(), id: z.string() }),
+              detail: z.unknown(),
+              at: timestamp,
+            })),
+          },
+        }),
+        query(pageQuery),
+        async (c) => {
+          return c.json(await listAdminActions(await settledHistory(deps), c.req.valid("query")));
         },
       )
       .get(

@@ -20,6 +20,8 @@ import {
   productsFor,
   restock,
   restockInput,
+  reviseSale,
+  saleEdit,
   saleInput,
   saleView,
 } from "../workflows/sales/catalogue.ts";
@@ -318,7 +320,9 @@ function buyerRoutes(deps: Deps) {
       query(pageQuery),
       async (c) => {
         const userId = c.var.session.sub;
-        return c.json(await listOrders(await settledHistory(deps), userId, c.req.valid("query")));
+        return c.json(
+          await listOrders(await settledHistory(deps), { userId }, c.req.valid("query")),
+        );
       },
     )
     .post(
@@ -371,7 +375,28 @@ function adminRoutes(deps: Deps) {
       params(idParam),
       body(productChange),
       async (c) => {
-        return c.json(await editProduct(deps, c.req.valid("param").id, c.req.valid("json")));
+        const adminId = c.var.session.sub;
+        return c.json(
+          await editProduct(deps, adminId, c.req.valid("param").id, c.req.valid("json")),
+        );
+      },
+    )
+    .patch(
+      "/admin/sales/:id",
+      describe({
+        summary: "Edit a sale before it starts: its times, its per-buyer limit, its prices",
+        description:
+          "One checked commit on the sale's definition. Once the sale has started it is refused with 409 `sale-started` (restock or end it instead); a start in the past or an end before the start is 400 naming the field. Stock is not edited: restock adds units.",
+        answers: { 200: sale },
+        errors: { 404: ["not-found"], 409: ["sale-started"], 410: ["sale-ended"] },
+      }),
+      params(idParam),
+      body(saleEdit),
+      async (c) => {
+        const adminId = c.var.session.sub;
+        return c.json(
+          await reviseSale(deps, adminId, c.req.valid("param").id, c.req.valid("json")),
+        );
       },
     )
     .post(
@@ -386,21 +411,48 @@ function adminRoutes(deps: Deps) {
       params(idParam),
       body(restockInput),
       async (c) => {
-        return c.json(await restock(deps, c.req.valid("param").id, c.req.valid("json")));
+        const adminId = c.var.session.sub;
+        return c.json(await restock(deps, adminId, c.req.valid("param").id, c.req.valid("json")));
       },
     )
     .post(
       "/admin/sales/:id/end",
       describe({
-        summary: "End a sale now, before its time",
+        summary: "End a sale now, before its time; its open holds are released",
         description:
-          "No hold is taken after this answer (every hold checks the sale as it read it in its commit). Holds made before it stay, to be paid or to expire.",
+          "No hold is taken after this answer (every hold checks the sale as it read it in its commit). Within moments, a job releases every hold still open (a pending order is cancelled, and a payment that lands after is refunded) and notifies its buyer. Paid orders stay paid.",
         answers: { 200: sale },
         errors: { 404: ["not-found"], 410: ["sale-ended"] },
       }),
       params(idParam),
       async (c) => {
-        return c.json(await endSale(deps, c.req.valid("param").id));
+        return c.json(await endSale(deps, c.var.session.sub, c.req.valid("param").id));
+      },
+    )
+    .post(
+      "/admin/sales/:id/cancel",
+      describe({
+        summary: "Call a sale off, started or not; its open holds are released",
+        description:
+          "Ends it now as `end` does, and its status becomes `cancelled`. Open holds are released and their buyers notified; paid orders stay paid, for an admin to refund one by one (`POST /api/admin/orders/{id}/refund`).",
+        answers: { 200: sale },
+        errors: { 404: ["not-found"], 410: ["sale-ended"] },
+      }),
+      params(idParam),
+      async (c) => {
+        return c.json(await endSale(deps, c.var.session.sub, c.req.valid("param").id, true));
+      },
+    )
+    .get(
+      "/admin/orders",
+      describe({
+        summary: "Every order, newest first, optionally in one status",
+        answers: { 200: page(order) },
+      }),
+      query(pageQuery.extend({ status: z.enum(ORDER_STATUSES).optional() })),
+      async (c) => {
+        const { status, ...pageOf } = c.req.valid("query");
+        return c.json(await listOrders(await settledHistory(deps), { status }, pageOf));
       },
     )
     .post(
@@ -414,7 +466,7 @@ function adminRoutes(deps: Deps) {
       }),
       params(idParam),
       async (c) => {
-        return c.json(orderView(await refund(deps, c.req.valid("param").id)));
+        return c.json(orderView(await refund(deps, c.var.session.sub, c.req.valid("param").id)));
       },
     )
     .get(

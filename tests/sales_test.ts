@@ -108,6 +108,15 @@ async function reserved(http: HttpClient, who: Member, saleId: string, productId
   return answer.body;
 }
 
+/** Resolves once either app's job has released the open holds of an ended sale. */
+function saleClosed(apps: Pick<TestApp, "waitForLog">[], saleId: string) {
+  return Promise.race(
+    apps.map((app) =>
+      app.waitForLog((record) => record.msg === "sale closed" && record.saleId === saleId)
+    ),
+  );
+}
+
 async function stockLeft(http: HttpClient, saleId: string) {
   const answer = await http("GET", `/api/sales/${saleId}`);
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -207,7 +216,7 @@ async function heldSale(stock: number, perUserLimit: number) {
     items: [{ productId: "p", name: "Keyboard", priceCents: 100, currency: "USD", stock }],
     createdAt: Date.now(),
   };
-  await createSaleStock(kv, sale);
+  await createSaleStock({ kv, outbox, now: Date.now }, sale);
   const reserve = (userId: string, idempotencyKey?: string) =>
     reserveStock(
       { kv, outbox, now: Date.now },
@@ -1345,11 +1354,13 @@ Deno.test("[sales] merchant operations: a restock racing 1,000 buyers on two iso
         new Set(after.map((answer) => answer.body.type)),
         new Set(["/problems/sale-ended"]),
       );
-      const held = raced.filter((answer) => answer.status === 201).length + 1;
-      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 1000 - held);
-      // A hold made before the end can still be paid.
-      const { orderId } = await checkout(t0.http, t0.ada, early.id);
-      assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 1999 })).body.outcome, "paid");
+      // The holds made before the end are released by its job, and their units go back.
+      await saleClosed([t0, other], saleId);
+      assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 1000);
+      const released = await t0.http("POST", `/api/reservations/${early.id}/checkout`, {
+        token: t0.ada.token,
+      });
+      assert.equal(assertProblem(released, 410).type, "/problems/reservation-released");
       const again = await t0.http("POST", `/api/admin/sales/${saleId}/end`, {
         token: t0.admin.token,
       });
@@ -1478,4 +1489,164 @@ Deno.test("[sales] an admin edits and archives a product: off the public lists, 
     }),
     404,
   );
+});
+
+Deno.test("[sales] a cancel racing checkouts and payments: every open hold is released and its buyer told, none released is paid for, the rest stay sold", async () => {
+  await using t0 = await shop();
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 100 }], {
+    perUserLimit: 1,
+  });
+  const buyers = await members(t0.deps, 40);
+  const holds = await Promise.all(
+    buyers.map((buyer) => reserved(t0.http, buyer, saleId, productId)),
+  );
+  // Half have checked out already; 15 of the others check out while the admin calls the sale off,
+  // and 30 pay at once. Five with an order and five without never pay: their holds are open.
+  const early = await Promise.all(
+    buyers.slice(0, 20).map((buyer, i) => checkout(t0.http, buyer, holds[i].id)),
+  );
+  const pay = (orderId: string) => sandboxWebhook(t0, { orderId, amountCents: 1999 });
+  const racing = [
+    ...early.slice(0, 15).map(({ orderId }) => pay(orderId)),
+    ...buyers.slice(20, 35).map(async (buyer, i) => {
+      const answer = await t0.http("POST", `/api/reservations/${holds[20 + i].id}/checkout`, {
+        token: buyer.token,
+      });
+      if (answer.status !== 200) {
+        assert.equal(answer.body.type, "/problems/reservation-released");
+        return null;
+      }
+      return await pay(answer.body.orderId);
+    }),
+  ];
+  const cancelled = await t0.http("POST", `/api/admin/sales/${saleId}/cancel`, {
+    token: t0.admin.token,
+  });
+  assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+  assert.equal(cancelled.body.status, "cancelled");
+  const paidAnswers = await Promise.all(racing);
+  await saleClosed([t0], saleId);
+
+  let sold = 0;
+  let released = 0;
+  for (const [i, hold] of holds.entries()) {
+    const reservation = (await t0.deps.kv.get<Reservation>(reservationKey(hold.id))).value!;
+    const order = reservation.orderId
+      ? (await t0.http("GET", `/api/orders/${reservation.orderId}`, { token: buyers[i].token }))
+        .body
+      : null;
+    if (reservation.status === "sold") {
+      sold++;
+      assert.equal(order?.status, "paid");
+    } else {
+      released++;
+      assert.equal(reservation.status, "released", `hold ${i} is ${reservation.status}`);
+      assert.notEqual(order?.status, "paid", `a released hold's order was paid for (hold ${i})`);
+      if (order) assert.ok(["cancelled", "refunded"].includes(order.status), order.status);
+    }
+  }
+  assert.equal(sold + released, 40);
+  assert.ok(released >= 10, "the cancel released the holds no one paid for");
+  const refunded = paidAnswers.filter((answer) => answer?.body.outcome === "refunded").length;
+  const paid = paidAnswers.filter((answer) => answer?.body.outcome === "paid").length;
+  assert.equal(paid, sold, "every unit sold is a payment applied, and no other");
+  assert.equal((await stockLeft(t0.http, saleId)).items[0].stockRemaining, 100 - sold);
+
+  // Every buyer whose hold was released is told so.
+  await t0.deps.outbox.flush();
+  await t0.jobsSettled("notify", released);
+  for (const [i, hold] of holds.entries()) {
+    const reservation = (await t0.deps.kv.get<Reservation>(reservationKey(hold.id))).value!;
+    if (reservation.status !== "released") continue;
+    const notes = await t0.http("GET", "/api/notifications", { token: buyers[i].token });
+    assert.ok(
+      notes.body.items.some((note: { type: string }) => note.type === "order"),
+      `buyer ${i} was not told`,
+    );
+  }
+  assert.equal(
+    refunded,
+    paidAnswers.filter((answer) => answer !== null).length - paid,
+    "every payment not applied to a hold is refunded",
+  );
+  const ended = await t0.http("GET", "/api/sales?when=ended");
+  assert.equal(
+    ended.body.items.find((item: { id: string }) => item.id === saleId)?.status,
+    "cancelled",
+  );
+});
+
+Deno.test("[sales] an admin edits a sale before it starts (a hold takes the new price, on an isolate that read the old one); not after; every admin action is in the audit log", async () => {
+  await using isolates = await twoShops();
+  const { first: t0, second: other } = isolates;
+  const { id: saleId, productIds: [productId] } = await t0.sale([{ stock: 10 }], {
+    startsInMs: 60 * MINUTE,
+  });
+  // The second isolate reads the sale (and keeps its definition) before the edit.
+  assertProblem(await reserve(other.http, t0.ada, saleId, { productId, quantity: 1 }), 425);
+  const edit = (body: Record<string, unknown>, token = t0.admin.token) =>
+    t0.http("PATCH", `/api/admin/sales/${saleId}`, { token, body });
+
+  const startsAt = t0.clock.now() + 30 * MINUTE;
+  const edited = await edit({
+    startsAt: new Date(startsAt).toISOString(),
+    perUserLimit: 1,
+    prices: [{ productId, priceCents: 1499 }],
+  });
+  assert.equal(edited.status, 200, JSON.stringify(edited.body));
+  assert.equal(edited.body.startsAt, new Date(startsAt).toISOString());
+  assert.equal(edited.body.items[0].priceCents, 1499);
+  assert.equal(edited.body.perUserLimit, 1);
+  const past = await edit({ startsAt: new Date(t0.clock.now() - MINUTE).toISOString() });
+  assert.equal(assertProblem(past, 400).errors[0].path, "startsAt");
+  const backwards = await edit({ endsAt: new Date(startsAt - MINUTE).toISOString() });
+  assert.equal(assertProblem(backwards, 400).errors[0].path, "endsAt");
+  const stranger = await edit({
+    prices: [{ productId: "0199e4c0-0000-7000-8000-000000000000", priceCents: 1 }],
+  });
+  assert.equal(assertProblem(stranger, 400).errors[0].path, "prices.0.productId");
+  assertProblem(await edit({ perUserLimit: 2 }, t0.ada.token), 403);
+
+  t0.clock.advance(30 * MINUTE);
+  other.clock.advance(30 * MINUTE);
+  const held = await reserve(other.http, t0.ada, saleId, { productId, quantity: 1 });
+  assert.equal(held.status, 201, JSON.stringify(held.body));
+  assert.equal(held.body.amountCents, 1499, "the new price, not the one the isolate read first");
+  const over = await reserve(other.http, t0.ada, saleId, { productId, quantity: 1 });
+  assert.equal(assertProblem(over, 409).type, "/problems/limit-reached");
+  const started = await edit({ perUserLimit: 3 });
+  assert.equal(assertProblem(started, 409).type, "/problems/sale-started");
+
+  await Promise.all([t0.deps.outbox.flush(), other.deps.outbox.flush()]);
+  const [item] = await t0.deps.database.db.select().from(saleItems)
+    .where(eq(saleItems.saleId, saleId));
+  assert.equal(item.priceCents, 1499, "history has the new price");
+
+  const { orderId } = await checkout(other.http, t0.ada, held.body.id);
+  assert.equal((await sandboxWebhook(t0, { orderId, amountCents: 1499 })).body.outcome, "paid");
+  const refunded = await t0.http("POST", `/api/admin/orders/${orderId}/refund`, {
+    token: t0.admin.token,
+  });
+  assert.equal(refunded.status, 200);
+  const paidList = await t0.http("GET", "/api/admin/orders?status=refunded", {
+    token: t0.admin.token,
+  });
+  assert.ok(paidList.body.items.some((order: { id: string }) => order.id === orderId));
+  assertProblem(await t0.http("GET", "/api/admin/orders", { token: t0.ada.token }), 403);
+
+  const log = await t0.http("GET", "/api/admin/audit?limit=10", { token: t0.admin.token });
+  assert.equal(log.status, 200, JSON.stringify(log.body));
+  const actions = log.body.items.map((entry: { action: string }) => entry.action);
+  assert.deepEqual(actions.slice(0, 4), [
+    "order.refund",
+    "sale.edit",
+    "sale.create",
+    "product.create",
+  ], "newest first; refused edits are not actions");
+  const [refundEntry, editEntry] = log.body.items;
+  assert.deepEqual(refundEntry.actor, { id: t0.admin.user.id, name: "Admin" });
+  assert.deepEqual(refundEntry.subject, { type: "order", id: orderId });
+  assert.deepEqual(editEntry.subject, { type: "sale", id: saleId });
+  assert.equal(editEntry.detail.perUserLimit, 1);
+  assertProblem(await t0.http("GET", "/api/admin/audit", { token: t0.ada.token }), 403);
 });

@@ -11,6 +11,7 @@ import { registerGraphAppliers } from "./graph.ts";
 import { registerNotifyJob } from "./notifications.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
 import { registerSendEmailJob } from "./send-email.ts";
+import { registerAudit } from "./audit.ts";
 
 export function registerWorkflows(deps: Deps) {
   registerNotifyJob(deps);
@@ -22,6 +23,7 @@ export function registerWorkflows(deps: Deps) {
   registerMatchmaking(deps);
   registerSales(deps);
   registerMedia(deps);
+  registerAudit(deps);
 }
 
 /** How the server runs its sweeps: until `signal` aborts, each run counted by `track`. */

@@ -10,6 +10,7 @@ import {
   orderKey,
   paymentEventKey,
   reservationDueKey,
+  reservationDuePrefix,
   reservationKey,
   saleBuyerKey,
   saleStockHeadKey,
@@ -237,6 +238,31 @@ export async function expireReservation(
     const lapsed = lapse(holding, now);
     return { ...lapsed, answer: lapsed.reservation ?? null };
   });
+}
+
+/** Reservations read per `getMany` (KV's limit). */
+const READ_BATCH = 10;
+
+/**
+ * The holds of a sale still held, as KV has them now: every hold in the due index (which holds
+ * only the live ones of every sale) read and kept when it is this sale's. For a sale that has
+ * ended, no hold is added after the read starts.
+ */
+export async function heldReservations(kv: Deno.Kv, saleId: string): Promise<Reservation[]> {
+  const ids: string[] = [];
+  for await (const entry of kv.list<string>({ prefix: reservationDuePrefix() })) {
+    ids.push(entry.value);
+  }
+  const held: Reservation[] = [];
+  for (let start = 0; start < ids.length; start += READ_BATCH) {
+    const read = await kv.getMany<Reservation[]>(
+      ids.slice(start, start + READ_BATCH).map((id) => reservationKey(id)),
+    );
+    for (const { value } of read) {
+      if (value?.saleId === saleId && value.status === "held") held.push(value);
+    }
+  }
+  return held;
 }
 
 /** The buyer lets a hold go: its units return at once, and a pending order is cancelled. */

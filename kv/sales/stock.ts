@@ -46,23 +46,32 @@ function stockKeys(sale: Sale, item: SaleItem): Deno.KvKey[] {
   );
 }
 
-/** Stores a new sale and its full stock, split evenly over the shards of each item. */
-export async function createSaleStock(kv: Deno.Kv, sale: Sale): Promise<void> {
-  const atomic = kv.atomic().check({ key: saleKey(sale.id), versionstamp: null })
+/**
+ * Stores a new sale and its full stock, split evenly over the shards of each item, with `records`
+ * (what its creation causes) in the same commit.
+ */
+export async function createSaleStock(
+  deps: Coordination,
+  sale: Sale,
+  records: OutboxRecord[] = [],
+): Promise<void> {
+  const atomic = deps.kv.atomic().check({ key: saleKey(sale.id), versionstamp: null })
     .set(saleKey(sale.id), sale).set(saleStockHeadKey(sale.id), sale.createdAt);
   for (const item of sale.items) {
     splitStock(item.stock, shardsOf(sale, item)).forEach((units, shard) => {
       atomic.set(saleStockKey(sale.id, item.productId, shard), new Deno.KvU64(BigInt(units)));
     });
   }
-  if (!(await atomic.commit()).ok) throw new Error(`sale ${sale.id} exists already`);
+  if (!await commitDecision(deps, atomic, { records, operation: "sales.create" })) {
+    throw new Error(`sale ${sale.id} exists already`);
+  }
 }
 
 /**
  * Sales' definitions as this isolate first read them. Only what never changes is taken from them:
- * a sale's items, their shards and their prices. What an admin may change (its end, restocked
- * units) is read with the stock: a hold reads the definition with its counters and checks it in
- * its commit, and a page reads it fresh (`readSaleNow`).
+ * a sale's items and their shards. What an admin may change (its times and limit, its prices
+ * before the start, its end, restocked units) is read with the stock: a hold reads the definition
+ * with its counters and checks it in its commit, and a page reads it fresh (`readSaleNow`).
  */
 const definitions = new WeakMap<Deno.Kv, Map<string, Sale>>();
 
@@ -127,6 +136,7 @@ function saleEnded(sale: Sale) {
 }
 
 export function saleStatus(sale: Sale, left: Map<string, number>, now: number): SaleStatus {
+  if (sale.cancelledAt !== undefined) return "cancelled";
   if (hasEnded(sale, now)) return "ended";
   if (now < sale.startsAt) return "scheduled";
   return [...left.values()].every((units) => units === 0) ? "sold-out" : "live";
@@ -205,6 +215,8 @@ type Assessment =
   | { earlier: IdempotentRequest }
   | {
     taken: [number, number][];
+    /** The item as the definition read with the counters has it (its price). */
+    item: SaleItem;
     buyer: Deno.KvEntryMaybe<Deno.KvU64>;
     shards: Deno.KvEntryMaybe<Deno.KvU64>[];
     idempotency: Deno.KvEntryMaybe<IdempotentRequest> | null;
@@ -233,6 +245,8 @@ function assess(
   const buyer = rest.pop() as Deno.KvEntryMaybe<Deno.KvU64>;
   const shards = rest as Deno.KvEntryMaybe<Deno.KvU64>[];
   checkWindow(sale, now);
+  // The item as the definition read now has it: its price may have been edited before the start.
+  const current = sale.items.find((candidate) => candidate.productId === item.productId) ?? item;
   const held = Number(buyer.value?.value ?? 0n);
   if (held + quantity > sale.perUserLimit) {
     throw new Conflict(
@@ -251,7 +265,7 @@ function assess(
       { stockRemaining: left },
     );
   }
-  return { taken, buyer, shards, idempotency };
+  return { taken, buyer, shards, idempotency, item: current };
 }
 
 /** A hold waiting for its shard's turn: what it asks, and what its buyer's first read saw. */
@@ -380,7 +394,7 @@ async function commitHolds(
       outcomes.push(decided);
       continue;
     }
-    const { reservation, idempotency } = newHold(hold.request, hold.item, decided.taken, now);
+    const { reservation, idempotency } = newHold(hold.request, decided.item, decided.taken, now);
     const { buyer, shards } = decided;
     const quantity = BigInt(hold.request.quantity);
     taking(known, changed, buyer, (buyer.value?.value ?? 0n) + quantity);
@@ -566,7 +580,10 @@ async function changeSale(
     const now = deps.now();
     if (hasEnded(entry.value, now)) throw saleEnded(entry.value);
     const atomic = deps.kv.atomic().check(entry);
-    const changed = change(entry.value, now, atomic);
+    const changed = {
+      ...change(entry.value, now, atomic),
+      version: (entry.value.version ?? 1) + 1,
+    };
     atomic.set(saleKey(saleId), changed).set(saleStockHeadKey(saleId), now);
     if (await commitDecision(deps, atomic, { records: effects(changed), operation })) {
       return changed;
@@ -608,20 +625,92 @@ export async function restockItem(
 }
 
 /**
- * Ends a sale now, before its time: no hold commits after this one (every hold checks the
- * definition it read). Holds made before stay, to be paid or to expire.
+ * Ends a sale now, before its time, or (`cancel`) calls it off: no hold commits after this one
+ * (every hold checks the definition it read). Its open holds are released by what `effects` add
+ * to the commit (see `heldReservations`).
  */
 export async function endSaleEarly(
   deps: Coordination,
   saleId: string,
   effects: SaleEffects,
+  cancel = false,
 ): Promise<Sale> {
-  return await changeSale(deps, saleId, "sales.end", effects, (sale, now) => ({
-    ...sale,
-    startsAt: Math.min(sale.startsAt, now),
-    endsAt: now,
-    endedEarlyAt: now,
-  }));
+  return await changeSale(
+    deps,
+    saleId,
+    cancel ? "sales.cancel" : "sales.end",
+    effects,
+    (sale, now) => ({
+      ...sale,
+      startsAt: Math.min(sale.startsAt, now),
+      endsAt: now,
+      endedEarlyAt: now,
+      ...(cancel ? { cancelledAt: now } : {}),
+    }),
+  );
+}
+
+/** What an admin may change of a sale before it starts. */
+export interface SaleEdit {
+  startsAt?: number;
+  endsAt?: number;
+  perUserLimit?: number;
+  /** New sale prices by product. */
+  prices?: { productId: string; priceCents: number }[];
+}
+
+/**
+ * Edits a sale that has not started (409 `sale-started` once it has): its times, its per-buyer
+ * limit, its prices. No hold exists before the start, and a hold that starts with it reads the
+ * definition (and its prices) in its commit, so none is taken at an old price.
+ */
+export async function editSale(
+  deps: Coordination,
+  saleId: string,
+  edit: SaleEdit,
+  effects: SaleEffects,
+): Promise<Sale> {
+  return await changeSale(deps, saleId, "sales.edit", effects, (sale, now) => {
+    if (now >= sale.startsAt) {
+      throw new Conflict(
+        "This sale has started: only its stock can change now (restock), or it can end.",
+        "sale-started",
+      );
+    }
+    const startsAt = edit.startsAt ?? sale.startsAt;
+    const endsAt = edit.endsAt ?? sale.endsAt;
+    if (startsAt < now) {
+      throw new Invalid("A sale cannot be moved into the past.", [
+        { path: "startsAt", message: "must not be in the past" },
+      ]);
+    }
+    if (endsAt <= startsAt) {
+      throw new Invalid("The sale would be over before it starts.", [
+        { path: "endsAt", message: "must be after startsAt" },
+      ]);
+    }
+    const prices = new Map(edit.prices?.map((price) => [price.productId, price.priceCents]));
+    const unknown = edit.prices?.findIndex((price) =>
+      !sale.items.some((item) =>
+        item.productId === price.productId
+      )
+    ) ?? -1;
+    if (unknown >= 0) {
+      throw new Invalid("This sale does not offer that product.", [
+        { path: `prices.${unknown}.productId`, message: "not one of this sale's items" },
+      ]);
+    }
+    return {
+      ...sale,
+      startsAt,
+      endsAt,
+      perUserLimit: edit.perUserLimit ?? sale.perUserLimit,
+      items: sale.items.map((item) => ({
+        ...item,
+        priceCents: prices.get(item.productId) ?? item.priceCents,
+      })),
+    };
+  });
 }
 
 /** What a sale's live feed shows of its latest purchase: never who bought. */

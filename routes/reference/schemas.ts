@@ -10,6 +10,7 @@ import {
   RESERVATION_STATUSES,
   ROLES,
 } from "../../db/schema.ts";
+import { SALE_STATUSES } from "../../db/records.ts";
 import { foundMatch, notification, person, timestamp } from "../../realtime/events.ts";
 
 export { timestamp };
@@ -189,7 +190,7 @@ export const match = foundMatch.extend({
 
 export const sale = z.object({
   id: z.string(),
-  status: z.enum(["scheduled", "live", "sold-out", "ended"]),
+  status: z.enum(SALE_STATUSES),
   startsAt: timestamp,
   endsAt: timestamp,
   perUserLimit: z.int(),

@@ -17,6 +17,7 @@ import { Invalid, NotFound } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import {
   createSaleStock,
+  editSale,
   endSaleEarly,
   readSaleNow,
   restockItem,
@@ -27,6 +28,9 @@ import { coordination } from "../../kv/outbox.ts";
 import { saleEffects } from "./effects.ts";
 import type { Sale } from "../../db/records.ts";
 import { id, storableTime } from "../../input.ts";
+import { insertAdminActions } from "../../db/audit.ts";
+import { inTransaction } from "../../db/client.ts";
+import { auditRecord, auditRow } from "../audit.ts";
 
 /**
  * Stock counters per sale item. `deno run -A bench/sales.ts` (500 buyers on one item): 1 shard
@@ -67,14 +71,24 @@ export async function createProduct(
   adminId: string,
   input: z.infer<typeof productInput>,
 ) {
-  const row = await insertProduct(deps.database.db, {
-    id: newId(deps.clock.now()),
-    name: input.name,
-    description: input.description ?? null,
-    priceCents: input.priceCents,
-    currency: input.currency,
-    createdBy: adminId,
-    createdAt: new Date(deps.clock.now()),
+  const id = newId(deps.clock.now());
+  const row = await inTransaction(deps.database.db, async (tx) => {
+    const row = await insertProduct(tx, {
+      id,
+      name: input.name,
+      description: input.description ?? null,
+      priceCents: input.priceCents,
+      currency: input.currency,
+      createdBy: adminId,
+      createdAt: new Date(deps.clock.now()),
+    });
+    await insertAdminActions(tx, [auditRow(deps, {
+      actorId: adminId,
+      action: "product.create",
+      subject: { type: "product", id },
+      detail: input,
+    })]);
+    return row;
   });
   return productView(row);
 }
@@ -116,7 +130,12 @@ export async function createSale(deps: Deps, adminId: string, input: z.infer<typ
   };
   // Postgres first: a sale KV never stocked is invisible, while stock without its rows is not.
   await insertSale(deps.database.db, sale, adminId);
-  await createSaleStock(deps.kv, sale);
+  await createSaleStock(coordination(deps), sale, [auditRecord(deps, {
+    actorId: adminId,
+    action: "sale.create",
+    subject: { type: "sale", id: sale.id },
+    detail: input,
+  })]);
   return await saleView(deps, sale.id, "strong");
 }
 
@@ -209,16 +228,61 @@ export const restockInput = z.strictObject({
 });
 
 /** An admin adds units of an item to a sale not yet ended; viewers see them at once. */
-export async function restock(deps: Deps, saleId: string, input: z.infer<typeof restockInput>) {
-  await restockItem(coordination(deps), saleId, input.productId, input.units, saleEffects(deps));
+export async function restock(
+  deps: Deps,
+  adminId: string,
+  saleId: string,
+  input: z.infer<typeof restockInput>,
+) {
+  const action = saleAction(adminId, "sale.restock", saleId, input);
+  await restockItem(
+    coordination(deps),
+    saleId,
+    input.productId,
+    input.units,
+    saleEffects(deps, action),
+  );
   return await saleView(deps, saleId, "strong");
 }
 
-/** An admin ends a sale now: no hold is taken after this; holds made before stay. */
-export async function endSale(deps: Deps, saleId: string) {
-  await endSaleEarly(coordination(deps), saleId, saleEffects(deps));
+/**
+ * An admin ends a sale now, or (`cancel`) calls it off: no hold is taken after this; its open
+ * holds are released and their buyers notified (by a job, within moments).
+ */
+export async function endSale(deps: Deps, adminId: string, saleId: string, cancel = false) {
+  const action = saleAction(adminId, cancel ? "sale.cancel" : "sale.end", saleId);
+  await endSaleEarly(coordination(deps), saleId, saleEffects(deps, action), cancel);
   return await saleView(deps, saleId, "strong");
 }
+
+export const saleEdit = z.strictObject({
+  startsAt: instant.optional(),
+  endsAt: instant.optional(),
+  perUserLimit: z.number().int().min(1).max(1000).optional(),
+  prices: z.array(z.strictObject({ productId: id, priceCents: cents })).min(1).max(20).optional(),
+}).refine(
+  (edit) => Object.keys(edit).length > 0,
+  "startsAt, endsAt, perUserLimit or prices",
+);
+
+/** An admin edits a sale that has not started: its times, its per-buyer limit, its prices. */
+export async function reviseSale(
+  deps: Deps,
+  adminId: string,
+  saleId: string,
+  edit: z.infer<typeof saleEdit>,
+) {
+  const action = saleAction(adminId, "sale.edit", saleId, edit);
+  await editSale(coordination(deps), saleId, edit, saleEffects(deps, action));
+  return await saleView(deps, saleId, "strong");
+}
+
+const saleAction = (actorId: string, action: string, saleId: string, detail?: unknown) => ({
+  actorId,
+  action,
+  subject: { type: "sale", id: saleId },
+  detail,
+});
 
 export const productChange = z.strictObject({
   name: z.string().trim().min(1, "must not be empty").max(200).optional(),
@@ -232,12 +296,32 @@ export const productChange = z.strictObject({
  * the name and price it was created with. An archived product leaves the public lists and no new
  * sale may offer it; the sales offering it go on.
  */
-export async function editProduct(deps: Deps, id: string, change: z.infer<typeof productChange>) {
+export async function editProduct(
+  deps: Deps,
+  adminId: string,
+  id: string,
+  change: z.infer<typeof productChange>,
+) {
   const { archived, ...fields } = change;
-  const row = await updateProduct(deps.database.db, id, {
-    ...fields,
-    ...(archived === undefined ? {} : { archivedAt: archived ? new Date(deps.clock.now()) : null }),
+  const row = await inTransaction(deps.database.db, async (tx) => {
+    const row = await updateProduct(tx, id, {
+      ...fields,
+      ...(archived === undefined
+        ? {}
+        : { archivedAt: archived ? new Date(deps.clock.now()) : null }),
+    });
+    if (!row) throw new NotFound("No product has this id.");
+    await insertAdminActions(tx, [auditRow(deps, {
+      actorId: adminId,
+      action: archived === undefined
+        ? "product.edit"
+        : archived
+        ? "product.archive"
+        : "product.restore",
+      subject: { type: "product", id },
+      detail: change,
+    })]);
+    return row;
   });
-  if (!row) throw new NotFound("No product has this id.");
   return productView(row);
 }

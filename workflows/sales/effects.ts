@@ -13,7 +13,14 @@ import {
 } from "../../db/sales.ts";
 import { readSale, recordPurchase, type SaleEffects } from "../../kv/sales/stock.ts";
 import { findUserById } from "../../db/users.ts";
-import { expireReservation, type SettlementEffects } from "../../kv/sales/orders.ts";
+import {
+  expireReservation,
+  heldReservations,
+  releaseReservation,
+  type SettlementEffects,
+} from "../../kv/sales/orders.ts";
+import { Conflict } from "../../errors.ts";
+import { type AdminAction, auditRecord } from "../audit.ts";
 import { coordination } from "../../kv/outbox.ts";
 import {
   orderSchema,
@@ -42,7 +49,10 @@ const PLACE_CHARS = 60;
 const EXPIRE_JOB = "reservation-expire";
 const REFUND_JOB = "payment-refund";
 
+const SALE_CLOSE_JOB = "sale-close";
+
 const expireJob = z.object({ reservationId: id });
+const closeJob = z.object({ saleId: id });
 const refundJob = z.object({
   provider: z.string(),
   orderId: z.string(),
@@ -124,6 +134,9 @@ export function registerSales(deps: Deps) {
   deps.registry.register(EXPIRE_JOB, expireJob, async ({ reservationId }) => {
     await expireReservation(coordination(deps), reservationId, settlementEffects(deps));
   });
+  deps.registry.register(SALE_CLOSE_JOB, closeJob, async ({ saleId }) => {
+    await closeSale(deps, saleId);
+  });
   deps.registry.register(REFUND_JOB, refundJob, async (charge) => {
     if (charge.provider !== deps.payments.name) {
       throw new PermanentJobError(
@@ -144,9 +157,55 @@ export function paymentRecord(
   return deps.outbox.record(PAYMENT_RECORD, { ...payment, at: deps.clock.now() });
 }
 
-/** What an admin's change of a sale causes: its history row. */
-export function saleEffects(deps: Deps): SaleEffects {
-  return (sale) => [deps.outbox.record(SALE_RECORD, sale)];
+/**
+ * What an admin's change of a sale causes: its history row and its audit entry, and, once it is
+ * ended or called off, the job that releases its open holds.
+ */
+export function saleEffects(deps: Deps, action: AdminAction): SaleEffects {
+  return (sale) => [
+    deps.outbox.record(SALE_RECORD, sale),
+    auditRecord(deps, action),
+    ...(sale.endedEarlyAt === undefined
+      ? []
+      : [jobRecord(deps.outbox, SALE_CLOSE_JOB, { saleId: sale.id })]),
+  ];
+}
+
+/**
+ * Releases every hold a sale ended early (or called off) still has; each buyer is notified, and a
+ * pending order of theirs is cancelled (a payment that lands later is refunded). A hold paid for
+ * meanwhile stays sold.
+ */
+async function closeSale(deps: Deps, saleId: string) {
+  let released = 0;
+  for (const reservation of await heldReservations(deps.kv, saleId)) {
+    const effects: SettlementEffects = (settlement) => {
+      const records = settlementEffects(deps)(settlement);
+      const after = settlement.reservation?.after;
+      if (after?.status === "released") {
+        records.push(...notifyRecords(deps.outbox, {
+          userId: after.userId,
+          actorId: after.userId,
+          type: "order",
+          subjectId: after.orderId ?? after.id,
+          eventId: `sale-closed:${after.id}`,
+        }));
+      }
+      return records;
+    };
+    try {
+      const after = await releaseReservation(
+        coordination(deps),
+        reservation.userId,
+        reservation.id,
+        effects,
+      );
+      if (after.status === "released") released++;
+    } catch (error) {
+      if (!(error instanceof Conflict)) throw error; // paid meanwhile: it stays sold
+    }
+  }
+  deps.log({ level: "info", msg: "sale closed", saleId, released });
 }
 
 /** What a new hold causes: its Postgres row, then (from that record) its expiry job. */

@@ -28,6 +28,7 @@ import type { Order, PaymentEvent, Reservation } from "../../db/records.ts";
 import { id } from "../../input.ts";
 import { inSpan, instruments } from "../../telemetry.ts";
 import { paymentRecord, reserveEffects, settlementEffects } from "./effects.ts";
+import { auditRecord } from "../audit.ts";
 
 const SWEEP_BATCH = 500;
 
@@ -101,8 +102,16 @@ export async function release(deps: Deps, userId: string, reservationId: string)
 }
 
 /** An admin refunds a paid order through its provider; the buyer is notified. */
-export async function refund(deps: Deps, orderId: string) {
-  return await refundPaidOrder(coordination(deps), orderId, settlementEffects(deps));
+export async function refund(deps: Deps, adminId: string, orderId: string) {
+  return await refundPaidOrder(coordination(deps), orderId, (settlement) => [
+    ...settlementEffects(deps)(settlement),
+    auditRecord(deps, {
+      actorId: adminId,
+      action: "order.refund",
+      subject: { type: "order", id: orderId },
+      detail: { amountCents: settlement.order?.after.amountCents },
+    }),
+  ]);
 }
 
 /** The buyer cancels their unpaid order; its hold's units go back on sale at once. */
