@@ -261,7 +261,7 @@ withBrowser(
 );
 
 withBrowser(
-  "[browser] a merchant runs a sale from the console: products survive a reload, the share link opens it, a restock and an early end reach a watcher live",
+  "[browser] a merchant runs a sale from the console: products survive a reload, the share link opens it, a restock and an early end reach a watcher live, a refund, an edit and a call-off, all in the audit log",
   async (browser) => {
     const rootEmail = `merchant.${crypto.randomUUID().slice(0, 8)}@example.com`;
     await using app = await servedConsole({ env: { ADMIN_EMAILS: rootEmail } });
@@ -298,15 +298,58 @@ withBrowser(
     await link.click();
     await merchant.page.getByTestId("stock").filter({ hasText: /^3$/ }).waitFor();
 
+    // The watcher buys one.
+    await watcher.page.getByRole("button", { name: "Reserve" }).click();
+    await watcher.page.getByRole("button", { name: "Checkout" }).click();
+    await watcher.page.waitForURL(/\/sandbox\/pay\//);
+    await watcher.page.getByRole("button", { name: "Pay" }).click();
+    await watcher.page.getByText("Payment sent").waitFor();
+    await watcher.page.goto(shared!);
+
     // A restock and an early end, from the admin page: the watcher sees both without a reload.
     await merchant.page.goto(`${app.base}/#/admin`);
     await merchant.page.getByLabel("Units to add").fill("5");
     await merchant.page.getByRole("button", { name: "Restock Desk lamp" }).click();
-    await watcher.page.getByTestId("stock").filter({ hasText: /^8$/ }).waitFor();
-    await card.getByTestId("admin-stock").filter({ hasText: /^8$/ }).waitFor();
+    await watcher.page.getByTestId("stock").filter({ hasText: /^7$/ }).waitFor();
+    await card.getByTestId("admin-stock").filter({ hasText: /^7$/ }).waitFor();
     await merchant.page.getByRole("button", { name: "End now" }).click();
     await watcher.page.getByTestId("sale-status").filter({ hasText: "ended" }).waitFor();
     await merchant.page.getByText("No sale is on or announced.").waitFor();
+
+    // The watcher's order is refunded from the list of paid orders.
+    await merchant.page.getByRole("button", { name: "Refund 1 × Desk lamp" }).click();
+    await merchant.page.getByTestId("admin-message").filter({ hasText: "Refunded 10.00 USD." })
+      .waitFor();
+    await merchant.page.getByText("No paid order to refund.").waitFor();
+    await watcher.page.goto(`${app.base}/#/orders`);
+    await watcher.page.locator("[data-testid=order][data-status=refunded]").waitFor();
+
+    // A sale announced for later: edited before it starts, then called off.
+    const newSale = merchant.page.getByRole("form", { name: "New sale" });
+    await newSale.getByLabel("Starts in (minutes)").fill("30");
+    await newSale.getByRole("button", { name: "Start sale" }).click();
+    const announced = card.filter({ hasText: "scheduled" });
+    await announced.getByLabel("Limit per buyer").fill("1");
+    await announced.getByRole("button", { name: "Save changes" }).click();
+    const log = merchant.page.getByTestId("audit-entry");
+    await log.filter({ hasText: "sale.edit" }).waitFor();
+    await announced.getByRole("button", { name: "Call off" }).click();
+    await merchant.page.getByText("No sale is on or announced.").waitFor();
+
+    // Every admin action is in the audit log, newest first, with who did it.
+    await log.filter({ hasText: "sale.cancel" }).waitFor();
+    const actions = (await log.allTextContents()).map((text) => text.split(" · ")[2]);
+    assert.deepEqual(actions, [
+      "sale.cancel",
+      "sale.edit",
+      "sale.create",
+      "order.refund",
+      "sale.end",
+      "sale.restock",
+      "sale.create",
+      "product.create",
+    ]);
+    assert.ok((await log.allTextContents()).every((text) => text.includes("Mia Merchant")));
     assert.deepEqual([merchant.errors, watcher.errors], [[], []]);
   },
 );

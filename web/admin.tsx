@@ -1,4 +1,5 @@
-// Administration: products, flash sales (their share links, restocks and early ends), and the
+// Administration: products, flash sales (their share links, edits before the start, restocks,
+// early ends and cancellations), refunds of paid orders, the audit log of admin actions, and the
 // dead letters of jobs and the outbox.
 /// <reference lib="dom" />
 import { Field } from "./field.tsx";
@@ -12,10 +13,12 @@ const liveSales = () => ok(api.api.sales.$get({ query: { when: "live" } }));
 /** The link a sale is shared by: the console's page of it, on this origin. */
 const shareLink = (saleId: string) => `${location.origin}/#/sale/${saleId}`;
 
-/** One sale: its share link, each item's stock with a restock, and an early end. */
+/** One sale: its share link, each item's stock with a restock, an edit before it starts, its end. */
 function SaleCard(props: { sale: Sale; act: (action: () => Promise<unknown>) => void }) {
   const { sale, act } = props;
   const [units, setUnits] = useState("10");
+  const [startsIn, setStartsIn] = useState("30");
+  const [limit, setLimit] = useState(String(sale.perUserLimit));
   return (
     <li class="card" data-testid="admin-sale">
       <p>
@@ -42,6 +45,34 @@ function SaleCard(props: { sale: Sale; act: (action: () => Promise<unknown>) => 
         </p>
       ))}
       <Field label="Units to add" type="number" min={1} value={units} onValue={setUnits} />
+      {sale.status === "scheduled" && (
+        <fieldset>
+          <legend>Before it starts</legend>
+          <Field
+            label="Starts in (minutes)"
+            type="number"
+            min={0}
+            value={startsIn}
+            onValue={setStartsIn}
+          />
+          <Field label="Limit per buyer" type="number" min={1} value={limit} onValue={setLimit} />
+          <button
+            type="button"
+            onClick={() =>
+              act(() =>
+                ok(api.api.admin.sales[":id"].$patch({
+                  param: { id: sale.id },
+                  json: {
+                    startsAt: new Date(Date.now() + Number(startsIn) * 60_000).toISOString(),
+                    perUserLimit: Number(limit),
+                  },
+                }))
+              )}
+          >
+            Save changes
+          </button>
+        </fieldset>
+      )}
       <button
         type="button"
         onClick={() =>
@@ -49,10 +80,23 @@ function SaleCard(props: { sale: Sale; act: (action: () => Promise<unknown>) => 
       >
         End now
       </button>
+      <button
+        type="button"
+        onClick={() =>
+          act(() => ok(api.api.admin.sales[":id"].cancel.$post({ param: { id: sale.id } })))}
+      >
+        Call off
+      </button>
     </li>
   );
 }
 const letters = () => ok(api.api.admin["dead-letters"].$get({ query: { limit: "50" } }));
+const paidOrders = () => ok(api.api.admin.orders.$get({ query: { status: "paid", limit: "50" } }));
+const auditLog = () => ok(api.api.admin.audit.$get({ query: { limit: "50" } }));
+type Order = Awaited<ReturnType<typeof paidOrders>>["items"][number];
+type Entry = Awaited<ReturnType<typeof auditLog>>["items"][number];
+
+const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 
 export function AdminPage() {
   const [message, setMessage] = useState("");
@@ -63,17 +107,24 @@ export function AdminPage() {
   >([]);
   const [stock, setStock] = useState("10");
   const [minutes, setMinutes] = useState("60");
+  const [startsIn, setStartsIn] = useState("0");
   const [dead, setDead] = useState<Letter[]>([]);
   const [sales, setSales] = useState<Sale[]>([]);
+  const [orders, setOrders] = useState<Order[]>([]);
+  const [entries, setEntries] = useState<Entry[]>([]);
   const refresh = () => letters().then((page) => setDead(page.items));
   const refreshShop = () =>
     Promise.all([
       ok(api.api.products.$get({ query: { limit: "100" } })),
       ok(api.api.sales.$get({ query: { when: "live", limit: "50" } })),
       ok(api.api.sales.$get({ query: { when: "upcoming", limit: "50" } })),
-    ]).then(([catalogue, live, upcoming]) => {
+      paidOrders(),
+      auditLog(),
+    ]).then(([catalogue, live, upcoming, paid, log]) => {
       setProducts(catalogue.items);
       setSales([...live.items, ...upcoming.items]);
+      setOrders(paid.items);
+      setEntries(log.items);
     });
   useEffect(() => {
     refresh();
@@ -138,7 +189,7 @@ export function AdminPage() {
         onSubmit={(event: Event) => {
           event.preventDefault();
           act(async () => {
-            const now = Date.now();
+            const now = Date.now() + Number(startsIn) * 60_000;
             const sale = await ok(api.api.sales.$post({
               json: {
                 items: products.filter((product) => !product.archivedAt).map((product) => ({
@@ -152,7 +203,8 @@ export function AdminPage() {
               },
             }));
             await refreshShop();
-            return `The sale is live: share ${shareLink(sale.id)}.`;
+            const when = sale.status === "scheduled" ? "is announced" : "is live";
+            return `The sale ${when}: share ${shareLink(sale.id)}.`;
           });
         }}
       >
@@ -164,6 +216,14 @@ export function AdminPage() {
           required
           value={stock}
           onValue={setStock}
+        />
+        <Field
+          label="Starts in (minutes)"
+          type="number"
+          min={0}
+          required
+          value={startsIn}
+          onValue={setStartsIn}
         />
         <Field
           label="Minutes"
@@ -184,6 +244,37 @@ export function AdminPage() {
             sale={sale}
             act={(action) => act(async () => (await action(), await refreshShop(), "Done."))}
           />
+        ))}
+      </ul>
+      <h2>Paid orders</h2>
+      <ul class="list" aria-label="Paid orders">
+        {orders.length === 0 && <li class="meta">No paid order to refund.</li>}
+        {orders.map((order) => (
+          <li class="card" key={order.id} data-testid="admin-order">
+            {order.description} · {money(order.amountCents, order.currency)} · paid{" "}
+            {order.paidAt && time(order.paidAt)}{" "}
+            <button
+              type="button"
+              onClick={() =>
+                act(async () => {
+                  await ok(api.api.admin.orders[":id"].refund.$post({ param: { id: order.id } }));
+                  await refreshShop();
+                  return `Refunded ${money(order.amountCents, order.currency)}.`;
+                })}
+            >
+              Refund {order.description}
+            </button>
+          </li>
+        ))}
+      </ul>
+      <h2>Audit log</h2>
+      <ul class="list" aria-label="Audit log">
+        {entries.length === 0 && <li class="meta">No admin action yet.</li>}
+        {entries.map((entry) => (
+          <li key={entry.id} data-testid="audit-entry">
+            {time(entry.at)} · {entry.actor.name ?? "a former admin"} ·{" "}
+            <strong>{entry.action}</strong> · {entry.subject.type} <code>{entry.subject.id}</code>
+          </li>
         ))}
       </ul>
       <h2>Dead letters</h2>
