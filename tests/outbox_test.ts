@@ -214,6 +214,15 @@ Deno.test("[outbox] 1,000 records that keep failing never hold back the others; 
         source: "outbox",
       });
       assert.deepEqual(applied, [7]);
+      // The replay is an admin action: its audit entry is written behind it, once.
+      const log = await t0.http("GET", "/api/admin/audit", { token: t0.admin.token });
+      assert.deepEqual(
+        log.body.items.map((entry: { action: string; subject: { id: string } }) => [
+          entry.action,
+          entry.subject.id,
+        ]),
+        [["dead-letter.replay", failing[7].id]],
+      );
       assert.deepEqual(await t0.outboxKeys(), []);
       assert.equal((await t0.deadLetters()).length, 999);
     },
