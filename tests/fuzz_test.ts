@@ -178,6 +178,7 @@ async function world(t0: Awaited<ReturnType<typeof createTestApp>>) {
     interviews: interview.id,
     match: "no-such-match",
     sales: sale.id,
+    products: product.id,
     reservations: hold.id,
     orders: order.orderId,
     media: file.body.id,
@@ -232,6 +233,14 @@ async function world(t0: Awaited<ReturnType<typeof createTestApp>>) {
       perUserLimit: 2,
     },
     "POST /api/sales/:id/reservations": { productId: product.id, quantity: 1 },
+    "PATCH /api/admin/products/:id": { name: "Mug", description: "d", priceCents: 200 },
+    "PATCH /api/admin/sales/:id": {
+      startsAt: new Date(now + 60_000).toISOString(),
+      endsAt: new Date(now + 120_000).toISOString(),
+      perUserLimit: 3,
+      prices: [{ productId: product.id, priceCents: 150 }],
+    },
+    "POST /api/admin/sales/:id/restock": { productId: product.id, units: 5 },
     "POST /api/payments/membership": { tier: "pro" },
     "POST /api/payments/webhook/:provider": {
       id: "evt_1",

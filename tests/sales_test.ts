@@ -1649,4 +1649,10 @@ Deno.test("[sales] an admin edits a sale before it starts (a hold takes the new 
   assert.deepEqual(editEntry.subject, { type: "sale", id: saleId });
   assert.equal(editEntry.detail.perUserLimit, 1);
   assertProblem(await t0.http("GET", "/api/admin/audit", { token: t0.ada.token }), 403);
+  // The refund's job ends before the isolates do.
+  await Promise.race(
+    [t0, other].map((app) =>
+      app.waitForLog((record) => record.msg === "payment refunded" && record.orderId === orderId)
+    ),
+  );
 });

@@ -1,6 +1,7 @@
-// The audit log: every admin action that changes something carries an outbox record of who did
-// what to what, in the commit that decides it (or, for an action Postgres decides, sent right
-// after it); the writer puts it in `admin_actions`.
+// The audit log of admin actions: who did what to what, and when. Its entry is written with the
+// action: an outbox record in the KV commit that decides it (the writer puts it in
+// `admin_actions`), a row in the Postgres transaction that does, or, for an action that is neither
+// (a dead letter's replay), a record sent right after it.
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { insertAdminActions } from "../db/audit.ts";
