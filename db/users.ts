@@ -115,8 +115,8 @@ export function containsPattern(text: string): string {
 const searchCursor = z.tuple([z.string(), z.string()]);
 
 /**
- * Members whose name or one of whose skills contains `q`, as plain text (never a pattern or a
- * regular expression of the caller's), by name; nobody blocked with the viewer.
+ * Members whose name, bio or one of whose skills contains `q`, as plain text (never a pattern or
+ * a regular expression of the caller's), by name; nobody blocked with the viewer.
  */
 export async function searchUsers(
   db: Database,
@@ -130,6 +130,7 @@ export async function searchUsers(
     .where(and(
       or(
         sql`${users.name} ilike ${pattern} escape '\\'`,
+        sql`${users.bio} ilike ${pattern} escape '\\'`,
         sql`exists (select 1 from unnest(${users.skills}) as skill where skill ilike ${pattern} escape '\\')`,
       ),
       notBlockedWith(viewerId, users.id),

@@ -77,7 +77,7 @@ export function profileRoutes(deps: Deps) {
       .get(
         "/users",
         describe({
-          summary: "Search members by name or skill (plain text)",
+          summary: "Search members by name, bio or skill (plain text)",
           answers: { 200: page(profile) },
         }),
         query(searchQuery),

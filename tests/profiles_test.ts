@@ -98,9 +98,11 @@ Deno.test("[profiles] GET /api/users?q= matches plain text, never a pattern", as
     assert.deepEqual(await search("a".repeat(100)), []);
   });
 
-  await t.step("name or skill, case-insensitive, paged by name", async () => {
+  await t.step("name, bio or skill, case-insensitive, paged by name", async () => {
     assert.deepEqual(await search("plain"), ["Plain Jane"]);
     assert.deepEqual(await search("RUS"), ["Plain Jane"]);
+    await patch(http, people[2], { bio: "Maintains a Zig compiler on weekends" });
+    assert.deepEqual(await search("zig COMPILER"), ["100% sure"]);
     const first = await http("GET", "/api/users?q=a&limit=2", { token: viewer.token });
     const second = await http("GET", `/api/users?q=a&limit=2&cursor=${first.body.nextCursor}`, {
       token: viewer.token,
