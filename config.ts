@@ -63,6 +63,8 @@ const schema = z.object({
   /** Failed logins per account from all addresses together: a ceiling well above the per-pair one. */
   RATE_LIMIT_LOGIN_ACCOUNT: rate.default({ limit: 100, windowSeconds: 900 }),
   RATE_LIMIT_API: rate.default({ limit: 100, windowSeconds: 900 }),
+  /** Password-reset requests per address asked about, and per caller's address. */
+  RATE_LIMIT_PASSWORD_RESET: rate.default({ limit: 5, windowSeconds: 3600 }),
   /** Sockets one user may hold at once over every isolate; a connect past it is closed 4029. */
   WS_MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100).default(10),
   RESERVATION_TTL_SECONDS: seconds(600),

@@ -16,6 +16,19 @@ export const sessionGenerationKey = (userId: string) => ["session_generation", u
 /** A revoked token id, kept until the token would have expired anyway. */
 export const revokedTokenKey = (jti: string) => ["revoked_token", jti] as const;
 
+/** A session as its owner sees it in their list (created, where from), until its token expires. */
+export const sessionRecordKey = (userId: string, jti: string) =>
+  ["session_record", userId, jti] as const;
+export const sessionRecordPrefix = (userId: string) => ["session_record", userId] as const;
+/** When a session was last seen (ms), kept apart so that seeing it rewrites only a number. */
+export const sessionSeenKey = (userId: string, jti: string) =>
+  ["session_seen", userId, jti] as const;
+
+/** A password-reset token, by the SHA-256 of the token (the token itself is never stored). */
+export const passwordResetKey = (tokenHash: string) => ["password_reset", tokenHash] as const;
+/** The one reset token of a user that is still good: asking again, or a new password, ends it. */
+export const passwordResetUserKey = (userId: string) => ["password_reset_user", userId] as const;
+
 /** A cached value of the KV cache adapter. */
 export const cacheKey = (key: string) => ["cache", key] as const;
 

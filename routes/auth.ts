@@ -1,9 +1,9 @@
 // Identity: signup, login, logout, me, password change (the reference\'s "Identity" group).
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { findUserById } from "../db/users.ts";
-import { Unauthorized } from "../errors.ts";
+import { NotFound, Unauthorized } from "../errors.ts";
 import {
   accountDeletionInput,
   changePassword,
@@ -17,16 +17,39 @@ import {
 } from "../workflows/auth/accounts.ts";
 import { issueToken, signingKey } from "../kv/auth/tokens.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
-import { currentGeneration, revokeToken } from "../kv/auth/sessions.ts";
+import {
+  currentGeneration,
+  endOtherSessions,
+  listSessions,
+  readSessionRecord,
+  recordSession,
+  revokeToken,
+} from "../kv/auth/sessions.ts";
+import {
+  requestPasswordReset,
+  resetInput,
+  resetPassword,
+  resetRequestInput,
+} from "../workflows/auth/recovery.ts";
 import { settledHistory } from "../workflows/history.ts";
-import { clientIp } from "./middleware/client-ip.ts";
+import { approximatePlace, clientIp } from "./middleware/client-ip.ts";
 import { clearSessionCookie, setSessionCookie, signedIn } from "./middleware/session.ts";
-import { body } from "./middleware/validate.ts";
+import { body, params } from "./middleware/validate.ts";
 import { documented } from "./middleware/describe.ts";
 import { session, user } from "./reference/schemas.ts";
 import { z } from "zod";
 
 const describe = documented("Identity");
+
+const sessionParam = z.object({ id: z.string().min(1).max(100) });
+const sessionView = z.object({
+  id: z.string(),
+  current: z.boolean(),
+  createdAt: z.string(),
+  lastSeenAt: z.string(),
+  userAgent: z.string().nullable(),
+  place: z.string().nullable(),
+});
 
 type Accounts = ReturnType<typeof accountsOf>;
 const accountsOf = (deps: Deps) => ({ ...deps, db: deps.database.db, now: deps.clock.now });
@@ -35,15 +58,26 @@ export function authRoutes(deps: Deps) {
   const accounts = accountsOf(deps);
   const key = signingKey(deps.config.JWT_SECRET);
 
-  async function startSession(userId: string) {
+  /** A new session's token, recorded for its owner's list of sessions with where it came from. */
+  async function startSession(c: Context, userId: string) {
     const generation = await currentGeneration(deps.kv, userId);
     const now = deps.clock.now();
-    return await issueToken(
+    const issued = await issueToken(
       await key,
       { userId, generation },
       now,
       deps.config.SESSION_TTL_SECONDS,
     );
+    await recordSession(deps.kv, userId, {
+      jti: issued.claims.jti,
+      generation,
+      createdAt: now,
+      expiresAt: issued.claims.exp * 1000,
+      userAgent: c.req.header("user-agent")?.slice(0, 300) ?? null,
+      place: approximatePlace(c),
+    });
+    deps.sessions.seen.set(issued.claims.jti, now); // seen as it began
+    return issued;
   }
 
   return new Hono<AppEnv>()
@@ -58,7 +92,7 @@ export function authRoutes(deps: Deps) {
       body(signupInput),
       async (c) => {
         const user = await signup(accounts, c.req.valid("json"));
-        const { token } = await startSession(user.id);
+        const { token } = await startSession(c, user.id);
         setSessionCookie(c, deps, token);
         return c.json({ user: publicUser(user), token }, 201);
       },
@@ -75,7 +109,7 @@ export function authRoutes(deps: Deps) {
       body(loginInput),
       async (c) => {
         const user = await login(accounts, { ...c.req.valid("json"), ip: clientIp(c) });
-        const { token } = await startSession(user.id);
+        const { token } = await startSession(c, user.id);
         setSessionCookie(c, deps, token);
         return c.json({ user: publicUser(user), token });
       },
@@ -92,6 +126,37 @@ export function authRoutes(deps: Deps) {
         const session = c.var.session;
         const row = session ? await findUserById(await settledHistory(deps), session.sub) : null;
         return c.json({ user: row ? publicUser(row) : null });
+      },
+    )
+    .post(
+      "/forgot-password",
+      describe({
+        summary: "Ask for a password-reset link by email",
+        description:
+          "Mails a link to the account with this address, if there is one; the answer is the same either way. The link works once, for 30 minutes, and only while it is the latest asked for (a new request or a password change ends it). Each address asked about, and each caller, may ask RATE_LIMIT_PASSWORD_RESET times (5 an hour): 429 with `Retry-After` past it.",
+        answers: { 202: z.object({ message: z.string() }) },
+        errors: { 429: ["rate-limited"] },
+      }),
+      body(resetRequestInput),
+      async (c) => {
+        await requestPasswordReset(accounts, { ...c.req.valid("json"), ip: clientIp(c) });
+        return c.json({
+          message: "If an account has this address, a link to reset its password is on its way.",
+        }, 202);
+      },
+    )
+    .post(
+      "/reset-password",
+      describe({
+        summary: "Set a new password with a reset link's token; every session ends",
+        description:
+          "The token is used up by the first reset that presents it: a second one, even at the same moment, is a 400 naming `token`, as is an expired or replaced one. Every session of the account ends, and its owner is mailed.",
+        answers: { 204: {} },
+      }),
+      body(resetInput),
+      async (c) => {
+        await resetPassword(accounts, { ...c.req.valid("json"), ip: clientIp(c) });
+        return c.body(null, 204);
       },
     )
     .route("/", signedIn(ownAccountRoutes(deps, accounts)));
@@ -138,6 +203,61 @@ function ownAccountRoutes(deps: Deps, accounts: Accounts) {
       async (c) => {
         await deleteAccount(accounts, c.var.session.sub, c.req.valid("json"));
         clearSessionCookie(c, deps);
+        return c.body(null, 204);
+      },
+    )
+    .get(
+      "/sessions",
+      describe({
+        summary: "Where this account is signed in: its live sessions, newest first",
+        description:
+          "Each with when it began and was last seen (to the minute), its user agent, and an approximate place when the platform in front gives one; `current` marks the caller's. Never a token.",
+        answers: { 200: z.object({ items: z.array(sessionView) }) },
+      }),
+      async (c) => {
+        const session = c.var.session;
+        const items = await listSessions(deps.kv, session.sub, deps.clock.now());
+        return c.json({
+          items: items.map((record) => ({
+            id: record.jti,
+            current: record.jti === session.jti,
+            createdAt: new Date(record.createdAt).toISOString(),
+            lastSeenAt: new Date(record.lastSeenAt).toISOString(),
+            userAgent: record.userAgent,
+            place: record.place,
+          })),
+        });
+      },
+    )
+    .delete(
+      "/sessions/:id",
+      describe({
+        summary: "End one of one's sessions (a device signed out at once)",
+        answers: { 204: {} },
+        errors: { 404: ["not-found"] },
+      }),
+      params(sessionParam),
+      async (c) => {
+        const session = c.var.session;
+        const { id } = c.req.valid("param");
+        const record = await readSessionRecord(deps.kv, session.sub, id);
+        if (!record) throw new NotFound("No session of yours has this id.");
+        await revokeToken(deps.kv, deps.sessions, id, record.expiresAt, deps.clock.now());
+        await announceSessionsChanged(deps.kv, session.sub, deps.clock.now);
+        if (id === session.jti) clearSessionCookie(c, deps);
+        return c.body(null, 204);
+      },
+    )
+    .post(
+      "/sessions/end-others",
+      describe({
+        summary: "End every session of this account but the caller's",
+        answers: { 204: {} },
+      }),
+      async (c) => {
+        const session = c.var.session;
+        await endOtherSessions(accounts, deps.sessions, session.sub, session.jti);
+        await announceSessionsChanged(deps.kv, session.sub, deps.clock.now);
         return c.body(null, 204);
       },
     )

@@ -15,6 +15,7 @@ import {
 } from "./helpers/browser.ts";
 import { storeDeadLetter } from "../kv/dead-letters.ts";
 import { members } from "./helpers/members.ts";
+import { listDevMail } from "../providers/mail.ts";
 
 /** What the tests read of the page's RTCPeerConnection (the tests have no DOM types). */
 interface PeerConnection {
@@ -513,5 +514,60 @@ withBrowser(
     }, bob.user.id);
     assert.deepEqual(state, { follows: false, letters: 0 });
     assert.deepEqual(ada.errors, [], "no error in the console, its CSP included");
+  },
+);
+
+withBrowser(
+  "[browser] a forgotten password is reset from its mailed link; a member sees where they are signed in and signs another device out",
+  async (browser) => {
+    await using app = await servedConsole();
+    const ada = await person(browser);
+    const phone = await person(browser, { phone: true });
+    const email = await signUpInPage(ada.page, app.base, "Ada Resetter");
+    await ada.page.getByRole("button", { name: "Sign out" }).click();
+
+    // Forgot the password: the sign-in form asks for the address, and a link is mailed.
+    await ada.page.getByRole("button", { name: "I have an account: sign in" }).click();
+    await ada.page.getByRole("button", { name: "Forgot your password?" }).click();
+    await ada.page.getByLabel("Email").fill(email);
+    await ada.page.getByRole("button", { name: "Email me a link" }).click();
+    await ada.page.getByRole("status").getByText(/a link to reset its password is on its way/)
+      .waitFor();
+    await app.deps.outbox.flush();
+    await app.jobsSettled("send-email");
+    const { items } = await listDevMail(app.deps.kv, { limit: 10 });
+    const link = items.find((mail) => mail.to === email)?.text.match(/http\S+reset-password\S+/);
+    assert.ok(link, "the reset email carries its link");
+
+    // The link opens a page that sets the new password; the old one stops working.
+    await ada.page.goto(link[0]);
+    await ada.page.getByLabel("New password", { exact: true }).fill("difference-engine");
+    await ada.page.getByRole("button", { name: "Set the new password" }).click();
+    await ada.page.getByText("Your password is reset").waitFor();
+    await ada.page.getByRole("link", { name: "Sign in" }).click();
+    await ada.page.getByRole("button", { name: "I have an account: sign in" }).click();
+    await ada.page.getByLabel("Email").fill(email);
+    await ada.page.getByLabel("Password").fill("difference-engine");
+    await ada.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await ada.page.getByRole("button", { name: "Sign out" }).waitFor();
+
+    // Signed in on a phone too: the profile lists both, and signs the phone out.
+    await phone.page.goto(`${app.base}/`);
+    await phone.page.getByRole("button", { name: "I have an account: sign in" }).click();
+    await phone.page.getByLabel("Email").fill(email);
+    await phone.page.getByLabel("Password").fill("difference-engine");
+    await phone.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await phone.page.getByRole("button", { name: "Sign out" }).waitFor();
+    await ada.page.goto(`${app.base}/#/profile`);
+    const sessions = ada.page.getByTestId("session");
+    await sessions.nth(1).waitFor();
+    assert.equal(await sessions.count(), 2);
+    await sessions.filter({ hasText: "(this device)" }).waitFor();
+    await ada.page.getByRole("button", { name: "Sign out this device" }).click();
+    await ada.page.getByTestId("sessions-message").filter({ hasText: "signed out" }).waitFor();
+    assert.equal(await sessions.count(), 1);
+    await phone.page.reload();
+    await phone.page.getByRole("button", { name: "I have an account: sign in" }).waitFor();
+    assert.deepEqual([ada.errors, phone.errors], [[], []]);
   },
 );

@@ -4,7 +4,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, closeSocket, done, go, liveSocket, ok, route, useEvent } from "./session.ts";
-import { AuthPage } from "./auth.tsx";
+import { AuthPage, ResetPasswordPage } from "./auth.tsx";
 import { FeedPage } from "./feed.tsx";
 import { PeoplePage } from "./people.tsx";
 import { ChatPage } from "./chat.tsx";
@@ -40,6 +40,9 @@ function App() {
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
   }, []);
+  // A reset link opens its page whoever is signed in here (its token rides in the fragment).
+  const reset = location.hash.match(/^#\/reset-password\?token=([\w-]+)/);
+  if (reset) return <ResetPasswordPage token={reset[1]} />;
   if (me === undefined) return <p>Loading…</p>;
   if (me === null) return <AuthPage onSignedIn={(user) => setMe(user)} />;
   return <SignedIn me={me} path={path} onMe={setMe} />;

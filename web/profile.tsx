@@ -1,8 +1,8 @@
-// One's own profile: what others see, and the photo.
+// One's own profile: what others see, the photo, and where one is signed in.
 /// <reference lib="dom" />
 import { Field, TextArea } from "./field.tsx";
-import { useState } from "preact/hooks";
-import { api, explain, ok } from "./session.ts";
+import { useEffect, useState } from "preact/hooks";
+import { api, done, explain, ok } from "./session.ts";
 import { upload } from "./feed.tsx";
 import type { Me } from "./main.tsx";
 
@@ -71,6 +71,70 @@ export function ProfilePage(props: { me: NonNullable<Me>; onMe: (me: Me) => void
         <button type="submit">Save</button>
       </form>
       {message && <p role="status">{message}</p>}
+      <Sessions />
+    </section>
+  );
+}
+
+const loadSessions = () => ok(api.api.auth.sessions.$get());
+type SessionItem = Awaited<ReturnType<typeof loadSessions>>["items"][number];
+
+/** Where this account is signed in, with a way to end any other device's session. */
+function Sessions() {
+  const [items, setItems] = useState<SessionItem[]>([]);
+  const [message, setMessage] = useState("");
+  const refresh = () => loadSessions().then((page) => setItems(page.items));
+  useEffect(() => {
+    refresh();
+  }, []);
+  async function act(action: () => Promise<unknown>, after: string) {
+    try {
+      await action();
+      await refresh();
+      setMessage(after);
+    } catch (failure) {
+      setMessage(explain(failure));
+    }
+  }
+  const others = items.filter((item) => !item.current);
+  return (
+    <section class="card" aria-labelledby="sessions-title">
+      <h2 id="sessions-title">Where you are signed in</h2>
+      <ul class="list" aria-label="Sessions">
+        {items.map((item) => (
+          <li key={item.id} data-testid="session">
+            <strong>{item.userAgent ?? "An unknown device"}</strong>
+            {item.place && ` · ${item.place}`} · since {new Date(item.createdAt).toLocaleString()}
+            {" "}
+            · last seen {new Date(item.lastSeenAt).toLocaleString()}
+            {item.current ? <em>{" "}(this device)</em> : (
+              <button
+                type="button"
+                onClick={() =>
+                  act(
+                    () => done(api.api.auth.sessions[":id"].$delete({ param: { id: item.id } })),
+                    "That device is signed out.",
+                  )}
+              >
+                Sign out this device
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      {others.length > 0 && (
+        <button
+          type="button"
+          onClick={() =>
+            act(
+              () => done(api.api.auth.sessions["end-others"].$post()),
+              "Every other device is signed out.",
+            )}
+        >
+          Sign out everywhere else
+        </button>
+      )}
+      {message && <p role="status" data-testid="sessions-message">{message}</p>}
     </section>
   );
 }

@@ -43,3 +43,44 @@ export function passwordChangedEmail(
     ].join("\n"),
   };
 }
+
+/** The link to set a new password: the token rides in the fragment, which no server logs. */
+export function passwordResetEmail(
+  user: { name: string; email: string },
+  reset: { link: string; expiresAt: Date },
+): MailMessage {
+  return {
+    to: user.email,
+    subject: "Reset your Convene password",
+    text: [
+      `Hi ${user.name},`,
+      "",
+      "Someone (we hope you) asked to reset the password of your Convene account. To choose a " +
+      "new one, open this link:",
+      "",
+      reset.link,
+      "",
+      `It works once, until ${reset.expiresAt.toISOString()}.`,
+      "If you did not ask, ignore this email: your password stays as it is.",
+    ].join("\n"),
+  };
+}
+
+/** Sent after a reset, so an owner learns of one they did not make. */
+export function passwordResetDoneEmail(
+  user: { name: string; email: string },
+  reset: { at: Date; ip: string },
+): MailMessage {
+  return {
+    to: user.email,
+    subject: "Your Convene password was reset",
+    text: [
+      `Hi ${user.name},`,
+      "",
+      `The password of your Convene account was reset at ${reset.at.toISOString()} from the ` +
+      `address ${reset.ip}, with a link sent to this address. Every session was signed out.`,
+      "",
+      "If this was not you, someone can read your email: secure it, then reset your password.",
+    ].join("\n"),
+  };
+}

@@ -8,7 +8,13 @@
 // Where no message arrives (an isolate the channel does not reach), a revoked session is refused
 // at most SESSION_TRUST_MS plus the replica's lag after the revocation.
 import { commitDecision } from "../decisions.ts";
-import { revokedTokenKey, sessionGenerationKey } from "../keys.ts";
+import {
+  revokedTokenKey,
+  sessionGenerationKey,
+  sessionRecordKey,
+  sessionRecordPrefix,
+  sessionSeenKey,
+} from "../keys.ts";
 import type { Coordination, OutboxRecord } from "../outbox.ts";
 import { Remembered } from "../remembered.ts";
 
@@ -32,6 +38,8 @@ interface Known<T> {
 export class SessionMemory {
   readonly revoked = new Remembered<string, Known<boolean>>(REMEMBERED);
   readonly generations = new Remembered<string, Known<Generation>>(REMEMBERED);
+  /** When this isolate last wrote each session's "last seen" (ms). */
+  readonly seen = new Remembered<string, number>(REMEMBERED);
   #channel: BroadcastChannel | null = null;
 
   /** Starts listening to other isolates' notices (on the first check, not at import). */
@@ -162,4 +170,91 @@ export async function endOtherSessions(
       return next.generation;
     }
   }
+}
+
+/** A session as its owner sees it in their list: never its token. */
+export interface SessionRecord {
+  jti: string;
+  generation: number;
+  createdAt: number;
+  expiresAt: number;
+  userAgent: string | null;
+  /** An approximate place, when the platform in front of the server gives one. */
+  place: string | null;
+}
+
+/** A session's "last seen" is written at most this often per isolate (ms). */
+export const SEEN_EVERY_MS = 60_000;
+/** Keys read per `getMany` (KV's limit). */
+const READ_BATCH = 10;
+
+/** Records a new session for its owner's list, until its token expires. */
+export async function recordSession(kv: Deno.Kv, userId: string, record: SessionRecord) {
+  const expireIn = Math.max(1000, record.expiresAt - record.createdAt);
+  await kv.atomic()
+    .set(sessionRecordKey(userId, record.jti), record, { expireIn })
+    .set(sessionSeenKey(userId, record.jti), record.createdAt, { expireIn })
+    .commit();
+}
+
+/**
+ * Notes that a session was used now: a write of one number, at most every SEEN_EVERY_MS per
+ * isolate, that the request does not wait for (a lost one only makes "last seen" older).
+ */
+export function touchSession(
+  kv: Deno.Kv,
+  memory: SessionMemory,
+  token: { sub: string; jti: string; exp: number },
+  now: number,
+) {
+  const last = memory.seen.get(token.jti);
+  if (last !== undefined && now - last < SEEN_EVERY_MS) return;
+  memory.seen.set(token.jti, now);
+  const expireIn = Math.max(1000, token.exp * 1000 - now);
+  kv.set(sessionSeenKey(token.sub, token.jti), now, { expireIn }).catch(() => {
+    memory.seen.delete(token.jti); // try again on the next request
+  });
+}
+
+/**
+ * The user's live sessions, newest first, each with when it was last seen: records whose token
+ * was neither revoked nor ended with its generation, and has not expired.
+ */
+export async function listSessions(
+  kv: Deno.Kv,
+  userId: string,
+  now: number,
+): Promise<(SessionRecord & { lastSeenAt: number })[]> {
+  const records: SessionRecord[] = [];
+  for await (const entry of kv.list<SessionRecord>({ prefix: sessionRecordPrefix(userId) })) {
+    if (entry.value.expiresAt > now) records.push(entry.value);
+  }
+  const generation = (await kv.get<Generation>(sessionGenerationKey(userId))).value ??
+    { generation: 0, keep: null };
+  const live: (SessionRecord & { lastSeenAt: number })[] = [];
+  const perRead = READ_BATCH / 2;
+  for (let start = 0; start < records.length; start += perRead) {
+    const batch = records.slice(start, start + perRead);
+    const read = await kv.getMany(
+      batch.flatMap((record) => [revokedTokenKey(record.jti), sessionSeenKey(userId, record.jti)]),
+    );
+    batch.forEach((record, i) => {
+      const revoked = read[2 * i].value === true;
+      const current = record.generation >= generation.generation ||
+        record.jti === generation.keep;
+      if (revoked || !current) return;
+      const seen = read[2 * i + 1].value;
+      live.push({ ...record, lastSeenAt: typeof seen === "number" ? seen : record.createdAt });
+    });
+  }
+  return live.sort((a, b) => b.createdAt - a.createdAt);
+}
+
+/** The record of one of the user's sessions, or null (another user's, or gone). */
+export async function readSessionRecord(
+  kv: Deno.Kv,
+  userId: string,
+  jti: string,
+): Promise<SessionRecord | null> {
+  return (await kv.get<SessionRecord>(sessionRecordKey(userId, jti))).value;
 }

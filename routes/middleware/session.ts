@@ -7,7 +7,7 @@ import type { Deps } from "../../deps.ts";
 import { findUserById } from "../../db/users.ts";
 import { Forbidden, Unauthorized } from "../../errors.ts";
 import { readToken, type SessionClaims, signingKey } from "../../kv/auth/tokens.ts";
-import { isTokenLive } from "../../kv/auth/sessions.ts";
+import { isTokenLive, touchSession } from "../../kv/auth/sessions.ts";
 import { asGuard } from "./describe.ts";
 
 export const SESSION_COOKIE = "session";
@@ -41,6 +41,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     const presented = presentedToken(c);
     const claims = presented ? await sessionFromToken(deps, presented.token) : null;
     c.set("session", claims && presented ? { ...claims, via: presented.via } : null);
+    if (claims) touchSession(deps.kv, deps.sessions, claims, deps.clock.now());
     await next();
   };
 }

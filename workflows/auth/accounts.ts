@@ -16,6 +16,7 @@ import { newId } from "../../ids.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions, type SessionMemory } from "../../kv/auth/sessions.ts";
 import { forgetMemberCard, rememberMember } from "../../kv/profiles.ts";
+import { endResetTokens } from "../../kv/auth/recovery.ts";
 import { purgeOwnerRecord } from "../media/uploads.ts";
 import type { Outbox } from "../../kv/outbox.ts";
 import type { Cache } from "../../providers/cache.ts";
@@ -23,7 +24,7 @@ import { jobRecord } from "../outbox-jobs.ts";
 import { passwordChangedEmail } from "../send-email.ts";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.ts";
 
-interface AccountDeps {
+export interface AccountDeps {
   config: Config;
   db: Database;
   kv: Deno.Kv;
@@ -33,11 +34,11 @@ interface AccountDeps {
   now: () => number;
 }
 
-const email = z.string().trim().toLowerCase().max(254).pipe(
+export const email = z.string().trim().toLowerCase().max(254).pipe(
   z.email({ error: "not an email address" }),
 );
 /** bcrypt reads at most 72 bytes: a longer password would be silently truncated, so refuse it. */
-const password = z.string()
+export const password = z.string()
   .min(8, "must be at least 8 characters")
   .refine((text) => new TextEncoder().encode(text).length <= 72, "must be at most 72 bytes");
 
@@ -160,7 +161,11 @@ export async function changePassword(
     "send-email",
     passwordChangedEmail(user, { at, ip: session.ip }),
   );
-  await endOtherSessions(deps, deps.sessions, userId, session.keepJti, { records: [email] });
+  // A reset link asked for before stops working: the password it would replace has changed.
+  await endOtherSessions(deps, deps.sessions, userId, session.keepJti, {
+    records: [email],
+    also: (atomic) => endResetTokens(atomic, userId),
+  });
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }
 
