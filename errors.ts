@@ -42,8 +42,8 @@ export class Unauthorized extends DomainError {
 }
 
 export class Forbidden extends DomainError {
-  constructor(detail: string, type = "forbidden") {
-    super(403, type, "Forbidden", detail);
+  constructor(detail: string, type = "forbidden", extra: Record<string, unknown> = {}) {
+    super(403, type, "Forbidden", detail, extra);
   }
 }
 

@@ -1,6 +1,6 @@
 // The social graph in Postgres: follows, accepted connections, blocks and connection history.
 // Reports of members (and optionally one of their posts) for administrators to review.
-import { and, desc, eq, type InferSelectModel, or, sql } from "drizzle-orm";
+import { and, desc, eq, type InferSelectModel, isNull, or, sql } from "drizzle-orm";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import type { ConnectionTransition as Transition } from "./records.ts";
@@ -16,7 +16,7 @@ import {
   users,
 } from "./schema.ts";
 import { publicProfile } from "./users.ts";
-import { notBlockedWith } from "./visibility.ts";
+import { visibleTo } from "./visibility.ts";
 import { alias } from "drizzle-orm/pg-core";
 
 /** Follows (idempotent); true when this call created the follow. */
@@ -65,7 +65,7 @@ export async function listFollows(
     .innerJoin(users, eq(users.id, other))
     .where(and(
       eq(self, userId),
-      notBlockedWith(viewerId, other),
+      visibleTo(viewerId, other),
       afterPosition(follows.createdAt, other, after, "asc"),
     ))
     .orderBy(desc(follows.createdAt), other)
@@ -304,7 +304,26 @@ function reportView(row: typeof reports.$inferSelect) {
     postId: row.postId,
     reason: row.reason,
     createdAt: row.createdAt.toISOString(),
+    resolution: row.resolvedAt
+      ? { at: row.resolvedAt.toISOString(), by: row.resolvedBy, note: row.resolutionNote }
+      : null,
   };
+}
+
+/** Resolves a report with a note (once: a resolved report keeps its first resolution). */
+export async function resolveReport(
+  db: Database,
+  reportId: string,
+  resolution: { by: string; note: string; at: Date },
+) {
+  const [row] = await db.update(reports).set({
+    resolvedAt: resolution.at,
+    resolvedBy: resolution.by,
+    resolutionNote: resolution.note,
+  }).where(and(eq(reports.id, reportId), isNull(reports.resolvedAt))).returning();
+  if (row) return { report: reportView(row), changed: true };
+  const [existing] = await db.select().from(reports).where(eq(reports.id, reportId));
+  return existing ? { report: reportView(existing), changed: false } : null;
 }
 
 const reporter = alias(users, "reporter");

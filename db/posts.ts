@@ -1,12 +1,12 @@
 // Posts, likes and comments, and the feed query. Counters change in the same statement as the
 // like or comment they count, so they stay exact under any concurrency.
-import { and, asc, eq, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
 import { mediaRefs } from "./media.ts";
 import { Invalid } from "../errors.ts";
 import { comments, likes, postMedia, type PostRow, posts, users } from "./schema.ts";
-import { notBlockedWith } from "./visibility.ts";
+import { visibleTo } from "./visibility.ts";
 
 export interface PostView {
   id: string;
@@ -48,7 +48,7 @@ function selectPosts(db: Database, viewerId: string, where: SQL | undefined) {
     >`exists (select 1 from ${likes} where ${likes.postId} = ${posts.id} and ${likes.userId} = ${viewerId})`,
   }).from(posts)
     .innerJoin(users, eq(users.id, posts.authorId))
-    .where(and(where, notBlockedWith(viewerId, posts.authorId)));
+    .where(and(where, isNull(posts.takenDownAt), visibleTo(viewerId, posts.authorId)));
 }
 
 export async function insertPost(
@@ -213,7 +213,8 @@ export async function listComments(
     .innerJoin(users, eq(users.id, comments.authorId))
     .where(and(
       eq(comments.postId, postId),
-      notBlockedWith(viewerId, comments.authorId),
+      isNull(comments.takenDownAt),
+      visibleTo(viewerId, comments.authorId),
       after
         ? sql`(${comments.createdAt}, ${comments.id}) > (${after[0]}::timestamptz, ${after[1]})`
         : undefined,
@@ -287,5 +288,19 @@ interface FeedRow {
 export async function findPostAuthor(db: Database, postId: string): Promise<string | null> {
   const [row] = await db.select({ authorId: posts.authorId }).from(posts)
     .where(eq(posts.id, postId)).limit(1);
+  return row?.authorId ?? null;
+}
+
+/** Takes a post down (hidden from everyone); its author, or null when there is no such post. */
+export async function takeDownPost(db: Database, postId: string, at: Date) {
+  const [row] = await db.update(posts).set({ takenDownAt: at })
+    .where(eq(posts.id, postId)).returning({ authorId: posts.authorId });
+  return row?.authorId ?? null;
+}
+
+/** Takes a comment down (hidden from everyone); its author, or null when there is none. */
+export async function takeDownComment(db: Database, commentId: string, at: Date) {
+  const [row] = await db.update(comments).set({ takenDownAt: at })
+    .where(eq(comments.id, commentId)).returning({ authorId: comments.authorId });
   return row?.authorId ?? null;
 }

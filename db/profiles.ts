@@ -61,6 +61,7 @@ export async function discoveryCandidates(
           / ${RECENCY_HALF_LIFE_DAYS * 86400}::float8) as recency
       from ${users} u cross join me left join mutual on mutual.id = u.id
       where u.id <> ${userId}
+        and (u.suspended_at is null or u.suspended_until <= now())
         and u.id not in (select other_id from mine)
         and not exists (select 1 from ${blocks} b where (b.blocker_id = ${userId} and b.blocked_id = u.id)
           or (b.blocker_id = u.id and b.blocked_id = ${userId}))

@@ -51,6 +51,14 @@ export const users = pgTable("users", {
     .defaultNow(),
   createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  /**
+   * An admin's suspension as KV decided it (written behind): since when, until when (null with
+   * `suspendedAt` set: for good), and why. Its posts and comments are hidden, and it leaves
+   * discovery and search, while it lasts.
+   */
+  suspendedAt: timestamp("suspended_at", { withTimezone: true, mode: "date" }),
+  suspendedUntil: timestamp("suspended_until", { withTimezone: true, mode: "date" }),
+  suspensionReason: text("suspension_reason"),
 }, (table) => [
   check(
     "users_gender_check",
@@ -73,6 +81,8 @@ export const NOTIFICATION_TYPES = [
   "message",
   "interview",
   "order",
+  /** An admin took down one's post or comment. */
+  "moderation",
 ] as const;
 
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
@@ -188,6 +198,10 @@ export const reports = pgTable("reports", {
   postId: text("post_id"),
   reason: text("reason").notNull(),
   createdAt: at("created_at").notNull(),
+  /** When an admin resolved it, who (no foreign key: the record outlives the account), and how. */
+  resolvedAt: at("resolved_at"),
+  resolvedBy: text("resolved_by"),
+  resolutionNote: text("resolution_note"),
 }, (table) => [index("reports_by_time_idx").on(table.createdAt.desc(), table.id.desc())]);
 
 export const posts = pgTable("posts", {
@@ -199,6 +213,8 @@ export const posts = pgTable("posts", {
   commentCount: integer("comment_count").notNull().default(0),
   createdAt: at("created_at").notNull(),
   updatedAt: at("updated_at").notNull(),
+  /** When an admin took it down: hidden from everyone, its author told. */
+  takenDownAt: at("taken_down_at"),
 }, (table) => [
   index("posts_by_author_idx").on(table.authorId, table.createdAt.desc(), table.id.desc()),
   index("posts_by_time_idx").on(table.createdAt.desc(), table.id.desc()),
@@ -236,6 +252,8 @@ export const comments = pgTable("comments", {
   authorId: text("author_id").notNull().references(() => users.id, { onDelete: "cascade" }),
   text: text("text").notNull(),
   createdAt: at("created_at").notNull(),
+  /** When an admin took it down: hidden from everyone, its author told. */
+  takenDownAt: at("taken_down_at"),
 }, (table) => [index("comments_by_post_idx").on(table.postId, table.createdAt, table.id)]);
 
 /**

@@ -5,7 +5,7 @@ import { decodeCursor, keysetPage } from "../cursor.ts";
 import type { Database } from "./client.ts";
 import { inTransaction, isUniqueViolation } from "./client.ts";
 import { mediaPath } from "./media.ts";
-import { notBlockedWith } from "./visibility.ts";
+import { visibleTo } from "./visibility.ts";
 import { type Gender, type Role, type UserRow, users } from "./schema.ts";
 
 export interface NewUser {
@@ -83,12 +83,18 @@ export async function updateProfile(
   id: string,
   patch: ProfilePatch,
   at: Date,
-): Promise<{ row: UserRow; previousAvatar: string | null } | null> {
+): Promise<{ row: UserRow; previousAvatar: string | null } | "gender-settled" | null> {
   return await inTransaction(db, async (tx) => {
-    // Locked, so two concurrent photo changes each see the photo the other replaced.
-    const [before] = await tx.select({ avatarMediaId: users.avatarMediaId }).from(users)
-      .where(eq(users.id, id)).for("update");
+    // Locked, so two concurrent photo changes each see the photo the other replaced, and of two
+    // first choices of a gender one is first.
+    const [before] = await tx.select({ avatarMediaId: users.avatarMediaId, gender: users.gender })
+      .from(users).where(eq(users.id, id)).for("update");
     if (!before) return null;
+    // A gender is chosen once ("undisclosed" is no choice yet); later changes are an admin's.
+    const gender = patch.gender;
+    if (gender !== undefined && before.gender !== "undisclosed" && gender !== before.gender) {
+      return "gender-settled";
+    }
     const [row] = await tx.update(users).set({ ...patch, updatedAt: at, lastActiveAt: at })
       .where(eq(users.id, id)).returning();
     return { row, previousAvatar: before.avatarMediaId };
@@ -133,10 +139,39 @@ export async function searchUsers(
         sql`${users.bio} ilike ${pattern} escape '\\'`,
         sql`exists (select 1 from unnest(${users.skills}) as skill where skill ilike ${pattern} escape '\\')`,
       ),
-      notBlockedWith(viewerId, users.id),
+      visibleTo(viewerId, users.id),
       after ? sql`(${users.name}, ${users.id}) > (${after[0]}, ${after[1]})` : undefined,
     ))
     .orderBy(users.name, users.id)
     .limit(page.limit + 1);
   return keysetPage(rows, page.limit, publicProfile, (row) => [row.name, row.id]);
+}
+
+/** Whether a member's row says they are suspended at `now` (history's copy of KV's decision). */
+export function isSuspended(
+  row: Pick<UserRow, "suspendedAt" | "suspendedUntil">,
+  now: number,
+): boolean {
+  return row.suspendedAt !== null &&
+    (row.suspendedUntil === null || now < row.suspendedUntil.getTime());
+}
+
+/** Writes a suspension (or, with nulls, its end) as KV decided it. */
+export async function recordStanding(
+  db: Database,
+  userId: string,
+  standing: { at: Date | null; until: Date | null; reason: string | null },
+) {
+  await db.update(users).set({
+    suspendedAt: standing.at,
+    suspendedUntil: standing.until,
+    suspensionReason: standing.reason,
+  }).where(eq(users.id, userId));
+}
+
+/** An admin sets a member's gender (at the member's request): the row as it is now. */
+export async function setGender(db: Database, id: string, gender: Gender, at: Date) {
+  const [row] = await db.update(users).set({ gender, updatedAt: at }).where(eq(users.id, id))
+    .returning();
+  return row;
 }

@@ -17,6 +17,7 @@ import {
   conversationPairKey,
   eventHeadKey,
   matchMemberKey,
+  memberStandingKey,
   presenceKey,
 } from "./keys.ts";
 import type { Membership } from "./matches/match.ts";
@@ -24,6 +25,7 @@ import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
 import { ofApp, Remembered } from "./remembered.ts";
 import { getAll } from "./store.ts";
+import { suspended, type Suspension } from "./moderation.ts";
 
 /** What a connection pair key holds (see kv/graph.ts). */
 interface LivePair {
@@ -63,7 +65,12 @@ export async function chatPermission(
   return await permissionFrom(kv, await kv.getMany(permissionKeys(userId, otherId)));
 }
 
-type Permission = { allowed: boolean; readFrom: Deno.KvEntryMaybe<unknown>[] };
+type Permission = {
+  allowed: boolean;
+  readFrom: Deno.KvEntryMaybe<unknown>[];
+  /** The sender is suspended (see kv/moderation.ts). */
+  suspended?: boolean;
+};
 
 /** What chatPermission reads, in one getMany (a send reads them with its own keys, in one). */
 const permissionKeys = (userId: string, otherId: string) => [
@@ -72,16 +79,24 @@ const permissionKeys = (userId: string, otherId: string) => [
   blockKey(otherId, userId),
   matchMemberKey(userId),
   connectionPairKey(userId, otherId),
+  memberStandingKey(userId),
 ];
 
-async function permissionFrom(kv: Deno.Kv, read: Deno.KvEntryMaybe<unknown>[]) {
-  const [connected, blockedOne, blockedTwo, member, pair] = read as [
+async function permissionFrom(
+  kv: Deno.Kv,
+  read: Deno.KvEntryMaybe<unknown>[],
+  now = Date.now(),
+): Promise<Permission> {
+  const [connected, blockedOne, blockedTwo, member, pair, standing] = read as [
     Deno.KvEntryMaybe<unknown>,
     Deno.KvEntryMaybe<unknown>,
     Deno.KvEntryMaybe<unknown>,
     Deno.KvEntryMaybe<Membership>,
     Deno.KvEntryMaybe<LivePair>,
+    Deno.KvEntryMaybe<Suspension>,
   ];
+  // A suspended member sends nothing: a send's commit checks this entry with the rest.
+  if (suspended(standing.value, now)) return { allowed: false, readFrom: read, suspended: true };
   if (blockedOne.value !== null || blockedTwo.value !== null) {
     return { allowed: false, readFrom: read };
   }
@@ -101,6 +116,10 @@ export async function mayMessage(kv: Deno.Kv, userId: string, otherId: string): 
 
 const inCallWith = (member: Membership | null, otherId: string) =>
   member?.status === "in-call" && member.peerId === otherId;
+
+export function accountSuspended() {
+  return new Forbidden("Your account is suspended: you cannot send messages.", "account-suspended");
+}
 
 export function notConnected() {
   return new Forbidden(
@@ -207,7 +226,7 @@ async function decide(
       Deno.KvEntryMaybe<number>,
       Deno.KvEntryMaybe<number>,
     ];
-    const permission = await permissionFrom(kv, checked.slice(3));
+    const permission = await permissionFrom(kv, checked.slice(3), deps.now());
     if (temp.value) {
       const used = temp.value as ChatMessage;
       if (used.toUserId !== toUserId) {
@@ -219,6 +238,7 @@ async function decide(
       }
       return { message: used, replayed: true };
     }
+    if (permission.suspended) throw accountSuspended();
     if (!permission.allowed) throw notConnected();
 
     const now = deps.now();

@@ -24,6 +24,9 @@ export const sessionRecordPrefix = (userId: string) => ["session_record", userId
 export const sessionSeenKey = (userId: string, jti: string) =>
   ["session_seen", userId, jti] as const;
 
+/** A member's standing: present while an admin's suspension of them lasts (see kv/moderation.ts). */
+export const memberStandingKey = (userId: string) => ["member_standing", userId] as const;
+
 /** A password-reset token, by the SHA-256 of the token (the token itself is never stored). */
 export const passwordResetKey = (tokenHash: string) => ["password_reset", tokenHash] as const;
 /** The one reset token of a user that is still good: asking again, or a new password, ends it. */

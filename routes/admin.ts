@@ -11,12 +11,27 @@ import { BACKLOG_COUNT_LIMIT, storeBacklog } from "../kv/outbox.ts";
 import { recent, RECENT_SECONDS, RECENT_STEP_SECONDS } from "../telemetry.ts";
 import { listDevMail } from "../providers/mail.ts";
 import { audit } from "../workflows/audit.ts";
+import {
+  genderSetting,
+  memberParam,
+  resolutionInput,
+  resolve,
+  restore,
+  settleGender,
+  suspend,
+  suspensionInput,
+  takeDown,
+  takedownInput,
+} from "../workflows/moderation.ts";
+import { GENDERS } from "../db/schema.ts";
 import { listAdminActions } from "../db/audit.ts";
 import { settledHistory } from "../workflows/history.ts";
 import { adminOnly } from "./middleware/session.ts";
-import { pageQuery, params, query } from "./middleware/validate.ts";
+import { body, pageQuery, params, query } from "./middleware/validate.ts";
 import { documented } from "./middleware/describe.ts";
 import { page, person, report, timestamp } from "./reference/schemas.ts";
+
+const takedownView = z.object({ id: z.string(), takenDownAt: timestamp });
 
 const describe = documented("Administration");
 
@@ -194,7 +209,7 @@ export function adminRoutes(deps: Deps) {
         describe({
           summary: "What admins did, newest first: who, what, to what, when",
           description:
-            "Every admin action that changed something: products (`product.create`, `product.edit`, `product.archive`, `product.restore`), sales (`sale.create`, `sale.edit`, `sale.restock`, `sale.end`, `sale.cancel`), refunds (`order.refund`) and dead letters (`dead-letter.replay`, `dead-letter.discard`). An entry is written with the action: in its KV commit, or in its Postgres transaction.",
+            "Every admin action that changed something: products (`product.create`, `product.edit`, `product.archive`, `product.restore`), sales (`sale.create`, `sale.edit`, `sale.restock`, `sale.end`, `sale.cancel`), refunds (`order.refund`), dead letters (`dead-letter.replay`, `dead-letter.discard`), and moderation (`member.suspend`, `member.restore`, `member.gender`, `post.takedown`, `comment.takedown`, `report.resolve`). An entry is written with the action: in its KV commit, or in its Postgres transaction.",
           answers: {
             200: page(z.object({
               id: z.string(),
@@ -209,6 +224,102 @@ export function adminRoutes(deps: Deps) {
         query(pageQuery),
         async (c) => {
           return c.json(await listAdminActions(await settledHistory(deps), c.req.valid("query")));
+        },
+      )
+      .post(
+        "/users/:id/suspend",
+        describe({
+          summary: "Suspend a member, for a time (`until`) or for good",
+          description:
+            "One KV commit sets their standing and ends every session of theirs; their sockets close, they leave the matchmaking queue and a call of theirs ends. Until it ends they cannot sign in (403 `account-suspended`) or send a message (a send racing the suspension commits before it or not at all), and their posts, comments and profile are hidden from everyone: discovery, search, feeds. Suspending again replaces the suspension.",
+          answers: {
+            200: z.object({
+              suspended: z.literal(true),
+              since: timestamp,
+              until: timestamp.nullable(),
+              reason: z.string(),
+            }),
+          },
+          errors: { 404: ["not-found"] },
+        }),
+        params(memberParam),
+        body(suspensionInput),
+        async (c) => {
+          const { id } = c.req.valid("param");
+          return c.json(await suspend(deps, c.var.session.sub, id, c.req.valid("json")));
+        },
+      )
+      .post(
+        "/users/:id/restore",
+        describe({
+          summary: "End a member's suspension",
+          description: "`restored` is false when they were not suspended (nothing changes then).",
+          answers: { 200: z.object({ suspended: z.literal(false), restored: z.boolean() }) },
+          errors: { 404: ["not-found"] },
+        }),
+        params(memberParam),
+        async (c) => {
+          return c.json(await restore(deps, c.var.session.sub, c.req.valid("param").id));
+        },
+      )
+      .patch(
+        "/users/:id/gender",
+        describe({
+          summary: "Set a member's gender at their request (members choose it once)",
+          description:
+            "Matchmaking's safety rules rest on the stored gender, so a member chooses it once (at signup or on their profile; `undisclosed` is no choice yet) and every later change is an admin's, with a reason, in the audit log.",
+          answers: { 200: z.object({ id: z.string(), gender: z.enum(GENDERS) }) },
+          errors: { 404: ["not-found"] },
+        }),
+        params(memberParam),
+        body(genderSetting),
+        async (c) => {
+          const { id } = c.req.valid("param");
+          return c.json(await settleGender(deps, c.var.session.sub, id, c.req.valid("json")));
+        },
+      )
+      .post(
+        "/posts/:id/takedown",
+        describe({
+          summary: "Take a post down: hidden from everyone; its author is told",
+          answers: { 200: takedownView },
+          errors: { 404: ["not-found"] },
+        }),
+        params(memberParam),
+        body(takedownInput),
+        async (c) => {
+          const { id } = c.req.valid("param");
+          return c.json(await takeDown(deps, c.var.session.sub, "post", id, c.req.valid("json")));
+        },
+      )
+      .post(
+        "/comments/:id/takedown",
+        describe({
+          summary: "Take a comment down: hidden from everyone; its author is told",
+          answers: { 200: takedownView },
+          errors: { 404: ["not-found"] },
+        }),
+        params(memberParam),
+        body(takedownInput),
+        async (c) => {
+          const { id } = c.req.valid("param");
+          return c.json(
+            await takeDown(deps, c.var.session.sub, "comment", id, c.req.valid("json")),
+          );
+        },
+      )
+      .post(
+        "/reports/:id/resolve",
+        describe({
+          summary: "Resolve a report with a note (once: again answers the first resolution)",
+          answers: { 200: report },
+          errors: { 404: ["not-found"] },
+        }),
+        params(memberParam),
+        body(resolutionInput),
+        async (c) => {
+          const { id } = c.req.valid("param");
+          return c.json(await resolve(deps, c.var.session.sub, id, c.req.valid("json")));
         },
       )
       .get(

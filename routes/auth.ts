@@ -104,7 +104,7 @@ export function authRoutes(deps: Deps) {
         description: "401 is the same for an unknown email and a wrong password. Failed attempts " +
           "are limited per account and address and per address (RATE_LIMIT_LOGIN), and per account from all addresses (RATE_LIMIT_LOGIN_ACCOUNT, higher, so a stranger cannot lock the owner out): 429 with `Retry-After`.",
         answers: { 200: session },
-        errors: { 401: ["unauthorized"], 429: ["rate-limited"] },
+        errors: { 401: ["unauthorized"], 403: ["account-suspended"], 429: ["rate-limited"] },
       }),
       body(loginInput),
       async (c) => {

@@ -77,7 +77,11 @@ export function chatRoutes(deps: Deps) {
           description:
             "Only connected or currently matched members may message each other. Re-sending a `tempId` answers the same message with `Idempotent-Replayed: true`.",
           answers: { 201: { schema: message.extend({ tempId: z.string() }), headers: REPLAYED } },
-          errors: { 403: ["not-connected"], 404: ["not-found"], 409: ["temp-id-reused"] },
+          errors: {
+            403: ["not-connected", "account-suspended"],
+            404: ["not-found"],
+            409: ["temp-id-reused"],
+          },
         }),
         params(userParam),
         body(messageInput),

@@ -64,8 +64,10 @@ export function profileRoutes(deps: Deps) {
         "/profile",
         describe({
           summary: "Edit one's profile",
+          description:
+            "`gender` is chosen once (`undisclosed` is no choice yet): a later change is 409 `gender-settled`, and an admin makes it at the member's request (`PATCH /api/admin/users/{id}/gender`), since matchmaking's safety rules rest on it.",
           answers: { 200: z.object({ user }) },
-          errors: { 403: ["forbidden"], 404: ["not-found"] },
+          errors: { 403: ["forbidden"], 404: ["not-found"], 409: ["gender-settled"] },
         }),
         body(profilePatch),
         async (c) => {

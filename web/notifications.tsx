@@ -15,6 +15,7 @@ const WORDS: Record<string, string> = {
   message: "sent you a message",
   interview: "updated an interview",
   order: "an order changed",
+  moderation: "took down something you posted",
 };
 
 export function NotificationsPage(props: { onRead: () => void }) {

@@ -12,7 +12,7 @@ import {
   syncBlock,
 } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
-import { findUserById } from "../db/users.ts";
+import { findUserById, isSuspended } from "../db/users.ts";
 import { Invalid, NotFound } from "../errors.ts";
 import {
   type Effects,
@@ -100,7 +100,7 @@ export async function reachableUser(deps: Deps, viewerId: string, targetId: stri
     findUserById(deps.database.db, targetId),
     isBlocked(deps.kv, viewerId, targetId),
   ]);
-  if (!user || blocked) throw noSuchUser();
+  if (!user || blocked || isSuspended(user, deps.clock.now())) throw noSuchUser();
   return user;
 }
 

@@ -12,6 +12,7 @@ import { registerNotifyJob } from "./notifications.ts";
 import { registerEnqueueApplier } from "./outbox-jobs.ts";
 import { registerSendEmailJob } from "./send-email.ts";
 import { registerAudit } from "./audit.ts";
+import { registerModeration } from "./moderation.ts";
 
 export function registerWorkflows(deps: Deps) {
   registerNotifyJob(deps);
@@ -24,6 +25,7 @@ export function registerWorkflows(deps: Deps) {
   registerSales(deps);
   registerMedia(deps);
   registerAudit(deps);
+  registerModeration(deps);
 }
 
 /** How the server runs its sweeps: until `signal` aborts, each run counted by `track`. */

@@ -14,7 +14,7 @@ import {
 } from "../db/users.ts";
 import { type MemberCard, readMemberCard, rememberMember } from "../kv/profiles.ts";
 import { isForeignKeyViolation } from "../db/client.ts";
-import { Invalid, Unauthorized } from "../errors.ts";
+import { Conflict, Invalid, Unauthorized } from "../errors.ts";
 import { ownMedia, releaseMedia } from "./media/uploads.ts";
 import { livePairRequest } from "../kv/graph.ts";
 import { discoveryCache } from "../providers/per-user-cache.ts";
@@ -79,6 +79,13 @@ export async function editProfile(deps: Deps, userId: string, patch: z.infer<typ
       ]);
     });
   if (!updated) throw new Unauthorized("This account no longer exists.");
+  if (updated === "gender-settled") {
+    throw new Conflict(
+      "Your gender was chosen already: matchmaking's safety rules rest on it, so only an admin " +
+        "changes it, at your request.",
+      "gender-settled",
+    );
+  }
   const { row, previousAvatar } = updated;
   await Promise.all([
     discoveryCache(deps.cache).invalidate(userId),

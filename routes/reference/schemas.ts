@@ -242,4 +242,7 @@ export const report = z.object({
   postId: z.string().nullable(),
   reason: z.string(),
   createdAt: timestamp,
+  /** An admin's resolution, once there is one. */
+  resolution: z.object({ at: timestamp, by: z.string().nullable(), note: z.string().nullable() })
+    .nullable(),
 }).meta({ id: "Report" });

@@ -11,7 +11,8 @@ import {
   publicProfile,
   setPasswordHash,
 } from "../../db/users.ts";
-import { Conflict, Invalid, TooManyRequests, Unauthorized } from "../../errors.ts";
+import { Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized } from "../../errors.ts";
+import { readSuspension, suspended } from "../../kv/moderation.ts";
 import { newId } from "../../ids.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions, type SessionMemory } from "../../kv/auth/sessions.ts";
@@ -133,6 +134,17 @@ export async function login(
   const matches = await verifyPassword(input.password, hash);
   if (!user || !matches) throw new Unauthorized("The email or password is wrong.");
   await giveBack();
+  // Only the owner, who knows the password, learns the account is suspended.
+  const suspension = await readSuspension(deps.kv, user.id);
+  if (suspended(suspension, deps.now())) {
+    throw new Forbidden(
+      suspension!.until === null
+        ? "This account is suspended."
+        : `This account is suspended until ${new Date(suspension!.until).toISOString()}.`,
+      "account-suspended",
+      { until: suspension!.until === null ? null : new Date(suspension!.until).toISOString() },
+    );
+  }
   return user;
 }
 
