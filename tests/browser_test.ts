@@ -64,7 +64,7 @@ withBrowser(
 
     // Ada finds Bob and asks to connect; Bob accepts.
     await ada.page.goto(`${app.base}/#/people`);
-    await ada.page.getByLabel("Name or skill").fill(bobName);
+    await ada.page.getByLabel("Name, bio or skill").fill(bobName);
     await ada.page.getByRole("button", { name: "Search" }).click();
     await ada.page.getByRole("list", { name: "Search results" }).getByRole("link", {
       name: bobName,
@@ -569,5 +569,66 @@ withBrowser(
     await phone.page.reload();
     await phone.page.getByRole("button", { name: "I have an account: sign in" }).waitFor();
     assert.deepEqual([ada.errors, phone.errors], [[], []]);
+  },
+);
+
+withBrowser(
+  "[browser] moderation: a member reports another; an admin resolves it, suspends them (signed out, cannot sign in) and restores them, all in the audit log",
+  async (browser) => {
+    const rootEmail = `mod.${crypto.randomUUID().slice(0, 8)}@example.com`;
+    await using app = await servedConsole({ env: { ADMIN_EMAILS: rootEmail } });
+    const mod = await person(browser);
+    const ada = await person(browser);
+    const bob = await person(browser);
+    await mod.page.goto(`${app.base}/`);
+    await mod.page.getByLabel("Name").fill("Mona Moderator");
+    await mod.page.getByLabel("Email").fill(rootEmail);
+    await mod.page.getByLabel("Password").fill("analytical-engine");
+    await mod.page.getByRole("button", { name: "Sign up" }).click();
+    await mod.page.getByRole("button", { name: "Sign out" }).waitFor();
+    await signUpInPage(ada.page, app.base, "Ada Reporter");
+    const bobEmail = await signUpInPage(bob.page, app.base, "Bob Troll");
+
+    // Ada finds Bob and reports him.
+    await ada.page.goto(`${app.base}/#/people`);
+    await ada.page.getByLabel("Name, bio or skill").fill("Troll");
+    await ada.page.getByRole("button", { name: "Search" }).click();
+    await ada.page.getByRole("list", { name: "Search results" })
+      .getByRole("link", { name: "Bob Troll" }).click();
+    await ada.page.getByLabel("Report reason").fill("insults in chat");
+    await ada.page.getByRole("button", { name: "Report" }).click();
+    await ada.page.getByText("Reported; thank you.").waitFor();
+
+    // The admin resolves the report and suspends Bob: his session is over (a reload shows the
+    // sign-in form), and signing in again is refused.
+    await mod.page.goto(`${app.base}/#/admin`);
+    const report = mod.page.getByTestId("admin-report").filter({ hasText: "insults in chat" });
+    await report.getByLabel("Note on Bob Troll's report").fill("warned, then suspended");
+    await report.getByRole("button", { name: "Resolve" }).click();
+    await report.getByTestId("report-resolution").filter({ hasText: "warned, then suspended" })
+      .waitFor();
+    await report.getByRole("button", { name: "Suspend Bob Troll" }).click();
+    await mod.page.getByTestId("admin-message").filter({ hasText: "Bob Troll is suspended." })
+      .waitFor();
+    await bob.page.reload();
+    await bob.page.getByRole("button", { name: "I have an account: sign in" }).click();
+    await bob.page.getByLabel("Email").fill(bobEmail);
+    await bob.page.getByLabel("Password").fill("analytical-engine");
+    await bob.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await bob.page.getByRole("alert").getByText("This account is suspended.").waitFor();
+
+    // Restored, he signs in again.
+    await report.getByRole("button", { name: "Restore Bob Troll" }).click();
+    await mod.page.getByTestId("admin-message").filter({ hasText: "Bob Troll is restored." })
+      .waitFor();
+    await bob.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await bob.page.getByRole("button", { name: "Sign out" }).waitFor();
+    const log = mod.page.getByTestId("audit-entry");
+    await log.filter({ hasText: "member.restore" }).waitFor();
+    const actions = (await log.allTextContents()).map((text) => text.split(" · ")[2]);
+    assert.deepEqual(actions, ["member.restore", "member.suspend", "report.resolve"]);
+    // The failed sign-in was answered 403: the only error any console logged.
+    assert.deepEqual([mod.errors, ada.errors], [[], []]);
+    assert.ok(bob.errors.every((error) => /403/.test(error)), JSON.stringify(bob.errors));
   },
 );

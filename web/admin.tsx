@@ -1,6 +1,7 @@
 // Administration: products, flash sales (their share links, edits before the start, restocks,
-// early ends and cancellations), refunds of paid orders, the audit log of admin actions, and the
-// dead letters of jobs and the outbox.
+// early ends and cancellations), refunds of paid orders, reports and moderation (resolve, take a
+// post down, suspend and restore a member), the audit log of admin actions, and the dead letters
+// of jobs and the outbox.
 /// <reference lib="dom" />
 import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
@@ -91,6 +92,84 @@ function SaleCard(props: { sale: Sale; act: (action: () => Promise<unknown>) => 
   );
 }
 const letters = () => ok(api.api.admin["dead-letters"].$get({ query: { limit: "50" } }));
+const reportsPage = () => ok(api.api.admin.reports.$get({ query: { limit: "50" } }));
+type Report = Awaited<ReturnType<typeof reportsPage>>["items"][number];
+
+/** One report: resolve it with a note, take its post down, suspend or restore the member. */
+function ReportCard(props: { report: Report; act: (action: () => Promise<string>) => void }) {
+  const { report, act } = props;
+  const [note, setNote] = useState("");
+  const who = report.user.name;
+  return (
+    <li class="card" data-testid="admin-report">
+      <p>
+        <strong>{report.reporter.name}</strong> reported <strong>{who}</strong>: {report.reason}
+        {report.postId && <span class="meta">{" "}(a post)</span>} · {time(report.createdAt)}
+      </p>
+      {report.resolution
+        ? <p data-testid="report-resolution">Resolved: {report.resolution.note}</p>
+        : (
+          <>
+            <Field label={`Note on ${who}'s report`} value={note} onValue={setNote} />
+            <button
+              type="button"
+              onClick={() =>
+                act(async () => {
+                  await ok(api.api.admin.reports[":id"].resolve.$post({
+                    param: { id: report.id },
+                    json: { note },
+                  }));
+                  return "Resolved.";
+                })}
+            >
+              Resolve
+            </button>
+          </>
+        )}
+      {report.postId && (
+        <button
+          type="button"
+          onClick={() =>
+            act(async () => {
+              await ok(api.api.admin.posts[":id"].takedown.$post({
+                param: { id: report.postId! },
+                json: { reason: report.reason },
+              }));
+              return "The post is down; its author was told.";
+            })}
+        >
+          Take down the post
+        </button>
+      )}
+      <button
+        type="button"
+        onClick={() =>
+          act(async () => {
+            await ok(api.api.admin.users[":id"].suspend.$post({
+              param: { id: report.user.id },
+              json: { reason: report.reason },
+            }));
+            return `${who} is suspended.`;
+          })}
+      >
+        Suspend {who}
+      </button>
+      <button
+        type="button"
+        onClick={() =>
+          act(async () => {
+            const answer = await ok(
+              api.api.admin.users[":id"].restore.$post({ param: { id: report.user.id } }),
+            );
+            return answer.restored ? `${who} is restored.` : `${who} was not suspended.`;
+          })}
+      >
+        Restore {who}
+      </button>
+    </li>
+  );
+}
+
 const paidOrders = () => ok(api.api.admin.orders.$get({ query: { status: "paid", limit: "50" } }));
 const auditLog = () => ok(api.api.admin.audit.$get({ query: { limit: "50" } }));
 type Order = Awaited<ReturnType<typeof paidOrders>>["items"][number];
@@ -112,6 +191,7 @@ export function AdminPage() {
   const [sales, setSales] = useState<Sale[]>([]);
   const [orders, setOrders] = useState<Order[]>([]);
   const [entries, setEntries] = useState<Entry[]>([]);
+  const [reports, setReports] = useState<Report[]>([]);
   const refresh = () => letters().then((page) => setDead(page.items));
   const refreshShop = () =>
     Promise.all([
@@ -120,11 +200,13 @@ export function AdminPage() {
       ok(api.api.sales.$get({ query: { when: "upcoming", limit: "50" } })),
       paidOrders(),
       auditLog(),
-    ]).then(([catalogue, live, upcoming, paid, log]) => {
+      reportsPage(),
+    ]).then(([catalogue, live, upcoming, paid, log, filed]) => {
       setProducts(catalogue.items);
       setSales([...live.items, ...upcoming.items]);
       setOrders(paid.items);
       setEntries(log.items);
+      setReports(filed.items);
     });
   useEffect(() => {
     refresh();
@@ -265,6 +347,22 @@ export function AdminPage() {
               Refund {order.description}
             </button>
           </li>
+        ))}
+      </ul>
+      <h2>Reports</h2>
+      <ul class="list" aria-label="Reports">
+        {reports.length === 0 && <li class="meta">No report filed.</li>}
+        {reports.map((report) => (
+          <ReportCard
+            key={report.id}
+            report={report}
+            act={(action) =>
+              act(async () => {
+                const said = await action();
+                await refreshShop();
+                return said;
+              })}
+          />
         ))}
       </ul>
       <h2>Audit log</h2>

@@ -48,7 +48,7 @@ function Directory(props: { me: NonNullable<Me> }) {
     <section aria-labelledby="people-title">
       <h1 id="people-title">People</h1>
       <form onSubmit={find} class="row" aria-label="Search people">
-        <Field label="Name or skill" name="q" required value={q} onValue={setQ} />
+        <Field label="Name, bio or skill" name="q" required value={q} onValue={setQ} />
         <button type="submit">Search</button>
       </form>
       {message && <p role="status">{message}</p>}
