@@ -71,6 +71,12 @@ const schema = z.object({
   CALL_DURATION_SECONDS: seconds(180),
   /** Two members matched within this long are not paired again. */
   REMATCH_COOLDOWN_SECONDS: seconds(1800),
+  /**
+   * `required`: a member whose address is not confirmed may not be matched, sell, or send more
+   * than a few connection requests, and signup mails the link. `off`: neither. Default: required
+   * in production, off elsewhere (where mail goes to the dev outbox).
+   */
+  EMAIL_VERIFICATION: z.enum(["required", "off"]).optional(),
   PAYMENTS_PROVIDER: z.enum(["sandbox", "paystack", "phonepe"]).default("sandbox"),
   PAYMENTS_SANDBOX_SECRET: z.string().min(16).optional(),
   PAYSTACK_SECRET_KEY: optional,
@@ -105,13 +111,19 @@ const schema = z.object({
 
 type Parsed = z.infer<typeof schema>;
 
-export type Config = Omit<Parsed, "PUBLIC_URL" | "JWT_SECRET" | "PAYMENTS_SANDBOX_SECRET"> & {
-  PUBLIC_URL: string;
-  JWT_SECRET: string;
-  PAYMENTS_SANDBOX_SECRET: string;
-  /** True when APP_ENV=production. */
-  production: boolean;
-};
+export type Config =
+  & Omit<
+    Parsed,
+    "PUBLIC_URL" | "JWT_SECRET" | "PAYMENTS_SANDBOX_SECRET" | "EMAIL_VERIFICATION"
+  >
+  & {
+    PUBLIC_URL: string;
+    EMAIL_VERIFICATION: "required" | "off";
+    JWT_SECRET: string;
+    PAYMENTS_SANDBOX_SECRET: string;
+    /** True when APP_ENV=production. */
+    production: boolean;
+  };
 
 /** A configuration mistake; its message is one line naming the variable. */
 export class ConfigError extends Error {
@@ -201,6 +213,7 @@ export function parseConfig(
   return {
     ...parsed,
     production,
+    EMAIL_VERIFICATION: parsed.EMAIL_VERIFICATION ?? (production ? "required" : "off"),
     PUBLIC_URL: (parsed.PUBLIC_URL ?? `http://localhost:${parsed.PORT}`).replace(/\/+$/, ""),
     JWT_SECRET: parsed.JWT_SECRET ?? fallback!.JWT_SECRET,
     PAYMENTS_SANDBOX_SECRET: parsed.PAYMENTS_SANDBOX_SECRET ?? fallback!.PAYMENTS_SANDBOX_SECRET,

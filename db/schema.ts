@@ -34,6 +34,10 @@ export const users = pgTable("users", {
   email: text("email").notNull().unique(),
   name: text("name").notNull(),
   passwordHash: text("password_hash").notNull(),
+  /** When the owner confirmed `email` by its link; null until then (see docs: what waits on it). */
+  emailVerifiedAt: timestamp("email_verified_at", { withTimezone: true, mode: "date" }),
+  /** A new address asked for, which becomes `email` once its link is opened. */
+  pendingEmail: text("pending_email"),
   gender: text("gender").$type<Gender>().notNull().default("undisclosed"),
   role: text("role").$type<Role>().notNull().default("user"),
   headline: text("headline"),

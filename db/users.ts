@@ -16,6 +16,8 @@ export interface NewUser {
   gender: Gender;
   role: Role;
   createdAt: Date;
+  /** Set for accounts whose address is confirmed already (tests' fixtures). */
+  emailVerifiedAt?: Date | null;
 }
 
 /** Inserts a user; null when the email is taken (also when two signups race for it). */
@@ -174,4 +176,35 @@ export async function setGender(db: Database, id: string, gender: Gender, at: Da
   const [row] = await db.update(users).set({ gender, updatedAt: at }).where(eq(users.id, id))
     .returning();
   return row;
+}
+
+/** Notes a new address the owner asked for (it replaces `email` once confirmed). */
+export async function setPendingEmail(db: Database, id: string, email: string | null) {
+  await db.update(users).set({ pendingEmail: email }).where(eq(users.id, id));
+}
+
+/**
+ * Confirms `email` for the user: their address, now confirmed, or (a change) the address they
+ * asked for, which becomes theirs. "taken" when another account took that address meanwhile;
+ * null when the user is gone.
+ */
+export async function confirmEmail(
+  db: Database,
+  id: string,
+  email: string,
+  at: Date,
+): Promise<UserRow | "taken" | null> {
+  try {
+    const [row] = await db.update(users).set({
+      email,
+      emailVerifiedAt: at,
+      pendingEmail:
+        sql`case when ${users.pendingEmail} = ${email} then null else ${users.pendingEmail} end`,
+      updatedAt: at,
+    }).where(eq(users.id, id)).returning();
+    return row ?? null;
+  } catch (error) {
+    if (isUniqueViolation(error)) return "taken";
+    throw error;
+  }
 }

@@ -27,10 +27,12 @@ export const sessionSeenKey = (userId: string, jti: string) =>
 /** A member's standing: present while an admin's suspension of them lasts (see kv/moderation.ts). */
 export const memberStandingKey = (userId: string) => ["member_standing", userId] as const;
 
-/** A password-reset token, by the SHA-256 of the token (the token itself is never stored). */
-export const passwordResetKey = (tokenHash: string) => ["password_reset", tokenHash] as const;
-/** The one reset token of a user that is still good: asking again, or a new password, ends it. */
-export const passwordResetUserKey = (userId: string) => ["password_reset_user", userId] as const;
+/** An emailed link's token (a reset, a confirmation), by its SHA-256 (never the token itself). */
+export const emailLinkKey = (kind: string, tokenHash: string) =>
+  ["email_link", kind, tokenHash] as const;
+/** The one token of a kind a user has that is still good: asking again ends the one before. */
+export const emailLinkUserKey = (kind: string, userId: string) =>
+  ["email_link_user", kind, userId] as const;
 
 /** A cached value of the KV cache adapter. */
 export const cacheKey = (key: string) => ["cache", key] as const;

@@ -7,6 +7,8 @@ import { memberCardKey } from "./keys.ts";
 export interface MemberCard {
   name: string;
   gender: Gender;
+  /** Whether the member's address is confirmed (absent on cards from before: they were). */
+  verified?: boolean;
   /** The row's updatedAt (ms) the card was read from. */
   updatedAt: number;
 }
@@ -23,9 +25,14 @@ export async function readMemberCard(kv: Deno.Kv, userId: string): Promise<Membe
 /** Stores (and returns) the card of a user row just written or read: signup, an edit, a miss. */
 export async function rememberMember(
   kv: Deno.Kv,
-  row: Pick<UserRow, "id" | "name" | "gender" | "updatedAt">,
+  row: Pick<UserRow, "id" | "name" | "gender" | "updatedAt" | "emailVerifiedAt">,
 ): Promise<MemberCard> {
-  const card = { name: row.name, gender: row.gender, updatedAt: row.updatedAt.getTime() };
+  const card = {
+    name: row.name,
+    gender: row.gender,
+    verified: row.emailVerifiedAt !== null,
+    updatedAt: row.updatedAt.getTime(),
+  };
   await storeMemberCard(kv, row.id, card);
   return card;
 }

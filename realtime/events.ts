@@ -187,7 +187,7 @@ export const SERVER_EVENTS = {
     z.looseObject({
       code: z.string().meta({
         description: "`invalid-json`, `unknown-type`, `invalid-frame`, `rate-limited`, " +
-          "`not-connected`, `account-suspended`, `not-found`, `too-many-sockets`, `events-expired`, …",
+          "`not-connected`, `account-suspended`, `email-unverified`, `not-found`, `too-many-sockets`, `events-expired`, …",
       }),
       status: z.int().optional(),
       detail: z.string(),

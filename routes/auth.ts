@@ -26,6 +26,15 @@ import {
   revokeToken,
 } from "../kv/auth/sessions.ts";
 import {
+  changeEmail,
+  emailChangeInput,
+  resendConfirmation,
+  sendConfirmation,
+  verificationRequired,
+  verifyEmail,
+  verifyInput,
+} from "../workflows/auth/verification.ts";
+import {
   requestPasswordReset,
   resetInput,
   resetPassword,
@@ -85,13 +94,17 @@ export function authRoutes(deps: Deps) {
       "/signup",
       describe({
         summary: "Create an account",
-        description: "Sets the httpOnly `session` cookie and returns a bearer token as well.",
+        description:
+          "Sets the httpOnly `session` cookie and returns a bearer token as well, and mails a link that confirms the address (`emailVerified` is false until it is opened).",
         answers: { 201: session },
         errors: { 409: ["email-taken"] },
       }),
       body(signupInput),
       async (c) => {
         const user = await signup(accounts, c.req.valid("json"));
+        if (verificationRequired(deps.config)) {
+          await sendConfirmation(accounts, user, user.email, false);
+        }
         const { token } = await startSession(c, user.id);
         setSessionCookie(c, deps, token);
         return c.json({ user: publicUser(user), token }, 201);
@@ -157,6 +170,21 @@ export function authRoutes(deps: Deps) {
       async (c) => {
         await resetPassword(accounts, { ...c.req.valid("json"), ip: clientIp(c) });
         return c.body(null, 204);
+      },
+    )
+    .post(
+      "/verify-email",
+      describe({
+        summary: "Confirm an address with its emailed link's token",
+        description:
+          "Confirms the member's address, or makes the new address they asked for theirs. The link works once, for 24 hours, and only while it is the latest; otherwise 400 naming `token`. 409 `email-taken` when another account took a new address meanwhile.",
+        answers: { 200: z.object({ user }) },
+        errors: { 409: ["email-taken"] },
+      }),
+      body(verifyInput),
+      async (c) => {
+        const row = await verifyEmail(accounts, c.req.valid("json").token);
+        return c.json({ user: publicUser(row) });
       },
     )
     .route("/", signedIn(ownAccountRoutes(deps, accounts)));
@@ -259,6 +287,31 @@ function ownAccountRoutes(deps: Deps, accounts: Accounts) {
         await endOtherSessions(accounts, deps.sessions, session.sub, session.jti);
         await announceSessionsChanged(deps.kv, session.sub, deps.clock.now);
         return c.body(null, 204);
+      },
+    )
+    .post(
+      "/verify-email/resend",
+      describe({
+        summary: "Mail the confirmation link again (3 an hour)",
+        answers: { 202: z.object({ sentTo: z.string() }) },
+        errors: { 409: ["already-verified"], 429: ["rate-limited"] },
+      }),
+      async (c) => {
+        return c.json(await resendConfirmation(accounts, c.var.session.sub), 202);
+      },
+    )
+    .put(
+      "/email",
+      describe({
+        summary: "Change one's address: it takes effect once its emailed link is opened",
+        description:
+          "The password confirms it. Until the new address is confirmed, the old one stays the account's (`pendingEmail` shows the new one).",
+        answers: { 202: z.object({ pendingEmail: z.string() }) },
+        errors: { 409: ["email-taken"] },
+      }),
+      body(emailChangeInput),
+      async (c) => {
+        return c.json(await changeEmail(accounts, c.var.session.sub, c.req.valid("json")), 202);
       },
     )
     .put(

@@ -69,8 +69,10 @@ export function graphRoutes(deps: Deps) {
         "/connections",
         describe({
           summary: "Ask a member to connect",
+          description:
+            "With EMAIL_VERIFICATION=required, a member whose address is not confirmed may send 5 requests in all: 403 `email-unverified` past that.",
           answers: { 201: connectionRequest },
-          errors: { 404: ["not-found"], 409: ["connection-exists"] },
+          errors: { 403: ["email-unverified"], 404: ["not-found"], 409: ["connection-exists"] },
         }),
         body(connectionInput),
         async (c) => {

@@ -49,7 +49,11 @@ export function matchRoutes(deps: Deps) {
           summary: "Join the queue for an intent",
           description: "`found-match` arrives over `/ws`, at once when someone was waiting.",
           answers: { 202: z.object({ status: z.literal("queuing"), intent: z.string() }) },
-          errors: { 404: ["not-found"], 409: ["already-queued", "in-call"] },
+          errors: {
+            403: ["email-unverified"],
+            404: ["not-found"],
+            409: ["already-queued", "in-call"],
+          },
         }),
         body(queueInput),
         async (c) => {

@@ -495,7 +495,11 @@ function adminRoutes(deps: Deps) {
     )
     .post(
       "/products",
-      describe({ summary: "Create a product", answers: { 201: product } }),
+      describe({
+        summary: "Create a product",
+        answers: { 201: product },
+        errors: { 403: ["email-unverified"] },
+      }),
       body(productInput),
       async (c) => {
         const adminId = c.var.session.sub;
@@ -507,7 +511,7 @@ function adminRoutes(deps: Deps) {
       describe({
         summary: "Create a flash sale of products, each with its stock and price",
         answers: { 201: sale },
-        errors: { 404: ["not-found"] },
+        errors: { 403: ["email-unverified"], 404: ["not-found"] },
       }),
       body(saleInput),
       async (c) => {

@@ -13,6 +13,7 @@ import {
 } from "../db/graph.ts";
 import { CONNECTION_STATUSES } from "../db/schema.ts";
 import { findUserById, isSuspended } from "../db/users.ts";
+import { unverified, UNVERIFIED_REQUESTS, verificationRequired } from "./auth/verification.ts";
 import { Invalid, NotFound } from "../errors.ts";
 import {
   type Effects,
@@ -185,6 +186,17 @@ export async function requestConnection(
 ) {
   notSelf(fromUserId, input.toUserId, "connect with", "toUserId");
   await reachableUser(deps, fromUserId, input.toUserId);
+  // Unconfirmed, a member may send UNVERIFIED_REQUESTS requests in all (a counter every attempt
+  // takes a slot of, so a burst cannot slip past it).
+  if (verificationRequired(deps.config)) {
+    const sender = await findUserById(deps.database.db, fromUserId);
+    if (sender && !sender.emailVerifiedAt) {
+      const sent = await deps.cache.increment(`unverified-requests:${fromUserId}`, 30 * 86_400);
+      if (sent.count > UNVERIFIED_REQUESTS) {
+        throw unverified(`sending more than ${UNVERIFIED_REQUESTS} connection requests`);
+      }
+    }
+  }
   const { request } = await sendConnectionRequest(coordination(deps), {
     fromUserId,
     toUserId: input.toUserId,

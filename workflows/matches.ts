@@ -3,6 +3,7 @@
 // a call, the end of a call when a block comes between its participants, and the cron sweep.
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
+import { unverified, verificationRequired } from "./auth/verification.ts";
 import { recordMatches } from "../db/matches.ts";
 import { memberCard } from "./profiles.ts";
 import { NotFound } from "../errors.ts";
@@ -182,6 +183,9 @@ export function matchView(match: Match, viewerId: string, now: number) {
 export async function join(deps: Deps, userId: string, intent: string) {
   const card = await memberCard(deps, userId);
   if (!card) throw new NotFound("Your account no longer exists.");
+  if (verificationRequired(deps.config) && card.verified === false) {
+    throw unverified("being matched");
+  }
   const seeker = { id: userId, name: card.name, gender: card.gender };
   const { match, ended } = await joinQueue(coordination(deps), seeker, intent, matchRules(deps));
   // The joiner, the peer they were paired with, and the peer of an overdue call this join ended.

@@ -84,3 +84,28 @@ export function passwordResetDoneEmail(
     ].join("\n"),
   };
 }
+
+/** The link that confirms an address: at signup, or for a new one (which takes effect then). */
+export function confirmEmailEmail(
+  user: { name: string },
+  to: string,
+  confirm: { link: string; expiresAt: Date; change: boolean },
+): MailMessage {
+  return {
+    to,
+    subject: "Confirm your address for Convene",
+    text: [
+      `Hi ${user.name},`,
+      "",
+      confirm.change
+        ? "You asked to use this address for your Convene account. It takes the place of the " +
+          "old one once you open this link:"
+        : "Welcome to Convene. To confirm this is your address, open this link:",
+      "",
+      confirm.link,
+      "",
+      `It works once, until ${confirm.expiresAt.toISOString()}.`,
+      "If you did not ask for this, ignore this email.",
+    ].join("\n"),
+  };
+}

@@ -76,6 +76,12 @@ export const profile = z.object({
 /** The signed-in user's own account. */
 export const user = profile.extend({
   email: z.email(),
+  emailVerified: z.boolean().meta({
+    description: "Whether the address is confirmed (see what waits on it in docs/resources.md).",
+  }),
+  pendingEmail: z.string().nullable().meta({
+    description: "A new address asked for, until its link is opened.",
+  }),
   gender: z.enum(GENDERS),
   role: z.enum(ROLES),
   membership: z.object({ tier: z.string(), since: nullableTime }).nullable(),
@@ -93,6 +99,8 @@ export const user = profile.extend({
     avatarUrl: null,
     createdAt: "2026-12-02T15:04:05.000Z",
     email: "ada@example.com",
+    emailVerified: true,
+    pendingEmail: null,
     gender: "female",
     role: "user",
     membership: null,

@@ -22,6 +22,8 @@ export async function members(
     name?: (index: number) => string;
     gender?: "female" | "male";
     role?: "user" | "admin";
+    /** Whether their address is confirmed (yes, unless a test says otherwise). */
+    verified?: boolean;
   } = {},
 ): Promise<Member[]> {
   const key = await signingKey(deps.config.JWT_SECRET);
@@ -35,6 +37,7 @@ export async function members(
       gender: options.gender ?? "undisclosed",
       role: options.role ?? "user",
       createdAt: new Date(now),
+      emailVerifiedAt: options.verified === false ? null : new Date(now),
     });
     if (!row) throw new Error("could not insert a member");
     if (deps.kv) await rememberMember(deps.kv, row); // as signup does

@@ -17,7 +17,7 @@ import { newId } from "../../ids.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions, type SessionMemory } from "../../kv/auth/sessions.ts";
 import { forgetMemberCard, rememberMember } from "../../kv/profiles.ts";
-import { endResetTokens } from "../../kv/auth/recovery.ts";
+import { endLinkTokens } from "../../kv/auth/links.ts";
 import { purgeOwnerRecord } from "../media/uploads.ts";
 import type { Outbox } from "../../kv/outbox.ts";
 import type { Cache } from "../../providers/cache.ts";
@@ -67,6 +67,9 @@ export function publicUser(row: UserRow) {
   return {
     ...publicProfile(row),
     email: row.email,
+    emailVerified: row.emailVerifiedAt !== null,
+    /** A new address asked for, until its link is opened. */
+    pendingEmail: row.pendingEmail,
     gender: row.gender,
     role: row.role,
     membership: row.membershipTier
@@ -176,7 +179,7 @@ export async function changePassword(
   // A reset link asked for before stops working: the password it would replace has changed.
   await endOtherSessions(deps, deps.sessions, userId, session.keepJti, {
     records: [email],
-    also: (atomic) => endResetTokens(atomic, userId),
+    also: (atomic) => endLinkTokens(atomic, "reset", userId),
   });
   await announceSessionsChanged(deps.kv, userId, deps.now);
 }

@@ -5,12 +5,12 @@ import { Invalid, TooManyRequests } from "../../errors.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions } from "../../kv/auth/sessions.ts";
 import {
-  hashResetToken,
-  newResetToken,
-  returnResetToken,
-  storeResetToken,
-  takeResetToken,
-} from "../../kv/auth/recovery.ts";
+  hashLinkToken,
+  newLinkToken,
+  returnLinkToken,
+  storeLinkToken,
+  takeLinkToken,
+} from "../../kv/auth/links.ts";
 import { jobRecord } from "../outbox-jobs.ts";
 import { passwordResetDoneEmail, passwordResetEmail } from "../send-email.ts";
 import { hashPassword } from "./passwords.ts";
@@ -49,10 +49,15 @@ export async function requestPasswordReset(
   const user = await findUserByEmail(deps.db, input.email);
   if (!user) return;
   const now = deps.now();
-  const { token, hash } = await newResetToken();
+  const { token, hash } = await newLinkToken();
   const expiresAt = now + RESET_TTL_MS;
   const link = `${deps.config.PUBLIC_URL}/#/reset-password?token=${token}`;
-  await storeResetToken(deps, hash, { userId: user.id, issuedAt: now, expiresAt }, [
+  await storeLinkToken(deps, "reset", hash, {
+    userId: user.id,
+    issuedAt: now,
+    expiresAt,
+    email: user.email,
+  }, [
     jobRecord(
       deps.outbox,
       "send-email",
@@ -71,8 +76,8 @@ export async function resetPassword(
   input: z.infer<typeof resetInput> & { ip: string },
 ) {
   const now = deps.now();
-  const hash = await hashResetToken(input.token);
-  const token = await takeResetToken(deps.kv, hash, now);
+  const hash = await hashLinkToken(input.token);
+  const token = await takeLinkToken(deps.kv, "reset", hash, now);
   const user = token && await findUserById(deps.db, token.userId);
   if (!token || !user) {
     throw new Invalid("This reset link was used, replaced by a newer one, or has expired.", [
@@ -89,7 +94,7 @@ export async function resetPassword(
     );
   } catch (error) {
     // Nothing changed: the link works again, for a retry.
-    await returnResetToken(deps.kv, hash, token, now).catch(() => {});
+    await returnLinkToken(deps.kv, "reset", hash, token, now).catch(() => {});
     throw error;
   }
   const mail = jobRecord(

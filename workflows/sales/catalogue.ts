@@ -31,6 +31,7 @@ import { id, storableTime } from "../../input.ts";
 import { insertAdminActions } from "../../db/audit.ts";
 import { inTransaction } from "../../db/client.ts";
 import { auditRecord, auditRow } from "../audit.ts";
+import { unverified, verificationRequired } from "../auth/verification.ts";
 
 /**
  * Stock counters per sale item. `deno run -A bench/sales.ts` (500 buyers on one item): 1 shard
@@ -66,11 +67,19 @@ export const saleInput = z.strictObject({
   message: "must be after startsAt",
 });
 
+/** An admin sells only once their address is confirmed. */
+async function mustBeVerified(deps: Deps, adminId: string) {
+  if (!verificationRequired(deps.config)) return;
+  const admin = await findUserById(deps.database.db, adminId);
+  if (!admin?.emailVerifiedAt) throw unverified("selling (products and sales)");
+}
+
 export async function createProduct(
   deps: Deps,
   adminId: string,
   input: z.infer<typeof productInput>,
 ) {
+  await mustBeVerified(deps, adminId);
   const id = newId(deps.clock.now());
   const row = await inTransaction(deps.database.db, async (tx) => {
     const row = await insertProduct(tx, {
@@ -94,6 +103,7 @@ export async function createProduct(
 }
 
 export async function createSale(deps: Deps, adminId: string, input: z.infer<typeof saleInput>) {
+  await mustBeVerified(deps, adminId);
   const now = deps.clock.now();
   if (input.endsAt <= now) {
     throw new Invalid("The sale would be over before it starts.", [
