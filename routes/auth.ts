@@ -107,7 +107,7 @@ export function authRoutes(deps: Deps) {
         }
         const { token } = await startSession(c, user.id);
         setSessionCookie(c, deps, token);
-        return c.json({ user: publicUser(user), token }, 201);
+        return c.json({ user: publicUser(user, deps.config), token }, 201);
       },
     )
     .post(
@@ -124,7 +124,7 @@ export function authRoutes(deps: Deps) {
         const user = await login(accounts, { ...c.req.valid("json"), ip: clientIp(c) });
         const { token } = await startSession(c, user.id);
         setSessionCookie(c, deps, token);
-        return c.json({ user: publicUser(user), token });
+        return c.json({ user: publicUser(user, deps.config), token });
       },
     )
     .get(
@@ -138,7 +138,7 @@ export function authRoutes(deps: Deps) {
       async (c) => {
         const session = c.var.session;
         const row = session ? await findUserById(await settledHistory(deps), session.sub) : null;
-        return c.json({ user: row ? publicUser(row) : null });
+        return c.json({ user: row ? publicUser(row, deps.config) : null });
       },
     )
     .post(
@@ -184,7 +184,7 @@ export function authRoutes(deps: Deps) {
       body(verifyInput),
       async (c) => {
         const row = await verifyEmail(accounts, c.req.valid("json").token);
-        return c.json({ user: publicUser(row) });
+        return c.json({ user: publicUser(row, deps.config) });
       },
     )
     .route("/", signedIn(ownAccountRoutes(deps, accounts)));
@@ -217,7 +217,7 @@ function ownAccountRoutes(deps: Deps, accounts: Accounts) {
         const session = c.var.session;
         const user = await findUserById(await settledHistory(deps), session.sub); // a grant just paid for
         if (!user) throw new Unauthorized("This account no longer exists.");
-        return c.json({ user: publicUser(user) });
+        return c.json({ user: publicUser(user, deps.config) });
       },
     )
     .delete(

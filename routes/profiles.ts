@@ -73,7 +73,7 @@ export function profileRoutes(deps: Deps) {
         async (c) => {
           const session = c.var.session;
           const user = await editProfile(deps, session.sub, c.req.valid("json"));
-          return c.json({ user: publicUser(user) });
+          return c.json({ user: publicUser(user, deps.config) });
         },
       )
       .get(

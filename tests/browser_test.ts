@@ -632,3 +632,49 @@ withBrowser(
     assert.ok(bob.errors.every((error) => /403/.test(error)), JSON.stringify(bob.errors));
   },
 );
+
+withBrowser(
+  "[browser] a new member confirms their address from the emailed link: the banner says what waits, the link clears it, a new address waits for its own link",
+  async (browser) => {
+    await using app = await servedConsole({ env: { EMAIL_VERIFICATION: "required" } });
+    const ada = await person(browser);
+    const email = await signUpInPage(ada.page, app.base, "Ada Confirmer");
+    const banner = ada.page.getByRole("note", { name: "Confirm your address" });
+    await banner.getByText(/matching, selling and more than five connection requests/).waitFor();
+    await banner.getByRole("button", { name: "Send the link again" }).click();
+    await banner.getByRole("status").filter({ hasText: `Sent to ${email}.` }).waitFor();
+
+    const linkTo = async (to: string, count: number) => {
+      await app.deps.outbox.flush();
+      await app.jobsSettled("send-email", count);
+      const { items } = await listDevMail(app.deps.kv, { limit: 20 });
+      return items.find((mail) => mail.to === to)?.text.match(/http\S+verify-email\S+/)?.[0];
+    };
+    const link = await linkTo(email, 2);
+    assert.ok(link, "the confirmation email carries its link");
+    await ada.page.goto(link);
+    await ada.page.getByRole("status").filter({ hasText: `${email} is confirmed.` }).waitFor();
+    await ada.page.getByRole("link", { name: "Go to Convene" }).click();
+    await ada.page.getByRole("button", { name: "Sign out" }).waitFor();
+    assert.equal(await banner.count(), 0, "no banner once confirmed");
+
+    // A new address: the profile says it waits; its link makes it the address.
+    const newEmail = `ada.moved.${crypto.randomUUID().slice(0, 6)}@example.com`;
+    await ada.page.goto(`${app.base}/#/profile`);
+    const change = ada.page.getByRole("form", { name: "Change your email address" });
+    await change.getByLabel("New address").fill(newEmail);
+    await change.getByLabel("Your password").fill("analytical-engine");
+    await change.getByRole("button", { name: "Change address" }).click();
+    await change.getByRole("status").filter({ hasText: `We sent a link to ${newEmail}` }).waitFor();
+    const moved = await linkTo(newEmail, 3);
+    assert.ok(moved);
+    await ada.page.goto(moved);
+    await ada.page.getByRole("status").filter({ hasText: `${newEmail} is confirmed.` }).waitFor();
+    await ada.page.getByRole("link", { name: "Go to Convene" }).click();
+    await ada.page.getByRole("button", { name: "Sign out" }).waitFor();
+    await ada.page.goto(`${app.base}/#/profile`);
+    await ada.page.getByRole("form", { name: "Change your email address" })
+      .getByText(`${newEmail} (confirmed)`).waitFor();
+    assert.deepEqual(ada.errors, []);
+  },
+);

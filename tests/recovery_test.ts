@@ -196,3 +196,138 @@ Deno.test("[auth] sessions: a member sees where they are signed in, ends one dev
     [["Laptop/2.0", true]],
   );
 });
+
+/** The confirmation links mailed to `to`, oldest first. */
+async function confirmLinks(t0: App, to: string) {
+  await t0.deps.outbox.flush();
+  const { items } = await listDevMail(t0.deps.kv, { limit: 100 });
+  return items.filter((mail) =>
+    mail.to === to && mail.subject === "Confirm your address for Convene"
+  )
+    .map((mail) => mail.text.match(/verify-email\?token=(\S+)/)![1]).reverse();
+}
+
+Deno.test("[auth] email verification: a link at signup; until it is opened, no matching, no selling, at most 5 connection requests", async (t) => {
+  await using t0 = await createTestApp({
+    env: { EMAIL_VERIFICATION: "required", ADMIN_EMAILS: "seller@example.com" },
+  });
+  const ada = await signUp(t0.http, { name: "Ada" });
+  const seller = await signUp(t0.http, { name: "Seller", email: "seller@example.com" });
+  const others = await Promise.all(
+    Array.from({ length: 7 }, (_, i) => signUp(t0.http, { name: `Peer ${i}` })),
+  );
+
+  await t.step("unconfirmed: what waits, and what does not", async () => {
+    assert.equal(ada.user.emailVerified, false);
+    const queue = await t0.http("POST", "/api/match/queue", {
+      token: ada.token,
+      body: { intent: "pair-programming" },
+    });
+    assert.equal(assertProblem(queue, 403).type, "/problems/email-unverified");
+    const product = await t0.http("POST", "/api/products", {
+      token: seller.token,
+      body: { name: "Mug", priceCents: 500, currency: "USD" },
+    });
+    assert.equal(assertProblem(product, 403).type, "/problems/email-unverified");
+    // Connection requests: 5, even when 7 are sent at once.
+    const requests = await Promise.all(others.map((peer) =>
+      t0.http("POST", "/api/connections", {
+        token: ada.token,
+        body: { toUserId: peer.user.id },
+      })
+    ));
+    assert.deepEqual(
+      requests.map((answer) => answer.status).sort(),
+      [201, 201, 201, 201, 201, 403, 403],
+    );
+    // The rest of the app works: a post.
+    const post = await t0.http("POST", "/api/posts", { token: ada.token, body: { text: "hi" } });
+    assert.equal(post.status, 201);
+  });
+
+  await t.step("the link confirms, once; then everything is open", async () => {
+    await t0.jobsSettled("send-email", 9);
+    const [token] = await confirmLinks(t0, ada.email);
+    const [first, second] = await Promise.all([
+      t0.http("POST", "/api/auth/verify-email", { body: { token } }),
+      t0.http("POST", "/api/auth/verify-email", { body: { token } }),
+    ]);
+    assert.deepEqual([first.status, second.status].sort(), [200, 400]);
+    const me = await t0.http("GET", "/api/auth/me", { token: ada.token });
+    assert.equal(me.body.user.emailVerified, true);
+    const queue = await t0.http("POST", "/api/match/queue", {
+      token: ada.token,
+      body: { intent: "pair-programming" },
+    });
+    assert.equal(queue.status, 202, JSON.stringify(queue.body));
+    const resend = await t0.http("POST", "/api/auth/verify-email/resend", { token: ada.token });
+    assert.equal(assertProblem(resend, 409).type, "/problems/already-verified");
+  });
+
+  await t.step("resending is limited to 3 an hour, and only the latest link works", async () => {
+    const resends = [];
+    for (let i = 0; i < 4; i++) {
+      resends.push(await t0.http("POST", "/api/auth/verify-email/resend", { token: seller.token }));
+    }
+    assert.deepEqual(resends.map((answer) => answer.status), [202, 202, 202, 429]);
+    await t0.deps.outbox.flush();
+    await t0.jobsSettled("send-email", 12);
+    const links = await confirmLinks(t0, seller.email);
+    assert.equal(links.length, 4, "signup's and three more");
+    const stale = await t0.http("POST", "/api/auth/verify-email", { body: { token: links[0] } });
+    assertProblem(stale, 400);
+    const latest = await t0.http("POST", "/api/auth/verify-email", {
+      body: { token: links.at(-1) },
+    });
+    assert.equal(latest.status, 200);
+    const product = await t0.http("POST", "/api/products", {
+      token: seller.token,
+      body: { name: "Mug", priceCents: 500, currency: "USD" },
+    });
+    assert.equal(product.status, 201, "confirmed, the admin sells");
+  });
+
+  await t.step("a new address takes effect only once its link is opened", async () => {
+    const newEmail = `ada.new.${crypto.randomUUID().slice(0, 6)}@example.com`;
+    const wrong = await t0.http("PUT", "/api/auth/email", {
+      token: ada.token,
+      body: { newEmail, password: "wrong-password" },
+    });
+    assert.equal(assertProblem(wrong, 400).errors[0].path, "password");
+    const taken = await t0.http("PUT", "/api/auth/email", {
+      token: ada.token,
+      body: { newEmail: seller.email, password: ada.password },
+    });
+    assert.equal(assertProblem(taken, 409).type, "/problems/email-taken");
+    const asked = await t0.http("PUT", "/api/auth/email", {
+      token: ada.token,
+      body: { newEmail, password: ada.password },
+    });
+    assert.equal(asked.status, 202);
+    const before = await t0.http("GET", "/api/auth/me", { token: ada.token });
+    assert.deepEqual([before.body.user.email, before.body.user.pendingEmail], [
+      ada.email,
+      newEmail,
+    ]);
+    // The old address still signs in; the new one does not yet.
+    const login = (email: string) =>
+      t0.http("POST", "/api/auth/login", { body: { email, password: ada.password } });
+    assert.equal((await login(ada.email)).status, 200);
+    assertProblem(await login(newEmail), 401);
+    await t0.deps.outbox.flush();
+    await t0.jobsSettled("send-email", 13);
+    const [token] = await confirmLinks(t0, newEmail);
+    const confirmed = await t0.http("POST", "/api/auth/verify-email", { body: { token } });
+    assert.equal(confirmed.status, 200);
+    assert.deepEqual(
+      [
+        confirmed.body.user.email,
+        confirmed.body.user.pendingEmail,
+        confirmed.body.user.emailVerified,
+      ],
+      [newEmail, null, true],
+    );
+    assert.equal((await login(newEmail)).status, 200);
+    assertProblem(await login(ada.email), 401);
+  });
+});

@@ -1,7 +1,7 @@
 // Sign up and sign in: the server sets the httpOnly session cookie; the page never sees a token.
 /// <reference lib="dom" />
 import { Field } from "./field.tsx";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, done, explain, ok } from "./session.ts";
 import type { Me } from "./main.tsx";
 
@@ -124,6 +124,30 @@ export function ResetPasswordPage(props: { token: string }) {
             <button type="submit">Set the new password</button>
           </form>
         )}
+    </main>
+  );
+}
+
+/** The page a confirmation link opens: it confirms the address, signed in or not. */
+export function VerifyEmailPage(props: { token: string }) {
+  const [state, setState] = useState<"confirming" | "confirmed" | string>("confirming");
+  useEffect(() => {
+    ok(api.api.auth["verify-email"].$post({ json: { token: props.token } }))
+      .then(({ user }) => setState(`confirmed:${user.email}`))
+      .catch((failure) => setState(explain(failure)));
+  }, [props.token]);
+  return (
+    <main class="auth">
+      <h1>Convene</h1>
+      {state === "confirming" && <p>Confirming your address…</p>}
+      {state.startsWith("confirmed:") && (
+        <p role="status">
+          {state.slice("confirmed:".length)} is confirmed. <a href="/">Go to Convene</a>
+        </p>
+      )}
+      {state !== "confirming" && !state.startsWith("confirmed:") && (
+        <p role="alert" class="error">{state}</p>
+      )}
     </main>
   );
 }

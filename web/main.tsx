@@ -3,8 +3,8 @@
 /// <reference lib="dom" />
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, closeSocket, done, go, liveSocket, ok, route, useEvent } from "./session.ts";
-import { AuthPage, ResetPasswordPage } from "./auth.tsx";
+import { api, closeSocket, done, explain, go, liveSocket, ok, route, useEvent } from "./session.ts";
+import { AuthPage, ResetPasswordPage, VerifyEmailPage } from "./auth.tsx";
 import { FeedPage } from "./feed.tsx";
 import { PeoplePage } from "./people.tsx";
 import { ChatPage } from "./chat.tsx";
@@ -43,6 +43,8 @@ function App() {
   // A reset link opens its page whoever is signed in here (its token rides in the fragment).
   const reset = location.hash.match(/^#\/reset-password\?token=([\w-]+)/);
   if (reset) return <ResetPasswordPage token={reset[1]} />;
+  const verify = location.hash.match(/^#\/verify-email\?token=([\w-]+)/);
+  if (verify) return <VerifyEmailPage token={verify[1]} />;
   if (me === undefined) return <p>Loading…</p>;
   if (me === null) return <AuthPage onSignedIn={(user) => setMe(user)} />;
   return <SignedIn me={me} path={path} onMe={setMe} />;
@@ -97,6 +99,7 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
           {me.name} <button type="button" onClick={signOut}>Sign out</button>
         </span>
       </header>
+      {me.confirmationNeeded && <ConfirmBanner email={me.email} />}
       <main>
         {page === "feed" && <FeedPage me={me} />}
         {page === "people" && <PeoplePage me={me} />}
@@ -115,3 +118,25 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
 }
 
 render(<App />, document.getElementById("console")!);
+
+/** Until the address is confirmed: what waits for it, and a way to get the link again. */
+function ConfirmBanner(props: { email: string }) {
+  const [said, setSaid] = useState("");
+  return (
+    <aside class="banner" role="note" aria-label="Confirm your address">
+      Confirm {props.email}{" "}
+      with the link we sent: matching, selling and more than five connection requests wait for it.
+      {" "}
+      <button
+        type="button"
+        onClick={() =>
+          ok(api.api.auth["verify-email"].resend.$post())
+            .then((answer) => setSaid(`Sent to ${answer.sentTo}.`))
+            .catch((failure) => setSaid(explain(failure)))}
+      >
+        Send the link again
+      </button>
+      {said && <span role="status">{" "}{said}</span>}
+    </aside>
+  );
+}

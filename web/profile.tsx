@@ -71,6 +71,7 @@ export function ProfilePage(props: { me: NonNullable<Me>; onMe: (me: Me) => void
         <button type="submit">Save</button>
       </form>
       {message && <p role="status">{message}</p>}
+      <EmailChange me={me} />
       <Sessions />
     </section>
   );
@@ -136,5 +137,46 @@ function Sessions() {
       )}
       {message && <p role="status" data-testid="sessions-message">{message}</p>}
     </section>
+  );
+}
+
+/** A new address: it takes the old one's place once its emailed link is opened. */
+function EmailChange(props: { me: NonNullable<Me> }) {
+  const [newEmail, setNewEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [message, setMessage] = useState("");
+  return (
+    <form
+      class="card"
+      aria-label="Change your email address"
+      onSubmit={async (event: Event) => {
+        event.preventDefault();
+        try {
+          const answer = await ok(api.api.auth.email.$put({ json: { newEmail, password } }));
+          setMessage(
+            `We sent a link to ${answer.pendingEmail}: it becomes your address once opened.`,
+          );
+        } catch (failure) {
+          setMessage(explain(failure));
+        }
+      }}
+    >
+      <h2>Email address</h2>
+      <p>
+        {props.me.email} {props.me.emailVerified ? "(confirmed)" : "(not confirmed yet)"}
+        {props.me.pendingEmail && ` · waiting for ${props.me.pendingEmail} to be confirmed`}
+      </p>
+      <Field label="New address" type="email" required value={newEmail} onValue={setNewEmail} />
+      <Field
+        label="Your password"
+        type="password"
+        required
+        autocomplete="current-password"
+        value={password}
+        onValue={setPassword}
+      />
+      <button type="submit">Change address</button>
+      {message && <p role="status">{message}</p>}
+    </form>
   );
 }

@@ -79,6 +79,10 @@ export const user = profile.extend({
   emailVerified: z.boolean().meta({
     description: "Whether the address is confirmed (see what waits on it in docs/resources.md).",
   }),
+  confirmationNeeded: z.boolean().meta({
+    description:
+      "True while the unconfirmed address holds things back (EMAIL_VERIFICATION=required): matching, selling, more than 5 connection requests.",
+  }),
   pendingEmail: z.string().nullable().meta({
     description: "A new address asked for, until its link is opened.",
   }),
@@ -100,6 +104,7 @@ export const user = profile.extend({
     createdAt: "2026-12-02T15:04:05.000Z",
     email: "ada@example.com",
     emailVerified: true,
+    confirmationNeeded: false,
     pendingEmail: null,
     gender: "female",
     role: "user",

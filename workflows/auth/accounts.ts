@@ -63,11 +63,13 @@ export const passwordChangeInput = z.strictObject({
 });
 
 /** The `user` object the API answers: never the password hash. */
-export function publicUser(row: UserRow) {
+export function publicUser(row: UserRow, config: Pick<Config, "EMAIL_VERIFICATION">) {
   return {
     ...publicProfile(row),
     email: row.email,
     emailVerified: row.emailVerifiedAt !== null,
+    /** True while an unconfirmed address holds things back (EMAIL_VERIFICATION=required). */
+    confirmationNeeded: config.EMAIL_VERIFICATION === "required" && row.emailVerifiedAt === null,
     /** A new address asked for, until its link is opened. */
     pendingEmail: row.pendingEmail,
     gender: row.gender,
