@@ -104,7 +104,7 @@ function ReportCard(props: { report: Report; act: (action: () => Promise<string>
     <li class="card" data-testid="admin-report">
       <p>
         <strong>{report.reporter.name}</strong> reported <strong>{who}</strong>: {report.reason}
-        {report.postId && <span class="meta">{" "}(a post)</span>} · {time(report.createdAt)}
+        {report.postId && <span class="meta">(a post)</span>} · {time(report.createdAt)}
       </p>
       {report.resolution
         ? <p data-testid="report-resolution">Resolved: {report.resolution.note}</p>

@@ -136,7 +136,7 @@ function ConfirmBanner(props: { email: string }) {
       >
         Send the link again
       </button>
-      {said && <span role="status">{" "}{said}</span>}
+      {said && <span role="status">{said}</span>}
     </aside>
   );
 }

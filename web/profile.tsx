@@ -108,7 +108,7 @@ function Sessions() {
             {item.place && ` · ${item.place}`} · since {new Date(item.createdAt).toLocaleString()}
             {" "}
             · last seen {new Date(item.lastSeenAt).toLocaleString()}
-            {item.current ? <em>{" "}(this device)</em> : (
+            {item.current ? <em>(this device)</em> : (
               <button
                 type="button"
                 onClick={() =>
