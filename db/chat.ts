@@ -6,7 +6,14 @@ import { INT4_MAX } from "../input.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type ChatMessage } from "./records.ts";
 import { type Database, rowsOf } from "./client.ts";
-import { conversationMembers, conversations, type MessageRow, messages, users } from "./schema.ts";
+import {
+  conversationMembers,
+  conversationMutes,
+  conversations,
+  type MessageRow,
+  messages,
+  users,
+} from "./schema.ts";
 
 export interface MessageView {
   id: string;
@@ -22,6 +29,8 @@ export interface ConversationView {
   peer: { id: string; name: string };
   lastMessage: MessageView | null;
   unreadCount: number;
+  /** The member muted its notifications. */
+  muted: boolean;
   lastMessageAt: string;
 }
 
@@ -130,6 +139,9 @@ export async function listConversations(
         created_at as "createdAt"
       from ${messages} where ${messages.conversationId} = ${m.conversationId}
       order by ${messages.seq} desc limit 1) last)`,
+    muted: sql<boolean>`exists (select 1 from ${conversationMutes}
+      where ${conversationMutes.userId} = ${userId}
+        and ${conversationMutes.conversationId} = ${m.conversationId})`,
   }).from(m)
     .innerJoin(users, eq(users.id, m.otherId))
     .where(and(
@@ -146,6 +158,7 @@ export async function listConversations(
       peer: { id: row.peerId, name: row.peerName },
       lastMessage: row.lastMessage ? messageView(row.lastMessage) : null,
       unreadCount: row.unreadCount,
+      muted: row.muted,
       lastMessageAt: row.lastMessageAt.toISOString(),
     }),
     (row) => [row.lastMessageAt.toISOString(), row.conversationId],

@@ -1,10 +1,19 @@
 // Queries over notifications: record (collapsing repeats), list, count unread, mark read.
 import { and, count, desc, eq, inArray, isNull, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import { afterPosition } from "./keyset.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { newId } from "../ids.ts";
 import { type Database, isForeignKeyViolation } from "./client.ts";
-import { type NotificationRow, notifications, type NotificationType, users } from "./schema.ts";
+import {
+  conversationMutes,
+  NOTIFICATION_TYPES,
+  type NotificationPrefs,
+  type NotificationRow,
+  notifications,
+  type NotificationType,
+  users,
+} from "./schema.ts";
 
 /**
  * Types where a repeat is news (another message, another comment): it raises the collapsed
@@ -144,4 +153,97 @@ export async function markRead(db: Database, userId: string, ids: string[] | und
       isNull(notifications.readAt),
       ids ? inArray(notifications.id, ids) : undefined,
     ));
+}
+
+/** Types emailed to an offline member unless they say otherwise; the rest only if they ask. */
+const EMAILED_BY_DEFAULT = new Set<NotificationType>([
+  "message",
+  "connection_request",
+  "connection_accepted",
+  "interview",
+  "order",
+  "moderation",
+]);
+
+export type Preferences = {
+  inApp: Record<NotificationType, boolean>;
+  email: Record<NotificationType, boolean>;
+};
+
+/** A member's stored choices with every type's default filled in. */
+export function resolvePrefs(prefs: NotificationPrefs): Preferences {
+  const each = (pick: (type: NotificationType) => boolean) =>
+    Object.fromEntries(NOTIFICATION_TYPES.map((type) => [type, pick(type)])) as Record<
+      NotificationType,
+      boolean
+    >;
+  return {
+    inApp: each((type) => prefs.inApp?.[type] ?? true),
+    email: each((type) => prefs.email?.[type] ?? EMAILED_BY_DEFAULT.has(type)),
+  };
+}
+
+export async function preferencesOf(db: Database, userId: string): Promise<Preferences | null> {
+  const [row] = await db.select({ prefs: users.notificationPrefs }).from(users)
+    .where(eq(users.id, userId));
+  return row ? resolvePrefs(row.prefs) : null;
+}
+
+/** Merges `change` into the member's choices in one statement (concurrent changes both land). */
+export async function changePreferences(db: Database, userId: string, change: NotificationPrefs) {
+  const [row] = await db.update(users).set({
+    notificationPrefs: sql`jsonb_build_object(
+      'inApp', coalesce(${users.notificationPrefs} -> 'inApp', '{}'::jsonb) || ${
+      JSON.stringify(change.inApp ?? {})
+    }::jsonb,
+      'email', coalesce(${users.notificationPrefs} -> 'email', '{}'::jsonb) || ${
+      JSON.stringify(change.email ?? {})
+    }::jsonb)`,
+  }).where(eq(users.id, userId)).returning({ prefs: users.notificationPrefs });
+  return row ? resolvePrefs(row.prefs) : null;
+}
+
+/**
+ * What the notify job needs of a recipient, in one query: their email, name and choices, the
+ * actor's name, and (for a message) whether they muted its conversation.
+ */
+export async function recipientOf(
+  db: Database,
+  event: { userId: string; actorId: string; type: NotificationType; subjectId: string },
+) {
+  const actor = alias(users, "actor");
+  const [row] = await db.select({
+    email: users.email,
+    name: users.name,
+    prefs: users.notificationPrefs,
+    actorName: actor.name,
+    muted: event.type === "message"
+      ? sql<boolean>`exists (select 1 from ${conversationMutes} where ${conversationMutes.userId} = ${event.userId} and ${conversationMutes.conversationId} = ${event.subjectId})`
+      : sql<boolean>`false`,
+  }).from(users).leftJoin(actor, eq(actor.id, event.actorId)).where(eq(users.id, event.userId));
+  return row ? { ...row, prefs: resolvePrefs(row.prefs) } : null;
+}
+
+/** Mutes (or unmutes) a conversation for a member; idempotent. */
+export async function setMuted(
+  db: Database,
+  userId: string,
+  conversationId: string,
+  muted: boolean,
+  at: Date,
+) {
+  if (muted) {
+    await db.insert(conversationMutes).values({ userId, conversationId, createdAt: at })
+      .onConflictDoNothing();
+  } else {
+    await db.delete(conversationMutes).where(
+      and(eq(conversationMutes.userId, userId), eq(conversationMutes.conversationId, conversationId)),
+    );
+  }
+}
+
+/** Turns every email off (the unsubscribe link), keeping the in-app choices. */
+export async function stopEmails(db: Database, userId: string) {
+  const off = Object.fromEntries(NOTIFICATION_TYPES.map((type) => [type, false]));
+  return await changePreferences(db, userId, { email: off });
 }

@@ -63,6 +63,11 @@ export const users = pgTable("users", {
   suspendedAt: timestamp("suspended_at", { withTimezone: true, mode: "date" }),
   suspendedUntil: timestamp("suspended_until", { withTimezone: true, mode: "date" }),
   suspensionReason: text("suspension_reason"),
+  /**
+   * What the member wants to be told of, per notification type, in the app and by email
+   * (`{ inApp: { like: false }, email: { message: true } }`); a type not named takes its default.
+   */
+  notificationPrefs: jsonb("notification_prefs").$type<NotificationPrefs>().notNull().default({}),
 }, (table) => [
   check(
     "users_gender_check",
@@ -90,6 +95,12 @@ export const NOTIFICATION_TYPES = [
 ] as const;
 
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
+
+/** A member's choices per notification type; a type not named takes its default. */
+export interface NotificationPrefs {
+  inApp?: Partial<Record<NotificationType, boolean>>;
+  email?: Partial<Record<NotificationType, boolean>>;
+}
 
 /**
  * One row per (recipient, actor, type, subject): a repeat of the same event collapses into it.
@@ -518,6 +529,13 @@ export const payments = pgTable("payments", {
   primaryKey({ columns: [table.provider, table.eventId] }),
   index("payments_by_order_idx").on(table.orderId),
 ]);
+
+/** Conversations a member muted: no notification of their messages, in the app or by email. */
+export const conversationMutes = pgTable("conversation_mutes", {
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  conversationId: text("conversation_id").notNull(),
+  createdAt: at("created_at").notNull(),
+}, (table) => [primaryKey({ columns: [table.userId, table.conversationId] })]);
 
 /**
  * What admins did: one row per action that changed something (who, what, to what, when), written

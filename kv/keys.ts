@@ -182,3 +182,10 @@ export const orderKey = (orderId: string) => ["order", orderId] as const;
 /** A payment provider's event that has been applied: a repeated delivery changes nothing. */
 export const paymentEventKey = (provider: string, eventId: string) =>
   ["payment_event", provider, eventId] as const;
+
+/** A notification waiting for its member's next email digest. */
+export const digestItemKey = (userId: string, eventId: string) =>
+  ["digest_item", userId, eventId] as const;
+export const digestItemPrefix = (userId: string) => ["digest_item", userId] as const;
+/** When the member's next digest is due (ms): set while one is scheduled. */
+export const digestDueKey = (userId: string) => ["digest_due", userId] as const;

@@ -5,6 +5,7 @@ import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
+import { setMuted } from "../db/notifications.ts";
 import { messageText, readConversation, sendMessage, tempId } from "../workflows/chat.ts";
 import { settledHistory } from "../workflows/history.ts";
 import { signedIn } from "./middleware/session.ts";
@@ -27,6 +28,7 @@ const conversation = z.object({
   peer: person,
   lastMessage: message.nullable(),
   unreadCount: z.int(),
+  muted: z.boolean().meta({ description: "The caller muted its notifications." }),
   lastMessageAt: timestamp,
 });
 
@@ -35,6 +37,13 @@ const messageInput = z.strictObject({ text: messageText, tempId });
 const readInput = z.strictObject({ messageId: id.optional() });
 
 export function chatRoutes(deps: Deps) {
+  async function muteConversation(userId: string, conversationId: string, muted: boolean) {
+    const db = await settledHistory(deps);
+    if (!await conversationPeer(db, conversationId, userId)) {
+      throw new NotFound("No conversation of yours has this id.");
+    }
+    await setMuted(db, userId, conversationId, muted, new Date(deps.clock.now()));
+  }
   return signedIn(
     new Hono<SignedInEnv>()
       .get(
@@ -49,6 +58,33 @@ export function chatRoutes(deps: Deps) {
           return c.json(
             await listConversations(await settledHistory(deps), session.sub, c.req.valid("query")),
           );
+        },
+      )
+      .put(
+        "/conversations/:id/mute",
+        describe({
+          summary: "Mute a conversation: no notification of its messages, in the app or by email",
+          description: "Idempotent; `DELETE` unmutes. The messages themselves still arrive.",
+          answers: { 204: {} },
+          errors: { 404: ["not-found"] },
+        }),
+        params(idParam),
+        async (c) => {
+          await muteConversation(c.var.session.sub, c.req.valid("param").id, true);
+          return c.body(null, 204);
+        },
+      )
+      .delete(
+        "/conversations/:id/mute",
+        describe({
+          summary: "Unmute a conversation",
+          answers: { 204: {} },
+          errors: { 404: ["not-found"] },
+        }),
+        params(idParam),
+        async (c) => {
+          await muteConversation(c.var.session.sub, c.req.valid("param").id, false);
+          return c.body(null, 204);
         },
       )
       .get(

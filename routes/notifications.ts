@@ -1,11 +1,22 @@
 // Notifications of the signed-in user (the reference\'s "Notifications" group).
 import { Hono } from "hono";
 import { z } from "zod";
-import type { SignedInEnv } from "./env.ts";
+import { html } from "hono/html";
+import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
-import { countUnread, listNotifications, markRead } from "../db/notifications.ts";
+import {
+  changePreferences,
+  countUnread,
+  listNotifications,
+  markRead,
+  preferencesOf,
+  stopEmails,
+} from "../db/notifications.ts";
+import { NOTIFICATION_TYPES, type NotificationType } from "../db/schema.ts";
+import { Invalid } from "../errors.ts";
+import { unsubscribeAllowed } from "../workflows/notifications.ts";
 import { signedIn } from "./middleware/session.ts";
-import { optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";
+import { body, optionalJsonBody, pageQuery, query } from "./middleware/validate.ts";
 import { id } from "../input.ts";
 import { documented } from "./middleware/describe.ts";
 import { notification, page } from "./reference/schemas.ts";
@@ -21,9 +32,66 @@ const readInput = z.strictObject({
   ids: z.array(id).max(100).optional(),
 });
 
+const perType = z.strictObject(
+  Object.fromEntries(NOTIFICATION_TYPES.map((type) => [type, z.boolean()])) as Record<
+    NotificationType,
+    z.ZodBoolean
+  >,
+);
+const preferences = z.object({ inApp: perType, email: perType });
+const preferencesChange = z.strictObject({
+  inApp: perType.partial().optional(),
+  email: perType.partial().optional(),
+});
+const unsubscribeQuery = z.object({ u: id, sig: z.string().regex(/^[0-9a-f]{64}$/) });
+
 export function notificationRoutes(deps: Deps) {
   const db = deps.database.db;
-  return signedIn(
+  // The unsubscribe link works without a session: its signature is the member's consent.
+  const unsubscribe = new Hono<AppEnv>()
+    .get(
+      "/unsubscribe",
+      describe({
+        summary: "The page a digest's unsubscribe link opens (no sign-in): a button that stops them",
+        description:
+          "Answers a page with one button (a form POST to the same address), so a mail scanner that opens links stops nothing; mail clients that unsubscribe in one click POST directly.",
+        answers: { 200: { contentType: "text/html" } },
+        errors: { 400: ["invalid"] },
+      }),
+      query(unsubscribeQuery),
+      async (c) => {
+        const { u, sig } = c.req.valid("query");
+        await signedLink(u, sig);
+        return c.html(unsubscribePage(html`<h1>Stop emails from Convene?</h1>
+<form method="post"><button>Stop all emails</button></form>
+<p>You will still see notifications in the app. Choose per type on your profile page.</p>`));
+      },
+    )
+    .post(
+      "/unsubscribe",
+      describe({
+        summary: "Stop every notification email of the linked member (no sign-in)",
+        answers: { 200: { contentType: "text/html" } },
+        errors: { 400: ["invalid"] },
+      }),
+      query(unsubscribeQuery),
+      async (c) => {
+        const { u, sig } = c.req.valid("query");
+        await signedLink(u, sig);
+        await stopEmails(db, u);
+        return c.html(unsubscribePage(html`<h1>Done</h1>
+<p>Convene will send you no more notification emails. Turn them back on, per type, on your
+profile page.</p>`));
+      },
+    );
+  async function signedLink(userId: string, signature: string) {
+    if (!await unsubscribeAllowed(deps, userId, signature)) {
+      throw new Invalid("This unsubscribe link is not one Convene sent.", [
+        { path: "sig", message: "does not match" },
+      ]);
+    }
+  }
+  return new Hono<AppEnv>().route("/", unsubscribe).route("/", signedIn(
     new Hono<SignedInEnv>()
       .get(
         "/",
@@ -48,6 +116,29 @@ export function notificationRoutes(deps: Deps) {
           return c.json({ count: await countUnread(db, session.sub) });
         },
       )
+      .get(
+        "/preferences",
+        describe({
+          summary: "What the caller is told of, per type: in the app and by email",
+          answers: { 200: preferences },
+        }),
+        async (c) => {
+          return c.json((await preferencesOf(db, c.var.session.sub))!);
+        },
+      )
+      .put(
+        "/preferences",
+        describe({
+          summary: "Change what the caller is told of (types not named keep their choice)",
+          description:
+            "By email, a member who is offline gets one email per batch (sent 10 minutes after the first notification it carries), never one per event. Defaults: everything in the app; by email, messages, connection requests and acceptances, interviews, orders and moderation.",
+          answers: { 200: preferences },
+        }),
+        body(preferencesChange),
+        async (c) => {
+          return c.json((await changePreferences(db, c.var.session.sub, c.req.valid("json")))!);
+        },
+      )
       .post(
         "/read",
         describe({
@@ -62,5 +153,13 @@ export function notificationRoutes(deps: Deps) {
           return c.body(null, 204);
         },
       ),
-  );
+  ));
+}
+
+function unsubscribePage(body: unknown) {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<link rel="icon" href="data:,"><title>Convene emails</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">${body}</body>
+</html>`;
 }

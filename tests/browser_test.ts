@@ -52,7 +52,7 @@ const memberId = (page: Page) =>
   page.evaluate(async () => (await (await fetch("/api/auth/session")).json()).user.id as string);
 
 withBrowser(
-  "[browser] two people sign up, connect and chat live both ways; a reload resumes without duplicates",
+  "[browser] two people sign up, connect and chat live both ways; a reload resumes without duplicates; a muted conversation and notification choices stay after a reload",
   async (browser) => {
     await using app = await servedConsole();
     const ada = await person(browser);
@@ -120,6 +120,30 @@ withBrowser(
       return page.items.map((message: { text: string }) => message.text);
     }, bobId);
     assert.deepEqual(stored, ["After your reload", "Hi Ada", "Hello Bob"]);
+
+    // Bob mutes the conversation; after a reload it is still muted. He turns likes off in the
+    // app and messages off by email, on his profile; the choices stay.
+    await bob.page.getByRole("button", { name: "Mute notifications" }).click();
+    await bob.page.getByRole("button", { name: "Unmute notifications" }).waitFor();
+    await bob.page.reload();
+    await bob.page.getByRole("button", { name: "Unmute notifications" }).waitFor();
+    await bob.page.goto(`${app.base}/#/profile`);
+    await bob.page.getByRole("checkbox", { name: "Likes in the app" }).uncheck();
+    await bob.page.getByTestId("choices-message").filter({ hasText: "Saved." }).waitFor();
+    await bob.page.getByRole("checkbox", { name: "Messages by email" }).uncheck();
+    await bob.page.reload();
+    assert.equal(
+      await bob.page.getByRole("checkbox", { name: "Likes in the app" }).isChecked(),
+      false,
+    );
+    assert.equal(
+      await bob.page.getByRole("checkbox", { name: "Messages by email" }).isChecked(),
+      false,
+    );
+    assert.equal(
+      await bob.page.getByRole("checkbox", { name: "Messages in the app" }).isChecked(),
+      true,
+    );
     assert.deepEqual([ada.errors, bob.errors], [[], []]);
   },
 );

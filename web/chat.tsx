@@ -5,7 +5,7 @@
 /// <reference lib="dom" />
 import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
+import { api, done, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
 import type { Me } from "./main.tsx";
 
 type Conversation = Awaited<ReturnType<typeof conversations>>["items"][number];
@@ -208,6 +208,12 @@ function Conversation(
         <a href={`#/people/${peerId}`}>{props.conversation?.peer.name ?? "Profile"}</a> ·{" "}
         <span data-testid="presence">{presence}</span>
         {typing && <span data-testid="typing">· typing…</span>}
+        {conversationId && (
+          <MuteButton
+            conversationId={conversationId}
+            muted={props.conversation?.muted ?? false}
+          />
+        )}
       </p>
       <ol class="messages" aria-label="Messages" aria-live="polite">
         {lines.map((line) => (
@@ -241,5 +247,27 @@ function Conversation(
       </form>
       <button type="button" class="link" onClick={() => go("chat")}>All conversations</button>
     </div>
+  );
+}
+
+/** Mutes (or unmutes) a conversation's notifications; the messages still arrive. */
+function MuteButton(props: { conversationId: string; muted: boolean }) {
+  const [muted, setMuted] = useState(props.muted);
+  const param = { id: props.conversationId };
+  return (
+    <button
+      type="button"
+      aria-pressed={muted}
+      onClick={async () => {
+        await done(
+          muted
+            ? api.api.conversations[":id"].mute.$delete({ param })
+            : api.api.conversations[":id"].mute.$put({ param }),
+        );
+        setMuted(!muted);
+      }}
+    >
+      {muted ? "Unmute notifications" : "Mute notifications"}
+    </button>
   );
 }

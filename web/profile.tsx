@@ -72,6 +72,7 @@ export function ProfilePage(props: { me: NonNullable<Me>; onMe: (me: Me) => void
       </form>
       {message && <p role="status">{message}</p>}
       <EmailChange me={me} />
+      <NotificationChoices />
       <Sessions />
     </section>
   );
@@ -178,5 +179,76 @@ function EmailChange(props: { me: NonNullable<Me> }) {
       <button type="submit">Change address</button>
       {message && <p role="status">{message}</p>}
     </form>
+  );
+}
+
+const loadPrefs = () => ok(api.api.notifications.preferences.$get());
+type Prefs = Awaited<ReturnType<typeof loadPrefs>>;
+type NotificationType = keyof Prefs["inApp"];
+
+const TYPE_LABELS: Record<NotificationType, string> = {
+  message: "Messages",
+  connection_request: "Connection requests",
+  connection_accepted: "Accepted requests",
+  follow: "New followers",
+  like: "Likes",
+  comment: "Comments",
+  interview: "Interviews",
+  order: "Orders",
+  moderation: "Moderation",
+};
+
+/** What one is told of, per type: in the app, and by email while away (one batched email). */
+function NotificationChoices() {
+  const [prefs, setPrefs] = useState<Prefs | null>(null);
+  const [message, setMessage] = useState("");
+  useEffect(() => {
+    loadPrefs().then(setPrefs);
+  }, []);
+  if (!prefs) return null;
+  async function change(channel: "inApp" | "email", type: NotificationType, on: boolean) {
+    try {
+      setPrefs(
+        await ok(api.api.notifications.preferences.$put({ json: { [channel]: { [type]: on } } })),
+      );
+      setMessage("Saved.");
+    } catch (failure) {
+      setMessage(explain(failure));
+    }
+  }
+  return (
+    <section class="card" aria-labelledby="choices-title">
+      <h2 id="choices-title">Notifications</h2>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">About</th>
+            <th scope="col">In the app</th>
+            <th scope="col">By email, while away</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(Object.keys(TYPE_LABELS) as NotificationType[]).map((type) => (
+            <tr key={type}>
+              <th scope="row">{TYPE_LABELS[type]}</th>
+              {(["inApp", "email"] as const).map((channel) => (
+                <td key={channel}>
+                  <input
+                    type="checkbox"
+                    aria-label={`${TYPE_LABELS[type]} ${
+                      channel === "inApp" ? "in the app" : "by email"
+                    }`}
+                    checked={prefs[channel][type]}
+                    onChange={(event: Event) =>
+                      change(channel, type, (event.target as HTMLInputElement).checked)}
+                  />
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {message && <p role="status" data-testid="choices-message">{message}</p>}
+    </section>
   );
 }

@@ -1,10 +1,22 @@
 // The `notify` job: stores a notification in Postgres (collapsing repeats) and appends it to the
-// recipient's event log, which pushes it live to every socket and keeps it for `resume`.
+// recipient's event log, which pushes it live to every socket and keeps it for `resume`, as the
+// member's choices allow; for a member who is offline, it also keeps it for one batched email
+// (the `email-digest` job), which carries a link that stops these emails without signing in.
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
-import { isNotified, recordNotification } from "../db/notifications.ts";
-import { NOTIFICATION_TYPES } from "../db/schema.ts";
+import {
+  isNotified,
+  recipientOf,
+  recordNotification,
+  resolvePrefs,
+} from "../db/notifications.ts";
+import { NOTIFICATION_TYPES, type NotificationType } from "../db/schema.ts";
+import { findUserById } from "../db/users.ts";
 import { appendEventsNow } from "../kv/events.ts";
+import { addDigestItem, takeDigest } from "../kv/digests.ts";
+import { coordination } from "../kv/outbox.ts";
+import { readPresence } from "../kv/presence.ts";
+import { digestEmail } from "./send-email.ts";
 import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
 import type { Jobs } from "./jobs.ts";
 import { jobRecord } from "./outbox-jobs.ts";
@@ -23,21 +35,127 @@ export const notifyPayload = z.object({
 
 export type NotifyPayload = z.infer<typeof notifyPayload>;
 
+/** A digest is sent this long after the first notification it carries. */
+export const DIGEST_DELAY_MS = 10 * 60 * 1000;
+const DIGEST_JOB = "email-digest";
+
 export function registerNotifyJob(deps: Deps) {
   deps.registry.register("notify", notifyPayload, async (payload, job) => {
-    const notification = await recordNotification(deps.database.db, {
-      ...payload,
-      eventId: payload.eventId ?? job.id,
-      at: new Date(deps.clock.now()),
-    });
-    if (notification) {
-      await appendEventsNow(deps.kv, [{
-        userId: payload.userId,
-        type: "notification",
-        data: notification,
-      }], deps.clock.now);
+    const eventId = payload.eventId ?? job.id;
+    const recipient = await recipientOf(deps.database.db, payload);
+    // A muted conversation tells its member nothing, in the app or by email.
+    if (!recipient || recipient.muted) return;
+    if (recipient.prefs.inApp[payload.type]) {
+      const notification = await recordNotification(deps.database.db, {
+        ...payload,
+        eventId,
+        at: new Date(deps.clock.now()),
+      });
+      if (notification) {
+        await appendEventsNow(deps.kv, [{
+          userId: payload.userId,
+          type: "notification",
+          data: notification,
+        }], deps.clock.now);
+      }
+    }
+    if (recipient.prefs.email[payload.type] && isNotified(payload)) {
+      await digestLater(deps, payload, eventId, recipient.actorName);
     }
   });
+  deps.registry.register(DIGEST_JOB, z.object({ userId: z.string() }), async ({ userId }) => {
+    await sendDigest(deps, userId);
+  });
+}
+
+/** Keeps a notification for the member's email digest, if they are offline now. */
+async function digestLater(
+  deps: Deps,
+  payload: NotifyPayload,
+  eventId: string,
+  actorName: string | null,
+) {
+  const now = deps.clock.now();
+  const status = (await readPresence(deps.kv, [payload.userId], now)).get(payload.userId);
+  if (status !== "offline") return; // in the app: told there
+  const due = await addDigestItem(deps.kv, payload.userId, eventId, {
+    type: payload.type,
+    actorName,
+    subjectId: payload.subjectId,
+    at: now,
+  }, now + DIGEST_DELAY_MS);
+  if (due !== null) {
+    await deps.jobs.enqueue(DIGEST_JOB, { userId: payload.userId }, {
+      delaySeconds: DIGEST_DELAY_MS / 1000,
+      jobId: `${DIGEST_JOB}:${payload.userId}:${due}`,
+      dedupeId: `${DIGEST_JOB}:${payload.userId}:${due}`,
+    });
+  }
+}
+
+/**
+ * The digest job: one email with every notification waiting for the member (those they still
+ * want by email), unless they are in the app now; sent by the `send-email` job its commit
+ * carries, with a link that stops these emails without signing in.
+ */
+export async function sendDigest(deps: Deps, userId: string) {
+  const now = deps.clock.now();
+  const [status, user] = await Promise.all([
+    readPresence(deps.kv, [userId], now).then((map) => map.get(userId)),
+    findUserById(deps.database.db, userId),
+  ]);
+  const prefs = user && resolvePrefs(user.notificationPrefs);
+  const unsubscribe = user && await unsubscribeLink(deps, userId);
+  const items = await takeDigest(coordination(deps), userId, (items) => {
+    const wanted = items.filter((item) =>
+      prefs?.email[item.type as NotificationType] && status === "offline"
+    );
+    return user && wanted.length > 0
+      ? [jobRecord(deps.outbox, "send-email", digestEmail(user, wanted, {
+        console: `${deps.config.PUBLIC_URL}/#/notifications`,
+        unsubscribe: unsubscribe!,
+      }))]
+      : [];
+  });
+  return items.length;
+}
+
+/** The link in every digest that stops them: the member's id, signed with the server's key. */
+export async function unsubscribeLink(deps: Deps, userId: string) {
+  const signature = await unsubscribeSignature(deps.config.JWT_SECRET, userId);
+  return `${deps.config.PUBLIC_URL}/api/notifications/unsubscribe?u=${
+    encodeURIComponent(userId)
+  }&sig=${signature}`;
+}
+
+async function unsubscribeSignature(secret: string, userId: string) {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    key,
+    new TextEncoder().encode(`unsubscribe:${userId}`),
+  );
+  return Array.from(new Uint8Array(mac), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Whether `signature` is the member's unsubscribe signature (compared in constant time). */
+export async function unsubscribeAllowed(deps: Deps, userId: string, signature: string) {
+  const expected = await unsubscribeSignature(deps.config.JWT_SECRET, userId);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    crypto.getRandomValues(new Uint8Array(32)),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(expected));
+  return await crypto.subtle.verify("HMAC", key, mac, new TextEncoder().encode(signature));
 }
 
 /** Enqueues a notification; nothing when users act on their own things. */

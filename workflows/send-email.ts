@@ -109,3 +109,51 @@ export function confirmEmailEmail(
     ].join("\n"),
   };
 }
+
+/** What a notification says, as a line of a digest. */
+const DIGEST_LINES: Record<string, string> = {
+  follow: "followed you",
+  like: "liked your post",
+  comment: "commented on your post",
+  connection_request: "asked to connect with you",
+  connection_accepted: "accepted your connection request",
+  message: "sent you a message",
+  interview: "updated an interview",
+  order: "an order of yours changed",
+  moderation: "an admin took down something you posted",
+};
+
+/** Lines a digest lists at most; the rest are counted. */
+const DIGEST_LINES_SHOWN = 20;
+
+/** One email for the notifications an offline member missed, with a link that stops them. */
+export function digestEmail(
+  user: { name: string; email: string },
+  items: { type: string; actorName: string | null }[],
+  links: { console: string; unsubscribe: string },
+): MailMessage {
+  const lines = items.slice(0, DIGEST_LINES_SHOWN).map((item) =>
+    item.type === "order" || item.type === "moderation"
+      ? `- ${DIGEST_LINES[item.type]}`
+      : `- ${item.actorName ?? "Someone"} ${DIGEST_LINES[item.type] ?? item.type}`
+  );
+  const more = items.length - lines.length;
+  return {
+    to: user.email,
+    subject: items.length === 1
+      ? "1 new notification on Convene"
+      : `${items.length} new notifications on Convene`,
+    text: [
+      `Hi ${user.name},`,
+      "",
+      "While you were away:",
+      ...lines,
+      ...(more > 0 ? [`- and ${more} more`] : []),
+      "",
+      `See them: ${links.console}`,
+      "",
+      `Stop these emails (no sign-in needed): ${links.unsubscribe}`,
+      "Or choose which ones you get on your profile page.",
+    ].join("\n"),
+  };
+}
