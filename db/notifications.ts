@@ -218,7 +218,9 @@ export async function recipientOf(
     prefs: users.notificationPrefs,
     actorName: actor.name,
     muted: event.type === "message"
-      ? sql<boolean>`exists (select 1 from ${conversationMutes} where ${conversationMutes.userId} = ${event.userId} and ${conversationMutes.conversationId} = ${event.subjectId})`
+      ? sql<
+        boolean
+      >`exists (select 1 from ${conversationMutes} where ${conversationMutes.userId} = ${event.userId} and ${conversationMutes.conversationId} = ${event.subjectId})`
       : sql<boolean>`false`,
   }).from(users).leftJoin(actor, eq(actor.id, event.actorId)).where(eq(users.id, event.userId));
   return row ? { ...row, prefs: resolvePrefs(row.prefs) } : null;
@@ -237,7 +239,10 @@ export async function setMuted(
       .onConflictDoNothing();
   } else {
     await db.delete(conversationMutes).where(
-      and(eq(conversationMutes.userId, userId), eq(conversationMutes.conversationId, conversationId)),
+      and(
+        eq(conversationMutes.userId, userId),
+        eq(conversationMutes.conversationId, conversationId),
+      ),
     );
   }
 }

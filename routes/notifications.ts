@@ -52,7 +52,8 @@ export function notificationRoutes(deps: Deps) {
     .get(
       "/unsubscribe",
       describe({
-        summary: "The page a digest's unsubscribe link opens (no sign-in): a button that stops them",
+        summary:
+          "The page a digest's unsubscribe link opens (no sign-in): a button that stops them",
         description:
           "Answers a page with one button (a form POST to the same address), so a mail scanner that opens links stops nothing; mail clients that unsubscribe in one click POST directly.",
         answers: { 200: { contentType: "text/html" } },
@@ -91,75 +92,86 @@ profile page.</p>`));
       ]);
     }
   }
-  return new Hono<AppEnv>().route("/", unsubscribe).route("/", signedIn(
-    new Hono<SignedInEnv>()
-      .get(
-        "/",
-        describe({
-          summary: "The caller's notifications, newest first",
-          answers: { 200: page(notification) },
-        }),
-        query(listQuery),
-        async (c) => {
-          const session = c.var.session;
-          return c.json(await listNotifications(db, session.sub, c.req.valid("query")));
-        },
-      )
-      .get(
-        "/unread-count",
-        describe({
-          summary: "How many notifications are unread",
-          answers: { 200: z.object({ count: z.int() }) },
-        }),
-        async (c) => {
-          const session = c.var.session;
-          return c.json({ count: await countUnread(db, session.sub) });
-        },
-      )
-      .get(
-        "/preferences",
-        describe({
-          summary: "What the caller is told of, per type: in the app and by email",
-          answers: { 200: preferences },
-        }),
-        async (c) => {
-          return c.json((await preferencesOf(db, c.var.session.sub))!);
-        },
-      )
-      .put(
-        "/preferences",
-        describe({
-          summary: "Change what the caller is told of (types not named keep their choice)",
-          description:
-            "By email, a member who is offline gets one email per batch (sent 10 minutes after the first notification it carries), never one per event. Defaults: everything in the app; by email, messages, connection requests and acceptances, interviews, orders and moderation.",
-          answers: { 200: preferences },
-        }),
-        body(preferencesChange),
-        async (c) => {
-          return c.json((await changePreferences(db, c.var.session.sub, c.req.valid("json")))!);
-        },
-      )
-      .post(
-        "/read",
-        describe({
-          summary: "Mark notifications read (`ids`, or every one)",
-          body: { schema: readInput, required: false },
-          answers: { 204: {} },
-        }),
-        async (c) => {
-          const session = c.var.session;
-          const { ids } = optionalJsonBody(readInput, await c.req.text());
-          await markRead(db, session.sub, ids, new Date(deps.clock.now()));
-          return c.body(null, 204);
-        },
-      ),
-  ));
+  return new Hono<AppEnv>().route("/", unsubscribe).route(
+    "/",
+    signedIn(
+      new Hono<SignedInEnv>()
+        .get(
+          "/",
+          describe({
+            summary: "The caller's notifications, newest first",
+            answers: { 200: page(notification) },
+          }),
+          query(listQuery),
+          async (c) => {
+            const session = c.var.session;
+            return c.json(await listNotifications(db, session.sub, c.req.valid("query")));
+          },
+        )
+        .get(
+          "/unread-count",
+          describe({
+            summary: "How many notifications are unread",
+            answers: { 200: z.object({ count: z.int() }) },
+          }),
+          async (c) => {
+            const session = c.var.session;
+            return c.json({ count: await countUnread(db, session.sub) });
+          },
+        )
+        .get(
+          "/preferences",
+          describe({
+            summary: "What the caller is told of, per type: in the app and by email",
+            answers: { 200: preferences },
+          }),
+          async (c) => {
+            return c.json((await preferencesOf(db, c.var.session.sub))!);
+          },
+        )
+        .put(
+          "/preferences",
+          describe({
+            summary: "Change what the caller is told of (types not named keep their choice)",
+            description:
+              "By email, a member who is offline gets one email per batch (sent 10 minutes after the first notification it carries), never one per event. Defaults: everything in the app; by email, messages, connection requests and acceptances, interviews, orders and moderation.",
+            answers: { 200: preferences },
+          }),
+          body(preferencesChange),
+          async (c) => {
+            return c.json((await changePreferences(db, c.var.session.sub, c.req.valid("json")))!);
+          },
+        )
+        .post(
+          "/read",
+          describe({
+            summary: "Mark notifications read (`ids`, or every one)",
+            body: { schema: readInput, required: false },
+            answers: { 204: {} },
+          }),
+          async (c) => {
+            const session = c.var.session;
+            const { ids } = optionalJsonBody(readInput, await c.req.text());
+            await markRead(db, session.sub, ids, new Date(deps.clock.now()));
+            return c.body(null, 204);
+          },
+        ),
+    ),
+  );
 }
 
 function unsubscribePage(body: unknown) {
-  return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<link rel="icon" href="data:,"><title>Convene emails</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">${body}</body>
-</html>`;
+  return html`
+    <!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width">
+        <link rel="icon" href="data:,">
+        <title>Convene emails</title>
+      </head>
+      <body
+        style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">${body}</body>
+    </html>
+  `;
 }

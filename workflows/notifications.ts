@@ -4,12 +4,7 @@
 // (the `email-digest` job), which carries a link that stops these emails without signing in.
 import { z } from "zod";
 import type { Deps } from "../deps.ts";
-import {
-  isNotified,
-  recipientOf,
-  recordNotification,
-  resolvePrefs,
-} from "../db/notifications.ts";
+import { isNotified, recipientOf, recordNotification, resolvePrefs } from "../db/notifications.ts";
 import { NOTIFICATION_TYPES, type NotificationType } from "../db/schema.ts";
 import { findUserById } from "../db/users.ts";
 import { appendEventsNow } from "../kv/events.ts";
@@ -111,10 +106,14 @@ export async function sendDigest(deps: Deps, userId: string) {
       prefs?.email[item.type as NotificationType] && status === "offline"
     );
     return user && wanted.length > 0
-      ? [jobRecord(deps.outbox, "send-email", digestEmail(user, wanted, {
-        console: `${deps.config.PUBLIC_URL}/#/notifications`,
-        unsubscribe: unsubscribe!,
-      }))]
+      ? [jobRecord(
+        deps.outbox,
+        "send-email",
+        digestEmail(user, wanted, {
+          console: `${deps.config.PUBLIC_URL}/#/notifications`,
+          unsubscribe: unsubscribe!,
+        }),
+      )]
       : [];
   });
   return items.length;
