@@ -15,6 +15,15 @@ export function approximatePlace(c: Context): string | null {
   const header = (name: string) => c.req.header(name)?.trim().slice(0, 80) || null;
   const city = header("cf-ipcity") ?? header("x-vercel-ip-city");
   const country = header("cf-ipcountry") ?? header("x-vercel-ip-country");
-  const place = [city && decodeURIComponent(city), country].filter(Boolean).join(", ");
+  const place = [city && decoded(city), country].filter(Boolean).join(", ");
   return place || null;
+}
+
+/** A header's percent-encoded text (Cloudflare encodes a city's name), or as it is if it is not. */
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
