@@ -8,6 +8,7 @@ import { BadGateway, Invalid, PermanentFailure, Unauthorized, Unprocessable } fr
 import { unstorableField } from "../input.ts";
 import { type PaymentEvent } from "../db/records.ts";
 import { inSpan } from "../telemetry.ts";
+import { hex, hmacKey, sameSecret, sha256Hex } from "../hashes.ts";
 
 export interface PaymentRequest {
   orderId: string;
@@ -45,17 +46,6 @@ export const SANDBOX_SIGNATURE_HEADER = "convene-signature";
 export const PAYSTACK_API_URL = "https://api.paystack.co";
 
 const encoder = new TextEncoder();
-
-function hmacKey(secret: string, hash: "SHA-256" | "SHA-512"): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash }, false, [
-    "sign",
-    "verify",
-  ]);
-}
-
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
 
 function fromHex(text: string): Uint8Array<ArrayBuffer> | null {
   if (!/^(?:[0-9a-f]{2})+$/i.test(text)) return null;
@@ -334,12 +324,7 @@ export function phonepeProvider(options: PhonePeOptions): PaymentProvider {
   const hosts = options.baseUrl
     ? { api: options.baseUrl, oauth: options.baseUrl }
     : PHONEPE_HOSTS[options.environment];
-  const expected = crypto.subtle.digest(
-    "SHA-256",
-    encoder.encode(`${options.webhookUsername}:${options.webhookPassword}`),
-  ).then((digest) => hex(digest));
-  /** A one-off key: the header and the expected hash are compared as MACs, in constant time. */
-  const compareKey = hmacKey(crypto.randomUUID(), "SHA-256");
+  const expected = sha256Hex(`${options.webhookUsername}:${options.webhookPassword}`);
   let token: Promise<{ value: string; expiresAtMs: number }> | null = null;
 
   const fetchToken = async () => {
@@ -465,9 +450,7 @@ export function phonepeProvider(options: PhonePeOptions): PaymentProvider {
     },
     async verify(headers, rawBody) {
       const given = (headers.get("authorization") ?? "").trim().toLowerCase();
-      const key = await compareKey;
-      const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(await expected));
-      if (!await crypto.subtle.verify("HMAC", key, mac, encoder.encode(given))) {
+      if (!await sameSecret(given, await expected)) {
         throw new Unauthorized("The Authorization header is not SHA256(username:password).");
       }
       const event = parseEvent(phonepeEvent, readEvent(rawBody));

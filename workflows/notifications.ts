@@ -12,6 +12,7 @@ import { addDigestItem, takeDigest } from "../kv/digests.ts";
 import { coordination } from "../kv/outbox.ts";
 import { readPresence } from "../kv/presence.ts";
 import { digestEmail } from "./send-email.ts";
+import { hmacHex, sameSecret } from "../hashes.ts";
 import type { Outbox, OutboxRecord } from "../kv/outbox.ts";
 import type { Jobs } from "./jobs.ts";
 import { jobRecord } from "./outbox-jobs.ts";
@@ -127,34 +128,13 @@ export async function unsubscribeLink(deps: Deps, userId: string) {
   }&sig=${signature}`;
 }
 
-async function unsubscribeSignature(secret: string, userId: string) {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign(
-    "HMAC",
-    key,
-    new TextEncoder().encode(`unsubscribe:${userId}`),
-  );
-  return Array.from(new Uint8Array(mac), (byte) => byte.toString(16).padStart(2, "0")).join("");
+function unsubscribeSignature(secret: string, userId: string) {
+  return hmacHex(secret, `unsubscribe:${userId}`);
 }
 
 /** Whether `signature` is the member's unsubscribe signature (compared in constant time). */
 export async function unsubscribeAllowed(deps: Deps, userId: string, signature: string) {
-  const expected = await unsubscribeSignature(deps.config.JWT_SECRET, userId);
-  const key = await crypto.subtle.importKey(
-    "raw",
-    crypto.getRandomValues(new Uint8Array(32)),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(expected));
-  return await crypto.subtle.verify("HMAC", key, mac, new TextEncoder().encode(signature));
+  return await sameSecret(signature, await unsubscribeSignature(deps.config.JWT_SECRET, userId));
 }
 
 /** Enqueues a notification; nothing when users act on their own things. */

@@ -1,6 +1,7 @@
 // Emailed links: a random token mailed to an address, stored only as its SHA-256, good once until
 // it expires, and only while it is the user's latest of its kind (asking again ends the one
 // before). Two kinds: a password reset, and an address to confirm (at signup or on a change).
+import { sha256Hex } from "../../hashes.ts";
 import { commitDecision } from "../decisions.ts";
 import { emailLinkKey, emailLinkUserKey } from "../keys.ts";
 import type { Coordination, OutboxRecord } from "../outbox.ts";
@@ -23,9 +24,8 @@ export async function newLinkToken(): Promise<{ token: string; hash: string }> {
   return { token, hash: await hashLinkToken(token) };
 }
 
-export async function hashLinkToken(token: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+export function hashLinkToken(token: string): Promise<string> {
+  return sha256Hex(token);
 }
 
 /** Stores the user's new token of `kind` (ending the one before) with `records` (its email). */

@@ -1,6 +1,7 @@
 // Media: uploads checked by their bytes and size as they stream in, the owner's delete, the
 // ownership check behind every attachment, and the jobs and daily sweep that remove blobs
 // nothing uses (never one that something does).
+import { sha256Hex } from "../../hashes.ts";
 import {
   MaxFileSizeExceededError,
   MaxPartsExceededError,
@@ -161,11 +162,6 @@ async function readFilePart(request: Request, limit: number): Promise<Uint8Array
     await request.body?.cancel().catch(() => {});
   }
   throw new Invalid("The upload has no file.", [{ path: "file", message: "is required" }]);
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /** A file's row; 404 when there is none. */
