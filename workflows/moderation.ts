@@ -110,7 +110,7 @@ export async function suspend(
   return suspensionView(suspension);
 }
 
-/** Restores a suspended member (404 `not-suspended` semantics: 409 when they were not). */
+/** Restores a suspended member; `restored` is false when they were not (nothing changes then). */
 export async function restore(deps: Deps, adminId: string, userId: string) {
   await existingMember(deps, userId);
   const restored = await restoreMember(coordination(deps), userId, () => [
