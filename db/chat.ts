@@ -22,6 +22,8 @@ export interface MessageView {
   from: string;
   text: string;
   createdAt: string;
+  /** When the other participant read it; null until then (or when not known yet). */
+  readAt: string | null;
 }
 
 export interface ConversationView {
@@ -37,6 +39,7 @@ export interface ConversationView {
 /** A message from a row, from `row_to_json` (time as a string) or from KV (time in ms). */
 type StoredMessage = Pick<MessageRow, "id" | "conversationId" | "senderId" | "text"> & {
   createdAt: Date | string | number;
+  readAt?: Date | string | null;
 };
 
 export function messageView(message: StoredMessage): MessageView {
@@ -46,6 +49,7 @@ export function messageView(message: StoredMessage): MessageView {
     from: message.senderId,
     text: message.text,
     createdAt: new Date(message.createdAt).toISOString(),
+    readAt: message.readAt ? new Date(message.readAt).toISOString() : null,
   };
 }
 
@@ -136,7 +140,7 @@ export async function listConversations(
         and ${messages.senderId} <> ${userId})::int`,
     lastMessage: sql<StoredMessage | null>`(select row_to_json(last) from (
       select id, conversation_id as "conversationId", sender_id as "senderId", text,
-        created_at as "createdAt"
+        created_at as "createdAt", read_at as "readAt"
       from ${messages} where ${messages.conversationId} = ${m.conversationId}
       order by ${messages.seq} desc limit 1) last)`,
     muted: sql<boolean>`exists (select 1 from ${conversationMutes}
@@ -194,20 +198,30 @@ export async function markConversationRead(
   conversationId: string,
   userId: string,
   messageId: string | undefined,
+  at: Date,
 ): Promise<{ messageId: string; otherId: string } | null> {
   const target = messageId
     ? sql`select id, seq from ${messages}
         where ${messages.id} = ${messageId} and ${messages.conversationId} = ${conversationId}`
     : sql`select id, seq from ${messages} where ${messages.conversationId} = ${conversationId}
         order by ${messages.seq} desc limit 1`;
+  // The marker and the time each message it passes was read, in one statement.
   const result = await db.execute(sql`
-    with target as (${target})
-    update ${conversationMembers} set last_read_seq = target.seq
-    from target
-    where ${conversationMembers.conversationId} = ${conversationId}
-      and ${conversationMembers.userId} = ${userId}
-      and ${conversationMembers.lastReadSeq} < target.seq
-    returning target.id, ${conversationMembers.otherId} as other_id`);
+    with target as (${target}),
+    moved as (
+      update ${conversationMembers} set last_read_seq = target.seq
+      from target
+      where ${conversationMembers.conversationId} = ${conversationId}
+        and ${conversationMembers.userId} = ${userId}
+        and ${conversationMembers.lastReadSeq} < target.seq
+      returning target.id, target.seq, ${conversationMembers.otherId} as other_id),
+    stamped as (
+      update ${messages} set read_at = ${at}
+      where ${messages.conversationId} = ${conversationId}
+        and ${messages.senderId} <> ${userId}
+        and ${messages.readAt} is null
+        and ${messages.seq} <= (select seq from moved))
+    select id, other_id from moved`);
   const [row] = rowsOf<{ id: string; other_id: string }>(result);
   return row ? { messageId: row.id, otherId: row.other_id } : null;
 }

@@ -312,6 +312,8 @@ export const messages = pgTable("messages", {
   text: text("text").notNull(),
   tempId: text("temp_id").notNull(),
   createdAt: at("created_at").notNull(),
+  /** When the other participant's read marker first passed it (null: unread). */
+  readAt: at("read_at"),
 }, (table) => [uniqueIndex("messages_by_conversation_idx").on(table.conversationId, table.seq)]);
 
 export type MessageRow = typeof messages.$inferSelect;

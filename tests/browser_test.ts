@@ -98,6 +98,15 @@ withBrowser(
     await shot(ada.page, "chat-desktop");
     await shot(bob.page, "chat-phone");
 
+    // Ada's receipt never goes back: not when Bob answers, not after her reload.
+    const readHello = ada.page.locator("[data-testid=message][data-state=read]").filter({
+      hasText: "Hello Bob",
+    });
+    await ada.page.waitForTimeout(500); // the conversation list catches up with the answer
+    assert.equal(await readHello.count(), 1, "still read after the answer");
+    await ada.page.reload();
+    await readHello.waitFor();
+
     // Bob reloads: each message once; what comes next arrives live.
     await bob.page.reload();
     await bob.page.getByTestId("message").filter({ hasText: "Hi Ada" }).waitFor();

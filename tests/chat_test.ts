@@ -181,6 +181,21 @@ Deno.test("[chat] conversations list latest first with unread counts; reads move
         (await t0.http("GET", "/api/conversations", { token: ada.token })).body.items
           .find((c: { id: string }) => c.id === conversationId).unreadCount;
       assert.equal(await unread(), 4);
+      // Bob's history says which of his messages Ada read, and when; never hers to him.
+      const readAt = new Date(t0.clock.now()).toISOString();
+      const bobsView = await t0.http(
+        "GET",
+        `/api/conversations/${conversationId}/messages?limit=100`,
+        { token: bob.token },
+      );
+      const states = bobsView.body.items
+        .filter((m: { from: string }) => m.from === bob.user.id)
+        .map((m: { readAt: string | null }) => m.readAt);
+      assert.deepEqual(states, [null, null, null, null, ...Array(states.length - 4).fill(readAt)]);
+      assert.ok(
+        bobsView.body.items.filter((m: { from: string }) => m.from === ada.user.id)
+          .every((m: { readAt: string | null }) => m.readAt === null),
+      );
       const receipts = (await readEvents(t0.deps.kv, bob.user.id, 0, 1000))
         .filter((event) => event.type === "message-read");
       assert.deepEqual(
@@ -190,12 +205,23 @@ Deno.test("[chat] conversations list latest first with unread counts; reads move
         }),
         [[upTo.id, ada.user.id]],
       );
-      // Reading an older message again changes nothing and sends nothing.
+      // Reading an older message again changes nothing and sends nothing; no receipt goes back
+      // or moves its time.
+      t0.clock.advance(1000);
       await t0.http("POST", `/api/conversations/${conversationId}/read`, {
         token: ada.token,
         body: { messageId: fromBob[8].id },
       });
       assert.equal(await unread(), 4);
+      const again = await t0.http(
+        "GET",
+        `/api/conversations/${conversationId}/messages?limit=100`,
+        { token: bob.token },
+      );
+      assert.equal(
+        again.body.items.find((m: { id: string }) => m.id === fromBob[8].id).readAt,
+        readAt,
+      );
       await t0.http("POST", `/api/conversations/${conversationId}/read`, { token: ada.token });
       assert.equal(await unread(), 0);
       assertProblem(

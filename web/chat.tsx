@@ -23,6 +23,15 @@ const conversations = () => ok(api.api.conversations.$get({ query: { limit: "50"
 const history = (id: string) =>
   ok(api.api.conversations[":id"].messages.$get({ param: { id }, query: { limit: "100" } }));
 
+/** How far along a line is: a receipt moves it forward only. */
+const RANK: Record<Line["state"], number> = {
+  failed: 0,
+  sending: 1,
+  received: 1,
+  delivered: 2,
+  read: 3,
+};
+
 export function ChatPage(props: { me: NonNullable<Me>; peerId?: string }) {
   const [list, setList] = useState<Conversation[]>([]);
   useEffect(() => {
@@ -105,9 +114,18 @@ function Conversation(
           from: message.from,
           text: message.text,
           createdAt: message.createdAt,
-          state: message.from === me.id ? "delivered" : "received",
+          state: message.from !== me.id ? "received" : message.readAt ? "read" : "delivered",
         }));
-        setLines((live) => [...stored, ...live.filter((l) => !stored.some((s) => s.id === l.id))]);
+        // A receipt never goes back: a line the socket already marked read stays read.
+        setLines((live) => [
+          ...stored.map((line) => {
+            const seen = live.find((l) => l.id === line.id);
+            return seen && RANK[seen.state] > RANK[line.state]
+              ? { ...line, state: seen.state }
+              : line;
+          }),
+          ...live.filter((l) => !stored.some((s) => s.id === l.id)),
+        ]);
         const last = page.items.find((message) => message.from === peerId);
         if (last && props.conversation?.unreadCount) {
           liveSocket().send("message-read", { conversationId: id, messageId: last.id });

@@ -53,7 +53,8 @@ export function deliveredView(message: ChatMessage) {
 
 /** What the recipient's sockets get: the message as the HTTP API shows it, its id as `messageId`. */
 function incomingView(message: ChatMessage) {
-  const { id, ...view } = messageView({ ...message, senderId: message.fromUserId });
+  // Just sent, it is unread: the frame carries no read state.
+  const { id, readAt: _, ...view } = messageView({ ...message, senderId: message.fromUserId });
   return { messageId: id, ...view };
 }
 
@@ -104,7 +105,13 @@ export async function readConversation(
   const db = await settledHistory(deps);
   const peer = await conversationPeer(db, input.conversationId, userId);
   if (!peer) throw new NotFound("No conversation of yours has this id.");
-  const moved = await markConversationRead(db, input.conversationId, userId, input.messageId);
+  const moved = await markConversationRead(
+    db,
+    input.conversationId,
+    userId,
+    input.messageId,
+    new Date(deps.clock.now()),
+  );
   if (!moved) {
     if (input.messageId && !await messageExists(db, input.conversationId, input.messageId)) {
       throw new NotFound("This conversation has no message with this id.");

@@ -147,6 +147,9 @@ export const message = z.object({
   from: z.string().meta({ description: "The sender's user id." }),
   text: z.string(),
   createdAt: timestamp,
+  readAt: nullableTime.meta({
+    description: "When the other participant read it; null until then (a receipt never goes back).",
+  }),
 }).meta({ id: "Message" });
 
 export const interview = z.object({
