@@ -1,5 +1,5 @@
 // Conversations and messages over HTTP (the reference\'s "Chat" group): the same rules as the socket.
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
@@ -33,10 +33,30 @@ const conversation = z.object({
 });
 
 const userParam = z.object({ userId: id });
+const sentAnswer = { schema: message.extend({ tempId: z.string() }), headers: REPLAYED };
+const sendErrors = {
+  403: ["not-connected", "account-suspended"],
+  404: ["not-found"],
+  409: ["temp-id-reused"],
+};
 const messageInput = z.strictObject({ text: messageText, tempId });
 const readInput = z.strictObject({ messageId: id.optional() });
 
 export function chatRoutes(deps: Deps) {
+  /** Sends the request's message to `toUserId` and answers it (201, or the first answer again). */
+  async function sent(
+    c: Context<SignedInEnv>,
+    fromUserId: string,
+    toUserId: string,
+    input: z.infer<typeof messageInput>,
+  ) {
+    const { message, replayed } = await sendMessage(deps, fromUserId, { toUserId, ...input });
+    if (replayed) c.header("Idempotent-Replayed", "true");
+    return c.json({
+      ...messageView({ ...message, senderId: message.fromUserId }),
+      tempId: message.tempId,
+    }, 201);
+  }
   async function muteConversation(userId: string, conversationId: string, muted: boolean) {
     const db = await settledHistory(deps);
     if (!await conversationPeer(db, conversationId, userId)) {
@@ -107,31 +127,37 @@ export function chatRoutes(deps: Deps) {
         },
       )
       .post(
-        "/conversations/:userId/messages",
+        "/users/:userId/messages",
         describe({
-          summary: "Send a message (the socket's `private-message` over HTTP)",
+          summary: "Send a message to a member (the socket's `private-message` over HTTP)",
           description:
             "Only connected or currently matched members may message each other. Re-sending a `tempId` answers the same message with `Idempotent-Replayed: true`.",
-          answers: { 201: { schema: message.extend({ tempId: z.string() }), headers: REPLAYED } },
-          errors: {
-            403: ["not-connected", "account-suspended"],
-            404: ["not-found"],
-            409: ["temp-id-reused"],
-          },
+          answers: { 201: sentAnswer },
+          errors: sendErrors,
         }),
         params(userParam),
         body(messageInput),
         async (c) => {
-          const session = c.var.session;
-          const { message, replayed } = await sendMessage(deps, session.sub, {
-            toUserId: c.req.valid("param").userId,
-            ...c.req.valid("json"),
-          });
-          if (replayed) c.header("Idempotent-Replayed", "true");
-          return c.json({
-            ...messageView({ ...message, senderId: message.fromUserId }),
-            tempId: message.tempId,
-          }, 201);
+          const { userId } = c.req.valid("param");
+          return await sent(c, c.var.session.sub, userId, c.req.valid("json"));
+        },
+      )
+      .post(
+        "/conversations/:id/messages",
+        describe({
+          summary: "Send a message into one of one's conversations, by its id",
+          description:
+            "Sends to the conversation's other participant, as `POST /api/users/{userId}/messages` does. Deprecated, and kept working for clients written against the original contract: `id` may be the member's id instead of a conversation's (a conversation of the caller's with that id is looked for first). Use `POST /api/users/{userId}/messages` for that.",
+          answers: { 201: sentAnswer },
+          errors: sendErrors,
+        }),
+        params(idParam),
+        body(messageInput),
+        async (c) => {
+          const userId = c.var.session.sub;
+          const { id } = c.req.valid("param");
+          const peer = await conversationPeer(await settledHistory(deps), id, userId);
+          return await sent(c, userId, peer ?? id, c.req.valid("json"));
         },
       )
       .post(

@@ -235,6 +235,40 @@ Deno.test("[chat] conversations list latest first with unread counts; reads move
   );
 });
 
+Deno.test("[chat] one meaning per path: to a member by their id, into a conversation by its id; the original form still works", async () => {
+  await using t0 = await chatApp();
+  const { ada, bob } = t0;
+  const toBob = await t0.http("POST", `/api/users/${bob.user.id}/messages`, {
+    token: ada.token,
+    body: { text: "by member id", tempId: "m-1" },
+  });
+  assert.equal(toBob.status, 201, JSON.stringify(toBob.body));
+  const conversationId = toBob.body.conversationId;
+  const reply = await t0.http("POST", `/api/conversations/${conversationId}/messages`, {
+    token: bob.token,
+    body: { text: "by conversation id", tempId: "m-2" },
+  });
+  assert.equal(reply.status, 201, JSON.stringify(reply.body));
+  assert.equal(reply.body.conversationId, conversationId, "to the conversation's other member");
+  const legacy = await t0.http("POST", `/api/conversations/${bob.user.id}/messages`, {
+    token: ada.token,
+    body: { text: "the original form", tempId: "m-3" },
+  });
+  assert.equal(legacy.status, 201);
+  assert.equal(legacy.body.conversationId, conversationId);
+  const history = await t0.http("GET", `/api/conversations/${conversationId}/messages`, {
+    token: ada.token,
+  });
+  assert.deepEqual(
+    history.body.items.map((m: { text: string; from: string }) => [m.text, m.from]),
+    [
+      ["the original form", ada.user.id],
+      ["by conversation id", bob.user.id],
+      ["by member id", ada.user.id],
+    ],
+  );
+});
+
 Deno.test("[chat] a pending connection request allows nothing: HTTP, socket and typing are refused until it is accepted", async () => {
   await using t0 = await servedTestApp();
   const [ada, dee] = await members(t0.deps, 2, { name: (i) => ["Ada", "Dee"][i] });

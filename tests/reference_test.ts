@@ -86,6 +86,35 @@ Deno.test("[reference] the OpenAPI document is valid OpenAPI 3.1", async () => {
   assert.equal(result.valid, true);
 });
 
+/** The linter a client author would run on the document (Node from the machine, npx fetches it). */
+const REDOCLY = "@redocly/cli@2.77.0";
+
+Deno.test("[reference] the OpenAPI document passes `redocly lint` with no errors (one meaning per path)", async () => {
+  await using t0 = await createTestApp();
+  const document = await served(t0.app, "/openapi.json");
+  const dir = await Deno.makeTempDir({ prefix: "convene-openapi-" });
+  try {
+    const file = `${dir}/openapi.json`;
+    await Deno.writeTextFile(file, JSON.stringify(document));
+    const { code, stdout, stderr } = await new Deno.Command("npx", {
+      args: ["-y", REDOCLY, "lint", file, "--format=json"],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const report = new TextDecoder().decode(stdout);
+    const problems = JSON.parse(report.slice(report.indexOf("{"))) as {
+      totals: { errors: number };
+      problems: { ruleId: string; severity: string; message: string }[];
+    };
+    const errors = problems.problems.filter((problem) => problem.severity === "error");
+    assert.deepEqual(errors, [], new TextDecoder().decode(stderr).slice(-500));
+    assert.equal(code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("[reference] GET /asyncapi.json is an AsyncAPI 3.0 document of every frame, both ways", async () => {
   await using t0 = await createTestApp();
   const document = await served(t0.app, "/asyncapi.json");
