@@ -42,6 +42,10 @@ const url = z.url({ protocol: /^https?$/ });
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  /** The address `deno task dev|start` listens on: every interface, unless set (`127.0.0.1`). */
+  HOST: z.string().trim().regex(/^[\w.:\[\]-]{1,255}$/, "an address or host name").default(
+    "0.0.0.0",
+  ),
   APP_ENV: z.enum(["development", "test", "production"]).default("development"),
   DATA_DIR: z.string().min(1).default(".data"),
   DENO_KV_PATH: optional,

@@ -1,4 +1,4 @@
-// `deno task dev` / `deno task start`: runs `deno serve` on PORT (deno serve itself ignores PORT),
+// `deno task dev` / `deno task start`: runs `deno serve` on HOST:PORT (deno serve ignores both),
 // passes stop requests on to it however this launcher was started, and exits non-zero at once when
 // the server cannot start (instead of waiting in `--watch` for a file change).
 import { ConfigError, parseConfig } from "../config.ts";
@@ -10,8 +10,9 @@ const STOP_DEADLINE_MS = 20_000;
 const ANCESTOR_POLL_MS = 500;
 
 let port: number;
+let host: string;
 try {
-  port = parseConfig(Deno.env.toObject()).PORT;
+  ({ PORT: port, HOST: host } = parseConfig(Deno.env.toObject()));
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`Configuration error: ${error.message}`);
@@ -19,7 +20,7 @@ try {
 }
 
 const watch = Deno.args.includes("--watch");
-const args = ["serve", "-A", `--port=${port}`];
+const args = ["serve", "-A", `--port=${port}`, `--host=${host}`];
 if (watch) args.push("--watch");
 if (Deno.args.includes("--parallel")) {
   if (Deno.env.get("DATABASE_URL")) {
