@@ -109,6 +109,10 @@ const schema = z.object({
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(
     5 * 1024 * 1024,
   ),
+  /** The largest video (MP4, WebM) accepted: videos have their own limit. */
+  MEDIA_VIDEO_MAX_BYTES: z.coerce.number().int().min(1024).max(500 * 1024 * 1024).default(
+    50 * 1024 * 1024,
+  ),
   /** Media no post, profile or interview uses are removed by the daily sweep after this long. */
   MEDIA_ORPHAN_GRACE_SECONDS: seconds(86400),
 });

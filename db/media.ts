@@ -41,6 +41,7 @@ export async function findMediaMany(db: Database, ids: string[]): Promise<MediaR
 
 const unused = sql`not exists (select 1 from ${postMedia} where ${postMedia.mediaId} = ${media.id})
   and not exists (select 1 from ${users} where ${users.avatarMediaId} = ${media.id})
+  and not exists (select 1 from ${users} where ${users.videoMediaId} = ${media.id})
   and not exists (select 1 from ${interviewMedia} where ${interviewMedia.mediaId} = ${media.id})`;
 
 /**
@@ -87,6 +88,7 @@ export async function deleteMediaEverywhere(
       .returning({ id: posts.id });
     await tx.delete(postMedia).where(eq(postMedia.mediaId, id));
     await tx.update(users).set({ avatarMediaId: null }).where(eq(users.avatarMediaId, id));
+    await tx.update(users).set({ videoMediaId: null }).where(eq(users.videoMediaId, id));
     await tx.delete(media).where(eq(media.id, id));
     return { postIds: changed.map((post) => post.id) };
   });

@@ -21,6 +21,7 @@ export interface Candidate {
   location: string | null;
   verifiedSkills: unknown;
   avatarMediaId: string | null;
+  videoMediaId: string | null;
   createdAt: string;
   lastActiveAt: string;
   sharedSkills: string[];
@@ -69,7 +70,8 @@ export async function discoveryCandidates(
           and ((r.from_user_id = ${userId} and r.to_user_id = u.id)
             or (r.from_user_id = u.id and r.to_user_id = ${userId})))
     )
-    select id, name, headline, bio, skills, location, verified_skills, avatar_media_id, created_at,
+    select id, name, headline, bio, skills, location, verified_skills, avatar_media_id,
+      video_media_id, created_at,
       last_active_at,
       shared, union_size, same_place, mutuals, recency::float8 as recency
     from features
@@ -92,6 +94,7 @@ export async function discoveryCandidates(
         ? JSON.parse(row.verified_skills)
         : row.verified_skills,
       avatarMediaId: row.avatar_media_id as string | null,
+      videoMediaId: row.video_media_id as string | null,
       createdAt: new Date(row.created_at as string).toISOString(),
       lastActiveAt: new Date(row.last_active_at as string).toISOString(),
       sharedSkills: shared,

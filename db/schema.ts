@@ -47,6 +47,8 @@ export const users = pgTable("users", {
   verifiedSkills: jsonb("verified_skills").$type<VerifiedSkill[]>().notNull().default([]),
   /** The profile photo: one of the user's own media (never removed while set here). */
   avatarMediaId: text("avatar_media_id").references((): AnyPgColumn => media.id),
+  /** A short video on the profile: one of the user's own MP4 or WebM uploads. */
+  videoMediaId: text("video_media_id").references((): AnyPgColumn => media.id),
   /** Granted by a paid membership order (null: no membership). */
   membershipTier: text("membership_tier"),
   membershipSince: timestamp("membership_since", { withTimezone: true, mode: "date" }),
@@ -76,6 +78,9 @@ export const users = pgTable("users", {
   check("users_role_check", sql`${table.role} in ('user', 'admin')`),
   index("users_by_avatar_idx").on(table.avatarMediaId).where(
     sql`${table.avatarMediaId} is not null`,
+  ),
+  index("users_by_video_idx").on(table.videoMediaId).where(
+    sql`${table.videoMediaId} is not null`,
   ),
 ]);
 
@@ -562,6 +567,8 @@ export const MEDIA_TYPES = [
   "image/webp",
   "image/gif",
   "application/pdf",
+  "video/mp4",
+  "video/webm",
 ] as const;
 
 export type MediaType = (typeof MEDIA_TYPES)[number];

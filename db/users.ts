@@ -47,7 +47,7 @@ export async function setPasswordHash(db: Database, id: string, passwordHash: st
   await db.update(users).set({ passwordHash, updatedAt: at }).where(eq(users.id, id));
 }
 
-/** A profile photo's path on this server (GET /media/:id), or null. */
+/** A profile photo's (or video's) path on this server (GET /media/:id), or null. */
 export function avatarPath(mediaId: string | null) {
   return mediaId ? mediaPath(mediaId) : null;
 }
@@ -64,6 +64,8 @@ export function publicProfile(row: UserRow) {
     verifiedSkills: row.verifiedSkills,
     avatarMediaId: row.avatarMediaId,
     avatarUrl: avatarPath(row.avatarMediaId),
+    videoMediaId: row.videoMediaId,
+    videoUrl: avatarPath(row.videoMediaId),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -78,6 +80,7 @@ export interface ProfilePatch {
   location?: string | null;
   gender?: Gender;
   avatarMediaId?: string | null;
+  videoMediaId?: string | null;
 }
 
 export async function updateProfile(
@@ -85,12 +88,17 @@ export async function updateProfile(
   id: string,
   patch: ProfilePatch,
   at: Date,
-): Promise<{ row: UserRow; previousAvatar: string | null } | "gender-settled" | null> {
+): Promise<
+  { row: UserRow; previous: (string | null)[] } | "gender-settled" | null
+> {
   return await inTransaction(db, async (tx) => {
     // Locked, so two concurrent photo changes each see the photo the other replaced, and of two
     // first choices of a gender one is first.
-    const [before] = await tx.select({ avatarMediaId: users.avatarMediaId, gender: users.gender })
-      .from(users).where(eq(users.id, id)).for("update");
+    const [before] = await tx.select({
+      avatarMediaId: users.avatarMediaId,
+      videoMediaId: users.videoMediaId,
+      gender: users.gender,
+    }).from(users).where(eq(users.id, id)).for("update");
     if (!before) return null;
     // A gender is chosen once ("undisclosed" is no choice yet); later changes are an admin's.
     const gender = patch.gender;
@@ -99,7 +107,7 @@ export async function updateProfile(
     }
     const [row] = await tx.update(users).set({ ...patch, updatedAt: at, lastActiveAt: at })
       .where(eq(users.id, id)).returning();
-    return { row, previousAvatar: before.avatarMediaId };
+    return { row, previous: [before.avatarMediaId, before.videoMediaId] };
   });
 }
 

@@ -70,7 +70,8 @@ function uploadRoutes(deps: Deps) {
     .post(
       "/",
       describe({
-        summary: "Upload a file (images ≤ 5 MB by default; the type is sniffed from the bytes)",
+        summary:
+          "Upload a file (images and PDF ≤ 5 MiB, MP4 and WebM videos ≤ 50 MiB by default; the type is sniffed from the bytes)",
         body: {
           contentType: "multipart/form-data",
           schema: z.object({

@@ -11,12 +11,14 @@ import {
   concurrentPhotoChanges,
   fetchMedia,
   fileOf,
+  mp4,
   pdf,
   png,
   sha256Hex,
   SIGNATURES,
   upload,
   uploaded,
+  webm,
 } from "./helpers/media.ts";
 
 async function mediaRows(deps: Deps) {
@@ -194,7 +196,9 @@ function meteredUpload(total: number, chunk = 16 * 1024) {
 
 Deno.test("[media] an oversized upload is refused with 413 without reading the rest of it", async (t) => {
   const limit = 64 * 1024;
-  await using t0 = await createTestApp({ env: { MEDIA_MAX_BYTES: String(limit) } });
+  await using t0 = await createTestApp({
+    env: { MEDIA_MAX_BYTES: String(limit), MEDIA_VIDEO_MAX_BYTES: String(limit / 2) },
+  });
   const { app, deps } = t0;
   const [ada] = await members(deps, 1);
   const post = (body: BodyInit, headers: Record<string, string>) =>
@@ -241,6 +245,69 @@ Deno.test("[media] an oversized upload is refused with 413 without reading the r
       assert.equal((await storedKeys(deps)).length, 1);
     },
   );
+});
+
+Deno.test("[media] profile videos: MP4 and WebM by their bytes, with a limit of their own; played on the profile", async (t) => {
+  const fileLimit = 8 * 1024;
+  const videoLimit = 32 * 1024;
+  await using t0 = await createTestApp({
+    env: { MEDIA_MAX_BYTES: String(fileLimit), MEDIA_VIDEO_MAX_BYTES: String(videoLimit) },
+  });
+  const { app, deps, http } = t0;
+  const [ada, bob] = await members(deps, 2);
+
+  await t.step("MP4 and WebM are sniffed; QuickTime and Matroska are not them", async () => {
+    const fromMp4 = await upload(app, ada.token, mp4(4000), { type: "image/png" });
+    assert.equal(fromMp4.body.contentType, "video/mp4");
+    assert.equal((await upload(app, ada.token, webm(4000))).body.contentType, "video/webm");
+    for (const other of [SIGNATURES.mov, SIGNATURES.mkv]) {
+      const refused = await upload(app, ada.token, fileOf(other, 4000), { type: "video/mp4" });
+      assert.equal(assertProblem(refused, 415).type, "/problems/unsupported-media-type");
+    }
+    const { response } = await fetchMedia(app, fromMp4.body.id);
+    assert.equal(response.headers.get("content-type"), "video/mp4");
+  });
+
+  await t.step("a video may be larger than a file, up to its own limit", async () => {
+    assert.equal((await upload(app, ada.token, mp4(videoLimit))).status, 201);
+    const overVideo = await upload(app, ada.token, mp4(videoLimit + 1));
+    assert.equal(assertProblem(overVideo, 413).limitBytes, videoLimit);
+    const overFile = await upload(app, ada.token, png(fileLimit + 1));
+    assert.equal(assertProblem(overFile, 413).limitBytes, fileLimit, "an image keeps its limit");
+  });
+
+  await t.step("a profile shows its owner's video; anything else is refused", async () => {
+    const video = await uploaded(app, ada.token, webm(5000));
+    const photo = await uploaded(app, ada.token, png(1000));
+    const set = await http("PATCH", "/api/profile", {
+      token: ada.token,
+      body: { videoMediaId: video.id },
+    });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.equal(set.body.user.videoUrl, `/media/${video.id}`);
+    const seen = await http("GET", `/api/users/${ada.user.id}`, { token: bob.token });
+    assert.equal(seen.body.videoUrl, `/media/${video.id}`);
+    const image = await http("PATCH", "/api/profile", {
+      token: ada.token,
+      body: { videoMediaId: photo.id },
+    });
+    assert.equal(assertProblem(image, 400).errors[0].path, "videoMediaId");
+    const asPhoto = await http("PATCH", "/api/profile", {
+      token: ada.token,
+      body: { avatarMediaId: video.id },
+    });
+    assert.equal(assertProblem(asPhoto, 400).errors[0].path, "avatarMediaId");
+    const bobs = await uploaded(app, bob.token, mp4(3000));
+    const notMine = await http("PATCH", "/api/profile", {
+      token: ada.token,
+      body: { videoMediaId: bobs.id },
+    });
+    assertProblem(notMine, 403);
+    // In use on a profile, the daily sweep keeps it.
+    t0.clock.advance(deps.config.MEDIA_ORPHAN_GRACE_SECONDS * 1000 + 1000);
+    await sweepMedia(deps);
+    assert.equal((await fetchMedia(app, video.id)).response.status, 200);
+  });
 });
 
 Deno.test("[media] the default limit is 5 MiB", async () => {

@@ -59,6 +59,7 @@ Deno.test("[rules] discovery: each feature weighed, mutuals saturate, the explan
     location: null,
     verifiedSkills: [],
     avatarMediaId: null,
+    videoMediaId: null,
     createdAt: "2026-01-01T00:00:00.000Z",
     lastActiveAt: "2026-01-01T00:00:00.000Z",
     sharedSkills: [],

@@ -150,6 +150,15 @@ function Profile(props: { userId: string; me: NonNullable<Me> }) {
   return (
     <section aria-labelledby="profile-title" class="card">
       {profile.avatarUrl && <img src={profile.avatarUrl} alt="" class="avatar" />}
+      {profile.videoUrl && (
+        <video
+          src={profile.videoUrl}
+          controls
+          preload="metadata"
+          class="profile-video"
+          aria-label={`${profile.name}'s video`}
+        />
+      )}
       <h1 id="profile-title">{profile.name}</h1>
       {profile.headline && <p>{profile.headline}</p>}
       {profile.bio && <p>{profile.bio}</p>}

@@ -49,6 +49,31 @@ export function ProfilePage(props: { me: NonNullable<Me>; onMe: (me: Me) => void
           }}
         />
       </label>
+      {me.videoUrl && (
+        <video
+          src={me.videoUrl}
+          controls
+          preload="metadata"
+          class="profile-video"
+          aria-label="Your video"
+        />
+      )}
+      <label>
+        Video (MP4 or WebM)
+        <input
+          type="file"
+          accept="video/mp4,video/webm"
+          onChange={async (e: Event) => {
+            const file = (e.target as HTMLInputElement).files?.[0];
+            if (!file) return;
+            try {
+              await save({ videoMediaId: await upload(file) }, "Video updated.");
+            } catch (failure) {
+              setMessage(explain(failure));
+            }
+          }}
+        />
+      </label>
       <form
         class="card"
         aria-label="Profile"

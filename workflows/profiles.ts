@@ -56,6 +56,8 @@ export const profilePatch = z.strictObject({
   gender: z.enum(GENDERS).optional(),
   /** One of the user's own uploaded images; null removes the photo. */
   avatarMediaId: id.nullable().optional(),
+  /** One of the user's own uploaded videos (MP4, WebM); null removes it. */
+  videoMediaId: id.nullable().optional(),
 });
 
 /**
@@ -68,6 +70,14 @@ export async function editProfile(deps: Deps, userId: string, patch: z.infer<typ
     if (!photo.contentType.startsWith("image/")) {
       throw new Invalid("A profile photo must be an image.", [
         { path: "avatarMediaId", message: `is ${photo.contentType}` },
+      ]);
+    }
+  }
+  if (patch.videoMediaId) {
+    const [video] = await ownMedia(deps, userId, [patch.videoMediaId], "videoMediaId");
+    if (!video.contentType.startsWith("video/")) {
+      throw new Invalid("A profile video must be an MP4 or WebM video.", [
+        { path: "videoMediaId", message: `is ${video.contentType}` },
       ]);
     }
   }
@@ -86,14 +96,17 @@ export async function editProfile(deps: Deps, userId: string, patch: z.infer<typ
       "gender-settled",
     );
   }
-  const { row, previousAvatar } = updated;
+  const { row, previous } = updated;
   await Promise.all([
     discoveryCache(deps.cache).invalidate(userId),
     rememberMember(deps.kv, row),
   ]);
-  if (previousAvatar && previousAvatar !== row.avatarMediaId) {
-    await releaseMedia(deps, userId, [previousAvatar]);
-  }
+  // A photo or video replaced (or removed) goes to the release job, which keeps it if a post
+  // still shows it.
+  const replaced = previous.filter((mediaId): mediaId is string =>
+    mediaId !== null && mediaId !== row.avatarMediaId && mediaId !== row.videoMediaId
+  );
+  if (replaced.length > 0) await releaseMedia(deps, userId, replaced);
   return row;
 }
 
@@ -176,6 +189,8 @@ export function rank(candidate: Candidate): DiscoveryItem {
       verifiedSkills: candidate.verifiedSkills as PublicProfile["verifiedSkills"],
       avatarMediaId: candidate.avatarMediaId,
       avatarUrl: avatarPath(candidate.avatarMediaId),
+      videoMediaId: candidate.videoMediaId,
+      videoUrl: avatarPath(candidate.videoMediaId),
       createdAt: candidate.createdAt,
     },
     score: round(explain.skills + explain.location + explain.mutuals + explain.recency),

@@ -70,6 +70,8 @@ export const profile = z.object({
   ).meta({ description: "Skills proven in a scored interview." }),
   avatarMediaId: z.string().nullable(),
   avatarUrl: z.string().nullable(),
+  videoMediaId: z.string().nullable(),
+  videoUrl: z.string().nullable().meta({ description: "The profile's video (MP4 or WebM)." }),
   createdAt: timestamp,
 }).meta({ id: "Profile" });
 
@@ -101,6 +103,8 @@ export const user = profile.extend({
     verifiedSkills: [],
     avatarMediaId: null,
     avatarUrl: null,
+    videoMediaId: null,
+    videoUrl: null,
     createdAt: "2026-12-02T15:04:05.000Z",
     email: "ada@example.com",
     emailVerified: true,

@@ -24,10 +24,30 @@ export const SIGNATURES = {
   elf: [0x7f, ...ascii("ELF"), 2, 1, 1, 0],
   windowsExe: ascii("MZ\x90\x00"),
   wav: [...ascii("RIFF"), 0x24, 0x08, 0, 0, ...ascii("WAVEfmt ")],
+  mp4: [0, 0, 0, 0x20, ...ascii("ftypisom"), 0, 0, 2, 0, ...ascii("isomiso2avc1mp41")],
+  mov: [0, 0, 0, 0x14, ...ascii("ftypqt  "), 0, 0, 2, 0, ...ascii("qt  ")],
+  webm: [0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x86, 0x81, 0x01, 0x42, 0x82, 0x84, ...ascii("webm")],
+  mkv: [
+    0x1a,
+    0x45,
+    0xdf,
+    0xa3,
+    0xa3,
+    0x42,
+    0x86,
+    0x81,
+    0x01,
+    0x42,
+    0x82,
+    0x88,
+    ...ascii("matroska"),
+  ],
 };
 
 export const png = (size?: number) => fileOf(SIGNATURES.png, size);
 export const pdf = (size?: number) => fileOf(SIGNATURES.pdf, size);
+export const mp4 = (size?: number) => fileOf(SIGNATURES.mp4, size);
+export const webm = (size?: number) => fileOf(SIGNATURES.webm, size);
 
 /** POST /api/media with `bytes` as the `file` field, named and typed as the client claims. */
 export async function upload(

@@ -72,15 +72,19 @@ export function blobKey(ownerId: string, mediaId: string) {
  * the body is never read), checks its bytes against the allow-list, stores it and records it.
  */
 export async function uploadMedia(deps: Deps, ownerId: string, request: Request) {
-  const limit = deps.config.MEDIA_MAX_BYTES;
-  const bytes = await readFilePart(request, limit);
+  const { MEDIA_MAX_BYTES: fileLimit, MEDIA_VIDEO_MAX_BYTES: videoLimit } = deps.config;
+  // Read up to the larger limit; what the bytes turn out to be says which limit applies.
+  const bytes = await readFilePart(request, Math.max(fileLimit, videoLimit));
   const contentType = sniffMediaType(bytes);
   if (!contentType.accepted) {
     throw new UnsupportedMediaType(
-      `Only PNG, JPEG, WebP, GIF and PDF files are accepted; ${contentType.description}.`,
+      `Only PNG, JPEG, WebP, GIF, PDF, MP4 and WebM files are accepted; ${contentType.description}.`,
       { accepted: MEDIA_TYPES },
     );
   }
+  const video = contentType.type.startsWith("video/");
+  const limit = video ? videoLimit : fileLimit;
+  if (bytes.byteLength > limit) throw new PayloadTooLarge(limit, video ? "A video" : "The file");
   const now = new Date(deps.clock.now());
   const row: MediaRow = {
     id: newId(now.getTime()),
