@@ -52,7 +52,7 @@ const memberId = (page: Page) =>
   page.evaluate(async () => (await (await fetch("/api/auth/session")).json()).user.id as string);
 
 withBrowser(
-  "[browser] two people sign up, connect and chat live both ways; a reload resumes without duplicates; a muted conversation and notification choices stay after a reload",
+  "[browser] two people sign up, connect and chat live both ways; read receipts and unread chats in the navigation; a reload resumes without duplicates; notifications link to their subject; a muted conversation and notification choices stay after a reload",
   async (browser) => {
     await using app = await servedConsole();
     const ada = await person(browser);
@@ -85,10 +85,19 @@ withBrowser(
     await adaMessages.filter({ hasText: "Hello Bob" }).and(
       ada.page.locator("[data-state=delivered], [data-state=read]"),
     ).waitFor();
+    // Bob's navigation says a chat is unread (one row on his phone), until he reads it.
+    await bob.page.getByTestId("unread-chats").filter({ hasText: /^1$/ }).waitFor();
+    const header = await bob.page.locator("header").boundingBox();
+    assert.ok(header && header.height < 80, `the phone's header is ${header?.height} px tall`);
     await bob.page.goto(`${app.base}/#/chat`);
     await bob.page.getByRole("link", { name: "Ada Lovelace" }).click();
     await bob.page.getByTestId("message").filter({ hasText: "Hello Bob" }).waitFor();
     await ada.page.locator("[data-testid=message][data-state=read]").waitFor();
+    await bob.page.goto(`${app.base}/#/feed`);
+    await bob.page.getByRole("link", { name: "Chat", exact: true }).waitFor();
+    assert.equal(await bob.page.getByTestId("unread-chats").count(), 0, "read: no badge");
+    await bob.page.goBack();
+    await bob.page.getByTestId("message").filter({ hasText: "Hello Bob" }).waitFor();
 
     // Bob types (Ada sees it) and answers; Ada sees the answer live.
     await bob.page.getByRole("textbox", { name: "Message" }).fill("Hi Ada");
@@ -129,6 +138,14 @@ withBrowser(
       return page.items.map((message: { text: string }) => message.text);
     }, bobId);
     assert.deepEqual(stored, ["After your reload", "Hi Ada", "Hello Bob"]);
+
+    // Ada's notifications link to their subject: Bob's acceptance, to Bob.
+    await ada.page.goto(`${app.base}/#/notifications`);
+    const accepted = ada.page.getByTestId("notification").filter({
+      hasText: "accepted your request",
+    });
+    await accepted.getByRole("link", { name: "accepted your request" }).click();
+    await ada.page.waitForURL(`${app.base}/#/people/${bobId}`);
 
     // Bob mutes the conversation; after a reload it is still muted. He turns likes off in the
     // app and messages off by email, on his profile; the choices stay.

@@ -93,7 +93,7 @@ export function CallPage(props: { me: NonNullable<Me> }) {
     call.current = started;
     (globalThis as { conveneCall?: RTCPeerConnection }).conveneCall = started.pc;
     started.pc.onconnectionstatechange = () =>
-      setNotice(`Connection: ${started.pc.connectionState}`);
+      setNotice(`Call link: ${started.pc.connectionState}`);
     setMatch(event.data);
     setLeft(secondsUntil(event.data.endsAt));
     setStatus("in-call");
@@ -211,7 +211,7 @@ export function CallPage(props: { me: NonNullable<Me> }) {
               onClick={() =>
                 act("Asked to connect.", () => ok(api.api.match[":id"].connect.$post({ param })))}
             >
-              Connect
+              Add as a connection
             </button>
             <button
               type="button"

@@ -60,6 +60,17 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
   }, []);
   useEvent("notification", () => setUnread((count) => count + 1));
   const page = path[0] ?? "feed";
+  // Unread chat messages, from the server: on arrival of a message and on every page change
+  // (reading a conversation moves its marker there).
+  const [unreadChats, setUnreadChats] = useState(0);
+  const countChats = () =>
+    ok(api.api.conversations.$get({ query: { limit: "100" } })).then((list) =>
+      setUnreadChats(list.items.reduce((sum, item) => sum + item.unreadCount, 0))
+    ).catch(() => {});
+  useEffect(() => {
+    countChats();
+  }, [path.join("/")]);
+  useEvent("incoming-message", () => setTimeout(countChats, 500));
   async function signOut() {
     await done(api.api.auth.logout.$post());
     closeSocket();
@@ -72,8 +83,18 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
         <strong class="brand">Convene</strong>
         <nav aria-label="Main">
           {PAGES.map(([name, label]) => (
-            <a key={name} href={`#/${name}`} aria-current={page === name ? "page" : undefined}>
+            <a
+              key={name}
+              href={`#/${name}`}
+              aria-current={page === name ? "page" : undefined}
+              aria-label={name === "chat" && unreadChats > 0
+                ? `${label}, ${unreadChats} unread`
+                : undefined}
+            >
               {label}
+              {name === "chat" && unreadChats > 0 && (
+                <span class="badge" data-testid="unread-chats">{unreadChats}</span>
+              )}
             </a>
           ))}
           {me.role === "admin" && (

@@ -18,6 +18,29 @@ const WORDS: Record<string, string> = {
   moderation: "took down something you posted",
 };
 
+/** Where a notification's subject is shown in the console. */
+function subjectLink(item: Item): string {
+  switch (item.type) {
+    case "message":
+      return `#/chat/${item.actor.id}`;
+    case "follow":
+    case "connection_accepted":
+      return `#/people/${item.actor.id}`;
+    case "connection_request":
+      return "#/people";
+    case "like":
+    case "comment":
+    case "moderation":
+      return "#/feed";
+    case "interview":
+      return "#/interviews";
+    case "order":
+      return "#/orders";
+    default:
+      return "#/notifications";
+  }
+}
+
 export function NotificationsPage(props: { onRead: () => void }) {
   const [items, setItems] = useState<Item[]>([]);
   const refresh = () =>
@@ -36,8 +59,11 @@ export function NotificationsPage(props: { onRead: () => void }) {
       <ul class="list" aria-label="Notifications">
         {items.length === 0 && <li class="meta">Nothing yet.</li>}
         {items.map((item) => (
-          <li key={item.id} class={`card ${item.read ? "" : "unread"}`}>
-            <strong>{item.actor.name}</strong> {WORDS[item.type] ?? item.type}
+          <li key={item.id} class={`card ${item.read ? "" : "unread"}`} data-testid="notification">
+            <a href={`#/people/${item.actor.id}`}>
+              <strong>{item.actor.name}</strong>
+            </a>{" "}
+            <a href={subjectLink(item)}>{WORDS[item.type] ?? item.type}</a>
             {item.count > 1 && ` (${item.count}×)`} ·{" "}
             <span class="meta">{time(item.createdAt)}</span>
           </li>

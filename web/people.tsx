@@ -99,7 +99,7 @@ function Directory(props: { me: NonNullable<Me> }) {
         {ranked.map((item) => (
           <li class="card" key={item.profile.id}>
             <a href={`#/people/${item.profile.id}`}>{item.profile.name}</a>
-            <span class="meta">score {item.score.toFixed(2)}</span>
+            <span class="meta">· match {item.score.toFixed(2)}</span>
             <details>
               <summary>Why</summary>
               <dl class="explain">
