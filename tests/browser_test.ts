@@ -419,7 +419,6 @@ withBrowser(
     const bob = await person(browser);
     const adaEmail = await signUpInPage(ada.page, app.base, "Ada Writer");
     await signUpInPage(bob.page, app.base, "Bob Candidate");
-    const bobId = await memberId(bob.page);
     const image = { name: "pixel.png", mimeType: "image/png", buffer: PNG };
 
     // The feed: a post with an image, a like and a comment.
@@ -444,7 +443,9 @@ withBrowser(
 
     // An interview: Ada opens it, Bob answers, Ada scores, Bob's skill is verified.
     await ada.page.goto(`${app.base}/#/interviews`);
-    await ada.page.getByLabel("Candidate (member id)").fill(bobId);
+    await ada.page.getByLabel("Candidate").fill("Bob Cand");
+    await ada.page.getByRole("button", { name: "Bob Candidate" }).click();
+    await ada.page.getByTestId("picked").filter({ hasText: "Chosen: Bob Candidate" }).waitFor();
     await ada.page.getByLabel("Skill").fill("TypeScript");
     await ada.page.getByLabel("Prompt").fill("Explain structural typing.");
     await ada.page.getByRole("button", { name: "Create" }).click();

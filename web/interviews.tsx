@@ -1,6 +1,7 @@
 // Skill-verification interviews: open one as interviewer; as candidate start, answer and submit;
 // as interviewer score each criterion (a pass verifies the skill on the candidate's profile).
 /// <reference lib="dom" />
+import { PeoplePicker } from "./picker.tsx";
 import { Field, TextArea } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, explain, ok, useEvent } from "./session.ts";
@@ -40,11 +41,9 @@ export function InterviewsPage(props: { me: NonNullable<Me> }) {
     <section aria-labelledby="interviews-title">
       <h1 id="interviews-title">Interviews</h1>
       <form onSubmit={open} class="card" aria-label="New interview">
-        <Field
-          label="Candidate (member id)"
-          required
-          value={candidateId}
-          onValue={setCandidateId}
+        <PeoplePicker
+          label="Candidate"
+          onPick={(person) => setCandidateId(person?.id ?? "")}
         />
         <Field label="Skill" required value={skill} onValue={setSkill} />
         <TextArea label="Prompt" required value={prompt} onValue={setPrompt} />
