@@ -275,6 +275,7 @@ function MuteButton(props: { conversationId: string; muted: boolean }) {
   return (
     <button
       type="button"
+      class="secondary"
       aria-pressed={muted}
       onClick={async () => {
         await done(
