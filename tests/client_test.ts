@@ -200,14 +200,14 @@ Deno.test("[client] the README's client example type-checks against the real cli
   const readme = await Deno.readTextFile(new URL("README.md", root));
   const example = /## The client[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(example, "the README has a TypeScript example under 'The client'");
-  assert.ok(example.split("\n").length <= 14, "it stays short");
+  assert.ok(example.split("\n").length <= 16, "it stays short");
   const dir = await Deno.makeTempDir({ prefix: "convene-readme-" });
   try {
     const file = `${dir}/example.ts`;
     await Deno.writeTextFile(
       file,
-      "declare const email: string, password: string, peerId: string;\n" +
-        example.replaceAll('"./client/', `"${new URL("client/", root).href}`) + "\nexport {};\n",
+      // As written: every name it uses, it defines.
+      example.replaceAll('"./client/', `"${new URL("client/", root).href}`) + "\nexport {};\n",
     );
     const checked = await new Deno.Command(Deno.execPath(), {
       args: ["check", "--quiet", "--config", new URL("deno.json", root).pathname, file],
