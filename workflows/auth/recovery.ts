@@ -1,16 +1,10 @@
 // Getting back into an account: a password reset by a link mailed to its address.
 import { z } from "zod";
 import { findUserByEmail, findUserById, setPasswordHash } from "../../db/users.ts";
-import { Invalid, TooManyRequests } from "../../errors.ts";
+import { TooManyRequests } from "../../errors.ts";
 import { announceSessionsChanged } from "../../kv/events.ts";
 import { endOtherSessions } from "../../kv/auth/sessions.ts";
-import {
-  hashLinkToken,
-  newLinkToken,
-  returnLinkToken,
-  storeLinkToken,
-  takeLinkToken,
-} from "../../kv/auth/links.ts";
+import { mailLink, usedLink, useLink } from "./links.ts";
 import { jobRecord } from "../outbox-jobs.ts";
 import { passwordResetDoneEmail, passwordResetEmail } from "../send-email.ts";
 import { hashPassword } from "./passwords.ts";
@@ -48,22 +42,13 @@ export async function requestPasswordReset(
   }
   const user = await findUserByEmail(deps.db, input.email);
   if (!user) return;
-  const now = deps.now();
-  const { token, hash } = await newLinkToken();
-  const expiresAt = now + RESET_TTL_MS;
-  const link = `${deps.config.PUBLIC_URL}/#/reset-password?token=${token}`;
-  await storeLinkToken(deps, "reset", hash, {
-    userId: user.id,
-    issuedAt: now,
-    expiresAt,
-    email: user.email,
-  }, [
-    jobRecord(
-      deps.outbox,
-      "send-email",
-      passwordResetEmail(user, { link, expiresAt: new Date(expiresAt) }),
-    ),
-  ]);
+  await mailLink(
+    deps,
+    "reset",
+    { userId: user.id, email: user.email },
+    { page: "reset-password", ttlMs: RESET_TTL_MS },
+    (sent) => passwordResetEmail(user, sent),
+  );
 }
 
 /**
@@ -75,28 +60,14 @@ export async function resetPassword(
   deps: AccountDeps,
   input: z.infer<typeof resetInput> & { ip: string },
 ) {
-  const now = deps.now();
-  const hash = await hashLinkToken(input.token);
-  const token = await takeLinkToken(deps.kv, "reset", hash, now);
-  const user = token && await findUserById(deps.db, token.userId);
-  if (!token || !user) {
-    throw new Invalid("This reset link was used, replaced by a newer one, or has expired.", [
-      { path: "token", message: "used, replaced or expired: ask for a new link" },
-    ]);
-  }
-  const at = new Date(now);
-  try {
-    await setPasswordHash(
-      deps.db,
-      user.id,
-      await hashPassword(input.newPassword, deps.config.BCRYPT_COST),
-      at,
-    );
-  } catch (error) {
-    // Nothing changed: the link works again, for a retry.
-    await returnLinkToken(deps.kv, "reset", hash, token, now).catch(() => {});
-    throw error;
-  }
+  const { user, at } = await useLink(deps, "reset", input.token, async (link, now) => {
+    const user = await findUserById(deps.db, link.userId);
+    if (!user) throw usedLink();
+    const at = new Date(now);
+    const hash = await hashPassword(input.newPassword, deps.config.BCRYPT_COST);
+    await setPasswordHash(deps.db, user.id, hash, at);
+    return { user, at };
+  });
   const mail = jobRecord(
     deps.outbox,
     "send-email",

@@ -5,15 +5,8 @@ import { z } from "zod";
 import type { UserRow } from "../../db/schema.ts";
 import { confirmEmail, findUserByEmail, findUserById, setPendingEmail } from "../../db/users.ts";
 import { Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized } from "../../errors.ts";
-import {
-  hashLinkToken,
-  newLinkToken,
-  returnLinkToken,
-  storeLinkToken,
-  takeLinkToken,
-} from "../../kv/auth/links.ts";
+import { mailLink, useLink } from "./links.ts";
 import { rememberMember } from "../../kv/profiles.ts";
-import { jobRecord } from "../outbox-jobs.ts";
 import { confirmEmailEmail } from "../send-email.ts";
 import type { AccountDeps } from "./accounts.ts";
 import { email } from "./accounts.ts";
@@ -39,22 +32,13 @@ export async function sendConfirmation(
   to: string,
   change: boolean,
 ) {
-  const now = deps.now();
-  const { token, hash } = await newLinkToken();
-  const expiresAt = now + VERIFY_TTL_MS;
-  const link = `${deps.config.PUBLIC_URL}/#/verify-email?token=${token}`;
-  await storeLinkToken(deps, "verify", hash, {
-    userId: user.id,
-    issuedAt: now,
-    expiresAt,
-    email: to,
-  }, [
-    jobRecord(
-      deps.outbox,
-      "send-email",
-      confirmEmailEmail(user, to, { link, expiresAt: new Date(expiresAt), change }),
-    ),
-  ]);
+  await mailLink(
+    deps,
+    "verify",
+    { userId: user.id, email: to },
+    { page: "verify-email", ttlMs: VERIFY_TTL_MS },
+    (sent) => confirmEmailEmail(user, to, { ...sent, change }),
+  );
 }
 
 /**
@@ -62,21 +46,12 @@ export async function sendConfirmation(
  * they asked for, which becomes theirs. A link works once; the matchmaking card learns it.
  */
 export async function verifyEmail(deps: AccountDeps, token: string) {
-  const now = deps.now();
-  const hash = await hashLinkToken(token);
-  const link = await takeLinkToken(deps.kv, "verify", hash, now);
-  if (!link) {
-    throw new Invalid("This link was used, replaced by a newer one, or has expired.", [
-      { path: "token", message: "used, replaced or expired: ask for a new link" },
-    ]);
-  }
-  let row;
-  try {
-    row = await confirmEmail(deps.db, link.userId, link.email, new Date(now));
-  } catch (error) {
-    await returnLinkToken(deps.kv, "verify", hash, link, now).catch(() => {});
-    throw error;
-  }
+  const row = await useLink(
+    deps,
+    "verify",
+    token,
+    (link, now) => confirmEmail(deps.db, link.userId, link.email, new Date(now)),
+  );
   if (row === "taken") {
     throw new Conflict("Another account uses this address now.", "email-taken");
   }
