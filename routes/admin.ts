@@ -13,7 +13,6 @@ import { listDevMail } from "../providers/mail.ts";
 import { audit } from "../workflows/audit.ts";
 import {
   genderSetting,
-  memberParam,
   resolutionInput,
   resolve,
   restore,
@@ -27,7 +26,7 @@ import { GENDERS } from "../db/schema.ts";
 import { listAdminActions } from "../db/audit.ts";
 import { settledHistory } from "../workflows/history.ts";
 import { adminOnly } from "./middleware/session.ts";
-import { body, pageQuery, params, query } from "./middleware/validate.ts";
+import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { documented } from "./middleware/describe.ts";
 import { page, person, report, timestamp } from "./reference/schemas.ts";
 
@@ -242,7 +241,7 @@ export function adminRoutes(deps: Deps) {
           },
           errors: { 404: ["not-found"] },
         }),
-        params(memberParam),
+        params(idParam),
         body(suspensionInput),
         async (c) => {
           const { id } = c.req.valid("param");
@@ -257,7 +256,7 @@ export function adminRoutes(deps: Deps) {
           answers: { 200: z.object({ suspended: z.literal(false), restored: z.boolean() }) },
           errors: { 404: ["not-found"] },
         }),
-        params(memberParam),
+        params(idParam),
         async (c) => {
           return c.json(await restore(deps, c.var.session.sub, c.req.valid("param").id));
         },
@@ -271,7 +270,7 @@ export function adminRoutes(deps: Deps) {
           answers: { 200: z.object({ id: z.string(), gender: z.enum(GENDERS) }) },
           errors: { 404: ["not-found"] },
         }),
-        params(memberParam),
+        params(idParam),
         body(genderSetting),
         async (c) => {
           const { id } = c.req.valid("param");
@@ -285,7 +284,7 @@ export function adminRoutes(deps: Deps) {
           answers: { 200: takedownView },
           errors: { 404: ["not-found"] },
         }),
-        params(memberParam),
+        params(idParam),
         body(takedownInput),
         async (c) => {
           const { id } = c.req.valid("param");
@@ -299,7 +298,7 @@ export function adminRoutes(deps: Deps) {
           answers: { 200: takedownView },
           errors: { 404: ["not-found"] },
         }),
-        params(memberParam),
+        params(idParam),
         body(takedownInput),
         async (c) => {
           const { id } = c.req.valid("param");
@@ -315,7 +314,7 @@ export function adminRoutes(deps: Deps) {
           answers: { 200: report },
           errors: { 404: ["not-found"] },
         }),
-        params(memberParam),
+        params(idParam),
         body(resolutionInput),
         async (c) => {
           const { id } = c.req.valid("param");

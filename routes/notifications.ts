@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { html } from "hono/html";
+import { plainPage } from "./web.ts";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import {
@@ -63,9 +64,12 @@ export function notificationRoutes(deps: Deps) {
       async (c) => {
         const { u, sig } = c.req.valid("query");
         await signedLink(u, sig);
-        return c.html(unsubscribePage(html`<h1>Stop emails from Convene?</h1>
+        return c.html(plainPage(
+          "Convene emails",
+          html`<h1>Stop emails from Convene?</h1>
 <form method="post"><button>Stop all emails</button></form>
-<p>You will still see notifications in the app. Choose per type on your profile page.</p>`));
+<p>You will still see notifications in the app. Choose per type on your profile page.</p>`,
+        ));
       },
     )
     .post(
@@ -80,9 +84,12 @@ export function notificationRoutes(deps: Deps) {
         const { u, sig } = c.req.valid("query");
         await signedLink(u, sig);
         await stopEmails(db, u);
-        return c.html(unsubscribePage(html`<h1>Done</h1>
+        return c.html(plainPage(
+          "Convene emails",
+          html`<h1>Done</h1>
 <p>Convene will send you no more notification emails. Turn them back on, per type, on your
-profile page.</p>`));
+profile page.</p>`,
+        ));
       },
     );
   async function signedLink(userId: string, signature: string) {
@@ -158,20 +165,4 @@ profile page.</p>`));
         ),
     ),
   );
-}
-
-function unsubscribePage(body: unknown) {
-  return html`
-    <!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width">
-        <link rel="icon" href="data:,">
-        <title>Convene emails</title>
-      </head>
-      <body
-        style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">${body}</body>
-    </html>
-  `;
 }

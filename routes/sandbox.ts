@@ -4,6 +4,7 @@
 // sandbox provider.
 import { Hono } from "hono";
 import { html } from "hono/html";
+import { plainPage } from "./web.ts";
 import { z } from "zod";
 import type { AppEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
@@ -23,19 +24,7 @@ const orderParam = z.object({ orderId: id });
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 
 function sandboxPage(title: string, body: unknown) {
-  return html`
-    <!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width">
-        <link rel="icon" href="data:,">
-        <title>${title}</title>
-      </head>
-      <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">
-    <p><strong>Sandbox payment</strong>: no money moves.</p>${body}</body>
-    </html>
-  `;
+  return plainPage(title, html`<p><strong>Sandbox payment</strong>: no money moves.</p>${body}`);
 }
 
 export function sandboxRoutes(deps: Deps) {

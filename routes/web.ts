@@ -1,6 +1,7 @@
 // The web console at `/`: one HTML page, its script (web/dist/console.js, built from web/ by
 // `deno task web` and committed) and its stylesheet. Everything else it does goes through /api.
 import { Hono } from "hono";
+import { html } from "hono/html";
 import type { AppEnv } from "./env.ts";
 import { documented } from "./middleware/describe.ts";
 
@@ -29,6 +30,26 @@ const PAGE = `<!doctype html>
   </body>
 </html>
 `;
+
+/**
+ * A page of its own, outside the console: one narrow column, no script (the sandbox's pay page,
+ * the unsubscribe page). `body` is escaped by `html` wherever it interpolates.
+ */
+export function plainPage(title: string, body: unknown) {
+  return html`
+    <!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width">
+        <link rel="icon" href="data:,">
+        <title>${title}</title>
+      </head>
+      <body
+        style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">${body}</body>
+    </html>
+  `;
+}
 
 export function webRoutes() {
   const cache = new Map<string, Promise<Uint8Array>>();

@@ -10,7 +10,7 @@ import { findUserById, recordStanding, setGender } from "../db/users.ts";
 import { insertAdminActions } from "../db/audit.ts";
 import { inTransaction } from "../db/client.ts";
 import { Invalid, NotFound } from "../errors.ts";
-import { id, storableTime } from "../input.ts";
+import { storableTime } from "../input.ts";
 import { announceSessionsChanged } from "../kv/events.ts";
 import { readMembership } from "../kv/matches/match.ts";
 import { restoreMember, suspendMember, type Suspension } from "../kv/moderation.ts";
@@ -218,5 +218,3 @@ export async function settleGender(
   await rememberMember(deps.kv, row); // matchmaking reads the card
   return { id: userId, gender: row.gender };
 }
-
-export const memberParam = z.object({ id });
