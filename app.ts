@@ -127,8 +127,10 @@ export function createApp(deps: Deps) {
     .route("/", webRoutes());
 }
 
+/** The multipart routes: public files and private message attachments. */
 function isUpload(request: { method: string; path: string }) {
-  return request.method === "POST" && request.path === "/api/media";
+  return request.method === "POST" &&
+    (request.path === "/api/media" || request.path === "/api/attachments");
 }
 
 /**

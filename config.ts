@@ -115,6 +115,10 @@ const schema = z.object({
   ),
   /** Media no post, profile or interview uses are removed by the daily sweep after this long. */
   MEDIA_ORPHAN_GRACE_SECONDS: seconds(86400),
+  /** How long a signed URL of a message attachment works (5 minutes). */
+  ATTACHMENT_URL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(300),
+  /** Bytes of attachments a member may upload in any 24 hours (200 MiB). */
+  ATTACHMENT_BYTES_PER_DAY: z.coerce.number().int().min(1024).default(200 * 1024 * 1024),
 });
 
 type Parsed = z.infer<typeof schema>;

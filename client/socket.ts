@@ -93,14 +93,20 @@ export class ConveneSocket {
   /**
    * Sends a chat message; resolves with its ack (`message-delivered`) once the server has it,
    * however many reconnects that takes. Rejects with FrameRefused when the server refuses it.
+   * `attachmentIds` are private files uploaded with `POST /api/attachments` (text may then be "").
    */
-  sendMessage(toUserId: string, text: string, tempId: string = crypto.randomUUID()) {
+  sendMessage(
+    toUserId: string,
+    text: string,
+    tempId: string = crypto.randomUUID(),
+    options: { attachmentIds?: string[] } = {},
+  ) {
     return new Promise<Delivered>((resolve, reject) => {
       if (this.#state === "closed") return reject(new Error("the socket is closed"));
       const frame = JSON.stringify({
         type: "private-message",
         id: tempId,
-        data: { toUserId, tempId, text },
+        data: { toUserId, tempId, text, ...options },
       });
       const timer = setTimeout(() => {
         this.#pending.delete(tempId);

@@ -6,10 +6,14 @@ import { INT4_MAX } from "../input.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
 import { type ChatMessage } from "./records.ts";
 import { type Database, rowsOf } from "./client.ts";
+import { attachmentPath } from "./media.ts";
 import {
+  type AttachmentRef,
   conversationMembers,
   conversationMutes,
   conversations,
+  media,
+  messageMedia,
   type MessageRow,
   messages,
   users,
@@ -24,7 +28,11 @@ export interface MessageView {
   createdAt: string;
   /** When the other participant read it; null until then (or when not known yet). */
   readAt: string | null;
+  /** Private files sent with it; `url` needs the session of one of the two members. */
+  attachments: AttachmentView[];
 }
+
+export type AttachmentView = AttachmentRef & { url: string };
 
 export interface ConversationView {
   id: string;
@@ -40,6 +48,7 @@ export interface ConversationView {
 type StoredMessage = Pick<MessageRow, "id" | "conversationId" | "senderId" | "text"> & {
   createdAt: Date | string | number;
   readAt?: Date | string | null;
+  attachments?: AttachmentRef[] | null;
 };
 
 export function messageView(message: StoredMessage): MessageView {
@@ -50,6 +59,10 @@ export function messageView(message: StoredMessage): MessageView {
     text: message.text,
     createdAt: new Date(message.createdAt).toISOString(),
     readAt: message.readAt ? new Date(message.readAt).toISOString() : null,
+    attachments: (message.attachments ?? []).map((file) => ({
+      ...file,
+      url: attachmentPath(file.id),
+    })),
   };
 }
 
@@ -71,11 +84,13 @@ export async function storeMessages(db: Database, list: ChatMessage[]): Promise<
     text: message.text,
     temp_id: message.tempId,
     at: new Date(message.createdAt).toISOString(),
+    attachments: message.attachments ?? [],
   })));
   await db.execute(sql`
     with input as (
       select * from json_to_recordset(${input}::json) as message (id text, conversation_id text,
-        seq int, sender_id text, recipient_id text, text text, temp_id text, at timestamptz)
+        seq int, sender_id text, recipient_id text, text text, temp_id text, at timestamptz,
+        attachments jsonb)
     ), conversation as (
       insert into ${conversations} as c (id, user_a, user_b, last_seq, created_at, last_message_at)
       select conversation_id, least(sender_id, recipient_id), greatest(sender_id, recipient_id),
@@ -96,11 +111,20 @@ export async function storeMessages(db: Database, list: ChatMessage[]): Promise<
       group by conversation_id, user_id, other_id
       on conflict (conversation_id, user_id) do update set
         last_message_at = greatest(m.last_message_at, excluded.last_message_at)
+    ), stored as (
+      insert into ${messages}
+        (id, conversation_id, seq, sender_id, text, temp_id, created_at, attachments)
+      select input.id, conversation.id, input.seq, input.sender_id, input.text, input.temp_id,
+        input.at, input.attachments
+      from input join conversation on conversation.id = input.conversation_id
+      order by input.conversation_id, input.seq
+      on conflict do nothing
     )
-    insert into ${messages} (id, conversation_id, seq, sender_id, text, temp_id, created_at)
-    select input.id, conversation.id, input.seq, input.sender_id, input.text, input.temp_id, input.at
-    from input join conversation on conversation.id = input.conversation_id
-    order by input.conversation_id, input.seq
+    -- What keeps a sent file from removal. A file already gone (its owner's account with it)
+    -- is left out rather than failing the batch.
+    insert into ${messageMedia} (message_id, media_id)
+    select input.id, file->>'id' from input, jsonb_array_elements(input.attachments) as file
+    where exists (select 1 from ${media} where ${media.id} = file->>'id')
     on conflict do nothing`);
 }
 
@@ -140,7 +164,7 @@ export async function listConversations(
         and ${messages.senderId} <> ${userId})::int`,
     lastMessage: sql<StoredMessage | null>`(select row_to_json(last) from (
       select id, conversation_id as "conversationId", sender_id as "senderId", text,
-        created_at as "createdAt", read_at as "readAt"
+        created_at as "createdAt", read_at as "readAt", attachments
       from ${messages} where ${messages.conversationId} = ${m.conversationId}
       order by ${messages.seq} desc limit 1) last)`,
     muted: sql<boolean>`exists (select 1 from ${conversationMutes}

@@ -1,9 +1,17 @@
 // Media rows: who owns which file, and what uses it. Posts, profiles and interview submissions
 // reference a file through foreign keys that do not cascade, so Postgres itself refuses to delete
 // a file that is in use; a removal is attempted, and a refusal means "still used".
-import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import { type Database, inTransaction, isForeignKeyViolation, rowsOf } from "./client.ts";
-import { interviewMedia, media, type MediaRow, postMedia, posts, users } from "./schema.ts";
+import {
+  interviewMedia,
+  media,
+  type MediaRow,
+  messageMedia,
+  postMedia,
+  posts,
+  users,
+} from "./schema.ts";
 
 /**
  * Where a file is served: a path on this server's own origin (GET /media/:id). Every view (an
@@ -11,6 +19,14 @@ import { interviewMedia, media, type MediaRow, postMedia, posts, users } from ".
  */
 export function mediaPath(id: string): string {
   return `/media/${encodeURIComponent(id)}`;
+}
+
+/**
+ * Where a private file (a message attachment) is asked for: a path that needs the caller's
+ * session, checks that they may see it, and redirects to a short-lived signed URL.
+ */
+export function attachmentPath(id: string): string {
+  return `/api/attachments/${encodeURIComponent(id)}/content`;
 }
 
 /** Files as views list them, in order: each id with its path. */
@@ -42,7 +58,8 @@ export async function findMediaMany(db: Database, ids: string[]): Promise<MediaR
 const unused = sql`not exists (select 1 from ${postMedia} where ${postMedia.mediaId} = ${media.id})
   and not exists (select 1 from ${users} where ${users.avatarMediaId} = ${media.id})
   and not exists (select 1 from ${users} where ${users.videoMediaId} = ${media.id})
-  and not exists (select 1 from ${interviewMedia} where ${interviewMedia.mediaId} = ${media.id})`;
+  and not exists (select 1 from ${interviewMedia} where ${interviewMedia.mediaId} = ${media.id})
+  and not exists (select 1 from ${messageMedia} where ${messageMedia.mediaId} = ${media.id})`;
 
 /**
  * Deletes the row of a file nothing uses. "used" when something does (also when a use was
@@ -66,7 +83,7 @@ export async function deleteUnusedMedia(
 /**
  * The owner's delete: the file leaves every post and profile of theirs that shows it, and its row
  * goes, in one transaction. A file submitted with an interview is evidence the interviewer
- * relies on, so it stays ("evidence"). Returns the posts that changed (their feeds are stale).
+ * relies on, and one sent in a message is the message's, so they stay ("evidence"). Returns the posts that changed (their feeds are stale).
  */
 export async function deleteMediaEverywhere(
   db: Database,
@@ -80,7 +97,9 @@ export async function deleteMediaEverywhere(
     if (locked.length === 0) return "gone";
     const [evidence] = await tx.select({ id: interviewMedia.interviewId }).from(interviewMedia)
       .where(eq(interviewMedia.mediaId, id)).limit(1);
-    if (evidence) return "evidence";
+    const [sent] = await tx.select({ id: messageMedia.messageId }).from(messageMedia)
+      .where(eq(messageMedia.mediaId, id)).limit(1);
+    if (evidence || sent) return "evidence";
     const changed = await tx.update(posts)
       .set({ mediaIds: sql`array_remove(${posts.mediaIds}, ${id})` })
       .where(sql`${posts.id} in (select ${postMedia.postId} from ${postMedia}
@@ -100,4 +119,19 @@ export async function listUnusedMedia(db: Database, before: Date, limit: number)
     .where(and(lt(media.createdAt, before), unused))
     .orderBy(asc(media.createdAt), asc(media.id))
     .limit(limit);
+}
+
+/**
+ * The private bytes `ownerId` uploaded since `since`, and when the oldest of those uploads was
+ * made (when the window starts to free up).
+ */
+export async function privateBytesSince(db: Database, ownerId: string, since: Date) {
+  const [row] = await db.select({
+    bytes: sql<number>`coalesce(sum(${media.size}), 0)::bigint`.mapWith(Number),
+    oldest: sql<Date | null>`min(${media.createdAt})`.mapWith((value) =>
+      value === null ? null : new Date(value)
+    ),
+  }).from(media)
+    .where(and(eq(media.ownerId, ownerId), eq(media.private, true), gt(media.createdAt, since)));
+  return row;
 }

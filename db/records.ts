@@ -5,6 +5,7 @@
 import { type Column, getTableColumns, type InferInsertModel, type Table } from "drizzle-orm";
 import { z } from "zod";
 import {
+  type AttachmentRef,
   type ConnectionStatus,
   GENDERS,
   INTERVIEW_STATES,
@@ -109,6 +110,8 @@ export interface ChatMessage {
   tempId: string;
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /** Private files sent with it (absent in records from before attachments). */
+  attachments?: AttachmentRef[];
 }
 
 export interface ConnectionRequest {

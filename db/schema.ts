@@ -319,7 +319,18 @@ export const messages = pgTable("messages", {
   createdAt: at("created_at").notNull(),
   /** When the other participant's read marker first passed it (null: unread). */
   readAt: at("read_at"),
+  /** The private files sent with it, in order (`message_media` records their use). */
+  attachments: jsonb("attachments").$type<AttachmentRef[]>().notNull().default([]),
 }, (table) => [uniqueIndex("messages_by_conversation_idx").on(table.conversationId, table.seq)]);
+
+/** A file sent with a message, as the message keeps it. */
+export interface AttachmentRef {
+  id: string;
+  /** The name the sender's file had (cleaned), shown and offered when saving it. */
+  name: string;
+  contentType: MediaType;
+  size: number;
+}
 
 export type MessageRow = typeof messages.$inferSelect;
 
@@ -585,6 +596,13 @@ export const media = pgTable("media", {
   /** Hex SHA-256 of the bytes: the strong ETag. */
   sha256: text("sha256").notNull(),
   createdAt: at("created_at").notNull(),
+  /**
+   * A private file (a message attachment): never served at /media/:id, only to the
+   * conversation's members through short-lived signed URLs.
+   */
+  private: boolean("private").notNull().default(false),
+  /** The uploaded file's name, kept for attachments (null for public media). */
+  name: text("name"),
 }, (table) => [
   index("media_by_owner_idx").on(table.ownerId, table.createdAt.desc(), table.id.desc()),
   index("media_by_time_idx").on(table.createdAt, table.id),
@@ -599,6 +617,15 @@ export const postMedia = pgTable("post_media", {
 }, (table) => [
   primaryKey({ columns: [table.postId, table.mediaId] }),
   index("post_media_by_media_idx").on(table.mediaId),
+]);
+
+/** Which message carries which private file. */
+export const messageMedia = pgTable("message_media", {
+  messageId: text("message_id").notNull().references(() => messages.id, { onDelete: "cascade" }),
+  mediaId: text("media_id").notNull().references(() => media.id),
+}, (table) => [
+  primaryKey({ columns: [table.messageId, table.mediaId] }),
+  index("message_media_by_media_idx").on(table.mediaId),
 ]);
 
 /** Which interview submission carries which file. */

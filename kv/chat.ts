@@ -9,6 +9,7 @@ import { backoff, busy } from "./backoff.ts";
 import { newId } from "../ids.ts";
 import { EVENT_RETENTION_MS, type EventDraft, headSeq } from "./events.ts";
 import {
+  attachmentKey,
   blockKey,
   chatTempKey,
   connectionKey,
@@ -25,6 +26,7 @@ import type { Coordination, OutboxRecord } from "./outbox.ts";
 import { type PresenceRecord, presenceStatus } from "./presence.ts";
 import { ofApp, Remembered } from "./remembered.ts";
 import { getAll } from "./store.ts";
+import { type AttachmentRecord, attachmentsToSend } from "./attachments.ts";
 import { suspended, type Suspension } from "./moderation.ts";
 
 /** What a connection pair key holds (see kv/graph.ts). */
@@ -129,13 +131,22 @@ export function notConnected() {
   );
 }
 
+export interface MessageInput {
+  fromUserId: string;
+  toUserId: string;
+  tempId: string;
+  text: string;
+  /** Private files uploaded by the sender (see kv/attachments.ts), each sent once. */
+  attachmentIds?: string[];
+}
+
 /**
  * Decides a message from `fromUserId` to `toUserId`. A tempId the sender already used for this
  * recipient returns that message (`replayed`) and stores nothing.
  */
 export async function sendPrivateMessage(
   deps: Coordination,
-  input: { fromUserId: string; toUserId: string; tempId: string; text: string },
+  input: MessageInput,
   effects: MessageEffects,
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
   const { fromUserId, toUserId } = input;
@@ -196,15 +207,16 @@ function recall(known: Known, keys: Deno.KvKey[], fromUserId: string) {
 
 async function decide(
   deps: Coordination,
-  input: { fromUserId: string; toUserId: string; tempId: string; text: string },
+  input: MessageInput,
   effects: MessageEffects,
   turn: string,
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
   const { kv } = deps;
-  const { fromUserId, toUserId } = input;
+  const { fromUserId, toUserId, attachmentIds = [], ...fields } = input;
   const known = knownFor(deps.outbox, turn);
   const tempKey = chatTempKey(fromUserId, input.tempId);
   const keys = checkedKeys(fromUserId, toUserId);
+  const fileKeys = attachmentIds.map(attachmentKey);
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const recalled = recall(known, keys, fromUserId);
     // Forgotten unless this attempt commits: a refused commit means something changed.
@@ -215,12 +227,21 @@ async function decide(
     const presence = kv.get<PresenceRecord>(presenceKey(toUserId), { consistency: "eventual" });
     // A send that ends before needing it (refused, replayed) leaves its failure unawaited.
     presence.catch(() => {});
-    // One read for the whole decision (nine keys, within getMany's limit: getAll sends more as
-    // batches at once, should a rule add one), or none when this isolate knows them all: a
-    // tempId it has not seen is taken to be unused, and the commit checks that it still is.
-    const [temp, ...checked] = recalled
-      ? [{ key: tempKey, value: null, versionstamp: null }, ...recalled]
-      : await getAll(kv, [tempKey, ...keys]);
+    // One read for the whole decision (ten keys, and the attachments': getAll sends more than
+    // getMany's limit as batches at once), or, when this isolate knows the rest, one of the
+    // attachments alone (none without them): a tempId it has not seen is taken to be unused, and
+    // the commit checks that it still is.
+    const read = recalled
+      ? [
+        { key: tempKey, value: null, versionstamp: null },
+        ...recalled,
+        ...fileKeys.length > 0 ? await getAll(kv, fileKeys) : [],
+      ]
+      : await getAll(kv, [tempKey, ...keys, ...fileKeys]);
+    const [temp, ...checked] = read.slice(0, read.length - fileKeys.length);
+    const fileEntries = read.slice(read.length - fileKeys.length) as Deno.KvEntryMaybe<
+      AttachmentRecord
+    >[];
     const [conversation, ...heads] = checked.slice(0, 3) as [
       Deno.KvEntryMaybe<ConversationPair>,
       Deno.KvEntryMaybe<number>,
@@ -240,23 +261,40 @@ async function decide(
     }
     if (permission.suspended) throw accountSuspended();
     if (!permission.allowed) throw notConnected();
+    const files = attachmentsToSend(fileEntries, fromUserId);
 
     const now = deps.now();
     const message: ChatMessage = {
       id: newId(now),
       conversationId: conversation.value?.conversationId ?? newId(now),
       seq: (conversation.value?.lastSeq ?? 0) + 1,
-      ...input,
+      fromUserId,
+      toUserId,
+      ...fields,
       createdAt: now,
+      ...(files.length > 0 && {
+        attachments: files.map(({ value: { id, name, contentType, size } }) => ({
+          id,
+          name,
+          contentType,
+          size,
+        })),
+      }),
     };
     const { events, records } = effects(message, {
       recipientOnline: presenceStatus((await presence).value, now) !== "offline",
     });
     const pair: ConversationPair = { conversationId: message.conversationId, lastSeq: message.seq };
     const atomic = kv.atomic()
-      .check(temp, conversation, ...permission.readFrom)
+      .check(temp, conversation, ...permission.readFrom, ...files)
       .set(temp.key, message, { expireIn: EVENT_RETENTION_MS })
       .set(conversation.key, pair);
+    const sent = {
+      conversationId: message.conversationId,
+      messageId: message.id,
+      memberIds: [fromUserId, toUserId] as [string, string],
+    };
+    for (const file of files) atomic.set(file.key, { ...file.value, sent });
     const committed = await commitDecision(deps, atomic, {
       events,
       heads,

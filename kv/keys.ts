@@ -90,6 +90,9 @@ export const connectionRequestKey = (requestId: string) =>
 export const blockKey = (blockerId: string, blockedId: string) =>
   ["block", blockerId, blockedId] as const;
 
+/** A private file uploaded to be sent in a message: whose it is, and where it was sent. */
+export const attachmentKey = (mediaId: string) => ["attachment", mediaId] as const;
+
 /** The sequence number of a user's newest durable event; changes on every append (watched). */
 export const eventHeadKey = (userId: string) => ["event_head", userId] as const;
 

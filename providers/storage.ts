@@ -26,6 +26,12 @@ export interface Storage {
   delete(key: string): Promise<void>;
   /** Keys under `prefix` in ascending order, after `after` (exclusive). */
   list(options: { prefix?: string; after?: string; limit: number }): Promise<BlobPage>;
+  /**
+   * A URL that reads `key` without credentials for `seconds` (S3's presigned GET, answered with
+   * `disposition` as its Content-Disposition); null when the store cannot make one (the local
+   * store: the server signs its own URL and serves the bytes itself).
+   */
+  presign(key: string, options: { seconds: number; disposition: string }): Promise<string | null>;
 }
 
 /** Keys are ours (`<owner id>/<media id>`), but a key must never climb out of the store. */
@@ -67,6 +73,9 @@ export function localStorage(root: string): Storage {
       await Deno.remove(path(key)).catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       });
+    },
+    presign() {
+      return Promise.resolve(null);
     },
     async list({ prefix = "", after, limit }) {
       const items: StoredBlob[] = [];
@@ -187,6 +196,13 @@ export function s3Storage(options: S3Options): Storage {
       const response = await client.fetch(objectUrl(key), { method: "DELETE", signal: timeout() });
       if (!response.ok && response.status !== 404) await failure(response);
       await response.body?.cancel();
+    },
+    async presign(key, { seconds, disposition }) {
+      const url = new URL(objectUrl(key));
+      url.searchParams.set("X-Amz-Expires", String(seconds));
+      url.searchParams.set("response-content-disposition", disposition);
+      const signed = await client.sign(url.href, { method: "GET", aws: { signQuery: true } });
+      return signed.url;
     },
     async list({ prefix: under = "", after, limit }) {
       const query = new URLSearchParams({

@@ -15,6 +15,18 @@ export const timestamp = z.string().meta({
 /** Who did something: enough to show a name and link the profile. */
 export const person = z.strictObject({ id: z.string(), name: z.string() }).meta({ id: "Person" });
 
+/** A private file as messages carry it. */
+export const attachment = z.strictObject({
+  id: z.string(),
+  name: z.string().meta({ description: "The sender's file name, cleaned." }),
+  contentType: z.string().meta({ description: "Sniffed from the bytes." }),
+  size: z.int(),
+  url: z.string().meta({
+    description:
+      "`/api/attachments/{id}/content`: with the session of one of the conversation's two members it redirects (302) to a short-lived signed URL of the bytes.",
+  }),
+}).meta({ id: "Attachment" });
+
 export const notification = z.strictObject({
   id: z.string(),
   type: z.enum(NOTIFICATION_TYPES),
@@ -56,6 +68,7 @@ export const SERVER_EVENTS = {
       from: z.string(),
       text: z.string(),
       createdAt: timestamp,
+      attachments: z.array(attachment),
     }),
     true,
   ],

@@ -4,8 +4,9 @@ import { z } from "zod";
 import type { Deps } from "../deps.ts";
 import {
   deliveredView,
-  messageText,
+  messageContent,
   readConversation,
+  sayingSomething,
   sendMessage,
   signalTyping,
   tempId,
@@ -42,7 +43,7 @@ export const clientFrame = z.discriminatedUnion("type", [
     type: z.literal("private-message"),
     id: ref,
     // Anything else in `data` (a `fromUserId`, say) is ignored: the sender is the socket's user.
-    data: z.object({ toUserId: id, tempId, text: messageText }),
+    data: sayingSomething(z.object({ toUserId: id, tempId, ...messageContent })),
   }),
   z.object({
     type: z.literal("message-read"),

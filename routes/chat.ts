@@ -6,7 +6,13 @@ import type { Deps } from "../deps.ts";
 import { conversationPeer, listConversations, listMessages, messageView } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
 import { setMuted } from "../db/notifications.ts";
-import { messageText, readConversation, sendMessage, tempId } from "../workflows/chat.ts";
+import {
+  messageContent,
+  readConversation,
+  sayingSomething,
+  sendMessage,
+  tempId,
+} from "../workflows/chat.ts";
 import { settledHistory } from "../workflows/history.ts";
 import { signedIn } from "./middleware/session.ts";
 import {
@@ -39,7 +45,7 @@ const sendErrors = {
   404: ["not-found"],
   409: ["temp-id-reused"],
 };
-const messageInput = z.strictObject({ text: messageText, tempId });
+const messageInput = sayingSomething(z.strictObject({ ...messageContent, tempId }));
 const readInput = z.strictObject({ messageId: id.optional() });
 
 export function chatRoutes(deps: Deps) {

@@ -5,7 +5,14 @@ import type { Deps } from "../deps.ts";
 import { deleteMedia, mediaBytes, mediaFile, uploadMedia } from "../workflows/media/uploads.ts";
 import { refreshAudience } from "../workflows/posts.ts";
 import { signedIn } from "./middleware/session.ts";
-import { idParam, params } from "./middleware/validate.ts";
+import { idParam, params, query } from "./middleware/validate.ts";
+import {
+  attachmentLink,
+  disposition,
+  signedAttachment,
+  uploadAttachment,
+} from "../workflows/media/attachments.ts";
+import { id } from "../input.ts";
 import { z } from "zod";
 import { documented } from "./middleware/describe.ts";
 import { timestamp } from "./reference/schemas.ts";
@@ -23,9 +30,72 @@ const uploadedFile = z.object({
 /** A file never changes under its id, so caches may keep it; a deleted one is gone within a day. */
 const CACHE_CONTROL = "public, max-age=86400, immutable";
 
+const attachmentUpload = z.object({
+  id: z.string(),
+  name: z.string(),
+  contentType: z.string(),
+  size: z.int(),
+  createdAt: timestamp,
+  url: z.string().meta({ description: "`/api/attachments/{id}/content` (see below)." }),
+}).meta({ id: "AttachmentUpload" });
+
+const attachmentLinkAnswer = attachmentUpload.omit({ createdAt: true }).extend({
+  url: z.string().meta({
+    description:
+      "A signed URL of the bytes, for the caller only: S3's presigned URL, or this server's `/media/private/{id}?viewer=&expires=&signature=`.",
+  }),
+  expiresAt: timestamp.meta({ description: "When `url` stops working." }),
+}).meta({ id: "AttachmentLink" });
+
+const signedQuery = z.object({
+  viewer: id,
+  expires: z.coerce.number().int().min(0).max(2 ** 40),
+  signature: z.string().regex(/^[0-9a-f]{64}$/, "is not a signature"),
+});
+
+const PRIVATE_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "content-security-policy": "default-src 'none'; sandbox",
+  "referrer-policy": "no-referrer",
+};
+
 export function mediaRoutes(deps: Deps) {
   return new Hono<AppEnv>()
     .route("/api/media", signedIn(uploadRoutes(deps)))
+    .route("/api/attachments", signedIn(attachmentRoutes(deps)))
+    .get(
+      "/media/private/:id",
+      describe({
+        summary: "A message attachment's bytes, through a signed URL (local storage)",
+        description:
+          "The URL `GET /api/attachments/{id}/content` redirects to when files are stored locally: it works for `ATTACHMENT_URL_SECONDS` and only while the viewer may still see the file (a block ends it at once).",
+        answers: {
+          200: { description: "The bytes, for this viewer only.", contentType: "*/*" },
+        },
+        errors: {
+          400: ["invalid-request"],
+          403: ["forbidden", "link-expired"],
+          404: ["not-found"],
+        },
+      }),
+      params(idParam),
+      query(signedQuery),
+      async (c) => {
+        const { file, blob, secondsLeft } = await signedAttachment(
+          deps,
+          c.req.valid("param").id,
+          c.req.valid("query"),
+        );
+        return c.body(blob.body, 200, {
+          ...PRIVATE_HEADERS,
+          "content-type": file.contentType,
+          "content-length": String(blob.size),
+          "content-disposition": disposition(file),
+          "cache-control": `private, max-age=${secondsLeft}`,
+          "cross-origin-resource-policy": "same-site",
+        });
+      },
+    )
     .get(
       "/media/:id",
       describe({
@@ -60,6 +130,72 @@ export function mediaRoutes(deps: Deps) {
         const sized = { ...headers, "content-length": String(row.size) };
         if (c.req.method === "HEAD") return c.body(null, 200, sized);
         return c.body(await mediaBytes(deps, row), 200, sized);
+      },
+    );
+}
+
+/** Private files for messages: the upload, and a signed URL for one of the two members. */
+function attachmentRoutes(deps: Deps) {
+  const linkErrors = { 404: ["not-found"] };
+  return new Hono<SignedInEnv>()
+    .post(
+      "/",
+      describe({
+        summary: "Upload a private file to send in a message (`attachmentIds`)",
+        description:
+          "The same types and limits as `POST /api/media`, and a daily budget per sender (`ATTACHMENT_BYTES_PER_DAY`; past it, 429 with `Retry-After`). Only the uploader sees it until a message carries it, then only that conversation's two members; it is never at `/media/{id}`. Delete an unsent one with `DELETE /api/media/{id}`.",
+        body: {
+          contentType: "multipart/form-data",
+          schema: z.object({
+            file: z.string().meta({
+              contentMediaType: "application/octet-stream",
+              description: "The file (one part named `file`); its name is kept.",
+            }),
+          }),
+        },
+        answers: { 201: { schema: attachmentUpload } },
+        errors: { 429: ["rate-limited"] },
+      }),
+      async (c) => c.json(await uploadAttachment(deps, c.var.session.sub, c.req.raw), 201),
+    )
+    .get(
+      "/:id",
+      describe({
+        summary: "A signed URL of a private file, for one of its conversation's members",
+        answers: { 200: { schema: attachmentLinkAnswer } },
+        errors: linkErrors,
+      }),
+      params(idParam),
+      async (c) => {
+        const { file, url, expiresAt } = await attachmentLink(
+          deps,
+          c.req.valid("param").id,
+          c.var.session.sub,
+        );
+        const { id, name, contentType, size } = file;
+        c.header("cache-control", "no-store");
+        return c.json({ id, name, contentType, size, url, expiresAt });
+      },
+    )
+    .get(
+      "/:id/content",
+      describe({
+        summary: "A private file's bytes: a redirect to a short-lived signed URL",
+        description:
+          "Every message's `attachments[].url`. Works with the session cookie, so a browser can use it as an image's `src`.",
+        answers: {
+          302: {
+            description: "`Location` is the signed URL (see `GET /api/attachments/{id}`).",
+            headers: { Location: { description: "The signed URL." } },
+          },
+        },
+        errors: linkErrors,
+      }),
+      params(idParam),
+      async (c) => {
+        const { url } = await attachmentLink(deps, c.req.valid("param").id, c.var.session.sub);
+        c.header("cache-control", "no-store");
+        return c.redirect(url, 302);
       },
     );
 }

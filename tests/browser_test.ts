@@ -25,6 +25,10 @@ interface PeerConnection {
   >;
 }
 
+/** A 1×1 PNG: a picture the browser really decodes. */
+const PNG_1X1 =
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
 const SCREENSHOTS = Deno.env.get("CONSOLE_SCREENSHOTS"); // a directory: take them there
 
 async function shot(page: Page, name: string) {
@@ -138,6 +142,29 @@ withBrowser(
       return page.items.map((message: { text: string }) => message.text);
     }, bobId);
     assert.deepEqual(stored, ["After your reload", "Hi Ada", "Hello Bob"]);
+
+    // Ada sends Bob a picture and a PDF; he sees the picture in place (decoded: a real image
+    // through the redirect and the signed link) and the PDF as a link that saves it.
+    await ada.page.getByLabel("Attach files").setInputFiles([
+      { name: "dot.png", mimeType: "image/png", buffer: Buffer.from(PNG_1X1, "base64") },
+      { name: "notes.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.4\n%%EOF\n") },
+    ]);
+    await ada.page.getByRole("textbox", { name: "Message" }).fill("The diagram");
+    await ada.page.getByRole("button", { name: "Send" }).click();
+    const picture = bob.page.getByTestId("message").filter({ hasText: "The diagram" })
+      .getByTestId("attachment-image");
+    await picture.waitFor();
+    // The tests have no DOM types: the image is read as what it is to the page, an object.
+    await picture.evaluate((image: { complete: boolean; naturalWidth: number }) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => image.naturalWidth === 1 ? resolve() : reject(new Error("not decoded"));
+        image.complete ? check() : setTimeout(check, 2000);
+      })
+    );
+    await bob.page.getByTestId("attachment-file").filter({ hasText: "notes.pdf" }).waitFor();
+    // After a reload it is still there, from the history.
+    await bob.page.reload();
+    await picture.waitFor();
 
     // Ada's notifications link to their subject: Bob's acceptance, to Bob.
     await ada.page.goto(`${app.base}/#/notifications`);

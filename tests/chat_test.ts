@@ -41,6 +41,7 @@ Deno.test("[chat] POST /api/conversations/:userId/messages follows the socket's 
       from: ada.user.id,
       text: "hello",
       createdAt: answer.body.createdAt,
+      attachments: [],
     });
     const delivered = (await readEvents(t0.deps.kv, ada.user.id, 0, 100))
       .filter((event) => event.type === "message-delivered");

@@ -141,7 +141,14 @@ Deno.test("[reference] GET /asyncapi.json is an AsyncAPI 3.0 document of every f
     assert.ok(messages.includes(name), name);
   }
   const send = document.components.messages["client.private-message"].payload;
-  assert.deepEqual(send.properties.data.required.sort(), ["tempId", "text", "toUserId"]);
+  // Text or files or both: neither is required on its own (a message with neither is refused).
+  assert.deepEqual(send.properties.data.required.sort(), ["tempId", "toUserId"]);
+  assert.deepEqual(Object.keys(send.properties.data.properties).sort(), [
+    "attachmentIds",
+    "tempId",
+    "text",
+    "toUserId",
+  ]);
 });
 
 Deno.test("[reference] GET /docs serves the interactive reference and its files", async () => {

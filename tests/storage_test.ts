@@ -8,7 +8,7 @@ import {
 } from "../providers/storage.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
-import { fetchMedia, png, uploaded } from "./helpers/media.ts";
+import { fetchMedia, pdf, png, upload, uploaded } from "./helpers/media.ts";
 import { nodeAvailable, startS3rver } from "./helpers/s3rver.ts";
 
 /** AWS's published examples (S3 API reference, "Signature Calculations for the Authorization Header"). */
@@ -44,6 +44,20 @@ Deno.test("[storage] S3 requests are signed exactly as AWS's SigV4 examples", as
     assert.equal(
       signed.signature,
       "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+    );
+  });
+
+  await t.step("a presigned GET (query-string auth, as attachments' links are made)", async () => {
+    // AWS's example in "Authenticating Requests: Using Query Parameters".
+    const signed = await s3Signer(EXAMPLE).sign(`${host}/test.txt?X-Amz-Expires=86400`, {
+      method: "GET",
+      aws: { signQuery: true, datetime: "20130524T000000Z" },
+    });
+    const query = new URL(signed.url).searchParams;
+    assert.equal(query.get("X-Amz-SignedHeaders"), "host");
+    assert.equal(
+      query.get("X-Amz-Signature"),
+      "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404",
     );
   });
 
@@ -226,4 +240,45 @@ Deno.test({
     const left = await storage.list({ limit: 10 });
     assert.deepEqual(left.items.map((blob) => blob.key), [`${ada.user.id}/${other.id}`]);
   });
+
+  await t.step(
+    "s3: an attachment's link is S3's presigned URL, good for its minutes only",
+    async () => {
+      const storage = s3Storage({ ...s3.options, prefix: "media/" });
+      await using t0 = await createTestApp({ storage, env: { ATTACHMENT_URL_SECONDS: "120" } });
+      const [ada] = await members(t0.deps, 1);
+      const bytes = pdf(4096);
+      const answer = await upload(t0.app, ada.token, bytes, {
+        name: "cv.pdf",
+        to: "/api/attachments",
+      });
+      assert.equal(answer.status, 201, JSON.stringify(answer.body));
+      const redirect = await t0.app.request(answer.body.url, {
+        headers: { authorization: `Bearer ${ada.token}` },
+      });
+      assert.equal(redirect.status, 302);
+      const location = new URL(redirect.headers.get("location")!);
+      assert.equal(location.origin, new URL(s3.options.endpoint).origin, "straight to the bucket");
+      assert.equal(location.searchParams.get("X-Amz-Expires"), "120");
+      const served = await fetch(location);
+      assert.equal(served.status, 200);
+      assert.deepEqual(new Uint8Array(await served.arrayBuffer()), bytes);
+      assert.equal(
+        served.headers.get("content-disposition"),
+        "attachment; filename*=UTF-8''cv.pdf",
+        "S3 answers with the file's name",
+      );
+      // The same link presented after its two minutes (its signing time moved back instead).
+      const signedAt = location.searchParams.get("X-Amz-Date")!;
+      const iso = signedAt.replace(
+        /(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z/,
+        "$1-$2-$3T$4:$5:$6Z",
+      );
+      const earlier = new Date(Date.parse(iso) - 121_000).toISOString();
+      location.searchParams.set("X-Amz-Date", earlier.replace(/[-:]|\.\d+/g, ""));
+      const late = await fetch(location);
+      assert.equal(late.status, 403);
+      assert.match(await late.text(), /Request has expired/);
+    },
+  );
 });

@@ -6,15 +6,26 @@
 import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, done, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
+import { upload } from "./feed.tsx";
 import type { Me } from "./main.tsx";
 
 type Conversation = Awaited<ReturnType<typeof conversations>>["items"][number];
+
+/** A private file as a message carries it (the socket's frame and the history agree). */
+interface Attachment {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  url: string;
+}
 
 interface Line {
   key: string;
   id: string | null;
   from: string;
   text: string;
+  attachments: Attachment[];
   createdAt: string;
   state: "sending" | "delivered" | "read" | "received" | "failed";
 }
@@ -94,6 +105,7 @@ function Conversation(
   const typingTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const lastTyped = useRef(0);
   const bottom = useRef<HTMLLIElement>(null);
+  const files = useRef<HTMLInputElement>(null);
 
   const add = (line: Line) =>
     setLines((known) =>
@@ -113,6 +125,7 @@ function Conversation(
           id: message.id,
           from: message.from,
           text: message.text,
+          attachments: message.attachments,
           createdAt: message.createdAt,
           state: message.from !== me.id ? "received" : message.readAt ? "read" : "delivered",
         }));
@@ -148,6 +161,7 @@ function Conversation(
       id: event.data.messageId,
       from: peerId,
       text: event.data.text,
+      attachments: event.data.attachments,
       createdAt: event.data.createdAt,
       state: "received",
     });
@@ -181,7 +195,8 @@ function Conversation(
   async function send(event: Event) {
     event.preventDefault();
     const body = text.trim();
-    if (!body) return;
+    const chosen = files.current?.files ? [...files.current.files] : [];
+    if (!body && chosen.length === 0) return;
     setText("");
     setError("");
     const tempId = crypto.randomUUID();
@@ -190,12 +205,34 @@ function Conversation(
       id: null,
       from: me.id,
       text: body,
+      attachments: [],
       createdAt: new Date().toISOString(),
       state: "sending",
     };
     add(line);
     try {
-      const ack = await liveSocket().sendMessage(peerId, body, tempId);
+      // Private uploads first (only the two of us will see them), then the message with them.
+      const attachmentIds = await Promise.all(
+        chosen.map((file) => upload(file, "/api/attachments")),
+      );
+      if (files.current) files.current.value = "";
+      setLines((known) =>
+        known.map((item) =>
+          item.key === tempId
+            ? {
+              ...item,
+              attachments: chosen.map((file, index) => ({
+                id: attachmentIds[index],
+                name: file.name,
+                contentType: file.type,
+                size: file.size,
+                url: `/api/attachments/${attachmentIds[index]}/content`,
+              })),
+            }
+            : item
+        )
+      );
+      const ack = await liveSocket().sendMessage(peerId, body, tempId, { attachmentIds });
       setConversationId(ack.conversationId);
       setLines((known) =>
         known.map((item) =>
@@ -241,7 +278,8 @@ function Conversation(
             data-testid="message"
             data-state={line.state}
           >
-            <span>{line.text}</span>
+            {line.text && <span>{line.text}</span>}
+            {line.attachments.map((file) => <AttachmentView key={file.id} file={file} />)}
             <small class="meta">
               {time(line.createdAt)}
               {line.from === me.id && ` · ${line.state}`}
@@ -261,10 +299,43 @@ function Conversation(
           value={text}
           onValue={typed}
         />
+        <label class="attach">
+          <span>Attach files</span>
+          <input
+            ref={files}
+            type="file"
+            name="attachments"
+            multiple
+            accept="image/png,image/jpeg,image/webp,image/gif,application/pdf,video/mp4,video/webm"
+          />
+        </label>
         <button type="submit">Send</button>
       </form>
       <button type="button" class="link" onClick={() => go("chat")}>All conversations</button>
     </div>
+  );
+}
+
+/**
+ * A private file in a message: pictures and videos shown in place, anything else a link that saves
+ * it. Its URL redirects, with the session cookie, to a link that works for a few minutes.
+ */
+function AttachmentView(props: { file: Attachment }) {
+  const { file } = props;
+  if (file.contentType.startsWith("image/")) {
+    return (
+      <a class="attachment" href={file.url} target="_blank" rel="noopener">
+        <img src={file.url} alt={file.name} loading="lazy" data-testid="attachment-image" />
+      </a>
+    );
+  }
+  if (file.contentType.startsWith("video/")) {
+    return <video class="attachment" src={file.url} controls preload="metadata" />;
+  }
+  return (
+    <a class="attachment file" href={file.url} data-testid="attachment-file">
+      📎 {file.name} <small>({Math.ceil(file.size / 1024)} KB)</small>
+    </a>
   );
 }
 

@@ -18,10 +18,10 @@ const loadComments = (id: string) =>
   ok(api.api.posts[":id"].comments.$get({ param: { id }, query: { limit: "50" } }));
 
 /** Uploads one file (multipart), answering its media id. */
-export async function upload(file: File): Promise<string> {
+export async function upload(file: File, to = "/api/media"): Promise<string> {
   const form = new FormData();
   form.append("file", file);
-  const response = await fetch("/api/media", { method: "POST", body: form });
+  const response = await fetch(to, { method: "POST", body: form });
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail ?? "upload failed");
   return body.id;

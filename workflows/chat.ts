@@ -10,7 +10,9 @@ import {
   storeMessages,
 } from "../db/chat.ts";
 import { NotFound } from "../errors.ts";
-import { mayMessage, notConnected, sendPrivateMessage } from "../kv/chat.ts";
+import { mayMessage, type MessageInput, notConnected, sendPrivateMessage } from "../kv/chat.ts";
+import { MEDIA_TYPES } from "../db/schema.ts";
+import { id } from "../input.ts";
 import { type ChatMessage } from "../db/records.ts";
 import { isBlocked } from "../kv/graph.ts";
 import { appendEventsNow } from "../kv/events.ts";
@@ -20,8 +22,28 @@ import { notifyRecords } from "./notifications.ts";
 
 const CHAT_MESSAGE = "chat-message";
 
-export const messageText = z.string().trim().min(1, "must not be empty").max(4000);
 export const tempId = z.string().min(1).max(100);
+
+/** Files one message may carry. */
+const MAX_ATTACHMENTS = 10;
+
+/** What a message says: text, private files (see POST /api/attachments), or both. */
+export const messageContent = {
+  text: z.string().trim().max(4000).default(""),
+  attachmentIds: z.array(id).max(MAX_ATTACHMENTS)
+    .refine((ids) => new Set(ids).size === ids.length, "each file may appear once")
+    .optional(),
+};
+
+/** Refuses a message with neither text nor files, naming `text`. */
+export function sayingSomething<T extends z.ZodType<{ text: string; attachmentIds?: string[] }>>(
+  schema: T,
+) {
+  return schema.refine((content) => content.text.length > 0 || !!content.attachmentIds?.length, {
+    path: ["text"],
+    message: "must not be empty (send text, files or both)",
+  });
+}
 
 const chatMessage = z.object({
   id: z.string(),
@@ -32,6 +54,12 @@ const chatMessage = z.object({
   text: z.string(),
   tempId: z.string(),
   createdAt: z.number(),
+  attachments: z.array(z.object({
+    id: z.string(),
+    name: z.string(),
+    contentType: z.enum(MEDIA_TYPES),
+    size: z.number().int(),
+  })).optional(),
 });
 
 export function registerChatAppliers(deps: Deps) {
@@ -66,7 +94,7 @@ function incomingView(message: ChatMessage) {
 export async function sendMessage(
   deps: Deps,
   fromUserId: string,
-  input: { toUserId: string; tempId: string; text: string },
+  input: Omit<MessageInput, "fromUserId">,
 ): Promise<{ message: ChatMessage; replayed: boolean }> {
   return await sendPrivateMessage(
     coordination(deps),

@@ -11,7 +11,7 @@ import {
   ROLES,
 } from "../../db/schema.ts";
 import { SALE_STATUSES } from "../../db/records.ts";
-import { foundMatch, notification, person, timestamp } from "../../realtime/events.ts";
+import { attachment, foundMatch, notification, person, timestamp } from "../../realtime/events.ts";
 
 export { timestamp };
 
@@ -149,11 +149,12 @@ export const message = z.object({
   id: z.string(),
   conversationId: z.string(),
   from: z.string().meta({ description: "The sender's user id." }),
-  text: z.string(),
+  text: z.string().meta({ description: "Empty when the message is only attachments." }),
   createdAt: timestamp,
   readAt: nullableTime.meta({
     description: "When the other participant read it; null until then (a receipt never goes back).",
   }),
+  attachments: z.array(attachment),
 }).meta({ id: "Message" });
 
 export const interview = z.object({

@@ -3,6 +3,7 @@
 // counts each run's rounds (tests/round_trips_test.ts); the benchmark times them with every strong
 // KV call held a fixed delay (bench/round-trips.ts).
 import type { Answer } from "./app.ts";
+import { png, upload } from "./media.ts";
 import { type Member, members } from "./members.ts";
 import { connect, type servedTestApp, TestSocket } from "./sockets.ts";
 
@@ -41,6 +42,11 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
       throw new Error(`expected ${status}, got ${answer.status}: ${JSON.stringify(answer.body)}`);
     }
     return answer;
+  };
+  /** A private file of `who`'s (uploaded in `prepare`, not part of any run). */
+  const attachment = async (who: Member) => {
+    const answer = await upload(t0.app, who.token, png(), { to: "/api/attachments" });
+    return expect(201)(answer).body.id as string;
   };
   const sockets: TestSocket[] = [];
   const socketOf = async (who: Member) => {
@@ -171,6 +177,26 @@ export async function hotOperations(t0: App): Promise<HotOperation[] & AsyncDisp
         const tempId = crypto.randomUUID();
         return async () => {
           socket.send("private-message", { toUserId: bob.user.id, tempId, text: "hi" });
+          await socket.waitFor("message-delivered", (frame) => frame.data.tempId === tempId);
+        };
+      },
+    },
+    {
+      name: "chat send with a file → ack (socket)",
+      budget: DECISION,
+      async prepare() {
+        const [ada, bob] = await people(2);
+        await connect(http, ada, bob);
+        const socket = await socketOf(ada);
+        const attachmentIds = [await attachment(ada)];
+        const tempId = crypto.randomUUID();
+        return async () => {
+          socket.send("private-message", {
+            toUserId: bob.user.id,
+            tempId,
+            text: "",
+            attachmentIds,
+          });
           await socket.waitFor("message-delivered", (frame) => frame.data.tempId === tempId);
         };
       },

@@ -49,12 +49,15 @@ export const pdf = (size?: number) => fileOf(SIGNATURES.pdf, size);
 export const mp4 = (size?: number) => fileOf(SIGNATURES.mp4, size);
 export const webm = (size?: number) => fileOf(SIGNATURES.webm, size);
 
-/** POST /api/media with `bytes` as the `file` field, named and typed as the client claims. */
+/**
+ * POST /api/media (or `claimed.to`, e.g. /api/attachments) with `bytes` as the `file` field, named
+ * and typed as the client claims.
+ */
 export async function upload(
   app: AppType,
   token: string,
   bytes: Uint8Array<ArrayBuffer>,
-  claimed: { name?: string; type?: string } = {},
+  claimed: { name?: string; type?: string; to?: string } = {},
 ): Promise<Answer> {
   const form = new FormData();
   form.append("caption", "ignored");
@@ -63,7 +66,7 @@ export async function upload(
     new Blob([bytes], { type: claimed.type ?? "application/octet-stream" }),
     claimed.name ?? "upload.bin",
   );
-  const response = await app.request("/api/media", {
+  const response = await app.request(claimed.to ?? "/api/media", {
     method: "POST",
     headers: { authorization: `Bearer ${token}` },
     body: form,

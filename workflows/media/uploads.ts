@@ -36,6 +36,7 @@ import { newId } from "../../ids.ts";
 import type { Outbox } from "../../kv/outbox.ts";
 import { jobRecord } from "../outbox-jobs.ts";
 import { sniffMediaType } from "./sniff.ts";
+import { attachmentSent, forgetAttachment } from "../../kv/attachments.ts";
 import { id } from "../../input.ts";
 
 const RELEASE_JOB = "media-release";
@@ -72,9 +73,21 @@ export function blobKey(ownerId: string, mediaId: string) {
  * the body is never read), checks its bytes against the allow-list, stores it and records it.
  */
 export async function uploadMedia(deps: Deps, ownerId: string, request: Request) {
+  return mediaView(await storeUpload(deps, ownerId, await readUpload(deps, request)));
+}
+
+/** An upload as read: its bytes, their sniffed type, and the name the client gave the file. */
+export interface Upload {
+  bytes: Uint8Array;
+  contentType: MediaType;
+  filename: string | undefined;
+}
+
+/** Reads and checks the `file` part: 415 for a type not allowed, 413 past its type's limit. */
+export async function readUpload(deps: Deps, request: Request): Promise<Upload> {
   const { MEDIA_MAX_BYTES: fileLimit, MEDIA_VIDEO_MAX_BYTES: videoLimit } = deps.config;
   // Read up to the larger limit; what the bytes turn out to be says which limit applies.
-  const bytes = await readFilePart(request, Math.max(fileLimit, videoLimit));
+  const { bytes, filename } = await readFilePart(request, Math.max(fileLimit, videoLimit));
   const contentType = sniffMediaType(bytes);
   if (!contentType.accepted) {
     throw new UnsupportedMediaType(
@@ -85,19 +98,31 @@ export async function uploadMedia(deps: Deps, ownerId: string, request: Request)
   const video = contentType.type.startsWith("video/");
   const limit = video ? videoLimit : fileLimit;
   if (bytes.byteLength > limit) throw new PayloadTooLarge(limit, video ? "A video" : "The file");
+  return { bytes, contentType: contentType.type, filename };
+}
+
+/** Stores the bytes, then records the file (a private one with its name); returns the row. */
+export async function storeUpload(
+  deps: Deps,
+  ownerId: string,
+  upload: Upload,
+  privately?: { name: string },
+): Promise<MediaRow> {
   const now = new Date(deps.clock.now());
   const row: MediaRow = {
     id: newId(now.getTime()),
     ownerId,
-    contentType: contentType.type,
-    size: bytes.byteLength,
-    sha256: await sha256Hex(bytes),
+    contentType: upload.contentType,
+    size: upload.bytes.byteLength,
+    sha256: await sha256Hex(upload.bytes),
     createdAt: now,
+    private: !!privately,
+    name: privately?.name ?? null,
   };
   const key = blobKey(ownerId, row.id);
   // The blob first: a row always has its bytes. A blob left without a row (the insert failed,
   // the process died) is removed by the daily sweep once the grace period has passed.
-  await deps.storage.put(key, bytes, row.contentType).catch(storageDown(deps, "put"));
+  await deps.storage.put(key, upload.bytes, row.contentType).catch(storageDown(deps, "put"));
   const inserted = await insertMedia(deps.database.db, row).catch(async (error) => {
     await deps.storage.delete(key).catch(() => {});
     throw error;
@@ -106,18 +131,21 @@ export async function uploadMedia(deps: Deps, ownerId: string, request: Request)
     await deps.storage.delete(key);
     throw new Unauthorized("This account no longer exists.");
   }
-  return mediaView(inserted);
+  return inserted;
 }
 
 /** A storage outage is the client's 503 (try again), not a bug; the cause is logged. */
-function storageDown(deps: Deps, operation: string) {
+export function storageDown(deps: Deps, operation: string) {
   return (error: unknown): never => {
     deps.log({ level: "error", msg: "media storage failed", operation, error: String(error) });
     throw new Unavailable("File storage is unavailable right now; try again shortly.");
   };
 }
 
-async function readFilePart(request: Request, limit: number): Promise<Uint8Array> {
+async function readFilePart(
+  request: Request,
+  limit: number,
+): Promise<{ bytes: Uint8Array; filename: string | undefined }> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^multipart\/form-data\s*;.*boundary=/i.test(type)) {
     await request.body?.cancel();
@@ -148,7 +176,7 @@ async function readFilePart(request: Request, limit: number): Promise<Uint8Array
       if (part.size === 0) {
         throw new Invalid("The file is empty.", [{ path: "file", message: "is empty" }]);
       }
-      return part.bytes;
+      return { bytes: part.bytes, filename: part.filename };
     }
   } catch (error) {
     if (error instanceof MaxFileSizeExceededError || error instanceof MaxTotalSizeExceededError) {
@@ -171,7 +199,8 @@ async function readFilePart(request: Request, limit: number): Promise<Uint8Array
 /** A file's row; 404 when there is none. */
 export async function mediaFile(deps: Deps, id: string): Promise<MediaRow> {
   const row = await findMedia(deps.database.db, id);
-  if (!row) throw new NotFound("No file has this id.");
+  // A private file is not here: only its members reach it, through a signed URL.
+  if (!row || row.private) throw new NotFound("No file has this id.");
   return row;
 }
 
@@ -193,15 +222,22 @@ export async function deleteMedia(deps: Deps, id: string, userId: string) {
   const row = await findMedia(deps.database.db, id);
   if (!row) throw new NotFound("No file has this id.");
   if (row.ownerId !== userId) throw new Forbidden("Only the owner may delete this file.");
+  // A sent message keeps its files; its history row may not have landed yet, so KV is asked.
+  if (row.private && await attachmentSent(deps.kv, id)) throw sentInMessage();
   const result = await deleteMediaEverywhere(deps.database.db, id);
   if (result === "evidence") {
-    throw new Conflict(
+    throw row.private ? sentInMessage() : new Conflict(
       "This file was submitted with an interview and is kept as its evidence.",
       "media-in-use",
     );
   }
+  if (row.private) await forgetAttachment(deps.kv, id);
   await releaseMedia(deps, userId, [id]);
   return result === "gone" ? { postIds: [] } : result;
+}
+
+function sentInMessage() {
+  return new Conflict("This file was sent in a message and stays with it.", "media-in-use");
 }
 
 /**
@@ -220,6 +256,12 @@ export async function ownMedia(deps: Deps, ownerId: string, ids: string[], field
   if (rows.some((row) => row.ownerId !== ownerId)) {
     throw new Forbidden("You can attach only files you uploaded.");
   }
+  const hidden = rows.filter((row) => row.private).map((row) => row.id);
+  if (hidden.length > 0) {
+    throw new Invalid("A message attachment stays private: upload the file to /api/media.", [
+      { path: field, message: `private attachments: ${hidden.join(", ")}` },
+    ]);
+  }
   return ids.map((id) => byId.get(id)!);
 }
 
@@ -237,10 +279,17 @@ export function purgeOwnerRecord(outbox: Outbox, ownerId: string) {
   return jobRecord(outbox, PURGE_OWNER_JOB, { ownerId });
 }
 
-/** Removes the row (if nothing uses it) and then the blob; a used file is left alone. */
+/**
+ * Removes the row (if nothing uses it) and then the blob; a used file is left alone. A private
+ * file is used once a message's commit carried it, before its history row says so.
+ */
 async function releaseOne(deps: Deps, ownerId: string, id: string) {
+  if (await attachmentSent(deps.kv, id)) return "used";
   const outcome = await deleteUnusedMedia(deps.database.db, id);
-  if (outcome !== "used") await deps.storage.delete(blobKey(ownerId, id));
+  if (outcome !== "used") {
+    await forgetAttachment(deps.kv, id);
+    await deps.storage.delete(blobKey(ownerId, id));
+  }
   return outcome;
 }
 
@@ -261,7 +310,10 @@ export function registerMedia(deps: Deps) {
     // Only once the account is gone: its rows went with it, so no blob under it is in use.
     if (await findUserById(deps.database.db, ownerId)) return;
     await forEachBlob(deps, `${ownerId}/`, async (keys) => {
-      for (const key of keys) await deps.storage.delete(key);
+      for (const key of keys) {
+        await forgetAttachment(deps.kv, key.slice(key.indexOf("/") + 1));
+        await deps.storage.delete(key);
+      }
     });
   });
 }
