@@ -12,7 +12,7 @@ import { parseConfig } from "../config.ts";
 import type { DatabaseHandle } from "../db/client.ts";
 import { PGLITE, type Profile } from "./profiles.ts";
 import { members } from "../tests/helpers/members.ts";
-import { type LoadConfig, type LoadResult } from "./chat-load.ts";
+import type { LoadConfig, LoadResult } from "./chat-load.ts";
 import { inOwnProcess, withCpu } from "./load-process.ts";
 import { startSocketIoSeed } from "./socketio-seed.ts";
 

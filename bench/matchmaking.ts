@@ -12,7 +12,7 @@ import { z } from "zod";
 import { Outbox } from "../kv/outbox.ts";
 import type { MatchRules } from "../kv/matches/match.ts";
 import { joinQueue } from "../kv/matches/queue.ts";
-import { type Participant } from "../db/records.ts";
+import type { Participant } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { members } from "../tests/helpers/members.ts";
 import { matches } from "../db/schema.ts";

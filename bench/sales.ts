@@ -18,7 +18,7 @@ import { serveWsProxy } from "../db/ws-proxy.ts";
 import { KeyedLock } from "../kv/keyed-lock.ts";
 import { Outbox } from "../kv/outbox.ts";
 import { createSaleStock, reserveStock, stockRemaining } from "../kv/sales/stock.ts";
-import { type Sale } from "../db/records.ts";
+import type { Sale } from "../db/records.ts";
 import { createTestApp } from "../tests/helpers/app.ts";
 import { holdingKv } from "../tests/helpers/kv-trips.ts";
 import { members } from "../tests/helpers/members.ts";

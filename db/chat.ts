@@ -4,7 +4,7 @@ import { z } from "zod";
 import { afterPosition } from "./keyset.ts";
 import { INT4_MAX } from "../input.ts";
 import { decodeCursor, keysetPage, timeCursor } from "../cursor.ts";
-import { type ChatMessage } from "./records.ts";
+import type { ChatMessage } from "./records.ts";
 import { type Database, rowsOf } from "./client.ts";
 import { attachmentPath } from "./media.ts";
 import {

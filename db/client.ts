@@ -1,5 +1,5 @@
 // The relational store: PGlite (embedded, file or memory) or Neon's serverless Pool, chosen by DATABASE_URL.
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle as drizzleNeon } from "drizzle-orm/neon-serverless";
 import { migrate as migrateNeon } from "drizzle-orm/neon-serverless/migrator";

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import { BadGateway, Invalid, PermanentFailure, Unauthorized, Unprocessable } from "../errors.ts";
 import { unstorableField } from "../input.ts";
-import { type PaymentEvent } from "../db/records.ts";
+import type { PaymentEvent } from "../db/records.ts";
 import { inSpan } from "../telemetry.ts";
 import { hex, hmacKey, sameSecret, sha256Hex } from "../hashes.ts";
 

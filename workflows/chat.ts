@@ -13,7 +13,7 @@ import { NotFound } from "../errors.ts";
 import { mayMessage, type MessageInput, notConnected, sendPrivateMessage } from "../kv/chat.ts";
 import { MEDIA_TYPES } from "../db/schema.ts";
 import { id } from "../input.ts";
-import { type ChatMessage } from "../db/records.ts";
+import type { ChatMessage } from "../db/records.ts";
 import { isBlocked } from "../kv/graph.ts";
 import { appendEventsNow } from "../kv/events.ts";
 import { coordination } from "../kv/outbox.ts";

@@ -3,7 +3,7 @@
 // (queue.ts) and the decisions on a live match (calls.ts) are built on these.
 import type { ConnectionTransition, Match, Participant } from "../../db/records.ts";
 import { Conflict, Forbidden, NotFound } from "../../errors.ts";
-import { type EventDraft } from "../events.ts";
+import type { EventDraft } from "../events.ts";
 import { matchKey, matchMemberKey } from "../keys.ts";
 import type { OutboxRecord } from "../outbox.ts";
 

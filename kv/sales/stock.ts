@@ -2,7 +2,7 @@
 // and the reservation commit that checks stock and the buyer's count, takes the units and records
 // the hold in one atomic commit, so no item is ever oversold, whatever the concurrency.
 import { commitDecision } from "../decisions.ts";
-import { type Reservation, type Sale, type SaleItem, type SaleStatus } from "../../db/records.ts";
+import type { Reservation, Sale, SaleItem, SaleStatus } from "../../db/records.ts";
 import { Conflict, Gone, Invalid, NotFound, TooEarly, Unprocessable } from "../../errors.ts";
 import { newId } from "../../ids.ts";
 import { backoff, busy } from "../backoff.ts";
