@@ -11,8 +11,40 @@ export interface ClientOptions {
   headers?: Record<string, string>;
 }
 
+/** The empty input: what a part with no required field accepts. */
+type Nothing = Record<never, never>;
+
+/** A part of a call's input (`query`, say) whose every field is optional may be left out. */
+type Loosened<A> = A extends object ?
+    & { [K in keyof A as Nothing extends A[K] ? K : never]?: A[K] }
+    & { [K in keyof A as Nothing extends A[K] ? never : K]: A[K] }
+  : A;
+
+/**
+ * An answer with no body (204, 205, 304) has no JSON to read: no `json()`. (`text()` stays, for
+ * reading a problem when the call failed after all: errors are not part of the route's types.)
+ */
+type Answer<R> = R extends { status: 204 | 205 | 304 } ? Omit<R, "json"> : R;
+
+/** One route's call, its argument optional when nothing in it is required. */
+type Call<A, O, R> = Nothing extends Loosened<NonNullable<A>>
+  ? (args?: Loosened<NonNullable<A>>, options?: O) => Promise<Answer<R>>
+  : (args: Loosened<NonNullable<A>>, options?: O) => Promise<Answer<R>>;
+
+/** Hono's typed client (`hc`), each call retyped by `Call`; `$url` and the like as they are. */
+type Calls<C> = {
+  [K in keyof C]: C[K] extends (args: infer A, options?: infer O) => Promise<infer R>
+    ? Call<A, O, R>
+    // deno-lint-ignore no-explicit-any
+    : C[K] extends (...args: any[]) => unknown ? C[K]
+    : Calls<C[K]>;
+};
+
+/** Every route: `api.posts.$post({ json: { text } })`, `api.conversations.$get()`, … */
+export type ConveneClient = Calls<ReturnType<typeof hc<AppType>>>;
+
 /** `api.posts.$post({ json: { text } })`, `api.users[":id"].$get({ param: { id } })`, … */
-export function conveneClient(baseUrl: string, options: ClientOptions = {}) {
+export function conveneClient(baseUrl: string, options: ClientOptions = {}): ConveneClient {
   return hc<AppType>(baseUrl, {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     headers: {
@@ -20,10 +52,8 @@ export function conveneClient(baseUrl: string, options: ClientOptions = {}) {
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
     },
     init: { credentials: "include" },
-  });
+  }) as ConveneClient;
 }
-
-export type ConveneClient = ReturnType<typeof conveneClient>;
 
 /** An answer's problem details when it failed, for `if (!response.ok) throw await problem(r)`. */
 export async function problemOf(

@@ -84,6 +84,20 @@ export class ConveneSocket {
     return () => set.delete(listener as (event: ServerEvent) => void);
   }
 
+  /** Resolves once the socket is open (at once if it is); rejects if it closes for good first. */
+  opened(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#state === "open") return resolve();
+      if (this.#state === "closed") return reject(new Error("the socket is closed"));
+      const stop = this.onState((state, reason) => {
+        if (state === "open") resolve();
+        else if (state === "closed") reject(new Error(`the socket closed: ${reason}`));
+        else return;
+        stop();
+      });
+    });
+  }
+
   /** Calls `listener` whenever the connection opens, drops, reconnects or closes for good. */
   onState(listener: (state: SocketState, reason?: string) => void) {
     this.#stateListeners.add(listener);

@@ -114,3 +114,26 @@ Deno.test("[workflows] Deploy ships main with deno deploy, only once CI passed o
   const text = await read(".github/workflows/deploy.yml");
   assert.doesNotMatch(text.replace(/^#.*$/gm, ""), /deployctl/, "the retired tool is not used");
 });
+
+Deno.test("[workflows] the README and docs stand alone: every link they make resolves inside the repository", async () => {
+  const files = [
+    "README.md",
+    ...[...Deno.readDirSync(new URL("docs/", root))]
+      .filter((entry) => entry.name.endsWith(".md")).map((entry) => `docs/${entry.name}`),
+  ];
+  const broken: string[] = [];
+  for (const file of files) {
+    const text = await read(file);
+    // Markdown links and images: [text](target), without a scheme (those leave on purpose).
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith("#")) continue;
+      const url = new URL(target.split("#")[0], new URL(file, root));
+      const inside = url.href.startsWith(root.href);
+      const exists = inside && await Deno.stat(url).then(() => true, () => false);
+      if (!exists) broken.push(`${file}: ${target}`);
+    }
+    // Nor by name: a clone has nothing beside it.
+    if (/\.\.\/shared\b/.test(text)) broken.push(`${file}: mentions ../shared`);
+  }
+  assert.deepEqual(broken, []);
+});

@@ -14,7 +14,10 @@ export function ProfilePage(props: { me: NonNullable<Me>; onMe: (me: Me) => void
   const [skills, setSkills] = useState(me.skills.join(", "));
   const [location, setLocation] = useState(me.location ?? "");
   const [message, setMessage] = useState("");
-  async function save(patch: Parameters<typeof api.api.profile.$patch>[0]["json"], done: string) {
+  async function save(
+    patch: NonNullable<Parameters<typeof api.api.profile.$patch>[0]>["json"],
+    done: string,
+  ) {
     try {
       const { user } = await ok(api.api.profile.$patch({ json: patch }));
       props.onMe(user);
