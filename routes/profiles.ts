@@ -7,7 +7,13 @@ import { listFollows } from "../db/graph.ts";
 import { searchUsers } from "../db/users.ts";
 import { publicUser } from "../workflows/auth/accounts.ts";
 import { reachableUser } from "../workflows/graph.ts";
-import { discover, editProfile, profilePatch, viewProfile } from "../workflows/profiles.ts";
+import {
+  discover,
+  editProfile,
+  memberPicture,
+  profilePatch,
+  viewProfile,
+} from "../workflows/profiles.ts";
 import { signedIn } from "./middleware/session.ts";
 import { body, idParam, pageQuery, params, query } from "./middleware/validate.ts";
 import { documented } from "./middleware/describe.ts";
@@ -100,6 +106,31 @@ export function profileRoutes(deps: Deps) {
         async (c) => {
           const session = c.var.session;
           return c.json(await viewProfile(deps, session.sub, c.req.valid("param").id));
+        },
+      )
+      .get(
+        "/users/:id/avatar",
+        describe({
+          summary: "A member's picture: their photo, or their initials",
+          description:
+            "Every member has one, so a client can show `/api/users/{id}/avatar` beside any name: a 302 to the photo (`/media/{id}`), or, without a photo, an SVG of their initials on a colour of their own.",
+          answers: {
+            200: { description: "The initials (`image/svg+xml`).", contentType: "image/svg+xml" },
+            302: { description: "`Location` is the photo." },
+          },
+          errors: hidden,
+        }),
+        params(idParam),
+        async (c) => {
+          const picture = await memberPicture(deps, c.var.session.sub, c.req.valid("param").id);
+          // Private: a block or a suspension hides it from this viewer, not from everyone.
+          c.header("cache-control", "private, max-age=300");
+          if ("photo" in picture) return c.redirect(picture.photo, 302);
+          return c.body(picture.svg, 200, {
+            "content-type": "image/svg+xml",
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+          });
         },
       )
       .get(

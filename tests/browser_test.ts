@@ -26,8 +26,10 @@ interface PeerConnection {
 }
 
 /** A 1×1 PNG: a picture the browser really decodes. */
-const PNG_1X1 =
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+  "base64",
+);
 
 const SCREENSHOTS = Deno.env.get("CONSOLE_SCREENSHOTS"); // a directory: take them there
 
@@ -94,6 +96,14 @@ withBrowser(
     const header = await bob.page.locator("header").boundingBox();
     assert.ok(header && header.height < 80, `the phone's header is ${header?.height} px tall`);
     await bob.page.goto(`${app.base}/#/chat`);
+    // Beside Ada's name, her picture: her initials, drawn (decoded by the browser, 64 px).
+    const adaPicture = bob.page.getByRole("navigation", { name: "Conversations" })
+      .getByTestId("avatar").first();
+    await adaPicture.evaluate((image: { decode(): Promise<void> }) => image.decode());
+    assert.equal(
+      await adaPicture.evaluate((image: { naturalWidth: number }) => image.naturalWidth),
+      64,
+    );
     await bob.page.getByRole("link", { name: "Ada Lovelace" }).click();
     await bob.page.getByTestId("message").filter({ hasText: "Hello Bob" }).waitFor();
     await ada.page.locator("[data-testid=message][data-state=read]").waitFor();
@@ -146,7 +156,7 @@ withBrowser(
     // Ada sends Bob a picture and a PDF; he sees the picture in place (decoded: a real image
     // through the redirect and the signed link) and the PDF as a link that saves it.
     await ada.page.getByLabel("Attach files").setInputFiles([
-      { name: "dot.png", mimeType: "image/png", buffer: Buffer.from(PNG_1X1, "base64") },
+      { name: "dot.png", mimeType: "image/png", buffer: PNG },
       { name: "notes.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.4\n%%EOF\n") },
     ]);
     await ada.page.getByRole("textbox", { name: "Message" }).fill("The diagram");
@@ -165,6 +175,7 @@ withBrowser(
     // After a reload it is still there, from the history.
     await bob.page.reload();
     await picture.waitFor();
+    await shot(bob.page, "chat-attachment-phone");
 
     // Ada's notifications link to their subject: Bob's acceptance, to Bob.
     await ada.page.goto(`${app.base}/#/notifications`);
@@ -432,12 +443,6 @@ withBrowser(
   },
 );
 
-/** A 1×1 PNG. */
-const PNG = Buffer.from(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
-  "base64",
-);
-
 withBrowser(
   "[browser] a post with an image is liked and commented; a profile photo; an interview is taken, scored and the skill verified",
   async (browser) => {
@@ -453,7 +458,7 @@ withBrowser(
     await ada.page.getByLabel("Image (optional)").setInputFiles(image);
     await ada.page.getByRole("button", { name: "Post", exact: true }).click();
     const post = ada.page.getByTestId("post").filter({ hasText: "Shipping the console" });
-    await post.locator("img").waitFor();
+    await post.locator("img.media").waitFor();
     await post.getByRole("button", { name: "Like (0)" }).click();
     await post.getByRole("button", { name: "Unlike (1)" }).waitFor();
     await post.getByRole("button", { name: "Comments (0)" }).click();
@@ -754,5 +759,91 @@ withBrowser(
     await ada.page.getByRole("form", { name: "Change your email address" })
       .getByText(`${newEmail} (confirmed)`).waitFor();
     assert.deepEqual(ada.errors, []);
+  },
+);
+
+/**
+ * Presses Tab until the focused element's accessible text is `name` (at most 60 times): what a
+ * keyboard user does. Fails when focus never gets there, or gets there without a visible ring.
+ */
+async function tabTo(page: Page, name: RegExp) {
+  for (let presses = 0; presses < 60; presses++) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => {
+      // The tests have no DOM types: the page's globals, as what they are there.
+      // deno-lint-ignore no-explicit-any
+      const { document, getComputedStyle } = globalThis as any;
+      const element = document.activeElement;
+      const label = element?.labels?.[0]?.textContent ?? "";
+      return {
+        name: `${element?.getAttribute("aria-label") ?? ""} ${label} ${element?.textContent ?? ""}`,
+        outline: getComputedStyle(element).outlineStyle,
+      };
+    });
+    if (name.test(focused.name)) {
+      assert.notEqual(focused.outline, "none", `focus on ${name} is visible`);
+      return;
+    }
+  }
+  throw new Error(`Tab never reached ${name}`);
+}
+
+withBrowser(
+  "[browser] the console by keyboard alone, on a desktop and on a phone: the navigation, a message sent with Enter, the people picker, focus always visible",
+  async (browser) => {
+    await using app = await servedConsole();
+    for (const phone of [false, true]) {
+      const who = await person(browser, { phone });
+      const friend = await person(browser);
+      const friendName = `Kim ${crypto.randomUUID().slice(0, 6)}`;
+      await signUpInPage(who.page, app.base, phone ? "Pat Phone" : "Dee Desk");
+      await signUpInPage(friend.page, app.base, friendName);
+      const friendId = await memberId(friend.page);
+      const requestId = await who.page.evaluate(async (toUserId) => {
+        const answer = await fetch("/api/connections", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ toUserId }),
+        });
+        return (await answer.json()).id as string;
+      }, friendId);
+      await friend.page.evaluate(async (id) => {
+        await fetch(`/api/connections/${id}`, {
+          method: "PATCH",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ status: "accepted" }),
+        });
+      }, requestId);
+
+      // The navigation: Tab to Chat, Enter opens it.
+      await who.page.goto(`${app.base}/#/feed`);
+      await who.page.locator("body").focus();
+      await tabTo(who.page, /^\s*Chat\s*$/);
+      await who.page.keyboard.press("Enter");
+      await who.page.waitForURL(/#\/chat$/);
+
+      // A message: Tab to the field, type, Enter sends it.
+      await who.page.goto(`${app.base}/#/chat/${friendId}`);
+      await tabTo(who.page, /Message/);
+      await who.page.keyboard.type("Sent by keyboard");
+      await who.page.keyboard.press("Enter");
+      await who.page.getByTestId("message").filter({ hasText: "Sent by keyboard" }).and(
+        who.page.locator("[data-state=delivered], [data-state=read]"),
+      ).waitFor();
+      await tabTo(who.page, /Attach files/); // the file picker is in the Tab order too
+
+      // The people picker: type a name, Tab to the match, Enter chooses it.
+      await who.page.goto(`${app.base}/#/interviews`);
+      await tabTo(who.page, /Candidate/);
+      await who.page.keyboard.type(friendName);
+      await who.page.getByRole("list", { name: `Members matching ${friendName}` }).waitFor();
+      await tabTo(who.page, new RegExp(friendName));
+      await who.page.keyboard.press("Enter");
+      await who.page.getByTestId("picked").filter({ hasText: `Chosen: ${friendName}` }).waitFor();
+      await shot(who.page, phone ? "picker-phone" : "picker-desktop");
+      assert.deepEqual([who.errors, friend.errors], [[], []]);
+      await who.context.close();
+      await friend.context.close();
+    }
   },
 );

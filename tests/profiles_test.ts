@@ -3,6 +3,7 @@ import { eq } from "drizzle-orm";
 import { users } from "../db/schema.ts";
 import { assertProblem, createTestApp, type HttpClient, signUp } from "./helpers/app.ts";
 import { type Member, members } from "./helpers/members.ts";
+import { png, upload } from "./helpers/media.ts";
 
 async function patch(http: HttpClient, who: Member, body: unknown) {
   return await http("PATCH", "/api/profile", { token: who.token, body });
@@ -257,4 +258,37 @@ Deno.test("[profiles] GET /api/discover ranks peers, explains each score, and is
     );
     assert.equal(withMutuals.signals.mutualConnections, 1);
   });
+});
+
+Deno.test("[profiles] every member has a picture: their photo, or their initials on a colour of their own", async () => {
+  await using t0 = await createTestApp();
+  const { app, http, deps } = t0;
+  const [ada, bob, cy] = await members(deps, 3, {
+    name: (i) => ["Ada Lovelace", "Bob <b>", "Cy"][i],
+  });
+  const picture = (of: Member, token = ada.token) =>
+    app.request(`/api/users/${of.user.id}/avatar`, {
+      headers: { authorization: `Bearer ${token}` },
+      redirect: "manual",
+    });
+
+  const initials = await picture(ada);
+  assert.equal(initials.status, 200);
+  assert.equal(initials.headers.get("content-type"), "image/svg+xml");
+  const svg = await initials.text();
+  assert.match(svg, />AL<\/text>/);
+  const bobs = await (await picture(bob)).text();
+  assert.match(bobs, />B&#60;<\/text>/, "a name's markup is escaped, never drawn as markup");
+  const hue = (text: string) => /hsl\((\d+) /.exec(text)?.[1];
+  assert.equal(hue(svg), hue(await (await picture(ada, bob.token)).text()), "one colour each");
+
+  const photo = (await upload(app, cy.token, png())).body;
+  await http("PATCH", "/api/profile", { token: cy.token, body: { avatarMediaId: photo.id } });
+  const redirected = await picture(cy);
+  assert.equal(redirected.status, 302);
+  assert.equal(redirected.headers.get("location"), `/media/${photo.id}`);
+
+  await http("POST", `/api/blocks/${ada.user.id}`, { token: cy.token });
+  assert.equal((await picture(cy)).status, 404, "a block hides it, as it hides the profile");
+  assert.equal((await picture(cy, "not-a-token")).status, 401);
 });

@@ -2,6 +2,7 @@
 // peer (media from getUserMedia; offer, answer and ICE candidates relayed through /ws), a countdown
 // to its end, video only once approved, and connect / block / report.
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ServerEvent } from "../client/socket.ts";
@@ -173,8 +174,8 @@ export function CallPage(props: { me: NonNullable<Me> }) {
       {status === "in-call" && match && (
         <div class="card">
           <p>
-            With <strong>{match.peer.name}</strong> about {match.intent} ·{" "}
-            <span data-testid="countdown" aria-live="off">{left}</span> s left
+            <Avatar id={match.peer.id} /> With <strong>{match.peer.name}</strong> about{" "}
+            {match.intent} · <span data-testid="countdown" aria-live="off">{left}</span> s left
           </p>
           <div class="videos">
             <video ref={remote} autoplay playsinline aria-label="Your peer" />

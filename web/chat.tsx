@@ -3,6 +3,7 @@
 // network neither loses nor doubles a message; a reload reads history over HTTP and the socket
 // resumes after the last event this tab saw (anything seen twice is dropped by id).
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, done, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
@@ -62,6 +63,7 @@ export function ChatPage(props: { me: NonNullable<Me>; peerId?: string }) {
                   href={`#/chat/${conversation.peer.id}`}
                   aria-current={conversation.peer.id === props.peerId ? "page" : undefined}
                 >
+                  <Avatar id={conversation.peer.id} />
                   {conversation.peer.name}
                   {conversation.unreadCount > 0 && (
                     <span class="badge">{conversation.unreadCount}</span>
@@ -260,6 +262,7 @@ function Conversation(
   return (
     <div class="conversation" data-conversation={conversationId ?? ""}>
       <p class="meta">
+        <Avatar id={peerId} />{" "}
         <a href={`#/people/${peerId}`}>{props.conversation?.peer.name ?? "Profile"}</a> ·{" "}
         <span data-testid="presence">{presence}</span>
         {typing && <span data-testid="typing">· typing…</span>}

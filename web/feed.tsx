@@ -1,5 +1,6 @@
 // The feed: write a post (with an image), like, comment, and scroll on through the keyset cursor.
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { Field, TextArea } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, explain, ok, time } from "./session.ts";
@@ -126,7 +127,9 @@ function PostItem(props: { post: Post }) {
   return (
     <li class="card" data-testid="post">
       <p class="meta">
-        <a href={`#/people/${post.author.id}`}>{post.author.name}</a> · {time(post.createdAt)}
+        <Avatar id={post.author.id} /> <a href={`#/people/${post.author.id}`}>{post.author.name}</a>
+        {" "}
+        · {time(post.createdAt)}
       </p>
       <p>{post.text}</p>
       {post.media.map((media) => (

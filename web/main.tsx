@@ -1,6 +1,7 @@
 // The console's shell: who is signed in, the navigation with the unread badge, and the page the
 // hash route names. Served at `/` by routes/web.ts as web/dist/console.js (`deno task web`).
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, closeSocket, done, explain, go, liveSocket, ok, route, useEvent } from "./session.ts";
@@ -117,7 +118,8 @@ function SignedIn(props: { me: NonNullable<Me>; path: string[]; onMe: (me: Me) =
         </nav>
         <span class="who">
           <span class={`dot ${connection}`} title={`Live updates: ${connection}`} />
-          {me.name} <button type="button" onClick={signOut}>Sign out</button>
+          <Avatar id={me.id} size={24} /> {me.name}{" "}
+          <button type="button" onClick={signOut}>Sign out</button>
         </span>
       </header>
       {me.confirmationNeeded && <ConfirmBanner email={me.email} />}

@@ -1,5 +1,6 @@
 // Notifications, newest first; opening the page marks them all read.
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, done, ok, time, useEvent } from "./session.ts";
 
@@ -61,7 +62,7 @@ export function NotificationsPage(props: { onRead: () => void }) {
         {items.map((item) => (
           <li key={item.id} class={`card ${item.read ? "" : "unread"}`} data-testid="notification">
             <a href={`#/people/${item.actor.id}`}>
-              <strong>{item.actor.name}</strong>
+              <Avatar id={item.actor.id} /> <strong>{item.actor.name}</strong>
             </a>{" "}
             <a href={subjectLink(item)}>{WORDS[item.type] ?? item.type}</a>
             {item.count > 1 && ` (${item.count}×)`} ·{" "}

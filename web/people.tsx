@@ -1,6 +1,7 @@
 // People: search, discovery with its explanation, a member's profile, follows, connection
 // requests (sent and received), blocks and reports.
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { Field } from "./field.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { api, done, explain, go, ok, route } from "./session.ts";
@@ -57,7 +58,9 @@ function Directory(props: { me: NonNullable<Me> }) {
           {found.length === 0 && <li>Nobody matches.</li>}
           {found.map((person) => (
             <li class="card" data-testid="person" key={person.id}>
-              <a href={`#/people/${person.id}`}>{person.name}</a>
+              <a href={`#/people/${person.id}`}>
+                <Avatar id={person.id} /> {person.name}
+              </a>
               {person.headline && <span class="meta">· {person.headline}</span>}
               <span class="meta">{person.skills.join(", ")}</span>
             </li>
@@ -98,7 +101,9 @@ function Directory(props: { me: NonNullable<Me> }) {
       <ul class="list" aria-label="Suggested people">
         {ranked.map((item) => (
           <li class="card" key={item.profile.id}>
-            <a href={`#/people/${item.profile.id}`}>{item.profile.name}</a>
+            <a href={`#/people/${item.profile.id}`}>
+              <Avatar id={item.profile.id} /> {item.profile.name}
+            </a>
             <span class="meta">· match {item.score.toFixed(2)}</span>
             <details>
               <summary>Why</summary>

@@ -1,5 +1,6 @@
 // Choosing a member by name: type part of a name, bio or skill, pick one of the matches.
 /// <reference lib="dom" />
+import { Avatar } from "./avatar.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { Field } from "./field.tsx";
 import { api, ok } from "./session.ts";
@@ -45,7 +46,9 @@ export function PeoplePicker(props: { label: string; onPick: (person: Person | n
         <ul class="list" aria-label={`Members matching ${q}`}>
           {found.map((person) => (
             <li key={person.id}>
-              <button type="button" onClick={() => choose(person)}>{person.name}</button>
+              <button type="button" onClick={() => choose(person)}>
+                <Avatar id={person.id} size={20} /> {person.name}
+              </button>
               {person.headline && <span class="meta">{person.headline}</span>}
             </li>
           ))}
