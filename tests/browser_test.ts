@@ -155,8 +155,22 @@ withBrowser(
 
     // Ada sends Bob a picture and a PDF; he sees the picture in place (decoded: a real image
     // through the redirect and the signed link) and the PDF as a link that saves it.
+    // A picture drawn by the browser itself (a canvas), so it looks like one in the screenshot.
+    const drawn = await ada.page.evaluate(() => {
+      // deno-lint-ignore no-explicit-any
+      const canvas = (globalThis as any).document.createElement("canvas");
+      [canvas.width, canvas.height] = [240, 140];
+      const context = canvas.getContext("2d");
+      context.fillStyle = "#eef2ff";
+      context.fillRect(0, 0, 240, 140);
+      context.fillStyle = "#2f6fde";
+      context.fillRect(20, 50, 70, 40);
+      context.fillRect(150, 50, 70, 40);
+      context.fillRect(90, 68, 60, 4);
+      return canvas.toDataURL("image/png").split(",")[1] as string;
+    });
     await ada.page.getByLabel("Attach files").setInputFiles([
-      { name: "dot.png", mimeType: "image/png", buffer: PNG },
+      { name: "diagram.png", mimeType: "image/png", buffer: Buffer.from(drawn, "base64") },
       { name: "notes.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.4\n%%EOF\n") },
     ]);
     await ada.page.getByRole("textbox", { name: "Message" }).fill("The diagram");
@@ -165,11 +179,10 @@ withBrowser(
       .getByTestId("attachment-image");
     await picture.waitFor();
     // The tests have no DOM types: the image is read as what it is to the page, an object.
-    await picture.evaluate((image: { complete: boolean; naturalWidth: number }) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => image.naturalWidth === 1 ? resolve() : reject(new Error("not decoded"));
-        image.complete ? check() : setTimeout(check, 2000);
-      })
+    await picture.evaluate((image: { decode(): Promise<void> }) => image.decode());
+    assert.equal(
+      await picture.evaluate((image: { naturalWidth: number }) => image.naturalWidth),
+      240,
     );
     await bob.page.getByTestId("attachment-file").filter({ hasText: "notes.pdf" }).waitFor();
     // After a reload it is still there, from the history.

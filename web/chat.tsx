@@ -337,7 +337,8 @@ function AttachmentView(props: { file: Attachment }) {
   }
   return (
     <a class="attachment file" href={file.url} data-testid="attachment-file">
-      📎 {file.name} <small>({Math.ceil(file.size / 1024)} KB)</small>
+      <span class="kind">{file.contentType.split("/")[1].toUpperCase()}</span> {file.name}{" "}
+      <small>({Math.ceil(file.size / 1024)} KB)</small>
     </a>
   );
 }
