@@ -83,7 +83,8 @@ export async function deleteUnusedMedia(
 /**
  * The owner's delete: the file leaves every post and profile of theirs that shows it, and its row
  * goes, in one transaction. A file submitted with an interview is evidence the interviewer
- * relies on, and one sent in a message is the message's, so they stay ("evidence"). Returns the posts that changed (their feeds are stale).
+ * relies on, and one sent in a message is the message's, so they stay ("evidence"). Returns the
+ * posts that changed (their feeds are stale).
  */
 export async function deleteMediaEverywhere(
   db: Database,
