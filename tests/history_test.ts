@@ -10,6 +10,7 @@ import { BATCH_MAX, type OutboxRecord } from "../kv/outbox.ts";
 import { openKv } from "../kv/store.ts";
 import { createTestApp, postgresGate } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
+import { png, upload } from "./helpers/media.ts";
 import { connect, servedTestApp, TestSocket } from "./helpers/sockets.ts";
 
 async function chatApp() {
@@ -191,10 +192,12 @@ Deno.test("[history] read your writes: a read right after the answer shows it, e
   }
 });
 
-Deno.test("[history] the hot paths ask Postgres nothing: join → found-match and send → deliver answer while it is held", async () => {
+Deno.test("[history] the hot paths ask Postgres nothing: join → found-match, send → deliver, and a file sent and opened, while it is held", async () => {
   await using t0 = await servedTestApp();
   const [ada, bob] = await members(t0.deps, 2);
   await connect(t0.http, ada, bob);
+  const picture = png(2048);
+  const file = (await upload(t0.app, ada.token, picture, { to: "/api/attachments" })).body;
   // Signup keeps each member's card (name, gender) in KV; members() does as signup does.
   await using adaSocket = await TestSocket.open(t0.url, ada.token);
   await using bobSocket = await TestSocket.open(t0.url, bob.token);
@@ -221,6 +224,19 @@ Deno.test("[history] the hot paths ask Postgres nothing: join → found-match an
       ]);
       assert.equal(incoming.data.text, "hi");
       assert.equal(delivered.data.tempId, "hot-1");
+
+      // A file: sent, then opened by Bob (the redirect, then the signed link's bytes).
+      const attachmentIds = [file.id];
+      adaSocket.send("private-message", { toUserId: bob.user.id, tempId: "hot-2", attachmentIds });
+      await bobSocket.waitFor("incoming-message", (frame) => frame.data.attachments.length === 1);
+      const asBob = {
+        headers: { authorization: `Bearer ${bob.token}` },
+        redirect: "manual" as const,
+      };
+      const redirect = await t0.app.request(file.url, asBob);
+      assert.equal(redirect.status, 302);
+      const opened = await t0.app.request(redirect.headers.get("location")!);
+      assert.deepEqual(new Uint8Array(await opened.arrayBuffer()), picture);
       return { found, incoming };
     };
     // A query on the way would wait at the gate, and the answer with it: fail instead of hanging.
