@@ -10,6 +10,12 @@ export interface StoredBlob {
   lastModified: number;
 }
 
+/** Bytes `start` to `end` of a blob, both included (as HTTP's Range counts them). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 export interface BlobPage {
   items: StoredBlob[];
   /** Pass as `after` for the next page; null on the last page. */
@@ -20,8 +26,14 @@ export interface Storage {
   readonly kind: "local" | "s3";
   /** Stores the bytes under `key`, replacing what was there. */
   put(key: string, bytes: Uint8Array, contentType: string): Promise<void>;
-  /** The bytes as a stream, or null when nothing is stored under `key`. */
-  get(key: string): Promise<{ body: ReadableStream<Uint8Array>; size: number } | null>;
+  /**
+   * The bytes as a stream (only `range`'s, inclusive, when given), or null when nothing is stored
+   * under `key`. `size` is the length of what the stream holds.
+   */
+  get(
+    key: string,
+    range?: ByteRange,
+  ): Promise<{ body: ReadableStream<Uint8Array>; size: number } | null>;
   /** Removes `key`; removing what is not there succeeds. */
   delete(key: string): Promise<void>;
   /** Keys under `prefix` in ascending order, after `after` (exclusive). */
@@ -32,6 +44,18 @@ export interface Storage {
    * store: the server signs its own URL and serves the bytes itself).
    */
   presign(key: string, options: { seconds: number; disposition: string }): Promise<string | null>;
+}
+
+/** Passes the first `length` bytes of a stream on, then ends it (and stops reading the rest). */
+function firstBytes(length: number): TransformStream<Uint8Array, Uint8Array> {
+  let left = length;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (left > 0) controller.enqueue(chunk.subarray(0, left));
+      left -= chunk.byteLength;
+      if (left <= 0) controller.terminate();
+    },
+  });
 }
 
 /** Keys are ours (`<owner id>/<media id>`), but a key must never climb out of the store. */
@@ -59,11 +83,14 @@ export function localStorage(root: string): Storage {
         throw error;
       }
     },
-    async get(key) {
+    async get(key, range) {
       try {
         const file = await Deno.open(path(key), { read: true });
         const { size } = await file.stat();
-        return { body: file.readable, size };
+        if (!range) return { body: file.readable, size };
+        await file.seek(range.start, Deno.SeekMode.Start);
+        const length = range.end - range.start + 1;
+        return { body: file.readable.pipeThrough(firstBytes(length)), size: length };
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return null;
         throw error;
@@ -183,8 +210,11 @@ export function s3Storage(options: S3Options): Storage {
       if (!response.ok) await failure(response);
       await response.body?.cancel();
     },
-    async get(key) {
-      const response = await client.fetch(objectUrl(key), { signal: timeout() });
+    async get(key, range) {
+      const response = await client.fetch(objectUrl(key), {
+        signal: timeout(),
+        ...(range && { headers: { range: `bytes=${range.start}-${range.end}` } }),
+      });
       if (response.status === 404) {
         await response.body?.cancel();
         return null;

@@ -1,5 +1,6 @@
 // Media (the reference\'s "Media" group): uploads, the owner's delete, and the public bytes at /media/:id.
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import type { ByteRange } from "../providers/storage.ts";
 import type { AppEnv, SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
 import { deleteMedia, mediaBytes, mediaFile, uploadMedia } from "../workflows/media/uploads.ts";
@@ -53,6 +54,22 @@ const signedQuery = z.object({
   signature: z.string().regex(/^[0-9a-f]{64}$/, "is not a signature"),
 });
 
+/** A file's bytes by range, as both byte routes answer them (see `bytesAnswer`). */
+const RANGE_ANSWERS = {
+  206: {
+    description: "The one range `Range: bytes=…` asked for.",
+    contentType: "*/*",
+    headers: { "Content-Range": { description: "`bytes <first>-<last>/<size>`." } },
+  },
+  416: { description: "The range starts past the end (`Content-Range: bytes */<size>`)." },
+};
+
+/** What the byte routes read besides the path: ranges, as a player seeking in a video asks. */
+const RANGE_HEADERS = {
+  Range: { description: "One range, `bytes=<first>-[<last>]` or `bytes=-<suffix>`." },
+  "If-Range": { description: "The ETag the range is for; another gets the whole file." },
+};
+
 const PRIVATE_HEADERS = {
   "x-content-type-options": "nosniff",
   "content-security-policy": "default-src 'none'; sandbox",
@@ -71,7 +88,9 @@ export function mediaRoutes(deps: Deps) {
           "The URL `GET /api/attachments/{id}/content` redirects to when files are stored locally: it works for `ATTACHMENT_URL_SECONDS` and only while the viewer may still see the file (a block ends it at once).",
         answers: {
           200: { description: "The bytes, for this viewer only.", contentType: "*/*" },
+          ...RANGE_ANSWERS,
         },
+        headers: RANGE_HEADERS,
         errors: {
           400: ["invalid-request"],
           403: ["forbidden", "link-expired"],
@@ -81,19 +100,19 @@ export function mediaRoutes(deps: Deps) {
       params(idParam),
       query(signedQuery),
       async (c) => {
-        const { file, blob, secondsLeft } = await signedAttachment(
+        const { file, secondsLeft } = await signedAttachment(
           deps,
           c.req.valid("param").id,
           c.req.valid("query"),
         );
-        return c.body(blob.body, 200, {
+        const headers = {
           ...PRIVATE_HEADERS,
           "content-type": file.contentType,
-          "content-length": String(blob.size),
           "content-disposition": disposition(file),
           "cache-control": `private, max-age=${secondsLeft}`,
           "cross-origin-resource-policy": "same-site",
-        });
+        };
+        return await bytesAnswer(c, file.size, headers, (range) => mediaBytes(deps, file, range));
       },
     )
     .get(
@@ -107,7 +126,9 @@ export function mediaRoutes(deps: Deps) {
             contentType: "*/*",
           },
           304: { description: "Not modified (`If-None-Match` matched)." },
+          ...RANGE_ANSWERS,
         },
+        headers: RANGE_HEADERS,
         errors: { 404: ["not-found"] },
       }),
       params(idParam),
@@ -127,11 +148,56 @@ export function mediaRoutes(deps: Deps) {
         };
         const known = c.req.header("if-none-match")?.split(",").map((tag) => tag.trim());
         if (known?.includes(etag) || known?.includes("*")) return c.body(null, 304, headers);
-        const sized = { ...headers, "content-length": String(row.size) };
-        if (c.req.method === "HEAD") return c.body(null, 200, sized);
-        return c.body(await mediaBytes(deps, row), 200, sized);
+        return await bytesAnswer(c, row.size, headers, (range) => mediaBytes(deps, row, range));
       },
     );
+}
+
+/**
+ * The bytes, whole (200) or the one range asked for (206, `Content-Range`), so a video seeks
+ * without downloading what comes before. A range past the end is 416; several ranges, a malformed
+ * one or an `If-Range` that is not the current ETag get the whole file, as HTTP allows.
+ */
+async function bytesAnswer(
+  c: Context,
+  size: number,
+  headers: Record<string, string>,
+  read: (range?: ByteRange) => Promise<ReadableStream<Uint8Array>>,
+) {
+  const ranged = { ...headers, "accept-ranges": "bytes" };
+  const range = wantedRange(c.req.header("range"), c.req.header("if-range"), headers.etag, size);
+  if (range === "unsatisfiable") {
+    return c.body(null, 416, { ...ranged, "content-range": `bytes */${size}` });
+  }
+  const [status, length, extra] = range
+    ? [206, range.end - range.start + 1, {
+      "content-range": `bytes ${range.start}-${range.end}/${size}`,
+    }] as const
+    : [200, size, {}] as const;
+  const answered = { ...ranged, ...extra, "content-length": String(length) };
+  if (c.req.method === "HEAD") return c.body(null, status, answered);
+  return c.body(await read(range ?? undefined), status, answered);
+}
+
+/** The one range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size`; null for the whole. */
+export function wantedRange(
+  header: string | undefined,
+  ifRange: string | undefined,
+  etag: string | undefined,
+  size: number,
+): ByteRange | "unsatisfiable" | null {
+  if (!header?.startsWith("bytes=")) return null;
+  if (ifRange !== undefined && ifRange !== etag) return null;
+  const spec = /^(\d*)-(\d*)$/.exec(header.slice(6).trim());
+  if (!spec || (spec[1] === "" && spec[2] === "")) return null;
+  if (spec[1] === "") {
+    const suffix = Number(spec[2]);
+    return suffix === 0 ? "unsatisfiable" : { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(spec[1]);
+  const end = spec[2] === "" ? size - 1 : Math.min(Number(spec[2]), size - 1);
+  if (spec[2] !== "" && Number(spec[2]) < start) return null;
+  return start >= size ? "unsatisfiable" : { start, end };
 }
 
 /** Private files for messages: the upload, and a signed URL for one of the two members. */

@@ -4,7 +4,7 @@ import { sweepMedia } from "../workflows/media/uploads.ts";
 import { type Answer, assertProblem, createTestApp, type TestAppOptions } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect } from "./helpers/sockets.ts";
-import { pdf, png, upload } from "./helpers/media.ts";
+import { assertRanges, pdf, png, upload } from "./helpers/media.ts";
 
 async function attachmentApp(options: TestAppOptions = {}) {
   const t0 = await createTestApp(options);
@@ -101,6 +101,8 @@ Deno.test("[attachments] private files in messages: only the two members see the
     assert.equal(link.status, 200);
     const expiresIn = Date.parse(link.body.expiresAt) - t0.clock.now();
     assert.ok(expiresIn > 290_000 && expiresIn <= 300_000, `${expiresIn} ms`);
+    // A video in a message seeks as a profile's does: by range.
+    await assertRanges((headers) => t0.app.request(link.body.url, { headers }), bytes);
     assert.match(
       link.body.url,
       /^\/media\/private\/.+\?viewer=.+&expires=\d+&signature=[0-9a-f]{64}$/,

@@ -8,6 +8,7 @@ import { assertProblem, createTestApp, signUp } from "./helpers/app.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
 import { members } from "./helpers/members.ts";
 import {
+  assertRanges,
   concurrentPhotoChanges,
   fetchMedia,
   fileOf,
@@ -307,6 +308,18 @@ Deno.test("[media] profile videos: MP4 and WebM by their bytes, with a limit of 
     t0.clock.advance(deps.config.MEDIA_ORPHAN_GRACE_SECONDS * 1000 + 1000);
     await sweepMedia(deps);
     assert.equal((await fetchMedia(app, video.id)).response.status, 200);
+  });
+
+  await t.step("a player seeks: one range of the bytes at a time (206), as it asks", async () => {
+    const bytes = mp4(20_000);
+    const video = await uploaded(app, ada.token, bytes);
+    await assertRanges((headers) => app.request(`/media/${video.id}`, { headers }), bytes);
+    // A range for another version of the file (If-Range) gets the whole of this one.
+    const stale = await app.request(`/media/${video.id}`, {
+      headers: { range: "bytes=0-9", "if-range": '"not-this-one"' },
+    });
+    assert.equal(stale.status, 200);
+    assert.equal((await stale.arrayBuffer()).byteLength, 20_000);
   });
 });
 

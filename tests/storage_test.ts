@@ -8,7 +8,7 @@ import {
 } from "../providers/storage.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
-import { fetchMedia, pdf, png, upload, uploaded } from "./helpers/media.ts";
+import { assertRanges, fetchMedia, pdf, png, upload, uploaded } from "./helpers/media.ts";
 import { nodeAvailable, startS3rver } from "./helpers/s3rver.ts";
 
 /** AWS's published examples (S3 API reference, "Signature Calculations for the Authorization Header"). */
@@ -232,6 +232,7 @@ Deno.test({
     const served = await fetchMedia(t0.app, file.id);
     assert.equal(served.response.status, 200);
     assert.deepEqual(served.bytes, bytes);
+    await assertRanges((headers) => t0.app.request(`/media/${file.id}`, { headers }), bytes);
     const other = await uploaded(t0.app, ada.token, png());
     const settled = t0.jobsSettled("media-release");
     const deleted = await t0.http("DELETE", `/api/media/${file.id}`, { token: ada.token });

@@ -124,3 +124,38 @@ export async function concurrentPhotoChanges(
   const replaced = files.map((file) => file.id).filter((id) => id !== winner);
   assert.deepEqual(handed.toSorted(), replaced.toSorted(), "each replaced photo, once");
 }
+
+/**
+ * What a player seeking in a video sends, against `get` (a GET of the file with extra headers):
+ * one range in each form, one past the end (416), several (the whole file), and none.
+ */
+export async function assertRanges(
+  get: (headers: Record<string, string>) => Response | Promise<Response>,
+  bytes: Uint8Array<ArrayBuffer>,
+) {
+  const size = bytes.byteLength;
+  const cases: [string, number, number][] = [
+    ["bytes=0-99", 0, 99],
+    ["bytes=100-", 100, size - 1],
+    ["bytes=-10", size - 10, size - 1],
+    [`bytes=${size - 5}-${size + 100}`, size - 5, size - 1],
+  ];
+  for (const [range, first, last] of cases) {
+    const response = await get({ range });
+    assert.equal(response.status, 206, range);
+    assert.equal(response.headers.get("content-range"), `bytes ${first}-${last}/${size}`, range);
+    assert.equal(response.headers.get("content-length"), String(last - first + 1), range);
+    assert.deepEqual(new Uint8Array(await response.arrayBuffer()), bytes.slice(first, last + 1));
+  }
+  const past = await get({ range: `bytes=${size}-` });
+  await past.body?.cancel();
+  assert.equal(past.status, 416);
+  assert.equal(past.headers.get("content-range"), `bytes */${size}`);
+  const wholes: Record<string, string>[] = [{ range: "bytes=0-1,5-6" }, { range: "items=0-1" }, {}];
+  for (const whole of wholes) {
+    const response = await get(whole);
+    assert.equal(response.status, 200, JSON.stringify(whole));
+    assert.equal(response.headers.get("accept-ranges"), "bytes");
+    assert.deepEqual(new Uint8Array(await response.arrayBuffer()), bytes);
+  }
+}

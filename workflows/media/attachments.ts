@@ -5,7 +5,7 @@
 import type { Deps } from "../../deps.ts";
 import { privateBytesSince } from "../../db/media.ts";
 import { attachmentPath } from "../../db/media.ts";
-import { Forbidden, NotFound, TooManyRequests } from "../../errors.ts";
+import { Forbidden, TooManyRequests } from "../../errors.ts";
 import { hmacHex, sameSecret } from "../../hashes.ts";
 import {
   type AttachmentRecord,
@@ -101,8 +101,8 @@ function linkSignature(deps: Deps, mediaId: string, viewerId: string, expires: n
 }
 
 /**
- * The bytes behind a signed local URL: the signature must be the server's, the time not past,
- * and the viewer still allowed (a block after the link was made ends it too).
+ * The file behind a signed local URL: the signature must be the server's, the time not past, and
+ * the viewer still allowed (a block after the link was made ends it too).
  */
 export async function signedAttachment(
   deps: Deps,
@@ -118,8 +118,5 @@ export async function signedAttachment(
     throw new Forbidden("This link has expired; ask for the file again.", "link-expired");
   }
   const file = await viewableAttachment(deps.kv, mediaId, link.viewer);
-  const blob = await deps.storage.get(blobKey(file.ownerId, file.id))
-    .catch(storageDown(deps, "get"));
-  if (!blob) throw new NotFound("This file is no longer stored.");
-  return { file, blob, secondsLeft: Math.floor(left) };
+  return { file, secondsLeft: Math.floor(left) };
 }

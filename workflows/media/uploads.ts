@@ -35,6 +35,7 @@ import {
 import { newId } from "../../ids.ts";
 import type { Outbox } from "../../kv/outbox.ts";
 import { jobRecord } from "../outbox-jobs.ts";
+import type { ByteRange } from "../../providers/storage.ts";
 import { sniffMediaType } from "./sniff.ts";
 import { attachmentSent, forgetAttachment } from "../../kv/attachments.ts";
 import { id } from "../../input.ts";
@@ -204,11 +205,16 @@ export async function mediaFile(deps: Deps, id: string): Promise<MediaRow> {
   return row;
 }
 
-/** A file's bytes as a stream; 404 when the blob is missing. */
-export async function mediaBytes(deps: Deps, row: MediaRow): Promise<ReadableStream<Uint8Array>> {
-  const blob = await deps.storage.get(blobKey(row.ownerId, row.id)).catch(storageDown(deps, "get"));
+/** A file's bytes (or `range` of them) as a stream; 404 when the blob is missing. */
+export async function mediaBytes(
+  deps: Deps,
+  file: { ownerId: string; id: string },
+  range?: ByteRange,
+): Promise<ReadableStream<Uint8Array>> {
+  const blob = await deps.storage.get(blobKey(file.ownerId, file.id), range)
+    .catch(storageDown(deps, "get"));
   if (!blob) {
-    deps.log({ level: "warn", msg: "media row without its blob", mediaId: row.id });
+    deps.log({ level: "warn", msg: "media row without its blob", mediaId: file.id });
     throw new NotFound("No file has this id.");
   }
   return blob.body;
