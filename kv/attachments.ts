@@ -23,9 +23,15 @@ export async function forgetAttachment(kv: Deno.Kv, mediaId: string) {
   await kv.delete(attachmentKey(mediaId));
 }
 
-/** Whether the file was sent in a message (its commit may be ahead of its history row). */
-export async function attachmentSent(kv: Deno.Kv, mediaId: string): Promise<boolean> {
-  return !!(await kv.get<AttachmentRecord>(attachmentKey(mediaId))).value?.sent;
+/**
+ * Where the file was sent, if it was: the two members (its commit may be ahead of its history
+ * row); null for a file not sent, or not a message's.
+ */
+export async function attachmentSentTo(
+  kv: Deno.Kv,
+  mediaId: string,
+): Promise<[string, string] | null> {
+  return (await kv.get<AttachmentRecord>(attachmentKey(mediaId))).value?.sent?.memberIds ?? null;
 }
 
 /**

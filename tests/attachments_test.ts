@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { readEvents } from "../kv/events.ts";
 import { sweepMedia } from "../workflows/media/uploads.ts";
-import { type Answer, assertProblem, createTestApp, type TestAppOptions } from "./helpers/app.ts";
+import {
+  type Answer,
+  assertProblem,
+  createTestApp,
+  signUp,
+  type TestAppOptions,
+} from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect } from "./helpers/sockets.ts";
 import { assertRanges, pdf, png, upload } from "./helpers/media.ts";
@@ -248,6 +254,26 @@ Deno.test("[attachments] sending files: each once, one's own, private, never los
       );
     },
   );
+});
+
+Deno.test("[attachments] when the other member's account goes, the conversation goes with it, and the sweep removes its files", async () => {
+  await using t0 = await attachmentApp();
+  const { ada, http, deps } = t0;
+  const bob = await signUp(http, { name: "Bob Leaving" }); // one who can confirm with a password
+  await connect(http, ada, bob);
+  const file = await t0.attach(ada);
+  assert.equal((await t0.send(ada, bob, { attachmentIds: [file.id] })).status, 201);
+  await deps.outbox.flush();
+  const gone = await http("DELETE", "/api/auth/me", {
+    token: bob.token,
+    body: { password: bob.password },
+  });
+  assert.equal(gone.status, 204, JSON.stringify(gone.body));
+  t0.clock.advance(deps.config.MEDIA_ORPHAN_GRACE_SECONDS * 1000 + 1000);
+  await sweepMedia(deps);
+  assert.equal((await t0.fetchUrl(file.url, ada.token)).response.status, 404);
+  const blobs = await deps.storage.list({ prefix: `${ada.user.id}/`, limit: 10 });
+  assert.deepEqual(blobs.items, [], "its bytes are gone too");
 });
 
 Deno.test("[attachments] a sender's daily budget: past it, 429 until the oldest upload leaves the window", async () => {

@@ -37,7 +37,7 @@ import type { Outbox } from "../../kv/outbox.ts";
 import { jobRecord } from "../outbox-jobs.ts";
 import type { ByteRange } from "../../providers/storage.ts";
 import { sniffMediaType } from "./sniff.ts";
-import { attachmentSent, forgetAttachment } from "../../kv/attachments.ts";
+import { attachmentSentTo, forgetAttachment } from "../../kv/attachments.ts";
 import { id } from "../../input.ts";
 
 const RELEASE_JOB = "media-release";
@@ -229,7 +229,7 @@ export async function deleteMedia(deps: Deps, id: string, userId: string) {
   if (!row) throw new NotFound("No file has this id.");
   if (row.ownerId !== userId) throw new Forbidden("Only the owner may delete this file.");
   // A sent message keeps its files; its history row may not have landed yet, so KV is asked.
-  if (row.private && await attachmentSent(deps.kv, id)) throw sentInMessage();
+  if (row.private && await attachmentSentTo(deps.kv, id)) throw sentInMessage();
   const result = await deleteMediaEverywhere(deps.database.db, id);
   if (result === "evidence") {
     throw row.private ? sentInMessage() : new Conflict(
@@ -287,10 +287,17 @@ export function purgeOwnerRecord(outbox: Outbox, ownerId: string) {
 
 /**
  * Removes the row (if nothing uses it) and then the blob; a used file is left alone. A private
- * file is used once a message's commit carried it, before its history row says so.
+ * file is used once a message's commit carried it, before its history row says so, for as long as
+ * both members' accounts last: the conversation goes with either (and its messages' hold on it).
  */
 async function releaseOne(deps: Deps, ownerId: string, id: string) {
-  if (await attachmentSent(deps.kv, id)) return "used";
+  const sentTo = await attachmentSentTo(deps.kv, id);
+  if (sentTo) {
+    const members = await Promise.all(
+      sentTo.map((member) => findUserById(deps.database.db, member)),
+    );
+    if (members.every(Boolean)) return "used";
+  }
   const outcome = await deleteUnusedMedia(deps.database.db, id);
   if (outcome !== "used") {
     await forgetAttachment(deps.kv, id);
