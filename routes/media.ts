@@ -1,4 +1,5 @@
-// Media (the reference\'s "Media" group): uploads, the owner's delete, and the public bytes at /media/:id.
+// Media (the reference's "Media" group): uploads, the owner's delete, the public bytes at /media/:id,
+// and private message attachments (their upload, signed links, and the bytes behind a link).
 import { type Context, Hono } from "hono";
 import type { ByteRange } from "../providers/storage.ts";
 import type { AppEnv, SignedInEnv } from "./env.ts";
@@ -180,7 +181,7 @@ async function bytesAnswer(
 }
 
 /** The one range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size`; null for the whole. */
-export function wantedRange(
+function wantedRange(
   header: string | undefined,
   ifRange: string | undefined,
   etag: string | undefined,
