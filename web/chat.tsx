@@ -7,7 +7,7 @@ import { Avatar } from "./avatar.tsx";
 import { Field } from "./field.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, done, explain, go, liveSocket, ok, time, useEvent } from "./session.ts";
-import { upload } from "./feed.tsx";
+import { uploadFile } from "./feed.tsx";
 import type { Me } from "./main.tsx";
 
 type Conversation = Awaited<ReturnType<typeof conversations>>["items"][number];
@@ -214,26 +214,14 @@ function Conversation(
     add(line);
     try {
       // Private uploads first (only the two of us will see them), then the message with them.
-      const attachmentIds = await Promise.all(
-        chosen.map((file) => upload(file, "/api/attachments")),
+      const attachments = await Promise.all(
+        chosen.map((file) => uploadFile<Attachment>(file, "/api/attachments")),
       );
       if (files.current) files.current.value = "";
       setLines((known) =>
-        known.map((item) =>
-          item.key === tempId
-            ? {
-              ...item,
-              attachments: chosen.map((file, index) => ({
-                id: attachmentIds[index],
-                name: file.name,
-                contentType: file.type,
-                size: file.size,
-                url: `/api/attachments/${attachmentIds[index]}/content`,
-              })),
-            }
-            : item
-        )
+        known.map((item) => item.key === tempId ? { ...item, attachments } : item)
       );
+      const attachmentIds = attachments.map((file) => file.id);
       const ack = await liveSocket().sendMessage(peerId, body, tempId, { attachmentIds });
       setConversationId(ack.conversationId);
       setLines((known) =>

@@ -19,13 +19,18 @@ const loadComments = (id: string) =>
   ok(api.api.posts[":id"].comments.$get({ param: { id }, query: { limit: "50" } }));
 
 /** Uploads one file (multipart), answering its media id. */
-export async function upload(file: File, to = "/api/media"): Promise<string> {
+export async function upload(file: File): Promise<string> {
+  return (await uploadFile<{ id: string }>(file, "/api/media")).id;
+}
+
+/** Posts `file` as multipart to `to` (the public media, or a message's private files). */
+export async function uploadFile<T>(file: File, to: string): Promise<T> {
   const form = new FormData();
   form.append("file", file);
   const response = await fetch(to, { method: "POST", body: form });
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail ?? "upload failed");
-  return body.id;
+  return body;
 }
 
 export function FeedPage(_props: { me: NonNullable<Me> }) {
