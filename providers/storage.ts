@@ -147,8 +147,12 @@ async function walk(
       entry.isFile && !entry.name.endsWith(".partial") && key.startsWith(range.prefix) &&
       (range.after === undefined || key > range.after)
     ) {
-      const info = await Deno.stat(`${root}/${key}`);
-      into.push({ key, size: info.size, lastModified: info.mtime?.getTime() ?? 0 });
+      // Removed between the listing and now (a release job racing a sweep): not there, so not listed.
+      const info = await Deno.stat(`${root}/${key}`).catch((error) => {
+        if (error instanceof Deno.errors.NotFound) return null;
+        throw error;
+      });
+      if (info) into.push({ key, size: info.size, lastModified: info.mtime?.getTime() ?? 0 });
     }
   }
 }

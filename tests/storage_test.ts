@@ -170,6 +170,24 @@ Deno.test("[storage] the local adapter keeps files under its directory", async (
   const root = await Deno.makeTempDir();
   try {
     await contract(t, localStorage(root));
+    await t.step("a listing while files are removed lists what is there", async () => {
+      const storage = localStorage(root);
+      // The daily sweep lists while release jobs delete. Removals run from the last key back while
+      // the listing reads from the first, over rounds until one listing saw some of the files but
+      // not all: the two met inside it.
+      let met = false;
+      for (let round = 0; round < 20 && !met; round++) {
+        const keys = Array.from({ length: 200 }, (_, i) => `racing/${round}/${1000 + i}`);
+        await Promise.all(keys.map((key) => storage.put(key, png(64), "image/png")));
+        const listing = storage.list({ prefix: `racing/${round}/`, limit: 1000 });
+        await new Promise((resolve) => setTimeout(resolve, round)); // a later start each round
+        for (const key of keys.toReversed()) await storage.delete(key);
+        const page = await listing;
+        assert.ok(page.items.every((blob) => keys.includes(blob.key)));
+        met = page.items.length > 0 && page.items.length < keys.length;
+      }
+      assert.ok(met, "the listing and the removals never overlapped: the race was not tried");
+    });
     await t.step("keys sort as S3 sorts them (bytewise), not directory by directory", async () => {
       const storage = localStorage(root);
       for (const key of ["a/1", "a-1/x", "a.b"]) await storage.put(key, png(10), "image/png");
