@@ -96,6 +96,16 @@ export function listenForJobs(
       deps.log({ level: "error", msg: "dropped a queue message that is not a job", message });
       return;
     }
-    await track(() => runJob(deps, message, { final: false }));
+    await track(() => runJob(deps, message, { final: false })).catch((error) => {
+      // The store closed under a running job (a shutdown, a test's end). Nothing more can be
+      // recorded in it, by returning or by rethrowing alike: the delivery stays unfinished either
+      // way. So it is one log line, not an uncaught exception.
+      if (
+        !(error instanceof Deno.errors.BadResource || /database is closed/i.test(String(error)))
+      ) {
+        throw error;
+      }
+      deps.log({ level: "info", msg: "job interrupted: the store closed", job: message.name });
+    });
   });
 }
