@@ -589,3 +589,25 @@ Deno.test("[jobs] a job whose database cannot be reached is put off, never count
     assert.equal((await queue.kv.get(deadLetterKey(id))).value, null);
   });
 });
+
+Deno.test("[jobs] KV queue: a job cut off by its store closing is logged once, and the listener ends cleanly", async () => {
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => started = resolve);
+  let finish!: () => void;
+  const gate = new Promise<void>((resolve) => finish = resolve);
+  const registry = new JobRegistry().register("slow", z.object({}), async () => {
+    started();
+    await gate; // the store closes while it waits
+  });
+  const kv = await openKv(":memory:");
+  const logs = logBook();
+  const jobs = kvQueueJobs(kv, { backoffMs: [20, 40, 80] });
+  const listening = listenForJobs({ kv, registry, jobs, clock: testClock(), log: logs.log });
+  await jobs.enqueue("slow", {});
+  await running;
+  kv.close();
+  finish(); // the runner now records the outcome in a closed store
+  const [record] = await logs.waitFor((entry) => entry.msg === "job interrupted: the store closed");
+  assert.equal(record.job, "slow");
+  await listening; // ends, rather than rejecting
+});
