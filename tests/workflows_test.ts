@@ -115,7 +115,7 @@ Deno.test("[workflows] Deploy ships main with deno deploy, only once CI passed o
   assert.doesNotMatch(text.replace(/^#.*$/gm, ""), /deployctl/, "the retired tool is not used");
 });
 
-Deno.test("[workflows] the README and docs stand alone: every link they make resolves inside the repository", async () => {
+Deno.test("[workflows] the README and docs stand alone: every link and relative path they give resolves inside the repository", async () => {
   const files = [
     "README.md",
     ...[...Deno.readDirSync(new URL("docs/", root))]
@@ -132,8 +132,13 @@ Deno.test("[workflows] the README and docs stand alone: every link they make res
       const exists = inside && await Deno.stat(url).then(() => true, () => false);
       if (!exists) broken.push(`${file}: ${target}`);
     }
-    // Nor by name: a clone has nothing beside it.
-    if (/\.\.\/shared\b/.test(text)) broken.push(`${file}: mentions ../shared`);
+    // Nor in prose: any relative path that climbs (`../x`) must land inside the clone, which
+    // has nothing beside it.
+    for (const [path] of text.matchAll(/(?:\.\.\/)+[\w.-]+/g)) {
+      if (!new URL(path, new URL(file, root)).href.startsWith(root.href)) {
+        broken.push(`${file}: ${path} is outside the repository`);
+      }
+    }
   }
   assert.deepEqual(broken, []);
 });
