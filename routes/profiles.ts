@@ -1,5 +1,6 @@
 // Profiles, search, follower lists and discovery (the reference\'s "Profiles, discovery, graph" group).
 import { Hono } from "hono";
+import { html } from "hono/html";
 import { z } from "zod";
 import type { SignedInEnv } from "./env.ts";
 import type { Deps } from "../deps.ts";
@@ -126,7 +127,16 @@ export function profileRoutes(deps: Deps) {
           // Private: a block or a suspension hides it from this viewer, not from everyone.
           c.header("cache-control", "private, max-age=300");
           if ("photo" in picture) return c.redirect(picture.photo, 302);
-          return c.body(picture.svg, 200, {
+          // Initials, white on the member's hue; `html` escapes them like any interpolation.
+          const svg = html`
+            <svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"
+              viewBox="0 0 64 64">
+              <rect width="64" height="64" rx="32" fill="hsl(${picture.hue} 45% 42%)" />
+              <text x="32" y="32" dy=".35em" text-anchor="middle" fill="#fff"
+                font-family="system-ui, sans-serif" font-size="26">${picture.initials}</text>
+            </svg>
+          `;
+          return c.body(String(svg), 200, {
             "content-type": "image/svg+xml",
             "x-content-type-options": "nosniff",
             "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",

@@ -278,7 +278,7 @@ Deno.test("[profiles] every member has a picture: their photo, or their initials
   const svg = await initials.text();
   assert.match(svg, />AL<\/text>/);
   const bobs = await (await picture(bob)).text();
-  assert.match(bobs, />B&#60;<\/text>/, "a name's markup is escaped, never drawn as markup");
+  assert.match(bobs, />B&lt;<\/text>/, "a name's markup is escaped, never drawn as markup");
   const hue = (text: string) => /hsl\((\d+) /.exec(text)?.[1];
   assert.equal(hue(svg), hue(await (await picture(ada, bob.token)).text()), "one colour each");
 

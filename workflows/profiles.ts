@@ -123,29 +123,21 @@ export async function memberCard(deps: Deps, userId: string): Promise<MemberCard
 }
 
 /**
- * A member's picture for `viewerId`: the path of their photo, or, without one, their initials on a
- * colour of their own (an SVG), so every member has a picture to show. 404 as for the profile.
+ * A member's picture for `viewerId`: the path of their photo, or, without one, their initials and
+ * a hue of their own (the same member, the same colour), so every member has a picture to show.
+ * 404 as for the profile.
  */
 export async function memberPicture(
   deps: Deps,
   viewerId: string,
   userId: string,
-): Promise<{ photo: string } | { svg: string }> {
+): Promise<{ photo: string } | { initials: string; hue: number }> {
   const user = await reachableUser(deps, viewerId, userId);
   if (user.avatarMediaId) return { photo: mediaPath(user.avatarMediaId) };
-  return { svg: initialsPicture(user.id, user.name) };
-}
-
-/** Up to two initials, white on a hue taken from the id (the same member, the same colour). */
-export function initialsPicture(id: string, name: string): string {
-  const initials = name.trim().split(/\s+/).slice(0, 2)
+  const initials = user.name.trim().split(/\s+/).slice(0, 2)
     .map((word) => String.fromCodePoint(word.codePointAt(0) ?? 63).toUpperCase()).join("");
-  const hue = [...id].reduce((sum, char) => (sum * 31 + char.charCodeAt(0)) % 360, 0);
-  const text = initials.replace(/[<>&"']/g, (char) => `&#${char.charCodeAt(0)};`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">` +
-    `<rect width="64" height="64" rx="32" fill="hsl(${hue} 45% 42%)"/>` +
-    `<text x="32" y="32" dy=".35em" text-anchor="middle" fill="#fff" ` +
-    `font-family="system-ui, sans-serif" font-size="26">${text}</text></svg>`;
+  const hue = [...user.id].reduce((sum, char) => (sum * 31 + char.charCodeAt(0)) % 360, 0);
+  return { initials, hue };
 }
 
 /** A member's public profile, with counts and how the viewer relates to them. */
