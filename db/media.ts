@@ -45,6 +45,27 @@ export async function insertMedia(db: Database, row: MediaRow): Promise<MediaRow
   }
 }
 
+/**
+ * Records a private upload if the owner's uploads since `budget.since` leave room for it, in one
+ * transaction that locks the owner's row, so two uploads at once cannot both take the last room.
+ * `over` (with what was spent) when they do not; null when the owner's account is gone.
+ */
+export async function insertPrivateMedia(
+  db: Database,
+  row: MediaRow,
+  budget: { bytes: number; since: Date },
+): Promise<{ inserted: MediaRow } | { over: { bytes: number; oldest: Date | null } } | null> {
+  return await inTransaction(db, async (tx) => {
+    const owner = await tx.select({ id: users.id }).from(users).where(eq(users.id, row.ownerId))
+      .for("update");
+    if (owner.length === 0) return null;
+    const spent = await privateBytesSince(tx, row.ownerId, budget.since);
+    if (spent.bytes + row.size > budget.bytes) return { over: spent };
+    const [inserted] = await tx.insert(media).values(row).returning();
+    return { inserted };
+  });
+}
+
 export async function findMedia(db: Database, id: string): Promise<MediaRow | null> {
   const [row] = await db.select().from(media).where(eq(media.id, id)).limit(1);
   return row ?? null;
@@ -126,7 +147,7 @@ export async function listUnusedMedia(db: Database, before: Date, limit: number)
  * The private bytes `ownerId` uploaded since `since`, and when the oldest of those uploads was
  * made (when the window starts to free up).
  */
-export async function privateBytesSince(db: Database, ownerId: string, since: Date) {
+async function privateBytesSince(db: Database, ownerId: string, since: Date) {
   const [row] = await db.select({
     bytes: sql<number>`coalesce(sum(${media.size}), 0)::bigint`.mapWith(Number),
     oldest: sql<Date | null>`min(${media.createdAt})`.mapWith((value) =>

@@ -10,7 +10,7 @@ import {
 } from "./helpers/app.ts";
 import { members } from "./helpers/members.ts";
 import { connect } from "./helpers/sockets.ts";
-import { assertRanges, pdf, png, upload } from "./helpers/media.ts";
+import { assertRanges, concurrentAttachmentUploads, pdf, png, upload } from "./helpers/media.ts";
 
 async function attachmentApp(options: TestAppOptions = {}) {
   const t0 = await createTestApp(options);
@@ -286,4 +286,9 @@ Deno.test("[attachments] a sender's daily budget: past it, 429 until the oldest 
   await t0.attach(ada, png(4000)); // what is left still fits
   t0.clock.advance(86_400_000);
   await t0.attach(ada, png(6000));
+});
+
+Deno.test("[attachments] ten uploads at once against a budget that holds three: three are stored, seven refused, nothing left behind", async () => {
+  await using t0 = await attachmentApp({ env: { ATTACHMENT_BYTES_PER_DAY: "10000" } });
+  await concurrentAttachmentUploads(t0.app, t0.deps, t0.ada);
 });

@@ -7,7 +7,13 @@ import { assertProblem, createTestApp, randomEmail, signUp } from "./helpers/app
 import { integrationTest } from "./helpers/integration.ts";
 import { members } from "./helpers/members.ts";
 import { heldJobs } from "./helpers/held-jobs.ts";
-import { concurrentPhotoChanges, fetchMedia, png, uploaded } from "./helpers/media.ts";
+import {
+  concurrentAttachmentUploads,
+  concurrentPhotoChanges,
+  fetchMedia,
+  png,
+  uploaded,
+} from "./helpers/media.ts";
 import { connect } from "./helpers/sockets.ts";
 
 integrationTest(
@@ -513,6 +519,18 @@ integrationTest(
             await using photos = await createTestApp({ database, jobs: release.jobs });
             const [member] = await members(photos.deps, 1);
             await concurrentPhotoChanges(photos.app, photos.http, member, release.held);
+          },
+        );
+
+        await t.step(
+          "attachments: ten uploads at once over a pool spend a daily budget that holds three",
+          async () => {
+            await using files = await createTestApp({
+              database,
+              env: { ATTACHMENT_BYTES_PER_DAY: "10000" },
+            });
+            const [member] = await members(files.deps, 1);
+            await concurrentAttachmentUploads(files.app, files.deps, member);
           },
         );
 

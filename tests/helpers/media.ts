@@ -1,6 +1,7 @@
 // Files for upload tests: bytes that start with each accepted signature, and a multipart upload.
 import assert from "node:assert/strict";
 import type { AppType } from "../../app.ts";
+import type { Deps } from "../../deps.ts";
 import type { Answer, HttpClient } from "./app.ts";
 import type { HeldJob } from "./held-jobs.ts";
 
@@ -158,4 +159,33 @@ export async function assertRanges(
     assert.equal(response.headers.get("accept-ranges"), "bytes");
     assert.deepEqual(new Uint8Array(await response.arrayBuffer()), bytes);
   }
+}
+
+/**
+ * Ten attachment uploads of 3,000 bytes at once by `member`, whose app allows 10,000 bytes a day
+ * (`ATTACHMENT_BYTES_PER_DAY`): three are stored, seven refused with 429, and only the three
+ * stored files' bytes remain.
+ */
+export async function concurrentAttachmentUploads(
+  app: AppType,
+  deps: Pick<Deps, "storage" | "config">,
+  member: { token: string; user: { id: string } },
+) {
+  assert.equal(deps.config.ATTACHMENT_BYTES_PER_DAY, 10_000);
+  const answers = await Promise.all(
+    Array.from(
+      { length: 10 },
+      () => upload(app, member.token, png(3000), { to: "/api/attachments" }),
+    ),
+  );
+  assert.deepEqual(answers.map((answer) => answer.status).toSorted(), [
+    ...Array(3).fill(201),
+    ...Array(7).fill(429),
+  ]);
+  // A refused upload's bytes are removed again: only the three stored files remain.
+  const blobs = await deps.storage.list({ prefix: `${member.user.id}/`, limit: 20 });
+  assert.deepEqual(
+    blobs.items.map((blob) => blob.key.split("/")[1]).toSorted(),
+    answers.filter((answer) => answer.status === 201).map((answer) => answer.body.id).toSorted(),
+  );
 }

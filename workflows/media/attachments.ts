@@ -3,8 +3,7 @@
 // at /api/attachments/:id/content and is redirected to a URL that works for a few minutes: S3's
 // presigned URL in production, or, with local storage, this server's own URL signed with its key.
 import type { Deps } from "../../deps.ts";
-import { privateBytesSince } from "../../db/media.ts";
-import { attachmentPath } from "../../db/media.ts";
+import { attachmentPath, insertPrivateMedia } from "../../db/media.ts";
 import { Forbidden, TooManyRequests } from "../../errors.ts";
 import { hmacHex, sameSecret } from "../../hashes.ts";
 import {
@@ -38,16 +37,23 @@ export async function uploadAttachment(
   const upload = await readUpload(deps, request);
   const now = deps.clock.now();
   const budget = deps.config.ATTACHMENT_BYTES_PER_DAY;
-  const spent = await privateBytesSince(deps.database.db, ownerId, new Date(now - DAY_MS));
-  if (spent.bytes + upload.bytes.byteLength > budget) {
-    const freesAt = (spent.oldest?.getTime() ?? now) + DAY_MS;
-    throw new TooManyRequests(
-      `Attachments are limited to ${budget} bytes a day; ${spent.bytes} were sent in the last 24 hours.`,
-      (freesAt - now) / 1000,
-    );
-  }
   const name = fileName(upload.filename, upload.contentType);
-  const row = await storeUpload(deps, ownerId, upload, { name });
+  const row = await storeUpload(deps, ownerId, upload, {
+    name,
+    // The budget is checked and spent in one transaction (see insertPrivateMedia).
+    async insert(row) {
+      const since = new Date(now - DAY_MS);
+      const outcome = await insertPrivateMedia(deps.database.db, row, { bytes: budget, since });
+      if (outcome && "over" in outcome) {
+        const { bytes, oldest } = outcome.over;
+        throw new TooManyRequests(
+          `Attachments are limited to ${budget} bytes a day; ${bytes} were sent in the last 24 hours.`,
+          ((oldest?.getTime() ?? now) + DAY_MS - now) / 1000,
+        );
+      }
+      return outcome?.inserted ?? null;
+    },
+  });
   await recordAttachment(deps.kv, {
     id: row.id,
     ownerId,

@@ -102,12 +102,15 @@ export async function readUpload(deps: Deps, request: Request): Promise<Upload> 
   return { bytes, contentType: contentType.type, filename };
 }
 
-/** Stores the bytes, then records the file (a private one with its name); returns the row. */
+/**
+ * Stores the bytes, then records the file (a private one with its name, through `insert`, which
+ * may refuse it by throwing; the bytes are removed then); returns the row.
+ */
 export async function storeUpload(
   deps: Deps,
   ownerId: string,
   upload: Upload,
-  privately?: { name: string },
+  privately?: { name: string; insert: (row: MediaRow) => Promise<MediaRow | null> },
 ): Promise<MediaRow> {
   const now = new Date(deps.clock.now());
   const row: MediaRow = {
@@ -124,7 +127,8 @@ export async function storeUpload(
   // The blob first: a row always has its bytes. A blob left without a row (the insert failed,
   // the process died) is removed by the daily sweep once the grace period has passed.
   await deps.storage.put(key, upload.bytes, row.contentType).catch(storageDown(deps, "put"));
-  const inserted = await insertMedia(deps.database.db, row).catch(async (error) => {
+  const insert = privately?.insert ?? ((row: MediaRow) => insertMedia(deps.database.db, row));
+  const inserted = await insert(row).catch(async (error) => {
     await deps.storage.delete(key).catch(() => {});
     throw error;
   });
