@@ -523,6 +523,19 @@ integrationTest(
         );
 
         await t.step(
+          "gender: of two first choices at once over a pool, one is the choice",
+          async () => {
+            for (let round = 0; round < 5; round++) {
+              const [eve] = await members(t0.deps, 1);
+              const choose = (gender: string) =>
+                http("PATCH", "/api/profile", { token: eve.token, body: { gender } });
+              const answers = await Promise.all([choose("female"), choose("male")]);
+              assert.deepEqual(answers.map((answer) => answer.status).toSorted(), [200, 409]);
+            }
+          },
+        );
+
+        await t.step(
           "attachments: ten uploads at once over a pool spend a daily budget that holds three",
           async () => {
             await using files = await createTestApp({
